@@ -1,0 +1,74 @@
+//! Targets: where accounts live. One trait, because there are several real
+//! implementations; each adapter lives in its own folder and never imports
+//! another.
+
+pub mod sql;
+
+use async_trait::async_trait;
+
+use crate::core::{Account, Change, Person, Secret, Snapshot, UserKey};
+
+/// What a backend can fail with as a whole (not one row).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Cannot reach or log in to the target.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The target is not shaped as the policy says (missing table, column…).
+    #[error("target does not match the policy: {0}")]
+    Schema(String),
+    /// Anything else the target said.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    /// Worth retrying later (the target may come back).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BackendError::Connect(_))
+    }
+}
+
+/// One write, with everything the target needs to make it.
+#[derive(Debug, Clone, Copy)]
+pub struct Op<'a> {
+    pub change: &'a Change,
+    pub key: &'a UserKey,
+    /// The row, for adds, updates and rejoins.
+    pub person: Option<&'a Person>,
+    /// The account as the snapshot saw it, when it exists.
+    pub account: Option<&'a Account>,
+    /// The password to set (adds: from the row or generated).
+    pub password: Option<&'a Secret>,
+    /// Set "change password next time" (adds and rejoins).
+    pub must_change: bool,
+    /// Unix seconds, for leaver timestamps.
+    pub now: i64,
+}
+
+/// The result of one op: `Err` holds the target's message for the results file.
+pub type OpResult = Result<(), String>;
+
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// Connect, authenticate and read the base of the managed scope.
+    async fn health(&self) -> Result<(), BackendError>;
+
+    /// One read of the managed scope.
+    async fn snapshot(&self) -> Result<Snapshot, BackendError>;
+
+    /// Checks a dry run can make without writing (for example the target's
+    /// schema). One entry per op: `Some(problem)` if it would fail.
+    async fn validate(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
+        Ok(vec![None; ops.len()])
+    }
+
+    /// How many ops `sync` hands to one `apply` call.
+    fn batch_size(&self) -> usize {
+        500
+    }
+
+    /// Apply a batch. One result per op, in order; a failing op never stops
+    /// the others. `Err` only when the target is unusable as a whole.
+    async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError>;
+}

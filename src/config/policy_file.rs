@@ -1,0 +1,73 @@
+//! A policy file: the sync rules (for the core) plus the mapping onto its
+//! target (for the adapter).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{compile_policy, config_error, ConfigError, TargetConfig};
+use crate::backend::sql::SqlMapping;
+use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules};
+
+/// The TOML shape of a policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The target (a `[targets.NAME]` of the config) this policy writes to.
+    pub target: String,
+    #[serde(default)]
+    pub roster: RosterRules,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldRule>,
+    #[serde(default)]
+    pub sync: SyncRules,
+    #[serde(default)]
+    pub passwords: PasswordRules,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub groups: GroupRules,
+    /// Mapping onto a SQL table (for `kind = "sql"` targets).
+    pub sql: Option<SqlMapping>,
+}
+
+/// A policy file, read and checked.
+#[derive(Debug, Clone)]
+pub struct LoadedPolicy {
+    pub name: String,
+    pub path: PathBuf,
+    pub target: String,
+    pub policy: Policy,
+    pub file: PolicyFile,
+}
+
+impl LoadedPolicy {
+    pub fn load(name: &str, path: &Path) -> Result<LoadedPolicy, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![config_error(path, format!("cannot read policy {name:?}: {e}"))])?;
+        let file: PolicyFile = toml::from_str(&text).map_err(|e| vec![config_error(path, e.to_string())])?;
+        let policy = compile_policy(name, &file)
+            .map_err(|errs| errs.into_iter().map(|m| config_error(path, m)).collect::<Vec<_>>())?;
+        Ok(LoadedPolicy {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            target: file.target.clone(),
+            policy,
+            file,
+        })
+    }
+
+    /// The mapping section matches the target's kind and names only known fields.
+    pub fn check_against(&self, target: &TargetConfig) -> Result<(), String> {
+        match target {
+            TargetConfig::Sql(_) => match &self.file.sql {
+                None => Err(format!(
+                    "target {:?} is a SQL target: this policy needs a [sql] section",
+                    self.target
+                )),
+                Some(m) => m.check(&self.policy),
+            },
+        }
+    }
+}

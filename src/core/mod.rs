@@ -1,0 +1,17 @@
+//! The pure core: parsing, planning and reporting. No I/O, no async, no
+//! clock: callers pass bytes in and take bytes out, and `now` is a parameter.
+//! Depends on nothing of ours.
+
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod roster;
+pub mod snapshot;
+pub mod types;
+
+pub use plan::{plan, Change, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
+pub use policy::{Column, Policy};
+pub use report::{Outcome, Summary, Verdict};
+pub use roster::{parse_roster, Entry, FileError, Roster, RowError};
+pub use snapshot::{Account, Snapshot};
+pub use types::{AccountState, Origin, Person, Secret, UserKey, Value};

@@ -1,0 +1,483 @@
+//! The pure diff: roster × snapshot × policy → one change per row and per
+//! absent account, then the safety limits on the whole plan.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use super::policy::{AbsentAction, Limit, OnLimit, Policy};
+use super::roster::{Entry, Roster, RowError};
+use super::snapshot::{Account, Snapshot};
+use super::types::{AccountState, Person, UserKey, Value};
+
+/// What one attribute goes from and to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttrChange {
+    pub attr: usize,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// The difference between a row and its account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub attrs: Vec<AttrChange>,
+    pub groups_add: Vec<Value>,
+    pub groups_remove: Vec<Value>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty() && self.groups_add.is_empty() && self.groups_remove.is_empty()
+    }
+
+    /// "title: Clerk → Accountant; groups +vpn −staff" for the results file.
+    pub fn describe(&self, policy: &Policy) -> String {
+        let mut parts: Vec<String> = self
+            .attrs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} → {}",
+                    policy.attributes.get(c.attr).map(String::as_str).unwrap_or("?"),
+                    c.old.as_deref().unwrap_or("(empty)"),
+                    c.new.as_deref().unwrap_or("(empty)")
+                )
+            })
+            .collect();
+        if !self.groups_add.is_empty() || !self.groups_remove.is_empty() {
+            let g: Vec<String> = self
+                .groups_add
+                .iter()
+                .map(|g| format!("+{g}"))
+                .chain(self.groups_remove.iter().map(|g| format!("-{g}")))
+                .collect();
+            parts.push(format!("groups {}", g.join(" ")));
+        }
+        parts.join("; ")
+    }
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Add,
+    Update(Diff),
+    Unchanged,
+    Leave,
+    Rejoin(Diff),
+    Delete,
+    /// Absent from the file; the policy says leave it alone.
+    Absent,
+    Reject(Vec<RowError>),
+}
+
+/// Change classes that safety limits count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    Adds,
+    Updates,
+    Leavers,
+    Rejoins,
+    Deletes,
+}
+
+impl Class {
+    pub const ALL: [Class; 5] = [
+        Class::Adds,
+        Class::Updates,
+        Class::Leavers,
+        Class::Rejoins,
+        Class::Deletes,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Adds => "adds",
+            Class::Updates => "updates",
+            Class::Leavers => "leavers",
+            Class::Rejoins => "rejoins",
+            Class::Deletes => "deletes",
+        }
+    }
+}
+
+impl Change {
+    /// The word in the results file's `change` column (seed: New / Update / Old / Error).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Add => "new",
+            Change::Update(_) => "update",
+            Change::Unchanged => "unchanged",
+            Change::Leave => "leaver",
+            Change::Rejoin(_) => "joiner",
+            Change::Delete => "delete",
+            Change::Absent => "absent",
+            Change::Reject(_) => "error",
+        }
+    }
+
+    pub fn class(&self) -> Option<Class> {
+        match self {
+            Change::Add => Some(Class::Adds),
+            Change::Update(_) => Some(Class::Updates),
+            Change::Leave => Some(Class::Leavers),
+            Change::Rejoin(_) => Some(Class::Rejoins),
+            Change::Delete => Some(Class::Deletes),
+            Change::Unchanged | Change::Absent | Change::Reject(_) => None,
+        }
+    }
+
+    /// Whether applying it writes to the target.
+    pub fn writes(&self) -> bool {
+        self.class().is_some()
+    }
+}
+
+/// Why a change is not applied although it is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Over a safety limit (result `held`).
+    Limit(String),
+    /// The policy does not allow this kind of change (result `skipped`).
+    Policy(String),
+}
+
+/// One item of the plan.
+#[derive(Clone, Debug)]
+pub struct PlanItem {
+    pub key: Option<UserKey>,
+    /// Index into `Roster::entries`; `None` for an account absent from the file.
+    pub entry: Option<usize>,
+    /// Index into `Roster::persons`, for valid rows.
+    pub person: Option<usize>,
+    /// Index into the snapshot, when the account exists.
+    pub account: Option<usize>,
+    pub change: Change,
+    pub hold: Option<Hold>,
+    /// Extra words for the results file.
+    pub note: Option<String>,
+}
+
+impl PlanItem {
+    pub fn is_absent(&self) -> bool {
+        self.entry.is_none()
+    }
+    pub fn will_write(&self) -> bool {
+        self.change.writes() && self.hold.is_none()
+    }
+}
+
+/// A safety limit that the plan exceeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Breach {
+    pub class: Class,
+    pub count: usize,
+    pub managed: usize,
+    pub limit: String,
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} exceed limits.{} ({}; {} managed accounts); check the file, then re-run with --allow-over-limit to apply them",
+            self.count,
+            self.class.as_str(),
+            self.class.as_str(),
+            self.limit,
+            self.managed
+        )
+    }
+}
+
+/// The whole plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Roster entries in input order, then absent accounts in key order.
+    pub items: Vec<PlanItem>,
+    pub breaches: Vec<Breach>,
+    /// `on_limit = "stop"` and a limit was exceeded: nothing is written.
+    pub stopped: bool,
+}
+
+impl Plan {
+    pub fn count(&self, class: Class) -> usize {
+        self.items.iter().filter(|i| i.change.class() == Some(class)).count()
+    }
+}
+
+/// Options an operator sets per run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// Apply classes over their limits (the operator has looked).
+    pub allow_over_limit: bool,
+}
+
+const DAY: i64 = 86_400;
+
+/// Decide every change. `now` is Unix seconds (for leaver grace periods).
+pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opts: PlanOptions) -> Plan {
+    let mut items = Vec::with_capacity(roster.entries.len());
+    let mut seen: HashSet<usize> = HashSet::with_capacity(roster.entries.len());
+    for (ei, entry) in roster.entries.iter().enumerate() {
+        match entry {
+            Entry::Rejected { key, errors, .. } => {
+                let account = key.as_ref().and_then(|k| snapshot.get(k)).map(|(i, _)| i);
+                if let Some(a) = account {
+                    seen.insert(a);
+                }
+                items.push(PlanItem {
+                    key: key.clone(),
+                    entry: Some(ei),
+                    person: None,
+                    account,
+                    change: Change::Reject(errors.clone()),
+                    hold: None,
+                    note: None,
+                });
+            }
+            Entry::Valid(pi) => {
+                let person = &roster.persons[*pi];
+                let found = snapshot.get(&person.key);
+                if let Some((a, _)) = found {
+                    seen.insert(a);
+                }
+                let (change, note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
+                let hold = policy_hold(&change, policy);
+                items.push(PlanItem {
+                    key: Some(person.key.clone()),
+                    entry: Some(ei),
+                    person: Some(*pi),
+                    account: found.map(|(i, _)| i),
+                    change,
+                    hold,
+                    note,
+                });
+            }
+        }
+    }
+
+    // Accounts in scope that the file does not name.
+    let no_valid_rows = roster.persons.is_empty();
+    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen.contains(i)).collect();
+    absent.sort_by(|a, b| snapshot.account(*a).key.cmp(&snapshot.account(*b).key));
+    for a in absent {
+        let acct = snapshot.account(a);
+        if policy.is_protected(&acct.key) {
+            continue;
+        }
+        let (change, note) = if no_valid_rows {
+            (
+                Change::Absent,
+                "not in the file; left alone because the file has no valid rows".to_string(),
+            )
+        } else if acct.state == AccountState::Leaver && grace_over(acct, policy, now) {
+            (Change::Delete, "leaver past sync.delete_leavers_after_days".to_string())
+        } else {
+            match (policy.sync.absent, acct.state) {
+                (AbsentAction::Ignore, _) => (
+                    Change::Absent,
+                    "not in the file; left alone (sync.absent = ignore)".into(),
+                ),
+                (AbsentAction::Leaver, AccountState::Active) => {
+                    (Change::Leave, "not in the file (sync.absent = leaver)".into())
+                }
+                (AbsentAction::Leaver, AccountState::Leaver) => {
+                    (Change::Absent, "not in the file; already a leaver".into())
+                }
+                (AbsentAction::Delete, _) => (Change::Delete, "not in the file (sync.absent = delete)".into()),
+            }
+        };
+        items.push(PlanItem {
+            key: Some(acct.key.clone()),
+            entry: None,
+            person: None,
+            account: Some(a),
+            change,
+            hold: None,
+            note: Some(note),
+        });
+    }
+
+    let mut plan = Plan {
+        items,
+        breaches: Vec::new(),
+        stopped: false,
+    };
+    apply_limits(&mut plan, snapshot.len(), policy, opts);
+    plan
+}
+
+fn grace_over(acct: &Account, policy: &Policy, now: i64) -> bool {
+    match (policy.sync.delete_leavers_after_days, acct.left_at) {
+        (Some(days), Some(left)) => now - left >= i64::from(days) * DAY,
+        _ => false,
+    }
+}
+
+fn decide(
+    person: &Person,
+    account: Option<&Account>,
+    roster: &Roster,
+    snapshot: &Snapshot,
+    policy: &Policy,
+    now: i64,
+) -> (Change, Option<String>) {
+    let Some(acct) = account else {
+        return match person.state {
+            AccountState::Active => (Change::Add, None),
+            AccountState::Leaver => (
+                Change::Unchanged,
+                Some("leaver not in the target; nothing to do".into()),
+            ),
+        };
+    };
+    match (person.state, acct.state) {
+        (AccountState::Leaver, AccountState::Active) => (Change::Leave, None),
+        (AccountState::Leaver, AccountState::Leaver) => {
+            if grace_over(acct, policy, now) {
+                (
+                    Change::Delete,
+                    Some("leaver past sync.delete_leavers_after_days".into()),
+                )
+            } else {
+                (Change::Unchanged, Some("already a leaver".into()))
+            }
+        }
+        (AccountState::Active, AccountState::Leaver) => {
+            let mut d = diff(person, acct, roster, snapshot, policy);
+            // A rejoiner gets the row's groups back even if they equal what
+            // the snapshot remembers: leaving stripped them.
+            d.groups_remove.clear();
+            (Change::Rejoin(d), None)
+        }
+        (AccountState::Active, AccountState::Active) => {
+            let d = diff(person, acct, roster, snapshot, policy);
+            if d.is_empty() {
+                (Change::Unchanged, None)
+            } else {
+                (Change::Update(d), None)
+            }
+        }
+    }
+}
+
+fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
+    let mut d = Diff::default();
+    for (i, new) in person.attrs.iter().enumerate() {
+        if !snapshot.managed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let old = acct.attrs.get(i).cloned().flatten();
+        match new {
+            Some(v) if old.as_deref() != Some(v.as_str()) => d.attrs.push(AttrChange {
+                attr: i,
+                old,
+                new: Some(v.clone()),
+            }),
+            None if old.is_some()
+                && roster.present.get(i).copied().unwrap_or(false)
+                && policy.rule(&policy.attributes[i]).clear_when_empty =>
+            {
+                d.attrs.push(AttrChange {
+                    attr: i,
+                    old,
+                    new: None,
+                })
+            }
+            _ => {}
+        }
+    }
+    if let Some(want) = &person.groups {
+        for g in want {
+            if !acct.groups.iter().any(|h| h.eq_ignore_ascii_case(g)) {
+                d.groups_add.push(g.clone());
+            }
+        }
+        for h in &acct.groups {
+            if policy.is_managed_group(h) && !want.iter().any(|g| g.eq_ignore_ascii_case(h)) {
+                d.groups_remove.push(h.clone());
+            }
+        }
+    }
+    d
+}
+
+fn policy_hold(change: &Change, policy: &Policy) -> Option<Hold> {
+    match change {
+        Change::Add if !policy.sync.add => Some(Hold::Policy(
+            "new accounts are not allowed by this policy (sync.add = false)".into(),
+        )),
+        Change::Update(_) if !policy.sync.update => Some(Hold::Policy(
+            "updates are not allowed by this policy (sync.update = false)".into(),
+        )),
+        _ => None,
+    }
+}
+
+fn limit_for(policy: &Policy, class: Class) -> Limit {
+    let l = &policy.limits;
+    match class {
+        Class::Adds => l.adds,
+        Class::Updates => l.updates,
+        Class::Leavers => l.leavers,
+        Class::Rejoins => l.rejoins,
+        Class::Deletes => l.deletes,
+    }
+}
+
+fn apply_limits(plan: &mut Plan, managed: usize, policy: &Policy, opts: PlanOptions) {
+    for class in Class::ALL {
+        let count = plan
+            .items
+            .iter()
+            .filter(|i| i.change.class() == Some(class) && i.hold.is_none())
+            .count();
+        if count == 0 {
+            continue;
+        }
+        let limit = limit_for(policy, class);
+        let mut over = None;
+        if let Some(max) = limit.max {
+            if count > max {
+                over = Some(format!("max = {max}"));
+            }
+        }
+        if let Some(pct) = limit.max_percent {
+            // With no managed accounts a percentage means nothing; only the
+            // absolute bound applies (a first load into an empty target).
+            if managed > 0 && (count as f64) * 100.0 > pct * managed as f64 {
+                let actual = count as f64 * 100.0 / managed as f64;
+                over = Some(match over {
+                    Some(o) => format!("{o}, max_percent = {pct} (this is {actual:.1}%)"),
+                    None => format!("max_percent = {pct} (this is {actual:.1}%)"),
+                });
+            }
+        }
+        if let Some(limit) = over {
+            plan.breaches.push(Breach {
+                class,
+                count,
+                managed,
+                limit,
+            });
+        }
+    }
+    if plan.breaches.is_empty() || opts.allow_over_limit {
+        return;
+    }
+    let stop = policy.limits.on_limit == OnLimit::Stop;
+    plan.stopped = stop;
+    for item in plan.items.iter_mut().filter(|i| i.hold.is_none()) {
+        let Some(class) = item.change.class() else { continue };
+        let breach = plan.breaches.iter().find(|b| b.class == class);
+        let reason = match (breach, stop) {
+            (Some(b), _) => b.to_string(),
+            (None, true) => {
+                let all: Vec<String> = plan.breaches.iter().map(|b| b.to_string()).collect();
+                format!("run stopped (limits.on_limit = stop): {}", all.join("; "))
+            }
+            (None, false) => continue,
+        };
+        item.hold = Some(Hold::Limit(reason));
+    }
+}

@@ -1,0 +1,282 @@
+//! Outcomes → the results CSV (the input plus verdict columns) and a summary.
+//!
+//! Values echoed here are neutralised against spreadsheet formula injection;
+//! the target always gets the raw value. No password is ever written here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+
+use super::plan::{Change, Hold, Plan, PlanItem};
+use super::policy::Policy;
+use super::roster::{FileError, Roster};
+
+/// The verdict on one plan item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Done,
+    Failed,
+    Held,
+    Skipped,
+    Preview,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Done => "done",
+            Verdict::Failed => "failed",
+            Verdict::Held => "held",
+            Verdict::Skipped => "skipped",
+            Verdict::Preview => "preview",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Some(match s {
+            "done" => Verdict::Done,
+            "failed" => Verdict::Failed,
+            "held" => Verdict::Held,
+            "skipped" => Verdict::Skipped,
+            "preview" => Verdict::Preview,
+            _ => return None,
+        })
+    }
+}
+
+/// What applying (or previewing) one item came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// The target's error, or extra words ("password generated, mailed to the user").
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    pub fn new(verdict: Verdict, message: Option<String>) -> Self {
+        Outcome { verdict, message }
+    }
+
+    /// The outcome an item gets without touching the target: rejected rows
+    /// and held or absent items are decided by the plan alone.
+    pub fn from_plan(item: &PlanItem, preview: bool) -> Option<Outcome> {
+        match (&item.change, &item.hold) {
+            (Change::Reject(_), _) | (Change::Absent, _) => Some(Outcome::new(Verdict::Skipped, None)),
+            (_, Some(Hold::Limit(why))) => Some(Outcome::new(Verdict::Held, Some(why.clone()))),
+            (_, Some(Hold::Policy(why))) => Some(Outcome::new(Verdict::Skipped, Some(why.clone()))),
+            (Change::Unchanged, None) => Some(Outcome::new(
+                if preview { Verdict::Preview } else { Verdict::Done },
+                None,
+            )),
+            (_, None) if preview => Some(Outcome::new(Verdict::Preview, None)),
+            _ => None,
+        }
+    }
+}
+
+/// Counts per change and per result, for stdout, logs and the results mail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub changes: BTreeMap<&'static str, usize>,
+    pub verdicts: BTreeMap<&'static str, usize>,
+}
+
+impl Summary {
+    pub fn of(plan: &Plan, outcomes: &[Outcome]) -> Summary {
+        let mut s = Summary::default();
+        for (item, out) in plan.items.iter().zip(outcomes) {
+            let name = if item.is_absent() { "absent" } else { item.change.name() };
+            *s.changes.entry(name).or_default() += 1;
+            *s.verdicts.entry(out.verdict.as_str()).or_default() += 1;
+        }
+        s
+    }
+    pub fn change(&self, name: &str) -> usize {
+        self.changes.get(name).copied().unwrap_or(0)
+    }
+    pub fn verdict(&self, v: Verdict) -> usize {
+        self.verdicts.get(v.as_str()).copied().unwrap_or(0)
+    }
+}
+
+const CHANGE_ORDER: [&str; 8] = [
+    "unchanged",
+    "new",
+    "update",
+    "leaver",
+    "joiner",
+    "delete",
+    "absent",
+    "error",
+];
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let changes: Vec<String> = CHANGE_ORDER
+            .iter()
+            .filter_map(|c| self.changes.get(c).map(|n| format!("{n} {c}")))
+            .collect();
+        let verdicts: Vec<String> = ["done", "preview", "failed", "held", "skipped"]
+            .iter()
+            .filter_map(|v| self.verdicts.get(v).map(|n| format!("{n} {v}")))
+            .collect();
+        write!(f, "{} ({})", changes.join(", "), verdicts.join(", "))
+    }
+}
+
+/// Prefix a cell that a spreadsheet would run as a formula.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+fn verdict_columns(header: &[String]) -> [String; 3] {
+    let clash = header
+        .iter()
+        .any(|h| ["change", "result", "message"].contains(&h.trim().to_lowercase().as_str()));
+    let p = if clash { "dirsync_" } else { "" };
+    [format!("{p}change"), format!("{p}result"), format!("{p}message")]
+}
+
+fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Policy) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    match &item.change {
+        Change::Reject(errors) => {
+            let origin = item.entry.and_then(|e| match roster.entries.get(e) {
+                Some(super::roster::Entry::Rejected { origin, .. }) => Some(*origin),
+                _ => None,
+            });
+            let at = origin
+                .map(|o| format!("row {} (line {}): ", o.row, o.line))
+                .unwrap_or_default();
+            parts.extend(errors.iter().map(|e| format!("{at}{e}")))
+        }
+        Change::Update(d) => parts.push(d.describe(policy)),
+        Change::Rejoin(d) if !d.is_empty() => parts.push(format!("rejoins; {}", d.describe(policy))),
+        Change::Rejoin(_) => parts.push("rejoins".into()),
+        Change::Leave if item.is_absent() => parts.push("made a leaver".into()),
+        Change::Delete if item.is_absent() => parts.push("deleted".into()),
+        _ => {}
+    }
+    if let Some(n) = &item.note {
+        parts.push(n.clone());
+    }
+    if let Some(m) = &out.message {
+        parts.push(m.clone());
+    }
+    parts.join("; ")
+}
+
+/// Write the results file: the input's columns in input order, then the
+/// verdict columns; one line per input row, then one per absent account.
+pub fn write_results<W: Write>(
+    w: W,
+    roster: &Roster,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    policy: &Policy,
+) -> std::io::Result<()> {
+    let mut out = csv::WriterBuilder::new().delimiter(roster.delimiter).from_writer(w);
+    let width = roster.header.len();
+    let mut head: Vec<String> = roster.header.iter().map(|h| neutralise(h).into_owned()).collect();
+    head.extend(verdict_columns(&roster.header));
+    out.write_record(&head)?;
+
+    // Password cells are never echoed.
+    let password_col = roster
+        .columns
+        .iter()
+        .position(|c| *c == super::policy::Column::Password);
+    let mut records = roster.records();
+    let mut row: Vec<String> = Vec::with_capacity(width + 3);
+    for (item, o) in plan.items.iter().zip(outcomes) {
+        row.clear();
+        if item.entry.is_some() {
+            match records.next() {
+                Some(Ok((_, rec))) => {
+                    for (i, cell) in rec.iter().take(width).enumerate() {
+                        if Some(i) == password_col && !cell.is_empty() {
+                            row.push("(hidden)".into());
+                        } else {
+                            row.push(neutralise(cell).into_owned());
+                        }
+                    }
+                }
+                Some(Err(_)) | None => {}
+            }
+            row.resize(width, String::new());
+        } else {
+            row.resize(width, String::new());
+            let key_col = roster
+                .columns
+                .iter()
+                .position(|c| *c == super::policy::Column::Key)
+                .unwrap_or(0);
+            if let (Some(k), Some(cell)) = (&item.key, row.get_mut(key_col)) {
+                *cell = neutralise(k.as_str()).into_owned();
+            }
+        }
+        let change = if item.is_absent() { "absent" } else { item.change.name() };
+        row.push(change.to_string());
+        row.push(o.verdict.as_str().to_string());
+        row.push(neutralise(&item_message(item, o, roster, policy)).into_owned());
+        out.write_record(&row)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The results file of a file refused as a whole: every readable row with
+/// the reason, or one line with the reason when no row is readable.
+pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) -> std::io::Result<()> {
+    let reason = format!("file rejected, nothing was written: {error}");
+    if let Some(text) = text {
+        let delim = if text
+            .lines()
+            .next()
+            .map(|l| l.matches(';').count() > l.matches(',').count())
+            == Some(true)
+        {
+            b';'
+        } else {
+            b','
+        };
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = r.records().take_while(Result::is_ok).flatten().collect();
+        if let Some((head, data)) = rows.split_first() {
+            if !data.is_empty() {
+                let header: Vec<String> = head.iter().map(str::to_string).collect();
+                let mut out = csv::WriterBuilder::new().delimiter(delim).flexible(true).from_writer(w);
+                let mut h: Vec<String> = header.iter().map(|c| neutralise(c).into_owned()).collect();
+                h.extend(verdict_columns(&header));
+                out.write_record(&h)?;
+                for rec in data {
+                    let mut row: Vec<String> = rec
+                        .iter()
+                        .take(header.len())
+                        .map(|c| neutralise(c).into_owned())
+                        .collect();
+                    row.resize(header.len(), String::new());
+                    row.extend([
+                        "error".to_string(),
+                        "skipped".to_string(),
+                        neutralise(&reason).into_owned(),
+                    ]);
+                    out.write_record(&row)?;
+                }
+                out.flush()?;
+                return Ok(());
+            }
+        }
+    }
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(["change", "result", "message"])?;
+    out.write_record(["error", "skipped", neutralise(&reason).as_ref()])?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The managed accounts as the target holds them now, read once per run.
+
+use std::collections::HashMap;
+
+use super::types::{AccountState, UserKey, Value};
+
+/// One account in the managed scope.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub key: UserKey,
+    /// Indexed like `Person::attrs` (the policy's attribute list).
+    pub attrs: Vec<Option<Value>>,
+    /// The managed groups the account belongs to (others are not read).
+    pub groups: Vec<Value>,
+    pub state: AccountState,
+    /// When the account became a leaver (Unix seconds), if the target knows.
+    pub left_at: Option<i64>,
+    /// The target's own name for the account (an LDAP DN, a SQL row id).
+    pub locator: Option<String>,
+}
+
+/// Target state as plain data.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    accounts: Vec<Account>,
+    index: HashMap<UserKey, usize>,
+    /// Per policy attribute: the target stores it, so it is compared.
+    pub managed: Vec<bool>,
+}
+
+impl Snapshot {
+    pub fn new(managed: Vec<bool>) -> Self {
+        Snapshot {
+            accounts: Vec::new(),
+            index: HashMap::new(),
+            managed,
+        }
+    }
+
+    pub fn with_capacity(managed: Vec<bool>, n: usize) -> Self {
+        Snapshot {
+            accounts: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+            managed,
+        }
+    }
+
+    /// Add an account. A second account with the same (case-insensitive) key
+    /// is refused: the target itself is ambiguous and nothing should guess.
+    pub fn insert(&mut self, a: Account) -> Result<(), String> {
+        if let Some(&i) = self.index.get(&a.key) {
+            return Err(format!(
+                "the target holds two accounts with the key {:?} ({} and {}); resolve this in the target first",
+                a.key.as_str(),
+                self.accounts[i]
+                    .locator
+                    .as_deref()
+                    .unwrap_or(self.accounts[i].key.as_str()),
+                a.locator.as_deref().unwrap_or(a.key.as_str())
+            ));
+        }
+        self.index.insert(a.key.clone(), self.accounts.len());
+        self.accounts.push(a);
+        Ok(())
+    }
+
+    pub fn get(&self, key: &UserKey) -> Option<(usize, &Account)> {
+        self.index.get(key).map(|&i| (i, &self.accounts[i]))
+    }
+
+    pub fn account(&self, i: usize) -> &Account {
+        &self.accounts[i]
+    }
+
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.accounts.iter().filter(|a| a.state == AccountState::Active).count()
+    }
+}
+
+impl Snapshot {
+    /// Attach group memberships read separately; unknown users are ignored.
+    pub fn add_memberships(&mut self, memberships: impl IntoIterator<Item = (UserKey, Value)>) {
+        for (user, group) in memberships {
+            if let Some(&i) = self.index.get(&user) {
+                let groups = &mut self.accounts[i].groups;
+                if !groups.iter().any(|g| g.eq_ignore_ascii_case(&group)) {
+                    groups.push(group);
+                }
+            }
+        }
+    }
+}

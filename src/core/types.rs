@@ -1,0 +1,186 @@
+//! Domain types shared by every part of dirsync: keys, people, secrets.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+use compact_str::CompactString;
+
+/// A field value. Most HR values are short, so they live inline (≤ 24 bytes)
+/// and a million-row roster does not cost a million heap allocations per column.
+pub type Value = CompactString;
+
+/// The immutable account key (login ID). Compares case-insensitively:
+/// `jsmith` and `JSmith` are the same person (seed 003: the login ID is never
+/// changed by a file). The original spelling is kept for display and writes.
+#[derive(Clone)]
+pub struct UserKey {
+    original: Value,
+    folded: Value,
+}
+
+impl UserKey {
+    pub fn new(s: &str) -> Self {
+        let folded = if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
+            Value::from(s.to_lowercase())
+        } else {
+            Value::from(s)
+        };
+        UserKey {
+            original: Value::from(s),
+            folded,
+        }
+    }
+    /// The spelling the file (or the target) used.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+    /// The case-folded form used for comparison.
+    pub fn folded(&self) -> &str {
+        &self.folded
+    }
+}
+
+impl PartialEq for UserKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.folded == other.folded
+    }
+}
+impl Eq for UserKey {}
+impl Hash for UserKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.folded.hash(state)
+    }
+}
+impl PartialOrd for UserKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for UserKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.folded.cmp(&other.folded)
+    }
+}
+impl fmt::Display for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+impl fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserKey({:?})", self.original.as_str())
+    }
+}
+
+/// A secret (password, bind password). Its `Debug` and `Display` never show
+/// the value; the only way out is [`Secret::expose`], which is easy to grep.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***SECRET***")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***SECRET***")
+    }
+}
+
+/// Whether an account is in service or has left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccountState {
+    Active,
+    Leaver,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Active => "active",
+            AccountState::Leaver => "leaver",
+        }
+    }
+}
+
+/// Where a row came from in the file: 1-based data-row number and the
+/// physical line on which the record starts (header is line 1, or 2 after
+/// an Excel `sep=` line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    pub row: usize,
+    pub line: u64,
+}
+
+/// One valid person from the roster, typed.
+///
+/// `attrs` is indexed by the policy's attribute list (see
+/// [`crate::core::policy::Policy::attributes`]); `None` means the column is
+/// absent or empty (after defaults).
+#[derive(Clone)]
+pub struct Person {
+    pub origin: Origin,
+    pub key: UserKey,
+    pub attrs: Vec<Option<Value>>,
+    /// `None` when the file has no groups column: groups are then not managed
+    /// by this file and left as they are.
+    pub groups: Option<Vec<Value>>,
+    pub state: AccountState,
+    /// `None` when the file has no such column (leave the flag alone).
+    pub must_change: Option<bool>,
+    pub password: Option<Secret>,
+}
+
+impl fmt::Debug for Person {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No personal data in Debug beyond the key; no secrets at all.
+        f.debug_struct("Person")
+            .field("origin", &self.origin)
+            .field("key", &self.key)
+            .field("state", &self.state)
+            .field("password", &self.password.as_ref().map(|_| "***SECRET***"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_key_is_case_insensitive_but_keeps_spelling() {
+        let a = UserKey::new("JSmith");
+        let b = UserKey::new("jsmith");
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "JSmith");
+        assert_eq!(a.folded(), "jsmith");
+        let c = UserKey::new("ÉLODIE");
+        assert_eq!(c, UserKey::new("élodie"));
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "***SECRET*** ***SECRET***");
+        let p = Person {
+            origin: Origin { row: 1, line: 2 },
+            key: UserKey::new("a"),
+            attrs: vec![],
+            groups: None,
+            state: AccountState::Active,
+            must_change: None,
+            password: Some(s),
+        };
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,10 @@
+//! dirsync: HR CSV exports → directories (LDAP) and databases (SQL), safely
+//! and unattended.
+//!
+//! `core` is pure (parse, plan, report). Adapters (`backend`) talk to the
+//! outside world; `sync` is the only module that joins core and adapters.
+
+pub mod backend;
+pub mod config;
+pub mod core;
+pub mod sync;

@@ -1,0 +1,230 @@
+//! The `dirsync` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use dirsync::config::Config;
+use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
+
+/// dirsync: sync HR CSV exports into a directory (LDAP) or a database (SQL),
+/// safely and unattended.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The service config (dirsync.toml).
+    #[arg(
+        long,
+        global = true,
+        env = "DIRSYNC_CONFIG",
+        default_value = "/etc/dirsync/dirsync.toml"
+    )]
+    config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate and preview a file: parse, read the target, plan, write the
+    /// results file. Writes nothing to the target.
+    Check(RunArgs),
+    /// Like `check`, then apply the plan to the target.
+    Apply(RunArgs),
+    /// Print a template CSV for a policy: its headers in order and one example row.
+    Template {
+        /// The policy (may be left out when the config has one).
+        #[arg(long)]
+        policy: Option<String>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the config and its policies; print what would run.
+    Check,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The CSV file.
+    file: PathBuf,
+    /// The policy (may be left out when the config has one).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Where to write the results file (default: beside the input as NAME.results.csv).
+    #[arg(long)]
+    results: Option<PathBuf>,
+    /// Apply change classes that exceed their safety limits (after checking the file).
+    #[arg(long)]
+    allow_over_limit: bool,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("error: {e}");
+        }
+        eprintln!("{} problem(s) in the configuration", errors.len());
+        ExitCode::from(2)
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => sync_command(&cli.config, args, false).await,
+        Command::Apply(args) => sync_command(&cli.config, args, true).await,
+        Command::Template { policy } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let lp = match config.policy(policy.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (headers, example) = lp.policy.template();
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            if w.write_record(&headers)
+                .and_then(|_| w.write_record(&example))
+                .and_then(|_| w.flush().map_err(Into::into))
+                .is_err()
+            {
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            println!("config {} is valid", config.path.display());
+            for (name, t) in &config.targets {
+                println!("target {name}: {}", t.describe());
+            }
+            for (name, lp) in &config.policies {
+                let p = &lp.policy;
+                println!(
+                    "policy {name} ({}): target {}, absent = {:?}, fields: {}",
+                    lp.path.display(),
+                    lp.target,
+                    p.sync.absent,
+                    p.attributes.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCode {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let lp = match config.policy(args.policy.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match std::fs::read(&args.file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let backend = match open_backend(&config, lp).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = args.results.clone().unwrap_or_else(|| default_results_path(&args.file));
+    let opts = RunOptions {
+        apply,
+        allow_over_limit: args.allow_over_limit,
+        now: now(),
+    };
+    match run_file(backend.as_ref(), lp, &bytes, &results, &opts).await {
+        Ok(report) => {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            if let Some(e) = &report.file_error {
+                println!("{}: rejected, nothing written: {e}", args.file.display());
+            } else {
+                let mode = if apply { "applied" } else { "preview, nothing written" };
+                println!("{}: {} [{mode}]", args.file.display(), report.summary);
+                for b in &report.breaches {
+                    println!("held: {b}");
+                }
+                if let Some(e) = &report.target_error {
+                    println!("target error: {e}");
+                }
+            }
+            println!("results: {}", report.results.display());
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(run(cli))
+}

@@ -1,0 +1,319 @@
+//! Run one file: parse → snapshot → plan → guard → apply → results. The only
+//! module that joins the core and the adapters.
+
+use std::path::{Path, PathBuf};
+
+use rand::seq::IndexedRandom;
+use tracing::{info, warn};
+
+use crate::backend::sql::SqlBackend;
+use crate::backend::{Backend, BackendError, Op};
+use crate::config::{read_secret, Config, LoadedPolicy, TargetConfig};
+use crate::core::plan::Breach;
+use crate::core::policy::Generate;
+use crate::core::report::{write_rejection, write_results};
+use crate::core::{
+    parse_roster, plan, Change, FileError, Outcome, PlanOptions, Policy, Secret, Summary, UserKey, Verdict,
+};
+
+/// What went wrong with a run as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("target: {0}")]
+    Target(#[from] BackendError),
+    #[error("{0}")]
+    Config(String),
+    #[error("writing results to {path}: {source}")]
+    Results { path: PathBuf, source: std::io::Error },
+}
+
+/// Options for one run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Write to the target (`apply`) or only preview (`check`).
+    pub apply: bool,
+    pub allow_over_limit: bool,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// A new user's credentials, for the credentials mail. Never logged.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub key: UserKey,
+    pub email: Option<String>,
+    pub password: Secret,
+    pub must_change: bool,
+}
+
+/// What a run came to.
+#[derive(Debug)]
+pub struct RunReport {
+    pub summary: Summary,
+    pub results: PathBuf,
+    pub file_error: Option<FileError>,
+    pub breaches: Vec<Breach>,
+    pub warnings: Vec<String>,
+    /// The target failed during apply; remaining writes were not made.
+    pub target_error: Option<String>,
+    pub credentials: Vec<Credential>,
+}
+
+impl RunReport {
+    /// 0 = all accepted and applied (or previewed); 1 = some rows rejected,
+    /// failed or held; 2 = file rejected as a whole or target error.
+    pub fn exit_code(&self) -> u8 {
+        if self.file_error.is_some() || self.target_error.is_some() {
+            2
+        } else if self.summary.change("error") > 0
+            || self.summary.verdict(Verdict::Failed) > 0
+            || self.summary.verdict(Verdict::Held) > 0
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Where the results go by default: beside the input as `NAME.results.csv`.
+pub fn default_results_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "roster".into());
+    input.with_file_name(format!("{stem}.results.csv"))
+}
+
+/// Open the backend a policy writes to.
+pub async fn open_backend(config: &Config, policy: &LoadedPolicy) -> Result<Box<dyn Backend>, SyncError> {
+    let target = config.target(policy).map_err(SyncError::Config)?;
+    match target {
+        TargetConfig::Sql(t) => {
+            let mapping = policy
+                .file
+                .sql
+                .as_ref()
+                .ok_or_else(|| SyncError::Config(format!("policy {:?} has no [sql] section", policy.name)))?;
+            let password = read_secret(
+                t.password_file.as_deref(),
+                t.password_env.as_deref(),
+                "database password",
+            )
+            .map_err(SyncError::Config)?;
+            Ok(Box::new(
+                SqlBackend::connect(t, mapping, &policy.policy, password).await?,
+            ))
+        }
+    }
+}
+
+/// Draw a password from the policy's alphabet with the OS-seeded CSPRNG.
+pub fn generate_password(policy: &Policy) -> Secret {
+    let alphabet: Vec<char> = policy.passwords.alphabet.chars().collect();
+    let mut rng = rand::rng();
+    let s: String = (0..policy.passwords.length)
+        .filter_map(|_| alphabet.choose(&mut rng).copied())
+        .collect();
+    Secret::new(s)
+}
+
+/// Write the results atomically: a temp file beside it, then rename.
+fn write_atomically(
+    path: &Path,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), SyncError> {
+    let err = |source| SyncError::Results {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("csv.tmp");
+    let file = std::fs::File::create(&tmp).map_err(err)?;
+    let mut w = std::io::BufWriter::new(file);
+    f(&mut w).map_err(err)?;
+    let file = w.into_inner().map_err(|e| err(e.into_error()))?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Run one file against a backend and write its results file.
+pub async fn run_file(
+    backend: &dyn Backend,
+    lp: &LoadedPolicy,
+    bytes: &[u8],
+    results: &Path,
+    opts: &RunOptions,
+) -> Result<RunReport, SyncError> {
+    let policy = &lp.policy;
+    let roster = match parse_roster(bytes, policy) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(policy = %lp.name, reason = %e, "File rejected as a whole; nothing written.");
+            let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
+            write_atomically(results, |w| write_rejection(w, text.as_deref(), &e))?;
+            return Ok(RunReport {
+                summary: Summary::default(),
+                results: results.to_path_buf(),
+                file_error: Some(e),
+                breaches: Vec::new(),
+                warnings: Vec::new(),
+                target_error: None,
+                credentials: Vec::new(),
+            });
+        }
+    };
+    let snapshot = backend.snapshot().await?;
+    let plan = plan(
+        &roster,
+        &snapshot,
+        policy,
+        opts.now,
+        PlanOptions {
+            allow_over_limit: opts.allow_over_limit,
+        },
+    );
+    for b in &plan.breaches {
+        warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
+    }
+    let mut outcomes: Vec<Option<Outcome>> = plan.items.iter().map(|i| Outcome::from_plan(i, !opts.apply)).collect();
+
+    // Passwords for new accounts: the row's, or a generated one.
+    let email_idx = policy.attribute_index("email");
+    let mut passwords: Vec<Option<Secret>> = vec![None; plan.items.len()];
+    let mut generated = vec![false; plan.items.len()];
+    let mut must_change = vec![false; plan.items.len()];
+    for (i, item) in plan.items.iter().enumerate() {
+        let person = item.person.map(|p| &roster.persons[p]);
+        match (&item.change, person) {
+            (Change::Add, Some(p)) if item.will_write() => {
+                must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
+                passwords[i] = match (&p.password, policy.passwords.generate) {
+                    (Some(pw), _) => Some(pw.clone()),
+                    (None, Generate::New) if opts.apply => {
+                        generated[i] = true;
+                        Some(generate_password(policy))
+                    }
+                    _ => None,
+                };
+            }
+            (Change::Rejoin(_), Some(p)) => must_change[i] = p.must_change == Some(true),
+            _ => {}
+        }
+    }
+
+    let write_idx: Vec<usize> = (0..plan.items.len()).filter(|i| outcomes[*i].is_none()).collect();
+    let op = |i: usize| -> Op<'_> {
+        let item = &plan.items[i];
+        let key = item.key.as_ref();
+        Op {
+            change: &item.change,
+            key: key.unwrap_or_else(|| unreachable!("writes always have a key")),
+            person: item.person.map(|p| &roster.persons[p]),
+            account: item.account.map(|a| snapshot.account(a)),
+            password: passwords[i].as_ref(),
+            must_change: must_change[i],
+            now: opts.now,
+        }
+    };
+    let mut target_error = None;
+    if !opts.apply {
+        let ops: Vec<Op<'_>> = write_idx.iter().map(|&i| op(i)).collect();
+        let problems = backend.validate(&ops).await?;
+        for (&i, p) in write_idx.iter().zip(problems) {
+            outcomes[i] = Some(match p {
+                None => Outcome::new(Verdict::Preview, None),
+                Some(why) => Outcome::new(Verdict::Failed, Some(format!("would fail: {why}"))),
+            });
+        }
+    } else {
+        let batch = backend.batch_size().max(1);
+        for chunk in write_idx.chunks(batch) {
+            if let Some(e) = &target_error {
+                for &i in chunk {
+                    outcomes[i] = Some(Outcome::new(
+                        Verdict::Failed,
+                        Some(format!(
+                            "not applied: the target failed earlier in this run ({e}); run the file again"
+                        )),
+                    ));
+                }
+                continue;
+            }
+            let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
+            match backend.apply(&ops).await {
+                Ok(res) => {
+                    for (&i, r) in chunk.iter().zip(res) {
+                        outcomes[i] = Some(match r {
+                            Ok(()) => Outcome::new(
+                                Verdict::Done,
+                                done_note(
+                                    generated[i],
+                                    passwords[i].is_some(),
+                                    must_change[i],
+                                    &plan.items[i].change,
+                                ),
+                            ),
+                            Err(m) => Outcome::new(Verdict::Failed, Some(m)),
+                        });
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "Target failed during apply; remaining writes skipped.");
+                    for &i in chunk {
+                        outcomes[i] = Some(Outcome::new(
+                            Verdict::Failed,
+                            Some(format!("target error: {e}; run the file again")),
+                        ));
+                    }
+                    target_error = Some(e.to_string());
+                }
+            }
+        }
+    }
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::new(Verdict::Skipped, Some("not processed".into()))))
+        .collect();
+
+    let credentials = plan
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| generated[*i] && outcomes[*i].verdict == Verdict::Done)
+        .filter_map(|(i, item)| {
+            let p = &roster.persons[item.person?];
+            Some(Credential {
+                key: p.key.clone(),
+                email: email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string())),
+                password: passwords[i].clone()?,
+                must_change: must_change[i],
+            })
+        })
+        .collect();
+
+    write_atomically(results, |w| write_results(w, &roster, &plan, &outcomes, policy))?;
+    let summary = Summary::of(&plan, &outcomes);
+    info!(policy = %lp.name, summary = %summary, "Run finished.");
+    Ok(RunReport {
+        summary,
+        results: results.to_path_buf(),
+        file_error: None,
+        breaches: plan.breaches.clone(),
+        warnings: roster.warnings.clone(),
+        target_error,
+        credentials,
+    })
+}
+
+fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
+    let mut parts = Vec::new();
+    if generated {
+        parts.push("password generated (given only to the user, never shown here)");
+    } else if has_password && matches!(change, Change::Add) {
+        parts.push("password from the file set");
+    }
+    if must_change {
+        parts.push("must change password at next login");
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
