@@ -123,6 +123,16 @@ pub struct SqlMapping {
     pub must_change_column: Option<String>,
     /// Column for the password hash.
     pub password_column: Option<String>,
+    /// How passwords are hashed: "argon2id" (PHC string, default) or
+    /// "bcrypt" (`$2b$…`, for applications that expect it).
+    #[serde(default)]
+    pub password_scheme: PasswordScheme,
+    /// bcrypt cost (log2 rounds), 4..=31. Default 12.
+    #[serde(default = "default_bcrypt_cost")]
+    pub bcrypt_cost: u32,
+    /// Soft delete: a Delete sets this column to the time instead of deleting
+    /// the row, and rows where it is set are out of scope. Optional.
+    pub deleted_at_column: Option<String>,
     /// Argon2id cost: memory in KiB and iterations.
     #[serde(default = "default_argon2_memory")]
     pub argon2_memory_kib: u32,
@@ -132,6 +142,19 @@ pub struct SqlMapping {
     pub scope: Option<SqlScope>,
     /// Group memberships, for the policy's managed groups.
     pub groups: Option<SqlGroups>,
+}
+
+/// `sql.password_scheme`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordScheme {
+    #[default]
+    Argon2id,
+    Bcrypt,
+}
+
+const fn default_bcrypt_cost() -> u32 {
+    12
 }
 
 fn default_active() -> String {
@@ -162,6 +185,32 @@ pub struct SqlGroups {
     pub group_column: String,
 }
 
+impl SqlMapping {
+    /// Every column of the accounts table the mapping names, with the key
+    /// that names it.
+    pub fn account_columns(&self) -> Vec<(String, &str)> {
+        let mut out = vec![("sql.key".to_string(), self.key.as_str())];
+        for (f, c) in &self.columns {
+            out.push((format!("sql.columns.{f}"), c.as_str()));
+        }
+        for (what, c) in [
+            ("sql.status_column", &self.status_column),
+            ("sql.left_at_column", &self.left_at_column),
+            ("sql.must_change_column", &self.must_change_column),
+            ("sql.password_column", &self.password_column),
+            ("sql.deleted_at_column", &self.deleted_at_column),
+        ] {
+            if let Some(c) = c {
+                out.push((what.to_string(), c.as_str()));
+            }
+        }
+        if let Some(s) = &self.scope {
+            out.push(("sql.scope.column".to_string(), s.column.as_str()));
+        }
+        out
+    }
+}
+
 /// Identifiers come from the policy, never from a file; still, only plain
 /// names are accepted so quoting is always safe.
 pub fn valid_identifier(s: &str) -> bool {
@@ -189,6 +238,7 @@ impl SqlMapping {
             ("sql.left_at_column", &self.left_at_column),
             ("sql.must_change_column", &self.must_change_column),
             ("sql.password_column", &self.password_column),
+            ("sql.deleted_at_column", &self.deleted_at_column),
         ] {
             if let Some(c) = c {
                 idents.push((what, c));
@@ -215,6 +265,17 @@ impl SqlMapping {
         }
         if self.argon2_memory_kib < 8 || self.argon2_iterations == 0 {
             problems.push("sql.argon2_memory_kib ≥ 8 and sql.argon2_iterations ≥ 1".into());
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            problems.push("sql.bcrypt_cost: between 4 and 31".into());
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for (what, c) in self.account_columns() {
+            if let Some(prev) = seen.insert(c.to_ascii_lowercase(), what.clone()) {
+                problems.push(format!(
+                    "{what} and {prev} both name the column {c:?}; give each its own column"
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())

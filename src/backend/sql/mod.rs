@@ -1,22 +1,37 @@
-//! The SQL target: SQLite (embedded default), PostgreSQL and MariaDB/MySQL
-//! through sqlx's `Any` driver. Values are always bound parameters;
-//! identifiers come from the policy, are checked to be plain names, and are
-//! quoted per database.
+//! The SQL target: SQLite (embedded default), PostgreSQL and MariaDB/MySQL,
+//! chosen by the URL, each through its own sqlx driver. Values are always
+//! bound parameters; identifiers come from the policy, are checked to be
+//! plain names, and are quoted per database. The mapping is checked against
+//! the database's catalogue (names and types) when connecting.
+//!
+//! Writes: per batch, PostgreSQL first tries a few bulk statements (arrays
+//! with `UNNEST` / `= ANY`) in one transaction; when that fails (or on the
+//! other databases) every op runs as its own statements inside one
+//! transaction, and an op whose write fails is reported with the database's
+//! message while the rest of the batch is retried without it.
 
+mod bulk;
 mod config;
+mod rows;
 mod schema;
+mod stmt;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-pub use config::{redact_url, valid_identifier, SqlGroups, SqlMapping, SqlScope, SqlTarget};
+pub use config::{redact_url, valid_identifier, PasswordScheme, SqlGroups, SqlMapping, SqlScope, SqlTarget};
 
 use super::{Backend, BackendError, Op, OpResult};
-use crate::core::{Account, AccountState, Change, Policy, Secret, Snapshot, UserKey, Value};
+use crate::core::{Account, AccountState, Policy, Secret, Snapshot, UserKey, Value};
+use schema::Kind;
+use stmt::{with_pool, Bind, Exec, Pool, Stmt, TextRow};
 
 /// Which SQL dialect a URL speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +42,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    fn of(url: &str) -> Dialect {
+    pub fn of(url: &str) -> Dialect {
         if url.starts_with("postgres") {
             Dialect::Postgres
         } else if url.starts_with("mysql") || url.starts_with("mariadb") {
@@ -38,8 +53,8 @@ impl Dialect {
     }
     fn quote(self, ident: &str) -> String {
         match self {
-            Dialect::Mysql => format!("`{ident}`"),
-            _ => format!("\"{ident}\""),
+            Dialect::Mysql => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
         }
     }
     fn as_text(self, expr: &str) -> String {
@@ -69,65 +84,83 @@ impl Params {
     }
 }
 
-/// A value to bind.
+/// A mapped column: quoted name and what it holds.
 #[derive(Clone, Debug)]
-enum Bind {
-    Text(Option<String>),
-    Int(Option<i64>),
-    Bool(bool),
+struct Col {
+    q: String,
+    kind: Kind,
 }
 
-/// One statement with its parameters.
-struct Stmt {
-    sql: String,
-    binds: Vec<Bind>,
-    /// The statement must touch at least one row (an UPDATE of a row that vanished).
-    expect_rows: bool,
+/// How passwords are hashed.
+#[derive(Clone, Copy, Debug)]
+enum Hashing {
+    Argon2id { memory_kib: u32, iterations: u32 },
+    Bcrypt { cost: u32 },
 }
 
-impl Stmt {
-    async fn run<'c, E>(&self, exec: E) -> Result<u64, sqlx::Error>
-    where
-        E: sqlx::Executor<'c, Database = sqlx::Any>,
-    {
-        let mut q = sqlx::query(&self.sql);
-        for b in &self.binds {
-            q = match b {
-                Bind::Text(v) => q.bind(v.clone()),
-                Bind::Int(v) => q.bind(*v),
-                Bind::Bool(v) => q.bind(*v),
-            };
+/// The mapping with attribute indexes resolved, identifiers quoted and
+/// column types known.
+struct Resolved {
+    d: Dialect,
+    table: String,
+    key: Col,
+    /// (attribute index, column)
+    columns: Vec<(usize, Col)>,
+    status: Option<Col>,
+    active_value: String,
+    leaver_value: String,
+    left_at: Option<Col>,
+    deleted_at: Option<Col>,
+    must_change: Option<Col>,
+    password: Option<Col>,
+    scope: Option<(Col, String)>,
+    /// (table, user column, group column), quoted.
+    groups: Option<(String, String, String)>,
+    managed_groups: Vec<String>,
+    hashing: Hashing,
+    attr_count: usize,
+    raw: SqlMapping,
+}
+
+impl Resolved {
+    /// A parameter placed into a column of this kind (text cast to a
+    /// PostgreSQL enum/domain; Unix seconds to a timestamp).
+    fn value_expr(&self, c: &Col, p: &str) -> String {
+        match (&c.kind, self.d) {
+            (Kind::UserDefined(t), Dialect::Postgres) => format!("CAST({p} AS {})", self.d.quote(t)),
+            (Kind::Time, Dialect::Postgres) => format!("to_timestamp({p})"),
+            (Kind::Time, Dialect::Mysql) => format!("FROM_UNIXTIME({p})"),
+            _ => p.to_string(),
         }
-        Ok(q.execute(exec).await?.rows_affected())
+    }
+    /// The column read back as text (timestamps as Unix seconds).
+    fn read_expr(&self, c: &Col) -> String {
+        match (&c.kind, self.d) {
+            (Kind::Time, Dialect::Postgres) => {
+                format!("CAST(CAST(EXTRACT(EPOCH FROM {}) AS BIGINT) AS TEXT)", c.q)
+            }
+            (Kind::Time, Dialect::Mysql) => format!("CAST(UNIX_TIMESTAMP({}) AS CHAR)", c.q),
+            _ => self.d.as_text(&c.q),
+        }
+    }
+    /// A flag value for a boolean or 0/1 column.
+    fn flag(&self, c: &Col, v: bool) -> Bind {
+        match c.kind {
+            Kind::Bool => Bind::Bool(v),
+            _ => Bind::Int(Some(i64::from(v))),
+        }
     }
 }
 
 /// The SQL backend for one (target, policy) pair.
 pub struct SqlBackend {
-    pool: AnyPool,
+    pool: Pool,
     dialect: Dialect,
     map: Arc<Resolved>,
     batch_size: usize,
-}
-
-/// The mapping with attribute indexes resolved and identifiers quoted.
-struct Resolved {
-    table: String,
-    key: String,
-    /// (attribute index, quoted column)
-    columns: Vec<(usize, String)>,
-    status: Option<String>,
-    active_value: String,
-    leaver_value: String,
-    left_at: Option<String>,
-    must_change: Option<String>,
-    password: Option<String>,
-    scope: Option<(String, String)>,
-    groups: Option<(String, String, String)>,
-    managed_groups: Vec<String>,
-    argon2: (u32, u32),
-    attr_count: usize,
-    raw: SqlMapping,
+    /// Soft-deleted rows seen by the last snapshot (key → stored key): an
+    /// Add of one of them revives the row instead of inserting a second.
+    deleted: Mutex<HashMap<UserKey, String>>,
 }
 
 fn sqlx_message(e: &sqlx::Error) -> String {
@@ -146,24 +179,73 @@ fn is_connection_error(e: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed
     )
 }
 
+async fn open_pool(target: &SqlTarget, dialect: Dialect, password: Option<&Secret>) -> Result<Pool, sqlx::Error> {
+    let timeout = std::time::Duration::from_secs(15);
+    let max = target.max_connections.max(1);
+    match dialect {
+        Dialect::Postgres => {
+            let mut o = PgConnectOptions::from_str(&target.url)?;
+            if let Some(pw) = password {
+                o = o.password(pw.expose());
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(timeout)
+                .connect_with(o)
+                .await?;
+            Ok(Pool::Pg(pool))
+        }
+        Dialect::Mysql => {
+            let url = target.url.replacen("mariadb://", "mysql://", 1);
+            let mut o = MySqlConnectOptions::from_str(&url)?;
+            if let Some(pw) = password {
+                o = o.password(pw.expose());
+            }
+            let pool = MySqlPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(timeout)
+                .connect_with(o)
+                .await?;
+            Ok(Pool::My(pool))
+        }
+        Dialect::Sqlite => {
+            let mut o = SqliteConnectOptions::from_str(&target.url)?;
+            if target.create_schema {
+                o = o.create_if_missing(true);
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(timeout)
+                .connect_with(o)
+                .await?;
+            Ok(Pool::Lite(pool))
+        }
+    }
+}
+
 impl SqlBackend {
-    /// Connect (lazily checked by `health`). `password` is spliced into the
-    /// URL only in memory, never logged.
+    /// Connect, then check the mapping against the database's catalogue: a
+    /// missing or incompatible table or column is an error here, before any
+    /// read or write. The password is handed to the driver, never put in a URL.
     pub async fn connect(
         target: &SqlTarget,
         mapping: &SqlMapping,
         policy: &Policy,
         password: Option<Secret>,
     ) -> Result<SqlBackend, BackendError> {
-        sqlx::any::install_default_drivers();
         let dialect = Dialect::of(&target.url);
-        let mut url = target.url.clone();
         if dialect == Dialect::Sqlite && target.create_schema {
             // The embedded default owns its folder: make it.
-            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or("");
+            let path = target
+                .url
+                .trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap_or("");
             if let Some(parent) = std::path::Path::new(path)
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -172,235 +254,37 @@ impl SqlBackend {
                     .map_err(|e| BackendError::Connect(format!("creating {}: {e}", parent.display())))?;
             }
         }
-        if dialect == Dialect::Sqlite && target.create_schema && !url.contains("mode=") {
-            url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+        let pool = open_pool(target, dialect, password.as_ref()).await.map_err(|e| {
+            BackendError::Connect(format!(
+                "{}: {}; check the URL, that the server runs, and the password file/variable",
+                redact_url(&target.url),
+                sqlx_message(&e)
+            ))
+        })?;
+        if target.create_schema {
+            schema::create(&pool, dialect, mapping)
+                .await
+                .map_err(|e| BackendError::Schema(format!("creating tables: {}", sqlx_message(&e))))?;
         }
-        if let Some(pw) = &password {
-            url = with_password(&url, pw.expose());
-        }
-        let url = url.replacen("mariadb://", "mysql://", 1);
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite {
-                1
-            } else {
-                target.max_connections.max(1)
-            })
-            .acquire_timeout(std::time::Duration::from_secs(15))
-            .connect(&url)
-            .await
-            .map_err(|e| BackendError::Connect(format!("{}: {}", redact_url(&target.url), sqlx_message(&e))))?;
-        let map = Arc::new(resolve(mapping, policy, dialect));
-        let backend = SqlBackend {
+        let catalog = schema::inspect(&pool, dialect, mapping).await?;
+        schema::check(&catalog, mapping)?;
+        let map = Arc::new(resolve(mapping, policy, dialect, &catalog));
+        Ok(SqlBackend {
             pool,
             dialect,
             map,
             batch_size: target.batch_size,
-        };
-        if target.create_schema {
-            schema::create(&backend.pool, dialect, &backend.map.raw, policy)
-                .await
-                .map_err(|e| BackendError::Schema(format!("creating tables: {}", sqlx_message(&e))))?;
-        }
-        Ok(backend)
+            deleted: Mutex::new(HashMap::new()),
+        })
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    fn scope_filter(&self, p: &mut Params, binds: &mut Vec<Bind>) -> String {
-        match &self.map.scope {
-            Some((col, val)) => {
-                binds.push(Bind::Text(Some(val.clone())));
-                format!(" AND {col} = {}", p.next())
-            }
-            None => String::new(),
-        }
-    }
-
-    /// The statements for one op.
-    fn statements(&self, op: &Op<'_>, hash: Option<&str>) -> Vec<Stmt> {
-        let m = &*self.map;
-        let key_value = op
-            .account
-            .map(|a| a.key.as_str())
-            .unwrap_or(op.key.as_str())
-            .to_string();
-        let mut out = Vec::new();
-        match op.change {
-            Change::Add => {
-                let Some(person) = op.person else { return out };
-                let mut cols = vec![m.key.clone()];
-                let mut binds = vec![Bind::Text(Some(person.key.as_str().to_string()))];
-                for (i, col) in &m.columns {
-                    cols.push(col.clone());
-                    binds.push(Bind::Text(
-                        person.attrs.get(*i).cloned().flatten().map(|v| v.to_string()),
-                    ));
-                }
-                if let Some(s) = &m.status {
-                    cols.push(s.clone());
-                    binds.push(Bind::Text(Some(m.active_value.clone())));
-                }
-                if let Some(c) = &m.must_change {
-                    cols.push(c.clone());
-                    binds.push(Bind::Bool(op.must_change));
-                }
-                if let (Some(c), Some(h)) = (&m.password, hash) {
-                    cols.push(c.clone());
-                    binds.push(Bind::Text(Some(h.to_string())));
-                }
-                if let Some((c, v)) = &m.scope {
-                    cols.push(c.clone());
-                    binds.push(Bind::Text(Some(v.clone())));
-                }
-                let mut p = Params::new(self.dialect);
-                let marks: Vec<String> = binds.iter().map(|_| p.next()).collect();
-                out.push(Stmt {
-                    sql: format!(
-                        "INSERT INTO {} ({}) VALUES ({})",
-                        m.table,
-                        cols.join(", "),
-                        marks.join(", ")
-                    ),
-                    binds,
-                    expect_rows: true,
-                });
-                if let Some(groups) = &person.groups {
-                    out.extend(self.group_inserts(person.key.as_str(), groups));
-                }
-            }
-            Change::Update(diff) | Change::Rejoin(diff) => {
-                let rejoin = matches!(op.change, Change::Rejoin(_));
-                let mut p = Params::new(self.dialect);
-                let mut sets = Vec::new();
-                let mut binds = Vec::new();
-                for c in &diff.attrs {
-                    if let Some((_, col)) = m.columns.iter().find(|(i, _)| *i == c.attr) {
-                        sets.push(format!("{col} = {}", p.next()));
-                        binds.push(Bind::Text(c.new.as_ref().map(|v| v.to_string())));
-                    }
-                }
-                if rejoin {
-                    if let Some(s) = &m.status {
-                        sets.push(format!("{s} = {}", p.next()));
-                        binds.push(Bind::Text(Some(m.active_value.clone())));
-                    }
-                    if let Some(l) = &m.left_at {
-                        sets.push(format!("{l} = {}", p.next()));
-                        binds.push(Bind::Int(None));
-                    }
-                    if let Some(c) = &m.must_change {
-                        if op.must_change {
-                            sets.push(format!("{c} = {}", p.next()));
-                            binds.push(Bind::Bool(true));
-                        }
-                    }
-                }
-                if !sets.is_empty() {
-                    out.push(self.update(sets, binds, p, &key_value));
-                }
-                if !diff.groups_remove.is_empty() {
-                    out.extend(self.group_deletes(&key_value, Some(&diff.groups_remove)));
-                }
-                if !diff.groups_add.is_empty() {
-                    out.extend(self.group_inserts(&key_value, &diff.groups_add));
-                }
-            }
-            Change::Leave => {
-                let mut p = Params::new(self.dialect);
-                let mut sets = Vec::new();
-                let mut binds = Vec::new();
-                if let Some(s) = &m.status {
-                    sets.push(format!("{s} = {}", p.next()));
-                    binds.push(Bind::Text(Some(m.leaver_value.clone())));
-                }
-                if let Some(l) = &m.left_at {
-                    sets.push(format!("{l} = {}", p.next()));
-                    binds.push(Bind::Int(Some(op.now)));
-                }
-                out.push(self.update(sets, binds, p, &key_value));
-                out.extend(self.group_deletes(&key_value, None));
-            }
-            Change::Delete => {
-                out.extend(self.group_deletes(&key_value, None));
-                let mut p = Params::new(self.dialect);
-                let mut binds = vec![Bind::Text(Some(key_value.clone()))];
-                let k = p.next();
-                let scope = self.scope_filter(&mut p, &mut binds);
-                out.push(Stmt {
-                    sql: format!("DELETE FROM {} WHERE {} = {k}{scope}", m.table, m.key),
-                    binds,
-                    expect_rows: true,
-                });
-            }
-            Change::Unchanged | Change::Absent | Change::Reject(_) => {}
-        }
-        out
-    }
-
-    fn update(&self, sets: Vec<String>, mut binds: Vec<Bind>, mut p: Params, key: &str) -> Stmt {
-        let k = p.next();
-        binds.push(Bind::Text(Some(key.to_string())));
-        let scope = self.scope_filter(&mut p, &mut binds);
-        Stmt {
-            sql: format!(
-                "UPDATE {} SET {} WHERE {} = {k}{scope}",
-                self.map.table,
-                sets.join(", "),
-                self.map.key
-            ),
-            binds,
-            expect_rows: true,
-        }
-    }
-
-    fn group_inserts(&self, user: &str, groups: &[Value]) -> Vec<Stmt> {
-        let Some((t, u, g)) = &self.map.groups else {
-            return Vec::new();
-        };
-        groups
-            .iter()
-            .map(|grp| {
-                let mut p = Params::new(self.dialect);
-                let (a, b) = (p.next(), p.next());
-                Stmt {
-                    sql: format!("INSERT INTO {t} ({u}, {g}) VALUES ({a}, {b})"),
-                    binds: vec![Bind::Text(Some(user.to_string())), Bind::Text(Some(grp.to_string()))],
-                    expect_rows: false,
-                }
-            })
-            .collect()
-    }
-
-    /// Remove memberships: the given groups, or every managed group. Groups
-    /// the policy does not manage are never touched.
-    fn group_deletes(&self, user: &str, only: Option<&[Value]>) -> Vec<Stmt> {
-        let Some((t, u, g)) = &self.map.groups else {
-            return Vec::new();
-        };
-        let groups: Vec<String> = match only {
-            Some(list) => list.iter().map(|v| v.to_string()).collect(),
-            None => self.map.managed_groups.clone(),
-        };
-        if groups.is_empty() {
-            return Vec::new();
-        }
-        let mut p = Params::new(self.dialect);
-        let k = p.next();
-        let marks: Vec<String> = groups.iter().map(|_| p.next()).collect();
-        let mut binds = vec![Bind::Text(Some(user.to_string()))];
-        binds.extend(groups.into_iter().map(|g| Bind::Text(Some(g))));
-        vec![Stmt {
-            sql: format!("DELETE FROM {t} WHERE {u} = {k} AND {g} IN ({})", marks.join(", ")),
-            binds,
-            expect_rows: false,
-        }]
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// Hash the passwords of a batch on the blocking pool, in parallel.
     async fn hashes(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
-        if self.map.password.is_none() {
+        if self.map.password.is_none() || ops.iter().all(|o| o.password.is_none()) {
             return Ok(vec![None; ops.len()]);
         }
         let secrets: Vec<Option<Secret>> = ops.iter().map(|o| o.password.cloned()).collect();
@@ -409,13 +293,13 @@ impl SqlBackend {
             .unwrap_or(2)
             .max(1);
         let chunk = secrets.len().div_ceil(workers).max(1);
-        let (m, t) = self.map.argon2;
+        let hashing = self.map.hashing;
         let mut tasks = Vec::new();
         for part in secrets.chunks(chunk) {
             let part = part.to_vec();
             tasks.push(tokio::task::spawn_blocking(move || {
                 part.iter()
-                    .map(|s| s.as_ref().map(|s| hash_password(s, m, t)).transpose())
+                    .map(|s| s.as_ref().map(|s| hash_with(hashing, s)).transpose())
                     .collect::<Result<Vec<_>, String>>()
             }));
         }
@@ -433,197 +317,33 @@ impl SqlBackend {
     /// Run the statements of `pending` ops in one transaction. On a row
     /// error, report which op failed so the caller can retry without it.
     async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt>]) -> Result<(), (Option<usize>, sqlx::Error)> {
-        let mut tx = self.pool.begin().await.map_err(|e| (None, e))?;
-        for &i in pending {
-            for s in &stmts[i] {
-                match s.run(&mut *tx).await {
-                    Ok(0) if s.expect_rows => {
-                        return Err((Some(i), sqlx::Error::RowNotFound));
+        with_pool!(&self.pool, p => {
+            let mut tx = p.begin().await.map_err(|e| (None, e))?;
+            for &i in pending {
+                for s in &stmts[i] {
+                    match Exec::exec(&mut *tx, s).await {
+                        Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
+                            return Err((Some(i), sqlx::Error::RowNotFound));
+                        }
+                        Ok(_) => {}
+                        Err(e) if is_connection_error(&e) => return Err((None, e)),
+                        Err(e) => return Err((Some(i), e)),
                     }
-                    Ok(_) => {}
-                    Err(e) if is_connection_error(&e) => return Err((None, e)),
-                    Err(e) => return Err((Some(i), e)),
                 }
             }
-        }
-        tx.commit().await.map_err(|e| (None, e))
-    }
-}
-
-/// An argon2id PHC string.
-pub fn hash_password(secret: &Secret, memory_kib: u32, iterations: u32) -> Result<String, String> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(memory_kib, iterations, 1, None).map_err(|e| format!("argon2 parameters: {e}"))?;
-    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::generate(&mut OsRng);
-    a.hash_password(secret.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("hashing a password: {e}"))
-}
-
-fn with_password(url: &str, pw: &str) -> String {
-    // Percent-encode everything but unreserved characters.
-    let enc: String = pw
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
+            tx.commit().await.map_err(|e| (None, e))
         })
-        .collect();
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((user, host)) => format!("{scheme}://{user}:{enc}@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect) -> Resolved {
-    Resolved {
-        table: d.quote(&m.table),
-        key: d.quote(&m.key),
-        columns: m
-            .columns
-            .iter()
-            .filter_map(|(f, c)| policy.attribute_index(f).map(|i| (i, d.quote(c))))
-            .collect(),
-        status: m.status_column.as_deref().map(|c| d.quote(c)),
-        active_value: m.active_value.clone(),
-        leaver_value: m.leaver_value.clone(),
-        left_at: m.left_at_column.as_deref().map(|c| d.quote(c)),
-        must_change: m.must_change_column.as_deref().map(|c| d.quote(c)),
-        password: m.password_column.as_deref().map(|c| d.quote(c)),
-        scope: m.scope.as_ref().map(|s| (d.quote(&s.column), s.value.clone())),
-        groups: m
-            .groups
-            .as_ref()
-            .map(|g| (d.quote(&g.table), d.quote(&g.user_column), d.quote(&g.group_column))),
-        managed_groups: policy.groups.managed.clone(),
-        argon2: (m.argon2_memory_kib, m.argon2_iterations),
-        attr_count: policy.attributes.len(),
-        raw: m.clone(),
-    }
-}
-
-fn text(row: &AnyRow, i: usize) -> Result<Option<String>, BackendError> {
-    row.try_get::<Option<String>, _>(i)
-        .map_err(|e| BackendError::Other(format!("reading column {i}: {e}")))
-}
-
-#[async_trait]
-impl Backend for SqlBackend {
-    async fn health(&self) -> Result<(), BackendError> {
-        schema::check(&self.pool, self.dialect, &self.map.raw).await
     }
 
-    async fn snapshot(&self) -> Result<Snapshot, BackendError> {
-        schema::check(&self.pool, self.dialect, &self.map.raw).await?;
-        let m = &*self.map;
-        let d = self.dialect;
-        let mut managed = vec![false; m.attr_count];
-        let mut select = vec![d.as_text(&m.key)];
-        for (i, c) in &m.columns {
-            managed[*i] = true;
-            select.push(d.as_text(c));
-        }
-        select.push(
-            m.status
-                .as_deref()
-                .map(|s| d.as_text(s))
-                .unwrap_or_else(|| "NULL".into()),
-        );
-        select.push(
-            m.left_at
-                .as_deref()
-                .map(|s| d.as_text(s))
-                .unwrap_or_else(|| "NULL".into()),
-        );
-        let mut p = Params::new(d);
-        let mut binds = Vec::new();
-        let scope = self.scope_filter(&mut p, &mut binds);
-        let sql = format!("SELECT {} FROM {} WHERE 1 = 1{scope}", select.join(", "), m.table);
-        let mut q = sqlx::query(&sql);
-        for b in &binds {
-            if let Bind::Text(v) = b {
-                q = q.bind(v.clone());
-            }
-        }
-        let mut snap = Snapshot::new(managed);
-        let mut rows = q.fetch(&self.pool);
-        let n = m.columns.len();
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| BackendError::Other(format!("reading {}: {}", m.raw.table, sqlx_message(&e))))?
-        {
-            let Some(key) = text(&row, 0)? else { continue };
-            let mut attrs: Vec<Option<Value>> = vec![None; m.attr_count];
-            for (j, (i, _)) in m.columns.iter().enumerate() {
-                attrs[*i] = text(&row, j + 1)?.filter(|s| !s.is_empty()).map(Value::from);
-            }
-            let status = text(&row, n + 1)?;
-            let state = match status {
-                Some(s) if s.eq_ignore_ascii_case(&m.leaver_value) => AccountState::Leaver,
-                _ => AccountState::Active,
-            };
-            let left_at = text(&row, n + 2)?.and_then(|s| s.trim().parse::<i64>().ok());
-            snap.insert(Account {
-                key: UserKey::new(&key),
-                attrs,
-                groups: Vec::new(),
-                state,
-                left_at,
-                locator: None,
-            })
-            .map_err(BackendError::Other)?;
-        }
-        drop(rows);
-        if let Some((t, u, g)) = &m.groups {
-            if !m.managed_groups.is_empty() {
-                let mut p = Params::new(d);
-                let marks: Vec<String> = m.managed_groups.iter().map(|_| p.next()).collect();
-                let sql = format!(
-                    "SELECT {}, {} FROM {t} WHERE {g} IN ({})",
-                    d.as_text(u),
-                    d.as_text(g),
-                    marks.join(", ")
-                );
-                let mut q = sqlx::query(&sql);
-                for grp in &m.managed_groups {
-                    q = q.bind(grp.clone());
-                }
-                let mut memberships: Vec<(UserKey, Value)> = Vec::new();
-                let mut rows = q.fetch(&self.pool);
-                while let Some(row) = rows
-                    .try_next()
-                    .await
-                    .map_err(|e| BackendError::Other(format!("reading groups: {}", sqlx_message(&e))))?
-                {
-                    if let (Some(user), Some(group)) = (text(&row, 0)?, text(&row, 1)?) {
-                        memberships.push((UserKey::new(&user), Value::from(group)));
-                    }
-                }
-                drop(rows);
-                snap.add_memberships(memberships);
-            }
-        }
-        Ok(snap)
-    }
-
-    fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
-        let hashes = self.hashes(ops).await?;
+    /// Every op as its own statements, in transactions, retrying without a
+    /// failed op.
+    async fn apply_rows(&self, ops: &[Op<'_>], hashes: &[Option<String>]) -> Result<Vec<OpResult>, BackendError> {
+        let revive = self.revivable(ops);
         let stmts: Vec<Vec<Stmt>> = ops
             .iter()
-            .zip(&hashes)
-            .map(|(o, h)| self.statements(o, h.as_deref()))
+            .zip(hashes)
+            .zip(&revive)
+            .map(|((o, h), r)| rows::statements(&self.map, o, h.as_deref(), r.as_deref()))
             .collect();
         let mut results: Vec<OpResult> = vec![Ok(()); ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).filter(|i| !stmts[*i].is_empty()).collect();
@@ -664,5 +384,221 @@ impl Backend for SqlBackend {
             }
         }
         Ok(results)
+    }
+
+    /// For each op: the stored key of a soft-deleted row an Add revives.
+    fn revivable(&self, ops: &[Op<'_>]) -> Vec<Option<String>> {
+        if self.map.deleted_at.is_none() {
+            return vec![None; ops.len()];
+        }
+        let deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter()
+            .map(|o| match o.change {
+                crate::core::Change::Add => deleted.get(o.key).cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Turn one snapshot row into an account (`Err` on unreadable data);
+    /// `Ok(Err(key))` for a soft-deleted row.
+    fn account_of<R: TextRow>(&self, row: &R) -> Result<Option<Result<Account, String>>, BackendError> {
+        let m = &*self.map;
+        let Some(key) = row.text(0)? else { return Ok(None) };
+        let n = m.columns.len();
+        if row.text(n + 3)?.is_some() {
+            return Ok(Some(Err(key)));
+        }
+        let mut attrs: Vec<Option<Value>> = vec![None; m.attr_count];
+        for (j, (i, _)) in m.columns.iter().enumerate() {
+            attrs[*i] = row.text(j + 1)?.filter(|s| !s.is_empty()).map(Value::from);
+        }
+        let state = match row.text(n + 1)? {
+            Some(s) if s.eq_ignore_ascii_case(&m.leaver_value) => AccountState::Leaver,
+            _ => AccountState::Active,
+        };
+        let left_at = row
+            .text(n + 2)?
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .map(|f| f as i64);
+        Ok(Some(Ok(Account {
+            key: UserKey::new(&key),
+            attrs,
+            groups: Vec::new(),
+            state,
+            left_at,
+            locator: None,
+        })))
+    }
+
+    fn scope_filter(&self, p: &mut Params, binds: &mut Vec<Bind>) -> String {
+        rows::scope_filter(&self.map, p, binds)
+    }
+}
+
+/// Hash one password with the mapping's scheme.
+fn hash_with(h: Hashing, secret: &Secret) -> Result<String, String> {
+    match h {
+        Hashing::Argon2id { memory_kib, iterations } => hash_password(secret, memory_kib, iterations),
+        Hashing::Bcrypt { cost } => {
+            bcrypt::hash(secret.expose(), cost).map_err(|e| format!("hashing a password (bcrypt): {e}"))
+        }
+    }
+}
+
+/// An argon2id PHC string.
+pub fn hash_password(secret: &Secret, memory_kib: u32, iterations: u32) -> Result<String, String> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let params = argon2::Params::new(memory_kib, iterations, 1, None).map_err(|e| format!("argon2 parameters: {e}"))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::generate(&mut OsRng);
+    a.hash_password(secret.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing a password: {e}"))
+}
+
+fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect, cat: &schema::Catalog) -> Resolved {
+    let col = |table: &str, c: &str| Col {
+        q: d.quote(c),
+        kind: cat.column(table, c).map(|i| i.kind.clone()).unwrap_or(Kind::Text),
+    };
+    let t = m.table.as_str();
+    let opt = |c: &Option<String>| c.as_deref().map(|c| col(t, c));
+    Resolved {
+        d,
+        table: d.quote(&m.table),
+        key: col(t, &m.key),
+        columns: m
+            .columns
+            .iter()
+            .filter_map(|(f, c)| policy.attribute_index(f).map(|i| (i, col(t, c))))
+            .collect(),
+        status: opt(&m.status_column),
+        active_value: m.active_value.clone(),
+        leaver_value: m.leaver_value.clone(),
+        left_at: opt(&m.left_at_column),
+        deleted_at: opt(&m.deleted_at_column),
+        must_change: opt(&m.must_change_column),
+        password: opt(&m.password_column),
+        scope: m.scope.as_ref().map(|s| (col(t, &s.column), s.value.clone())),
+        groups: m
+            .groups
+            .as_ref()
+            .map(|g| (d.quote(&g.table), d.quote(&g.user_column), d.quote(&g.group_column))),
+        managed_groups: policy.groups.managed.clone(),
+        hashing: match m.password_scheme {
+            PasswordScheme::Argon2id => Hashing::Argon2id {
+                memory_kib: m.argon2_memory_kib,
+                iterations: m.argon2_iterations,
+            },
+            PasswordScheme::Bcrypt => Hashing::Bcrypt { cost: m.bcrypt_cost },
+        },
+        attr_count: policy.attributes.len(),
+        raw: m.clone(),
+    }
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn health(&self) -> Result<(), BackendError> {
+        let cat = schema::inspect(&self.pool, self.dialect, &self.map.raw).await?;
+        schema::check(&cat, &self.map.raw)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, BackendError> {
+        let m = &*self.map;
+        let d = self.dialect;
+        let mut managed = vec![false; m.attr_count];
+        let mut select = vec![d.as_text(&m.key.q)];
+        for (i, c) in &m.columns {
+            managed[*i] = true;
+            select.push(m.read_expr(c));
+        }
+        let null = || "NULL".to_string();
+        select.push(m.status.as_ref().map(|s| m.read_expr(s)).unwrap_or_else(null));
+        select.push(m.left_at.as_ref().map(|s| m.read_expr(s)).unwrap_or_else(null));
+        select.push(
+            m.deleted_at
+                .as_ref()
+                .map(|c| format!("CASE WHEN {} IS NULL THEN NULL ELSE '1' END", c.q))
+                .unwrap_or_else(null),
+        );
+        let mut p = Params::new(d);
+        let mut binds = Vec::new();
+        let scope = self.scope_filter(&mut p, &mut binds);
+        let sql = format!("SELECT {} FROM {} WHERE 1 = 1{scope}", select.join(", "), m.table);
+        let texts: Vec<Option<String>> = binds
+            .into_iter()
+            .map(|b| match b {
+                Bind::Text(v) => v,
+                _ => None,
+            })
+            .collect();
+        let mut snap = Snapshot::new(managed);
+        let mut deleted = HashMap::new();
+        let read_err = |e: sqlx::Error| BackendError::Other(format!("reading {}: {}", m.raw.table, sqlx_message(&e)));
+        with_pool!(&self.pool, pool => {
+            let mut q = sqlx::query(&sql);
+            for t in &texts {
+                q = q.bind(t.as_deref());
+            }
+            let mut rows = q.fetch(pool);
+            while let Some(row) = rows.try_next().await.map_err(read_err)? {
+                match self.account_of(&row)? {
+                    Some(Ok(a)) => snap.insert(a).map_err(BackendError::Other)?,
+                    Some(Err(key)) => {
+                        deleted.insert(UserKey::new(&key), key);
+                    }
+                    None => {}
+                }
+            }
+        });
+        *self.deleted.lock().unwrap_or_else(|p| p.into_inner()) = deleted;
+        if let Some((t, u, g)) = &m.groups {
+            if !m.managed_groups.is_empty() {
+                let mut p = Params::new(d);
+                let marks: Vec<String> = m.managed_groups.iter().map(|_| p.next()).collect();
+                let sql = format!(
+                    "SELECT {}, {} FROM {t} WHERE {g} IN ({})",
+                    d.as_text(u),
+                    d.as_text(g),
+                    marks.join(", ")
+                );
+                let mut memberships: Vec<(UserKey, Value)> = Vec::new();
+                let read_err = |e: sqlx::Error| BackendError::Other(format!("reading groups: {}", sqlx_message(&e)));
+                with_pool!(&self.pool, pool => {
+                    let mut q = sqlx::query(&sql);
+                    for grp in &m.managed_groups {
+                        q = q.bind(grp.as_str());
+                    }
+                    let mut rows = q.fetch(pool);
+                    while let Some(row) = rows.try_next().await.map_err(read_err)? {
+                        if let (Some(user), Some(group)) = (row.text(0)?, row.text(1)?) {
+                            memberships.push((UserKey::new(&user), Value::from(group)));
+                        }
+                    }
+                });
+                snap.add_memberships(memberships);
+            }
+        }
+        Ok(snap)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
+        let hashes = self.hashes(ops).await?;
+        if let Pool::Pg(pg) = &self.pool {
+            if ops.len() > 1 {
+                let revive = self.revivable(ops);
+                let stmts = bulk::statements(&self.map, ops, &hashes, &revive);
+                if bulk::run(pg, &stmts).await? {
+                    return Ok(vec![Ok(()); ops.len()]);
+                }
+            }
+        }
+        self.apply_rows(ops, &hashes).await
     }
 }

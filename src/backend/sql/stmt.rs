@@ -1,0 +1,127 @@
+//! Statements with bound parameters, and running them on each database's own
+//! connection type. Values only ever travel as parameters; the SQL text holds
+//! nothing but quoted identifiers and placeholders.
+
+use sqlx::mysql::{MySqlConnection, MySqlRow};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{MySqlPool, PgPool, Row, SqlitePool};
+
+use super::BackendError;
+
+/// A connection pool of one of the three databases.
+#[derive(Clone, Debug)]
+pub(super) enum Pool {
+    Pg(PgPool),
+    My(MySqlPool),
+    Lite(SqlitePool),
+}
+
+/// Run `$body` with `$p` bound to the concrete pool (the body is compiled
+/// once per database).
+macro_rules! with_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::backend::sql::stmt::Pool::Pg($p) => $body,
+            $crate::backend::sql::stmt::Pool::My($p) => $body,
+            $crate::backend::sql::stmt::Pool::Lite($p) => $body,
+        }
+    };
+}
+pub(super) use with_pool;
+
+/// A value to bind.
+#[derive(Clone, Debug)]
+pub(super) enum Bind {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Bool(bool),
+    /// PostgreSQL arrays, for the bulk paths (`UNNEST`, `= ANY`).
+    TextArray(Vec<Option<String>>),
+    IntArray(Vec<Option<i64>>),
+    BoolArray(Vec<bool>),
+}
+
+/// One statement with its parameters.
+#[derive(Clone, Debug)]
+pub(super) struct Stmt {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+    /// Rows the statement must touch (an UPDATE of a row that vanished
+    /// touches none); `None`: any count is fine.
+    pub expect_rows: Option<u64>,
+}
+
+fn arrays_unsupported() -> sqlx::Error {
+    sqlx::Error::Protocol("array parameters are only used with PostgreSQL".into())
+}
+
+macro_rules! bind_scalar {
+    ($q:expr, $b:expr) => {
+        match $b {
+            Bind::Text(v) => $q.bind(v.as_deref()),
+            Bind::Int(v) => $q.bind(*v),
+            Bind::Bool(v) => $q.bind(*v),
+            _ => return Err(arrays_unsupported()),
+        }
+    };
+}
+
+/// Running a [`Stmt`] on a connection (or a transaction, through deref).
+pub(super) trait Exec {
+    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error>;
+}
+
+impl Exec for PgConnection {
+    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+        let mut q = sqlx::query(&s.sql);
+        for b in &s.binds {
+            q = match b {
+                Bind::TextArray(v) => q.bind(v.as_slice()),
+                Bind::IntArray(v) => q.bind(v.as_slice()),
+                Bind::BoolArray(v) => q.bind(v.as_slice()),
+                other => bind_scalar!(q, other),
+            };
+        }
+        Ok(q.execute(self).await?.rows_affected())
+    }
+}
+
+impl Exec for MySqlConnection {
+    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+        let mut q = sqlx::query(&s.sql);
+        for b in &s.binds {
+            q = bind_scalar!(q, b);
+        }
+        Ok(q.execute(self).await?.rows_affected())
+    }
+}
+
+impl Exec for SqliteConnection {
+    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+        let mut q = sqlx::query(&s.sql);
+        for b in &s.binds {
+            q = bind_scalar!(q, b);
+        }
+        Ok(q.execute(self).await?.rows_affected())
+    }
+}
+
+/// Reading every selected column as text (the snapshot casts them).
+pub(super) trait TextRow {
+    fn text(&self, i: usize) -> Result<Option<String>, BackendError>;
+}
+
+macro_rules! text_row {
+    ($t:ty) => {
+        impl TextRow for $t {
+            fn text(&self, i: usize) -> Result<Option<String>, BackendError> {
+                self.try_get::<Option<String>, _>(i)
+                    .map_err(|e| BackendError::Other(format!("reading column {i}: {e}")))
+            }
+        }
+    };
+}
+text_row!(PgRow);
+text_row!(MySqlRow);
+text_row!(SqliteRow);
