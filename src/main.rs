@@ -152,6 +152,21 @@ async fn run(cli: Cli) -> ExitCode {
                     p.attributes.join(", ")
                 );
             }
+            // Connect to each policy's target and check its mapping against
+            // the real schema (tables, columns, types).
+            let mut failed = false;
+            for (name, lp) in &config.policies {
+                match open_backend(&config, lp).await {
+                    Ok(_) => println!("policy {name}: target {} matches the mapping", lp.target),
+                    Err(e) => {
+                        eprintln!("error: policy {name}: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return ExitCode::from(2);
+            }
             ExitCode::SUCCESS
         }
     }
