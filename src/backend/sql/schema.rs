@@ -195,12 +195,12 @@ enum Role {
 }
 
 fn fits(role: Role, c: &ColInfo) -> Result<(), String> {
-    let ok = match (role, &c.kind) {
-        (Role::Text | Role::Password(_), Kind::Text | Kind::UserDefined(_)) => true,
-        (Role::Flag, Kind::Bool | Kind::Int) => true,
-        (Role::Time, Kind::Int | Kind::Time) => true,
-        _ => false,
-    };
+    let ok = matches!(
+        (role, &c.kind),
+        (Role::Text | Role::Password(_), Kind::Text | Kind::UserDefined(_))
+            | (Role::Flag, Kind::Bool | Kind::Int)
+            | (Role::Time, Kind::Int | Kind::Time)
+    );
     if !ok {
         let want = match role {
             Role::Text | Role::Password(_) => "a character type (text, varchar, char)",
