@@ -207,13 +207,18 @@ INSERT INTO writes VALUES (0);
             ));
         }
     }
+    s + &maria_user()
+}
+
+/// The service account dirsync logs in as, with a password.
+fn maria_user() -> String {
     let pw = MARIADB_PW.replace('\'', "''");
-    for host in ["%", "localhost", "127.0.0.1"] {
-        s.push_str(&format!(
-            "CREATE USER 'dirsync'@'{host}' IDENTIFIED BY '{pw}';\nGRANT ALL ON dirsync_test.* TO 'dirsync'@'{host}';\n"
-        ));
-    }
-    s
+    ["%", "localhost", "127.0.0.1"]
+        .iter()
+        .map(|host| {
+            format!("CREATE USER 'dirsync'@'{host}' IDENTIFIED BY '{pw}';\nGRANT ALL ON dirsync_test.* TO 'dirsync'@'{host}';\n")
+        })
+        .collect()
 }
 
 fn sqlite_schema() -> String {
@@ -696,4 +701,72 @@ fn sql_suite_mariadb() {
     let m = servers::MariaDb::start().unwrap_or_else(|e| panic!("MariaDB did not start: {e}"));
     m.query(&maria_schema()).unwrap_or_else(|e| panic!("schema: {e}"));
     suite(&Maria(m));
+}
+
+/// The example config for `kind` (postgres / mariadb), pointed at `url`
+/// with the password in a file, in a temp dir.
+fn example_config(kind: &str, url: &str, password: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example").join(kind);
+    let config = std::fs::read_to_string(src.join("dirsync.toml")).expect("example dirsync.toml");
+    let secret = dir.path().join("db.secret");
+    std::fs::write(&secret, format!("{password}\n")).expect("secret");
+    let config: String = config
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else if l.starts_with("password_file = ") {
+                format!("password_file = \"{}\"", secret.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.path().join("dirsync.toml"), config).expect("write config");
+    std::fs::create_dir(dir.path().join("policies")).expect("mkdir");
+    std::fs::copy(src.join("policies/app.toml"), dir.path().join("policies/app.toml")).expect("copy policy");
+    dir
+}
+
+/// The example config and schema fit together: `config check` passes and
+/// the sample file applies.
+fn example_suite(db: &dyn Db, kind: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example");
+    let schema = std::fs::read_to_string(src.join(kind).join("schema.sql")).expect("schema.sql");
+    db.exec(&schema);
+    let dir = example_config(kind, &db.url(), db.password().unwrap_or(""));
+    let config = dir.path().join("dirsync.toml");
+    let r = dirsync(db, &config, &["config", "check"], None);
+    assert_eq!(r.code, 0, "{kind}: {}{}", r.stdout, r.stderr);
+    let sample = std::fs::read_to_string(src.join("sample.csv")).expect("sample.csv");
+    let r = dirsync(db, &config, &["apply"], Some(("sample", &sample)));
+    assert_eq!(r.code, 1, "{kind}: {}{}{}", r.stdout, r.stderr, r.results);
+    assert!(r.stdout.contains("4 new"), "{kind}: {}", r.stdout);
+    assert_eq!(
+        db.q("SELECT login, state, source, CASE WHEN must_change THEN 1 ELSE 0 END FROM app_users WHERE login = 'mobrien'"),
+        "mobrien|active|hr|1"
+    );
+    assert!(db
+        .q("SELECT pw_hash FROM app_users WHERE login = 'akhan'")
+        .starts_with("$argon2id$"));
+    assert_eq!(
+        db.q("SELECT grp FROM app_user_groups WHERE login = 'bnguyen' ORDER BY grp")
+            .replace('\n', ","),
+        "eng-wiki,staff,vpn"
+    );
+}
+
+#[test]
+fn example_config_postgres() {
+    let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("PostgreSQL did not start: {e}"));
+    example_suite(&Pg(pg), "postgres");
+}
+
+#[test]
+fn example_config_mariadb() {
+    let m = servers::MariaDb::start().unwrap_or_else(|e| panic!("MariaDB did not start: {e}"));
+    m.query(&maria_user()).unwrap_or_else(|e| panic!("user: {e}"));
+    example_suite(&Maria(m), "mariadb");
 }

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# P3 benchmark: dirsync's SQL target on PostgreSQL against psql doing the
+# same writes.
+#
+#   benches/sql.sh [ROWS] [CHURN_PERCENT]      (defaults 100000 and 1.5)
+#
+# Starts its own throwaway PostgreSQL (same recipe as tests/support/servers.rs:
+# initdb --auth=trust --no-sync, fsync/synchronous_commit/full_page_writes off,
+# 127.0.0.1 on a free port, in a temp dir), builds release, generates the
+# roster with dirsync-genroster, and measures:
+#   1. initial load: `dirsync apply` (passwords.generate = "never") vs
+#      `psql \copy` of the very rows dirsync wrote (users + memberships);
+#   2. nightly churn: `dirsync apply` of the next night's export vs psql
+#      sending the same UPDATE/INSERT/DELETE statements (derived from the
+#      before/after tables), one statement per changed row, in one transaction;
+#   3. password hashing: hashes/s at the default argon2id parameters
+#      (19456 KiB, 2 iterations), from an apply with and without generation.
+# Prints numbers and ratios; BENCHMARKS-sql.md records a run.
+set -euo pipefail
+
+ROWS=${1:-100000}
+CHURN=${2:-1.5}
+HASH_ROWS=${HASH_ROWS:-400}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+echo "== building release"
+cargo build --release --quiet --bin dirsync --bin dirsync-genroster
+DIRSYNC=$ROOT/target/release/dirsync
+GEN=$ROOT/target/release/dirsync-genroster
+
+BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+[ -x "$BIN/postgres" ] || { echo "PostgreSQL not found: run scripts/install-test-deps" >&2; exit 2; }
+WORK=$(mktemp -d /tmp/dirsync-bench-sql.XXXXXX)
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$WORK"
+    RUNAS=(runuser -u postgres --)
+fi
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PGPID=
+cleanup() {
+    if [ -n "$PGPID" ]; then kill -INT "$PGPID" 2>/dev/null || true; wait "$PGPID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"${RUNAS[@]}" "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust --no-sync --no-locale -E UTF8 >/dev/null
+"${RUNAS[@]}" "$BIN/postgres" -D "$WORK/data" -c listen_addresses=127.0.0.1 -c port="$PORT" \
+    -c unix_socket_directories="$WORK" -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+    >"$WORK/server.log" 2>&1 &
+PGPID=$!
+PSQL=("$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+for _ in $(seq 1 100); do "${PSQL[@]}" -d postgres -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+"${PSQL[@]}" -d postgres -c 'CREATE DATABASE bench'
+PSQL+=(-d bench)
+
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+
+echo "== generating $ROWS rows and the next night ($CHURN% churn)"
+"$GEN" --rows "$ROWS" --out "$WORK/base.csv"
+"$GEN" --rows "$ROWS" --next-night "$CHURN" --out "$WORK/next.csv"
+
+SCHEMA="
+CREATE TABLE users (
+  username varchar(64) PRIMARY KEY,
+  first_name varchar(100), last_name varchar(100), email varchar(254),
+  title varchar(200), department varchar(100), site varchar(100),
+  user_type varchar(32), phone varchar(40),
+  status varchar(16) NOT NULL DEFAULT 'active',
+  left_at bigint,
+  must_change_password boolean NOT NULL DEFAULT false,
+  password_hash varchar(255)
+);
+CREATE TABLE user_groups (username varchar(64) NOT NULL, group_name varchar(64) NOT NULL,
+  PRIMARY KEY (username, group_name));"
+"${PSQL[@]}" -c "$SCHEMA"
+
+policy() { # policy GENERATE
+    cat <<EOF
+target = "bench"
+[passwords]
+generate = "$1"
+[limits]
+adds = { max_percent = 100.0 }
+updates = { max_percent = 100.0 }
+leavers = { max_percent = 100.0 }
+[groups]
+managed = ["staff", "vpn", "finance-share", "eng-wiki", "sales-crm", "hr-portal"]
+[sql]
+table = "users"
+key = "username"
+status_column = "status"
+left_at_column = "left_at"
+must_change_column = "must_change_password"
+password_column = "password_hash"
+[sql.columns]
+firstname = "first_name"
+surname = "last_name"
+email = "email"
+title = "title"
+department = "department"
+site = "site"
+user_type = "user_type"
+phone = "phone"
+[sql.groups]
+table = "user_groups"
+user_column = "username"
+group_column = "group_name"
+EOF
+}
+BATCH=${BATCH:-1000}
+cat >"$WORK/dirsync.toml" <<EOF
+[targets.bench]
+kind = "sql"
+url = "postgres://postgres@127.0.0.1:$PORT/bench"
+batch_size = $BATCH
+[policies]
+never = "never.toml"
+generate = "generate.toml"
+EOF
+policy never >"$WORK/never.toml"
+policy new >"$WORK/generate.toml"
+run() { "$DIRSYNC" --config "$WORK/dirsync.toml" apply --policy "$@" --results "$WORK/results.csv"; }
+
+echo "== P3 initial load: dirsync apply"
+t0=$(now); run never "$WORK/base.csv"; t1=$(now)
+LOAD=$(secs "$t0" "$t1")
+"${PSQL[@]}" -c "\\copy users TO '$WORK/users.before.csv' WITH (FORMAT csv)"
+"${PSQL[@]}" -c "\\copy user_groups TO '$WORK/groups.before.csv' WITH (FORMAT csv)"
+NUSERS=$("${PSQL[@]}" -c 'SELECT count(*) FROM users')
+NGROUPS=$("${PSQL[@]}" -c 'SELECT count(*) FROM user_groups')
+
+echo "== P3 initial load: psql \\copy of the same rows"
+"${PSQL[@]}" -c 'TRUNCATE users, user_groups'
+"${PSQL[@]}" -c 'VACUUM users' -c 'VACUUM user_groups'
+t0=$(now)
+"${PSQL[@]}" -c "\\copy users FROM '$WORK/users.before.csv' WITH (FORMAT csv)" \
+    -c "\\copy user_groups FROM '$WORK/groups.before.csv' WITH (FORMAT csv)"
+t1=$(now)
+COPY=$(secs "$t0" "$t1")
+"${PSQL[@]}" -c 'VACUUM ANALYZE users' -c 'VACUUM ANALYZE user_groups'
+
+echo "== P3 nightly churn: dirsync apply"
+"${PSQL[@]}" -c 'CREATE TABLE users_before AS SELECT * FROM users' \
+    -c 'CREATE TABLE groups_before AS SELECT * FROM user_groups'
+t0=$(now); SUMMARY=$(run never "$WORK/next.csv" | head -1) || true; t1=$(now)
+NIGHT=$(secs "$t0" "$t1")
+
+echo "== P3 nightly churn: the same statements through psql"
+# One statement per changed row, values as literals, as a script would send them.
+"${PSQL[@]}" >"$WORK/night.sql" <<'EOF'
+SELECT 'BEGIN;';
+SELECT format('INSERT INTO users VALUES (%L, %L, %L, %L, %L, %L, %L, %L, %L, %L, %L, %L, %L);',
+  a.username, a.first_name, a.last_name, a.email, a.title, a.department, a.site, a.user_type, a.phone,
+  a.status, a.left_at, a.must_change_password, a.password_hash)
+  FROM users a WHERE NOT EXISTS (SELECT 1 FROM users_before b WHERE b.username = a.username);
+SELECT format('UPDATE users SET first_name = %L, last_name = %L, email = %L, title = %L, department = %L, site = %L, user_type = %L, phone = %L, status = %L, left_at = %L WHERE username = %L;',
+  a.first_name, a.last_name, a.email, a.title, a.department, a.site, a.user_type, a.phone, a.status, a.left_at, a.username)
+  FROM users a JOIN users_before b USING (username) WHERE a IS DISTINCT FROM b;
+SELECT format('DELETE FROM user_groups WHERE username = %L AND group_name = %L;', b.username, b.group_name)
+  FROM groups_before b WHERE NOT EXISTS (SELECT 1 FROM user_groups a WHERE a.username = b.username AND a.group_name = b.group_name);
+SELECT format('INSERT INTO user_groups VALUES (%L, %L);', a.username, a.group_name)
+  FROM user_groups a WHERE NOT EXISTS (SELECT 1 FROM groups_before b WHERE a.username = b.username AND a.group_name = b.group_name);
+SELECT 'COMMIT;';
+EOF
+NSTMT=$(($(wc -l <"$WORK/night.sql") - 2))
+"${PSQL[@]}" -c 'TRUNCATE users, user_groups' \
+    -c 'INSERT INTO users SELECT * FROM users_before' -c 'INSERT INTO user_groups SELECT * FROM groups_before' \
+    -c 'VACUUM ANALYZE users' -c 'VACUUM ANALYZE user_groups'
+t0=$(now); "${PSQL[@]}" -f "$WORK/night.sql"; t1=$(now)
+PSQLNIGHT=$(secs "$t0" "$t1")
+
+echo "== password hashing at the default argon2id parameters ($HASH_ROWS new users)"
+head -n $((HASH_ROWS + 1)) "$WORK/base.csv" >"$WORK/hash.csv"
+"${PSQL[@]}" -c 'TRUNCATE users, user_groups'
+t0=$(now); run never "$WORK/hash.csv"; t1=$(now)
+NOHASH=$(secs "$t0" "$t1")
+"${PSQL[@]}" -c 'TRUNCATE users, user_groups'
+t0=$(now); run generate "$WORK/hash.csv"; t1=$(now)
+WITHHASH=$(secs "$t0" "$t1")
+HPS=$(python3 -c "print(f'{$HASH_ROWS / max($WITHHASH - $NOHASH, 1e-9):.0f}')")
+
+echo
+echo "== results ($(nproc) CPUs, $(uname -r), $("$BIN/postgres" --version), batch_size $BATCH)"
+echo "rows loaded: $NUSERS users, $NGROUPS memberships"
+echo "initial load: dirsync apply ${LOAD}s, psql \\copy ${COPY}s, ratio $(ratio "$LOAD" "$COPY") (target <= 2)"
+echo "nightly churn: $SUMMARY"
+echo "nightly churn: dirsync apply ${NIGHT}s, psql $NSTMT statements ${PSQLNIGHT}s, ratio $(ratio "$NIGHT" "$PSQLNIGHT") (target <= 1.3)"
+echo "hashing: $HASH_ROWS users ${NOHASH}s without, ${WITHHASH}s with generated passwords: $HPS argon2id hashes/s (19456 KiB, t=2, p=1)"
