@@ -353,3 +353,93 @@ pub(super) async fn create(pool: &Pool, d: Dialect, m: &SqlMapping) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(extra: &str) -> SqlMapping {
+        let text = format!(
+            "table = \"users\"\nkey = \"login\"\nstatus_column = \"state\"\nmust_change_column = \"mc\"\n\
+             password_column = \"pw\"\nleft_at_column = \"left_at\"\n{extra}\n[columns]\nemail = \"mail\"\n"
+        );
+        match toml::from_str(&text) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn col(kind: Kind, type_name: &str, max_len: Option<i64>) -> ColInfo {
+        ColInfo {
+            kind,
+            type_name: type_name.into(),
+            max_len,
+        }
+    }
+
+    fn catalog(cols: &[(&str, ColInfo)]) -> Catalog {
+        let mut t = HashMap::new();
+        for (n, c) in cols {
+            t.insert(n.to_string(), c.clone());
+        }
+        let mut tables = HashMap::new();
+        tables.insert("users".to_string(), t);
+        Catalog {
+            tables,
+            fold_case: false,
+        }
+    }
+
+    fn good() -> Vec<(&'static str, ColInfo)> {
+        vec![
+            ("login", col(Kind::Text, "character varying", Some(64))),
+            ("mail", col(Kind::Text, "text", None)),
+            (
+                "state",
+                col(Kind::UserDefined("account_state".into()), "account_state", None),
+            ),
+            ("mc", col(Kind::Bool, "boolean", None)),
+            ("pw", col(Kind::Text, "character varying", Some(255))),
+            ("left_at", col(Kind::Time, "timestamp with time zone", None)),
+        ]
+    }
+
+    #[test]
+    fn a_matching_schema_passes() {
+        assert!(check(&catalog(&good()), &mapping("")).is_ok());
+    }
+
+    #[test]
+    fn missing_table_column_and_wrong_types_are_all_named() {
+        let mut cols = good();
+        cols.retain(|(n, _)| *n != "mail");
+        cols.push(("mc", col(Kind::Text, "text", None)));
+        cols.push(("pw", col(Kind::Text, "character varying", Some(60))));
+        let m = mapping("[groups]\ntable = \"user_groups\"\nuser_column = \"login\"\ngroup_column = \"grp\"");
+        let err = check(&catalog(&cols), &m)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("sql.columns.email: column users.mail does not exist"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sql.must_change_column: column users.mc is text, needs boolean"),
+            "{err}"
+        );
+        assert!(
+            err.contains("users.pw is character varying (at most 60 characters)"),
+            "{err}"
+        );
+        assert!(err.contains("table user_groups does not exist"), "{err}");
+    }
+
+    #[test]
+    fn bcrypt_hashes_fit_a_short_column() {
+        let mut cols = good();
+        cols.push(("pw", col(Kind::Text, "character varying", Some(60))));
+        assert!(check(&catalog(&cols), &mapping("password_scheme = \"bcrypt\"")).is_ok());
+        assert_eq!(hash_len(&mapping("argon2_memory_kib = 8\nargon2_iterations = 1")), 93);
+    }
+}
