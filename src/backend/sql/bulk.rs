@@ -1,16 +1,20 @@
-//! PostgreSQL bulk writes: a whole batch in a handful of statements whose
-//! values travel as array parameters (`UNNEST($1::text[], …)`, `= ANY($1)`),
-//! so a batch costs a few round trips instead of one per row. All or
-//! nothing: when any statement fails, the transaction is rolled back and the
-//! caller replays the batch row by row to find and report the bad row.
+//! Bulk writes: a whole batch in a handful of statements, so a batch costs a
+//! few round trips instead of one or more per row.
+//!
+//! - PostgreSQL: every change class as one statement whose values travel as
+//!   array parameters (`UNNEST($1::text[], …)`, `= ANY($1)`).
+//! - MariaDB/MySQL: new accounts and their memberships as multi-row
+//!   `INSERT … VALUES (?, …), (?, …)`; other changes as per-row statements in
+//!   the same transaction.
+//!
+//! All or nothing: when any statement fails, the transaction is rolled back
+//! and the caller replays the batch row by row to find and report the bad row.
 
 use std::collections::BTreeMap;
 
-use sqlx::PgPool;
-
 use super::rows::{key_of, statements as row_statements};
-use super::stmt::{Bind, Exec, Stmt};
-use super::{is_connection_error, sqlx_message, BackendError, Col, Params, Resolved};
+use super::stmt::{with_pool, Bind, Exec, Pool, Stmt};
+use super::{is_connection_error, sqlx_message, BackendError, Col, Dialect, Params, Resolved};
 use crate::backend::Op;
 use crate::core::Change;
 
@@ -83,6 +87,9 @@ pub(super) fn statements(
     hashes: &[Option<String>],
     revive: &[Option<String>],
 ) -> Vec<Stmt> {
+    if m.d != Dialect::Postgres {
+        return multi_row_statements(m, ops, hashes, revive);
+    }
     let mut out = Vec::new();
     let mut singles = Vec::new();
     let mut adds: Vec<usize> = Vec::new();
@@ -346,26 +353,128 @@ fn update_accounts(m: &Resolved, ops: &[Op<'_>], idx: &[usize], cols: &[usize], 
 /// Run the bulk statements in one transaction. `Ok(false)`: a statement
 /// failed or touched fewer rows than expected; nothing was written and the
 /// caller replays the batch row by row.
-pub(super) async fn run(pool: &PgPool, stmts: &[Stmt]) -> Result<bool, BackendError> {
+pub(super) async fn run(pool: &Pool, stmts: &[Stmt]) -> Result<bool, BackendError> {
     let conn = |e: sqlx::Error| BackendError::Connect(sqlx_message(&e));
-    let mut tx = pool.begin().await.map_err(conn)?;
-    for s in stmts {
-        match Exec::exec(&mut *tx, s).await {
-            Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
-                tx.rollback().await.map_err(conn)?;
-                return Ok(false);
-            }
-            Ok(_) => {}
-            Err(e) if is_connection_error(&e) => return Err(conn(e)),
-            Err(_) => {
-                tx.rollback().await.map_err(conn)?;
-                return Ok(false);
+    with_pool!(pool, p => {
+        let mut tx = p.begin().await.map_err(conn)?;
+        for s in stmts {
+            match Exec::exec(&mut *tx, s).await {
+                Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
+                    tx.rollback().await.map_err(conn)?;
+                    return Ok(false);
+                }
+                Ok(_) => {}
+                Err(e) if is_connection_error(&e) => return Err(conn(e)),
+                Err(_) => {
+                    tx.rollback().await.map_err(conn)?;
+                    return Ok(false);
+                }
             }
         }
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_connection_error(&e) => Err(conn(e)),
+            Err(_) => Ok(false),
+        }
+    })
+}
+
+/// Most placeholders one statement may carry (MySQL allows 65,535).
+const MAX_PARAMS: usize = 60_000;
+
+/// New accounts and their memberships as multi-row INSERTs; everything else
+/// as per-row statements (MariaDB/MySQL have no array parameters).
+fn multi_row_statements(
+    m: &Resolved,
+    ops: &[Op<'_>],
+    hashes: &[Option<String>],
+    revive: &[Option<String>],
+) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    let mut singles = Vec::new();
+    let mut adds = Vec::new();
+    let mut memberships: Vec<Bind> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match (op.change, op.person, &revive[i]) {
+            (Change::Add, Some(person), None) => {
+                adds.push(i);
+                for g in person.groups.iter().flatten() {
+                    memberships.push(Bind::Text(Some(person.key.as_str().to_string())));
+                    memberships.push(Bind::Text(Some(g.to_string())));
+                }
+            }
+            _ => singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref())),
+        }
     }
-    match tx.commit().await {
-        Ok(()) => Ok(true),
-        Err(e) if is_connection_error(&e) => Err(conn(e)),
-        Err(_) => Ok(false),
+    let with_password = m.password.is_some() && adds.iter().any(|&i| hashes[i].is_some());
+    let mut cols = vec![&m.key];
+    cols.extend(m.columns.iter().map(|(_, c)| c));
+    cols.extend(m.status.iter());
+    cols.extend(m.must_change.iter());
+    if with_password {
+        cols.extend(m.password.iter());
     }
+    cols.extend(m.scope.iter().map(|(c, _)| c));
+    let per_stmt = (MAX_PARAMS / cols.len()).max(1);
+    for chunk in adds.chunks(per_stmt) {
+        let mut p = Params::new(m.d);
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut binds = Vec::with_capacity(chunk.len() * cols.len());
+        for &i in chunk {
+            let op = &ops[i];
+            let Some(person) = op.person else { continue };
+            let mut vals = Vec::with_capacity(cols.len());
+            let mut push = |c: &Col, b: Bind| {
+                vals.push(m.value_expr(c, &p.next()));
+                binds.push(b);
+            };
+            push(&m.key, Bind::Text(Some(person.key.as_str().to_string())));
+            for (attr, c) in &m.columns {
+                push(
+                    c,
+                    Bind::Text(person.attrs.get(*attr).cloned().flatten().map(|v| v.to_string())),
+                );
+            }
+            if let Some(c) = &m.status {
+                push(c, Bind::Text(Some(m.active_value.clone())));
+            }
+            if let Some(c) = &m.must_change {
+                push(c, m.flag(c, op.must_change));
+            }
+            if let (true, Some(c)) = (with_password, &m.password) {
+                push(c, Bind::Text(hashes[i].clone()));
+            }
+            if let Some((c, v)) = &m.scope {
+                push(c, Bind::Text(Some(v.clone())));
+            }
+            rows.push(format!("({})", vals.join(", ")));
+        }
+        let names: Vec<&str> = cols.iter().map(|c| c.q.as_str()).collect();
+        out.push(Stmt {
+            sql: format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                m.table,
+                names.join(", "),
+                rows.join(", ")
+            ),
+            binds,
+            expect_rows: Some(chunk.len() as u64),
+        });
+    }
+    if let Some((t, u, g)) = &m.groups {
+        for chunk in memberships.chunks(MAX_PARAMS) {
+            let mut p = Params::new(m.d);
+            let rows: Vec<String> = chunk
+                .chunks(2)
+                .map(|_| format!("({}, {})", p.next(), p.next()))
+                .collect();
+            out.push(Stmt {
+                sql: format!("INSERT INTO {t} ({u}, {g}) VALUES {}", rows.join(", ")),
+                binds: chunk.to_vec(),
+                expect_rows: None,
+            });
+        }
+    }
+    out.append(&mut singles);
+    out
 }

@@ -4,11 +4,11 @@
 //! plain names, and are quoted per database. The mapping is checked against
 //! the database's catalogue (names and types) when connecting.
 //!
-//! Writes: per batch, PostgreSQL first tries a few bulk statements (arrays
-//! with `UNNEST` / `= ANY`) in one transaction; when that fails (or on the
-//! other databases) every op runs as its own statements inside one
-//! transaction, and an op whose write fails is reported with the database's
-//! message while the rest of the batch is retried without it.
+//! Writes: per batch, PostgreSQL and MariaDB first try a few bulk statements
+//! (see `bulk`) in one transaction; when that fails (and on SQLite) every op
+//! runs as its own statements inside one transaction, and an op whose write
+//! fails is reported with the database's message while the rest of the batch
+//! is retried without it.
 
 mod bulk;
 mod config;
@@ -491,13 +491,11 @@ impl Backend for SqlBackend {
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
         let hashes = self.hashes(ops).await?;
-        if let Pool::Pg(pg) = &self.pool {
-            if ops.len() > 1 {
-                let revive = self.revivable(ops);
-                let stmts = bulk::statements(&self.map, ops, &hashes, &revive);
-                if bulk::run(pg, &stmts).await? {
-                    return Ok(vec![Ok(()); ops.len()]);
-                }
+        if self.dialect != Dialect::Sqlite && ops.len() > 1 {
+            let revive = self.revivable(ops);
+            let stmts = bulk::statements(&self.map, ops, &hashes, &revive);
+            if bulk::run(&self.pool, &stmts).await? {
+                return Ok(vec![Ok(()); ops.len()]);
             }
         }
         self.apply_rows(ops, &hashes).await
