@@ -3,6 +3,7 @@
 # same writes.
 #
 #   benches/sql.sh [ROWS] [CHURN_PERCENT]      (defaults 100000 and 1.5)
+#   env: BATCH (batch_size, default 1000), HASH_ROWS (default 400)
 #
 # Starts its own throwaway PostgreSQL (same recipe as tests/support/servers.rs:
 # initdb --auth=trust --no-sync, fsync/synchronous_commit/full_page_writes off,
@@ -24,10 +25,16 @@ HASH_ROWS=${HASH_ROWS:-400}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-echo "== building release"
-cargo build --release --quiet --bin dirsync --bin dirsync-genroster
-DIRSYNC=$ROOT/target/release/dirsync
-GEN=$ROOT/target/release/dirsync-genroster
+# PROFILE=debug only to try the script quickly; numbers come from release.
+PROFILE=${PROFILE:-release}
+echo "== building $PROFILE"
+if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet --bin dirsync --bin dirsync-genroster
+else
+    cargo build --quiet --bin dirsync --bin dirsync-genroster
+fi
+DIRSYNC=$ROOT/target/$PROFILE/dirsync
+GEN=$ROOT/target/$PROFILE/dirsync-genroster
 
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ -x "$BIN/postgres" ] || { echo "PostgreSQL not found: run scripts/install-test-deps" >&2; exit 2; }

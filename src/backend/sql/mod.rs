@@ -33,6 +33,9 @@ use crate::core::{Policy, Secret, Snapshot, UserKey};
 use schema::Kind;
 use stmt::{with_pool, Bind, Exec, Pool, Stmt};
 
+/// The smallest part of a batch written as its own concurrent transaction.
+const MIN_PART: usize = 250;
+
 /// Which SQL dialect a URL speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -158,6 +161,8 @@ pub struct SqlBackend {
     dialect: Dialect,
     map: Arc<Resolved>,
     batch_size: usize,
+    /// Pooled connections (concurrent transactions per batch).
+    connections: u32,
     /// Soft-deleted rows seen by the last snapshot (key → stored key): an
     /// Add of one of them revives the row instead of inserting a second.
     deleted: Mutex<HashMap<UserKey, String>>,
@@ -274,6 +279,7 @@ impl SqlBackend {
             dialect,
             map,
             batch_size: target.batch_size,
+            connections: target.max_connections.max(1),
             deleted: Mutex::new(HashMap::new()),
         })
     }
@@ -386,6 +392,16 @@ impl SqlBackend {
         Ok(results)
     }
 
+    /// One transaction of bulk statements; row by row when it fails.
+    async fn apply_bulk(&self, ops: &[Op<'_>], hashes: &[Option<String>]) -> Result<Vec<OpResult>, BackendError> {
+        let revive = self.revivable(ops);
+        let stmts = bulk::statements(&self.map, ops, hashes, &revive);
+        if bulk::run(&self.pool, &stmts).await? {
+            return Ok(vec![Ok(()); ops.len()]);
+        }
+        self.apply_rows(ops, hashes).await
+    }
+
     /// For each op: the stored key of a soft-deleted row an Add revives.
     fn revivable(&self, ops: &[Op<'_>]) -> Vec<Option<String>> {
         if self.map.deleted_at.is_none() {
@@ -491,13 +507,20 @@ impl Backend for SqlBackend {
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
         let hashes = self.hashes(ops).await?;
-        if self.dialect != Dialect::Sqlite && ops.len() > 1 {
-            let revive = self.revivable(ops);
-            let stmts = bulk::statements(&self.map, ops, &hashes, &revive);
-            if bulk::run(&self.pool, &stmts).await? {
-                return Ok(vec![Ok(()); ops.len()]);
-            }
+        if self.dialect == Dialect::Sqlite || ops.len() < 2 {
+            return self.apply_rows(ops, &hashes).await;
         }
-        self.apply_rows(ops, &hashes).await
+        // A large batch is written as a few concurrent transactions (one per
+        // pooled connection, at least MIN_PART ops each), so the server
+        // works on several cores while dirsync prepares the next part.
+        let parts = (self.connections as usize).min(ops.len().div_ceil(MIN_PART)).max(1);
+        let per = ops.len().div_ceil(parts);
+        let results = futures::future::try_join_all(
+            ops.chunks(per)
+                .zip(hashes.chunks(per))
+                .map(|(o, h)| self.apply_bulk(o, h)),
+        )
+        .await?;
+        Ok(results.into_iter().flatten().collect())
     }
 }
