@@ -180,6 +180,10 @@ NSTMT=$(($(wc -l <"$WORK/night.sql") - 2))
 t0=$(now); "${PSQL[@]}" -f "$WORK/night.sql"; t1=$(now)
 PSQLNIGHT=$(secs "$t0" "$t1")
 
+echo "== the floor: dirsync check of the same file (read, parse, plan, results; no writes)"
+t0=$(now); "$DIRSYNC" --config "$WORK/dirsync.toml" check --policy never "$WORK/next.csv" --results "$WORK/check.csv" >/dev/null || true; t1=$(now)
+FLOOR=$(secs "$t0" "$t1")
+
 echo "== password hashing at the default argon2id parameters ($HASH_ROWS new users)"
 head -n $((HASH_ROWS + 1)) "$WORK/base.csv" >"$WORK/hash.csv"
 "${PSQL[@]}" -c 'TRUNCATE users, user_groups'
@@ -196,4 +200,5 @@ echo "rows loaded: $NUSERS users, $NGROUPS memberships"
 echo "initial load: dirsync apply ${LOAD}s, psql \\copy ${COPY}s, ratio $(ratio "$LOAD" "$COPY") (target <= 2)"
 echo "nightly churn: $SUMMARY"
 echo "nightly churn: dirsync apply ${NIGHT}s, psql $NSTMT statements ${PSQLNIGHT}s, ratio $(ratio "$NIGHT" "$PSQLNIGHT") (target <= 1.3)"
+echo "nightly floor: dirsync check (same file, no writes) ${FLOOR}s"
 echo "hashing: $HASH_ROWS users ${NOHASH}s without, ${WITHHASH}s with generated passwords: $HPS argon2id hashes/s (19456 KiB, t=2, p=1)"
