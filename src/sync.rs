@@ -217,9 +217,12 @@ pub async fn run_file(
     };
     let mut target_error = None;
     if !opts.apply {
-        let ops: Vec<Op<'_>> = write_idx.iter().map(|&i| op(i)).collect();
+        // A preview marks every write "preview" up front; the backend's
+        // dry-run checks may still say one would fail.
+        let preview_idx: Vec<usize> = (0..plan.items.len()).filter(|&i| plan.items[i].will_write()).collect();
+        let ops: Vec<Op<'_>> = preview_idx.iter().map(|&i| op(i)).collect();
         let problems = backend.validate(&ops).await?;
-        for (&i, p) in write_idx.iter().zip(problems) {
+        for (&i, p) in preview_idx.iter().zip(problems) {
             outcomes[i] = Some(match p {
                 None => Outcome::new(Verdict::Preview, None),
                 Some(why) => Outcome::new(Verdict::Failed, Some(format!("would fail: {why}"))),

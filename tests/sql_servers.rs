@@ -472,6 +472,25 @@ toolong,Tom,Long,tom@example.org,Senior Principal Engineer,IT,staff,,,
     let r = dirsync(db, &main, &["config", "check"], None);
     assert_eq!(r.code, 0, "{n}: {}{}", r.stdout, r.stderr);
 
+    // A dry run already names the value too long for its column (where the
+    // catalogue knows a length) and writes nothing.
+    let r = dirsync(
+        db,
+        &main,
+        &[&["check"][..], &pol("main")].concat(),
+        Some(("day1", &csv1)),
+    );
+    if n != "sqlite" {
+        assert_eq!(r.code, 1, "{n}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.results
+                .contains("would fail: 25 characters for column app_users.job_title, which holds at most 10"),
+            "{n}: {}",
+            r.results
+        );
+    }
+    assert_eq!(writes(db), "0", "{n}: check writes nothing");
+
     // Day 1: adds, injection-looking values, passwords, must-change, groups,
     // and one row too long for varchar(10) that fails alone.
     db.exec("INSERT INTO app_groups (login, grp) VALUES ('jsmith', 'app-admins')");

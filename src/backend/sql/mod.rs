@@ -92,6 +92,10 @@ impl Params {
 struct Col {
     q: String,
     kind: Kind,
+    /// The column's name as the policy gives it (for messages).
+    name: String,
+    /// Longest value the column holds, in characters (varchar(n)).
+    max_len: Option<i64>,
 }
 
 /// How passwords are hashed.
@@ -446,6 +450,8 @@ fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect, cat: &schema::Catalog) -
     let col = |table: &str, c: &str| Col {
         q: d.quote(c),
         kind: cat.column(table, c).map(|i| i.kind.clone()).unwrap_or(Kind::Text),
+        name: format!("{table}.{c}"),
+        max_len: cat.column(table, c).and_then(|i| i.max_len),
     };
     let t = m.table.as_str();
     let opt = |c: &Option<String>| c.as_deref().map(|c| col(t, c));
@@ -499,6 +505,12 @@ impl Backend for SqlBackend {
         };
         snap.add_memberships(memberships);
         Ok(snap)
+    }
+
+    /// What a dry run can tell without writing: values longer than their
+    /// column (`varchar(n)`) would be refused by the database.
+    async fn validate(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
+        Ok(ops.iter().map(|op| rows::too_long(&self.map, op)).collect())
     }
 
     fn batch_size(&self) -> usize {

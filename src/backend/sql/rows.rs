@@ -259,3 +259,36 @@ fn group_deletes(m: &Resolved, user: &str, only: Option<&[Value]>) -> Vec<Stmt> 
         expect_rows: None,
     }]
 }
+
+/// Values of an op longer than their column holds, as one message.
+pub(super) fn too_long(m: &Resolved, op: &Op<'_>) -> Option<String> {
+    let mut values: Vec<(&super::Col, &str)> = Vec::new();
+    match op.change {
+        Change::Add => {
+            let person = op.person?;
+            values.push((&m.key, person.key.as_str()));
+            for (i, col) in &m.columns {
+                if let Some(Some(v)) = person.attrs.get(*i) {
+                    values.push((col, v.as_str()));
+                }
+            }
+        }
+        Change::Update(diff) | Change::Rejoin(diff) => {
+            for c in &diff.attrs {
+                if let (Some((_, col)), Some(v)) = (m.columns.iter().find(|(i, _)| *i == c.attr), &c.new) {
+                    values.push((col, v.as_str()));
+                }
+            }
+        }
+        _ => {}
+    }
+    let problems: Vec<String> = values
+        .into_iter()
+        .filter_map(|(col, v)| {
+            let max = col.max_len?;
+            let n = v.chars().count();
+            (n as i64 > max).then(|| format!("{n} characters for column {}, which holds at most {max}", col.name))
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
