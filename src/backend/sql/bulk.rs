@@ -12,14 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use super::rows::{key_of, statements as row_statements};
+use super::rows::{key_ref, statements as row_statements};
 use super::stmt::{with_pool, Bind, Exec, Pool, Stmt};
 use super::{is_connection_error, sqlx_message, BackendError, Col, Dialect, Params, Resolved};
 use crate::backend::Op;
 use crate::core::Change;
 
 /// A text array parameter, or a flag array typed like its column.
-fn flag_array(c: &Col, vals: Vec<bool>) -> (Bind, &'static str) {
+fn flag_array(c: &Col, vals: Vec<bool>) -> (Bind<'static>, &'static str) {
     match c.kind {
         super::Kind::Bool => (Bind::BoolArray(vals), "boolean[]"),
         _ => (
@@ -30,14 +30,14 @@ fn flag_array(c: &Col, vals: Vec<bool>) -> (Bind, &'static str) {
 }
 
 /// Collects `UNNEST` columns: one array parameter each, named `x.aN`.
-struct Unnest {
+struct Unnest<'a> {
     p: Params,
     args: Vec<String>,
     names: Vec<String>,
-    binds: Vec<Bind>,
+    binds: Vec<Bind<'a>>,
 }
 
-impl Unnest {
+impl<'a> Unnest<'a> {
     fn new(m: &Resolved) -> Self {
         Unnest {
             p: Params::new(m.d),
@@ -47,7 +47,7 @@ impl Unnest {
         }
     }
     /// Add an array; returns its column reference (`x.aN`).
-    fn array(&mut self, b: Bind, ty: &str) -> String {
+    fn array(&mut self, b: Bind<'a>, ty: &str) -> String {
         let mark = self.p.next();
         let name = format!("a{}", self.names.len());
         self.args.push(format!("{mark}::{ty}"));
@@ -55,11 +55,11 @@ impl Unnest {
         self.binds.push(b);
         format!("x.{name}")
     }
-    fn text(&mut self, v: Vec<Option<String>>) -> String {
+    fn text(&mut self, v: Vec<Option<&'a str>>) -> String {
         self.array(Bind::TextArray(v), "text[]")
     }
     /// A scalar parameter (the same for every row).
-    fn scalar(&mut self, b: Bind) -> String {
+    fn scalar(&mut self, b: Bind<'a>) -> String {
         self.binds.push(b);
         self.p.next()
     }
@@ -69,7 +69,7 @@ impl Unnest {
 }
 
 /// ` AND table.scope = $n`, qualified (the statements join other relations).
-fn scope_filter(m: &Resolved, u: &mut Unnest) -> String {
+fn scope_filter(m: &Resolved, u: &mut Unnest<'_>) -> String {
     match &m.scope {
         Some((c, v)) => {
             let mark = u.scalar(Bind::Text(Some(v.clone())));
@@ -81,12 +81,12 @@ fn scope_filter(m: &Resolved, u: &mut Unnest) -> String {
 
 /// The bulk statements for a batch, in a safe order: inserts, revivals,
 /// updates, leavers, membership removals, membership additions, deletes.
-pub(super) fn statements(
-    m: &Resolved,
-    ops: &[Op<'_>],
-    hashes: &[Option<String>],
+pub(super) fn statements<'a>(
+    m: &'a Resolved,
+    ops: &[Op<'a>],
+    hashes: &'a [Option<String>],
     revive: &[Option<String>],
-) -> Vec<Stmt> {
+) -> Vec<Stmt<'a>> {
     if m.d != Dialect::Postgres {
         return multi_row_statements(m, ops, hashes, revive);
     }
@@ -95,18 +95,19 @@ pub(super) fn statements(
     let mut adds: Vec<usize> = Vec::new();
     // (attribute columns set, rejoin, must-change) → ops
     let mut updates: BTreeMap<(Vec<usize>, bool, bool), Vec<usize>> = BTreeMap::new();
-    let mut leaves: Vec<String> = Vec::new();
-    let mut deletes: Vec<String> = Vec::new();
-    let mut group_rm: (Vec<Option<String>>, Vec<Option<String>>) = (Vec::new(), Vec::new());
-    let mut group_add: (Vec<Option<String>>, Vec<Option<String>>) = (Vec::new(), Vec::new());
-    let all_managed = |user: &str, rm: &mut (Vec<Option<String>>, Vec<Option<String>>)| {
+    let mut leaves: Vec<&'a str> = Vec::new();
+    let mut deletes: Vec<&'a str> = Vec::new();
+    type Pairs<'a> = (Vec<Option<&'a str>>, Vec<Option<&'a str>>);
+    let mut group_rm: Pairs<'a> = (Vec::new(), Vec::new());
+    let mut group_add: Pairs<'a> = (Vec::new(), Vec::new());
+    let all_managed = |user: &'a str, rm: &mut Pairs<'a>| {
         for g in &m.managed_groups {
-            rm.0.push(Some(user.to_string()));
-            rm.1.push(Some(g.clone()));
+            rm.0.push(Some(user));
+            rm.1.push(Some(g.as_str()));
         }
     };
     for (i, op) in ops.iter().enumerate() {
-        let key = key_of(op);
+        let key = key_ref(op);
         match op.change {
             Change::Add if revive[i].is_some() => {
                 singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref()));
@@ -115,8 +116,8 @@ pub(super) fn statements(
                 adds.push(i);
                 if let Some(groups) = op.person.and_then(|p| p.groups.as_ref()) {
                     for g in groups {
-                        group_add.0.push(Some(op.key.as_str().to_string()));
-                        group_add.1.push(Some(g.to_string()));
+                        group_add.0.push(Some(op.key.as_str()));
+                        group_add.1.push(Some(g.as_str()));
                     }
                 }
             }
@@ -134,20 +135,20 @@ pub(super) fn statements(
                     updates.entry((cols, rejoin, mc)).or_default().push(i);
                 }
                 for g in &diff.groups_remove {
-                    group_rm.0.push(Some(key.clone()));
-                    group_rm.1.push(Some(g.to_string()));
+                    group_rm.0.push(Some(key));
+                    group_rm.1.push(Some(g.as_str()));
                 }
                 for g in &diff.groups_add {
-                    group_add.0.push(Some(key.clone()));
-                    group_add.1.push(Some(g.to_string()));
+                    group_add.0.push(Some(key));
+                    group_add.1.push(Some(g.as_str()));
                 }
             }
             Change::Leave => {
-                all_managed(&key, &mut group_rm);
+                all_managed(key, &mut group_rm);
                 leaves.push(key);
             }
             Change::Delete => {
-                all_managed(&key, &mut group_rm);
+                all_managed(key, &mut group_rm);
                 deletes.push(key);
             }
             Change::Unchanged | Change::Absent | Change::Reject(_) => {}
@@ -220,7 +221,7 @@ pub(super) fn statements(
 }
 
 /// `UPDATE t SET … WHERE key = ANY($k)` for a list of keys.
-fn by_keys(m: &Resolved, mut u: Unnest, sets: &[String], keys: Vec<String>) -> Stmt {
+fn by_keys<'a>(m: &Resolved, mut u: Unnest<'a>, sets: &[String], keys: Vec<&'a str>) -> Stmt<'a> {
     let n = keys.len() as u64;
     let k = u.scalar(Bind::TextArray(keys.into_iter().map(Some).collect()));
     let scope = scope_filter(m, &mut u);
@@ -237,20 +238,12 @@ fn by_keys(m: &Resolved, mut u: Unnest, sets: &[String], keys: Vec<String>) -> S
     }
 }
 
-fn insert_accounts(m: &Resolved, ops: &[Op<'_>], hashes: &[Option<String>], adds: &[usize]) -> Stmt {
+fn insert_accounts<'a>(m: &'a Resolved, ops: &[Op<'a>], hashes: &'a [Option<String>], adds: &[usize]) -> Stmt<'a> {
     let mut u = Unnest::new(m);
     let mut cols = vec![m.key.q.clone()];
     let keys = adds
         .iter()
-        .map(|&i| {
-            Some(
-                ops[i]
-                    .person
-                    .map(|p| p.key.as_str())
-                    .unwrap_or(ops[i].key.as_str())
-                    .to_string(),
-            )
-        })
+        .map(|&i| Some(ops[i].person.map(|p| p.key.as_str()).unwrap_or(ops[i].key.as_str())))
         .collect();
     let mut exprs = vec![u.text(keys)];
     for (attr, c) in &m.columns {
@@ -259,8 +252,8 @@ fn insert_accounts(m: &Resolved, ops: &[Op<'_>], hashes: &[Option<String>], adds
             .map(|&i| {
                 ops[i]
                     .person
-                    .and_then(|p| p.attrs.get(*attr).cloned().flatten())
-                    .map(|v| v.to_string())
+                    .and_then(|p| p.attrs.get(*attr))
+                    .and_then(|v| v.as_deref())
             })
             .collect();
         let x = u.text(vals);
@@ -280,7 +273,7 @@ fn insert_accounts(m: &Resolved, ops: &[Op<'_>], hashes: &[Option<String>], adds
     }
     if let Some(c) = &m.password {
         if adds.iter().any(|&i| hashes[i].is_some()) {
-            let x = u.text(adds.iter().map(|&i| hashes[i].clone()).collect());
+            let x = u.text(adds.iter().map(|&i| hashes[i].as_deref()).collect());
             cols.push(c.q.clone());
             exprs.push(x);
         }
@@ -303,20 +296,25 @@ fn insert_accounts(m: &Resolved, ops: &[Op<'_>], hashes: &[Option<String>], adds
     }
 }
 
-fn update_accounts(m: &Resolved, ops: &[Op<'_>], idx: &[usize], cols: &[usize], rejoin: bool, mc: bool) -> Stmt {
+fn update_accounts<'a>(
+    m: &Resolved,
+    ops: &[Op<'a>],
+    idx: &[usize],
+    cols: &[usize],
+    rejoin: bool,
+    mc: bool,
+) -> Stmt<'a> {
     let mut u = Unnest::new(m);
-    let xk = u.text(idx.iter().map(|&i| Some(key_of(&ops[i]))).collect());
+    let xk = u.text(idx.iter().map(|&i| Some(key_ref(&ops[i]))).collect());
     let mut sets = Vec::new();
     for &j in cols {
         let (attr, c) = &m.columns[j];
         let vals = idx
             .iter()
             .map(|&i| match ops[i].change {
-                Change::Update(d) | Change::Rejoin(d) => d
-                    .attrs
-                    .iter()
-                    .find(|a| a.attr == *attr)
-                    .and_then(|a| a.new.as_ref().map(|v| v.to_string())),
+                Change::Update(d) | Change::Rejoin(d) => {
+                    d.attrs.iter().find(|a| a.attr == *attr).and_then(|a| a.new.as_deref())
+                }
                 _ => None,
             })
             .collect();
@@ -353,7 +351,7 @@ fn update_accounts(m: &Resolved, ops: &[Op<'_>], idx: &[usize], cols: &[usize], 
 /// Run the bulk statements in one transaction. `Ok(false)`: a statement
 /// failed or touched fewer rows than expected; nothing was written and the
 /// caller replays the batch row by row.
-pub(super) async fn run(pool: &Pool, stmts: &[Stmt]) -> Result<bool, BackendError> {
+pub(super) async fn run(pool: &Pool, stmts: &[Stmt<'_>]) -> Result<bool, BackendError> {
     let conn = |e: sqlx::Error| BackendError::Connect(sqlx_message(&e));
     with_pool!(pool, p => {
         let mut tx = p.begin().await.map_err(conn)?;
@@ -389,11 +387,11 @@ fn multi_row_statements(
     ops: &[Op<'_>],
     hashes: &[Option<String>],
     revive: &[Option<String>],
-) -> Vec<Stmt> {
+) -> Vec<Stmt<'static>> {
     let mut out = Vec::new();
     let mut singles = Vec::new();
     let mut adds = Vec::new();
-    let mut memberships: Vec<Bind> = Vec::new();
+    let mut memberships: Vec<Bind<'static>> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         match (op.change, op.person, &revive[i]) {
             (Change::Add, Some(person), None) => {
@@ -424,7 +422,7 @@ fn multi_row_statements(
             let op = &ops[i];
             let Some(person) = op.person else { continue };
             let mut vals = Vec::with_capacity(cols.len());
-            let mut push = |c: &Col, b: Bind| {
+            let mut push = |c: &Col, b: Bind<'static>| {
                 vals.push(m.value_expr(c, &p.next()));
                 binds.push(b);
             };

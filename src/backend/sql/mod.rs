@@ -151,7 +151,7 @@ impl Resolved {
         }
     }
     /// A flag value for a boolean or 0/1 column.
-    fn flag(&self, c: &Col, v: bool) -> Bind {
+    fn flag(&self, c: &Col, v: bool) -> Bind<'static> {
         match c.kind {
             Kind::Bool => Bind::Bool(v),
             _ => Bind::Int(Some(i64::from(v))),
@@ -326,7 +326,7 @@ impl SqlBackend {
 
     /// Run the statements of `pending` ops in one transaction. On a row
     /// error, report which op failed so the caller can retry without it.
-    async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt>]) -> Result<(), (Option<usize>, sqlx::Error)> {
+    async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt<'_>>]) -> Result<(), (Option<usize>, sqlx::Error)> {
         with_pool!(&self.pool, p => {
             let mut tx = p.begin().await.map_err(|e| (None, e))?;
             for &i in pending {
@@ -349,7 +349,7 @@ impl SqlBackend {
     /// failed op.
     async fn apply_rows(&self, ops: &[Op<'_>], hashes: &[Option<String>]) -> Result<Vec<OpResult>, BackendError> {
         let revive = self.revivable(ops);
-        let stmts: Vec<Vec<Stmt>> = ops
+        let stmts: Vec<Vec<Stmt<'static>>> = ops
             .iter()
             .zip(hashes)
             .zip(&revive)
@@ -420,7 +420,7 @@ impl SqlBackend {
             .collect()
     }
 
-    fn scope_filter(&self, p: &mut Params, binds: &mut Vec<Bind>) -> String {
+    fn scope_filter(&self, p: &mut Params, binds: &mut Vec<Bind<'_>>) -> String {
         rows::scope_filter(&self.map, p, binds)
     }
 }

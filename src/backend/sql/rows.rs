@@ -8,7 +8,7 @@ use crate::backend::Op;
 use crate::core::{Change, Value};
 
 /// ` AND scope_column = $n` when the policy scopes the table.
-pub(super) fn scope_filter(m: &Resolved, p: &mut Params, binds: &mut Vec<Bind>) -> String {
+pub(super) fn scope_filter(m: &Resolved, p: &mut Params, binds: &mut Vec<Bind<'_>>) -> String {
     match &m.scope {
         Some((col, val)) => {
             binds.push(Bind::Text(Some(val.clone())));
@@ -22,10 +22,12 @@ pub(super) fn scope_filter(m: &Resolved, p: &mut Params, binds: &mut Vec<Bind>) 
 /// The key of the row an op writes: the target's own spelling when the
 /// account exists (PostgreSQL compares case-sensitively).
 pub(super) fn key_of(op: &Op<'_>) -> String {
-    op.account
-        .map(|a| a.key.as_str())
-        .unwrap_or(op.key.as_str())
-        .to_string()
+    key_ref(op).to_string()
+}
+
+/// [`key_of`], borrowed.
+pub(super) fn key_ref<'a>(op: &Op<'a>) -> &'a str {
+    op.account.map(|a| a.key.as_str()).unwrap_or(op.key.as_str())
 }
 
 /// Column = value pairs, collected with their placeholders.
@@ -33,7 +35,7 @@ struct Sets<'m> {
     m: &'m Resolved,
     p: Params,
     sets: Vec<String>,
-    binds: Vec<Bind>,
+    binds: Vec<Bind<'static>>,
 }
 
 impl<'m> Sets<'m> {
@@ -45,7 +47,7 @@ impl<'m> Sets<'m> {
             binds: Vec::new(),
         }
     }
-    fn set(&mut self, c: &super::Col, b: Bind) {
+    fn set(&mut self, c: &super::Col, b: Bind<'static>) {
         let mark = self.p.next();
         self.sets.push(format!("{} = {}", c.q, self.m.value_expr(c, &mark)));
         self.binds.push(b);
@@ -54,7 +56,7 @@ impl<'m> Sets<'m> {
         self.sets.push(format!("{} = NULL", c.q));
     }
     /// `UPDATE … SET … WHERE key = $k [AND scope]`, which must touch one row.
-    fn update(mut self, key: &str) -> Option<Stmt> {
+    fn update(mut self, key: &str) -> Option<Stmt<'static>> {
         if self.sets.is_empty() {
             return None;
         }
@@ -77,7 +79,7 @@ impl<'m> Sets<'m> {
 
 /// The statements for one op. `revive`: the stored key of a soft-deleted
 /// row this Add brings back.
-pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: Option<&str>) -> Vec<Stmt> {
+pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: Option<&str>) -> Vec<Stmt<'static>> {
     let key = key_of(op);
     let mut out = Vec::new();
     match op.change {
@@ -119,7 +121,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
             let mut cols = vec![m.key.q.clone()];
             let mut vals = vec![p.next()];
             let mut binds = vec![Bind::Text(Some(person.key.as_str().to_string()))];
-            let mut push = |c: &super::Col, b: Bind, cols: &mut Vec<String>, vals: &mut Vec<String>| {
+            let mut push = |c: &super::Col, b: Bind<'static>, cols: &mut Vec<String>, vals: &mut Vec<String>| {
                 cols.push(c.q.clone());
                 vals.push(m.value_expr(c, &p.next()));
                 binds.push(b);
@@ -217,7 +219,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
     out
 }
 
-fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt> {
+fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt<'static>> {
     let Some((t, u, g)) = &m.groups else {
         return Vec::new();
     };
@@ -237,7 +239,7 @@ fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt> {
 
 /// Remove memberships: the given groups, or every managed group. Groups
 /// the policy does not manage are never touched.
-fn group_deletes(m: &Resolved, user: &str, only: Option<&[Value]>) -> Vec<Stmt> {
+fn group_deletes(m: &Resolved, user: &str, only: Option<&[Value]>) -> Vec<Stmt<'static>> {
     let Some((t, u, g)) = &m.groups else {
         return Vec::new();
     };

@@ -32,21 +32,21 @@ pub(super) use with_pool;
 
 /// A value to bind.
 #[derive(Clone, Debug)]
-pub(super) enum Bind {
+pub(super) enum Bind<'a> {
     Text(Option<String>),
     Int(Option<i64>),
     Bool(bool),
     /// PostgreSQL arrays, for the bulk paths (`UNNEST`, `= ANY`).
-    TextArray(Vec<Option<String>>),
+    TextArray(Vec<Option<&'a str>>),
     IntArray(Vec<Option<i64>>),
     BoolArray(Vec<bool>),
 }
 
 /// One statement with its parameters.
 #[derive(Clone, Debug)]
-pub(super) struct Stmt {
+pub(super) struct Stmt<'a> {
     pub sql: String,
-    pub binds: Vec<Bind>,
+    pub binds: Vec<Bind<'a>>,
     /// Rows the statement must touch (an UPDATE of a row that vanished
     /// touches none); `None`: any count is fine.
     pub expect_rows: Option<u64>,
@@ -69,11 +69,11 @@ macro_rules! bind_scalar {
 
 /// Running a [`Stmt`] on a connection (or a transaction, through deref).
 pub(super) trait Exec {
-    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error>;
+    async fn exec(&mut self, s: &Stmt<'_>) -> Result<u64, sqlx::Error>;
 }
 
 impl Exec for PgConnection {
-    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, s: &Stmt<'_>) -> Result<u64, sqlx::Error> {
         let mut q = sqlx::query(&s.sql);
         for b in &s.binds {
             q = match b {
@@ -88,7 +88,7 @@ impl Exec for PgConnection {
 }
 
 impl Exec for MySqlConnection {
-    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, s: &Stmt<'_>) -> Result<u64, sqlx::Error> {
         let mut q = sqlx::query(&s.sql);
         for b in &s.binds {
             q = bind_scalar!(q, b);
@@ -98,7 +98,7 @@ impl Exec for MySqlConnection {
 }
 
 impl Exec for SqliteConnection {
-    async fn exec(&mut self, s: &Stmt) -> Result<u64, sqlx::Error> {
+    async fn exec(&mut self, s: &Stmt<'_>) -> Result<u64, sqlx::Error> {
         let mut q = sqlx::query(&s.sql);
         for b in &s.binds {
             q = bind_scalar!(q, b);
