@@ -193,17 +193,14 @@ pub fn write_results<W: Write>(
     for (item, o) in plan.items.iter().zip(outcomes) {
         row.clear();
         if item.entry.is_some() {
-            match records.next() {
-                Some(Ok((_, rec))) => {
-                    for (i, cell) in rec.iter().take(width).enumerate() {
-                        if Some(i) == password_col && !cell.is_empty() {
-                            row.push("(hidden)".into());
-                        } else {
-                            row.push(neutralise(cell).into_owned());
-                        }
+            if let Some(Ok((_, rec))) = records.next() {
+                for (i, cell) in rec.iter().take(width).enumerate() {
+                    if Some(i) == password_col && !cell.is_empty() {
+                        row.push("(hidden)".into());
+                    } else {
+                        row.push(neutralise(cell).into_owned());
                     }
                 }
-                Some(Err(_)) | None => {}
             }
             row.resize(width, String::new());
         } else {
@@ -279,4 +276,70 @@ pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) ->
     out.write_record(["error", "skipped", neutralise(&reason).as_ref()])?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{plan, PlanOptions};
+    use crate::core::roster::parse_roster;
+    use crate::core::snapshot::Snapshot;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (i, o) in [
+            ("=1+1", "'=1+1"),
+            ("+44", "'+44"),
+            ("-x", "'-x"),
+            ("@SUM", "'@SUM"),
+            ("\tx", "'\tx"),
+            ("ok", "ok"),
+        ] {
+            assert_eq!(neutralise(i), o);
+        }
+    }
+
+    #[test]
+    fn results_keep_input_columns_and_prefix_clashing_verdict_columns() {
+        let p = Policy::defaults("t");
+        let text =
+            "username;firstname;surname;email;Result;password\r\njs;=cmd|' /C calc'!A0;S;js@example.org;x;hunter2\r\n";
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let snap = Snapshot::new(vec![true; p.attributes.len()]);
+        let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        let outcomes: Vec<Outcome> = pl
+            .items
+            .iter()
+            .map(|i| Outcome::from_plan(i, true).unwrap_or(Outcome::new(Verdict::Preview, None)))
+            .collect();
+        let mut out = Vec::new();
+        write_results(&mut out, &roster, &pl, &outcomes, &p).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "username;firstname;surname;email;Result;password;dirsync_change;dirsync_result;dirsync_message\n\
+             js;'=cmd|' /C calc'!A0;S;js@example.org;x;(hidden);new;preview;\n"
+        );
+        assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn rejection_results_explain_on_every_readable_row() {
+        let e = FileError {
+            kind: crate::core::roster::FileErrorKind::Header,
+            message: "required column(s) missing: email".into(),
+        };
+        let mut out = Vec::new();
+        write_rejection(&mut out, Some("username,firstname\na,A\n"), &e).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("username,firstname,change,result,message\na,A,error,skipped,\"file rejected"),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        write_rejection(&mut out, None, &e).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("required column(s) missing: email"));
+    }
 }

@@ -360,11 +360,10 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     let mut entries = Vec::new();
     let mut persons = Vec::new();
-    let mut row = 0usize;
     let all: Vec<_> = records(body, delimiter, first_line).collect();
     let last = all.len();
     for (n, rec) in all.into_iter().enumerate() {
-        row += 1;
+        let row = n + 1;
         let (line, record) = match rec {
             Ok(r) => r,
             Err((line, msg)) => {
@@ -807,4 +806,315 @@ fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
         }
     }
     roster.persons = persons;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+    use std::collections::BTreeMap;
+
+    const HEAD: &str = "username,firstname,surname,email\n";
+
+    fn policy() -> Policy {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "user_type".to_string(),
+            FieldRule {
+                allowed: Some(vec!["Standard".into(), "Privileged".into()]),
+                default: Some("Standard".into()),
+                ..Default::default()
+            },
+        );
+        fields.insert(
+            "title".to_string(),
+            FieldRule {
+                max_len: Some(10),
+                ..Default::default()
+            },
+        );
+        Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules {
+                protected: vec!["admin".into()],
+                ..Default::default()
+            },
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules {
+                managed: vec!["staff".into(), "vpn".into()],
+                default: vec![],
+            },
+        )
+        .unwrap()
+    }
+
+    fn parse(s: &str) -> Result<Roster, FileError> {
+        parse_roster(s.as_bytes(), &policy())
+    }
+
+    fn rejected(r: &Roster) -> Vec<(usize, u64, String)> {
+        r.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Rejected { origin, errors, .. } => Some((
+                    origin.row,
+                    origin.line,
+                    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn simple_file_parses_with_trimming_and_defaults() {
+        let r = parse(&format!("{HEAD} jsmith , Jane ,Smith,jane@example.org\n")).unwrap();
+        assert_eq!(r.persons.len(), 1);
+        let p = &r.persons[0];
+        assert_eq!(p.key.as_str(), "jsmith");
+        assert_eq!(p.attrs[0].as_deref(), Some("Jane"));
+        let ut = policy().attribute_index("user_type").unwrap();
+        assert_eq!(p.attrs[ut].as_deref(), Some("Standard"));
+        assert_eq!(p.origin, Origin { row: 1, line: 2 });
+    }
+
+    #[test]
+    fn encodings_utf8_bom_utf16_and_windows_1252() {
+        let body = "username,firstname,surname,email\r\nzoe,Zoë,Müller,z@example.org\r\n";
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(body.as_bytes());
+        let mut le = vec![0xFF, 0xFE];
+        le.extend(body.encode_utf16().flat_map(|u| u.to_le_bytes()));
+        let mut be = vec![0xFE, 0xFF];
+        be.extend(body.encode_utf16().flat_map(|u| u.to_be_bytes()));
+        for bytes in [body.as_bytes().to_vec(), bom, le, be] {
+            let r = parse_roster(&bytes, &policy()).unwrap();
+            assert_eq!(r.persons[0].attrs[0].as_deref(), Some("Zoë"));
+        }
+        // Windows-1252: ë = 0xEB, ü = 0xFC. Refused as UTF-8 with offset and line…
+        let cp = b"username,firstname,surname,email\nzoe,Zo\xEB,M\xFCller,z@example.org\n";
+        let e = parse_roster(cp, &policy()).unwrap_err();
+        assert_eq!(e.kind, FileErrorKind::Encoding);
+        assert!(e.message.contains("byte 39 (line 2)"), "{e}");
+        assert!(e.message.contains("windows-1252"), "{e}");
+        // …and read when the policy says so.
+        let mut p = policy();
+        p.roster.encoding = Encoding::Windows1252;
+        let r = parse_roster(cp, &p).unwrap();
+        assert_eq!(r.persons[0].attrs[1].as_deref(), Some("Müller"));
+    }
+
+    #[test]
+    fn bad_utf16_is_refused_not_replaced() {
+        let mut le = vec![0xFF, 0xFE];
+        le.extend("username\n".encode_utf16().flat_map(|u| u.to_le_bytes()));
+        le.extend([0x00, 0xD8, 0x41, 0x00]); // unpaired high surrogate
+        let e = parse_roster(&le, &policy()).unwrap_err();
+        assert_eq!(e.kind, FileErrorKind::Encoding);
+        assert!(e.message.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn delimiters_are_sniffed_and_sep_line_honoured() {
+        for (text, delim) in [
+            ("username;firstname;surname;email\na;A;B;a@example.org\n", b';'),
+            ("username\tfirstname\tsurname\temail\na\tA\tB\ta@example.org\n", b'\t'),
+            ("sep=;\nusername;firstname;surname;email\na;A;B;a@example.org\n", b';'),
+            ("sep=|\nusername|firstname|surname|email\na|A|B|a@example.org\n", b'|'),
+        ] {
+            let r = parse(text).unwrap();
+            assert_eq!(r.delimiter, delim, "{text}");
+            assert_eq!(r.persons.len(), 1, "{text}");
+        }
+        let r = parse("sep=;\nusername;firstname;surname;email\na;A;B;a@example.org\n").unwrap();
+        assert_eq!(r.persons[0].origin.line, 3);
+    }
+
+    #[test]
+    fn quoting_embedded_delimiters_quotes_newlines_and_mixed_line_ends() {
+        // A newline inside a quoted cell of a column we do not sync is fine;
+        // the next record starts on the line after it.
+        let r = parse(
+            "username,firstname,surname,email,notes\r\n\"a\",\"Ann, Jr\",\"O\"\"Neil\",a@example.org,\"x\ny\"\nb,B,C,b@example.org,t\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.persons.len(), 2);
+        let a = &r.persons[0];
+        assert_eq!(a.attrs[0].as_deref(), Some("Ann, Jr"));
+        assert_eq!(a.attrs[1].as_deref(), Some("O\"Neil"));
+        assert_eq!(r.persons[1].origin.line, 4);
+        // In a synced field the same newline is a control character: rejected.
+        let r = parse("username,firstname,surname,email,title\na,A,B,a@example.org,\"x\ny\"\n").unwrap();
+        assert!(rejected(&r)[0].2.contains("control character"), "{:?}", rejected(&r));
+    }
+
+    #[test]
+    fn whole_file_rejections() {
+        let cases: Vec<(&[u8], FileErrorKind)> = vec![
+            (b"", FileErrorKind::Empty),
+            (&[0xEF, 0xBB, 0xBF], FileErrorKind::Empty),
+            (b"\n\n", FileErrorKind::Empty),
+            (HEAD.as_bytes(), FileErrorKind::HeaderOnly),
+            (
+                b"username,firstname,surname,email\na,A,B,a@example.org\nb,B",
+                FileErrorKind::Truncated,
+            ),
+            (
+                b"username,firstname,surname,email\na,A,\"B,a@example.org\n",
+                FileErrorKind::Truncated,
+            ),
+            (b"username,firstname,email\na,A,a@example.org\n", FileErrorKind::Header),
+            (b"username,login,firstname,surname,email\n", FileErrorKind::Header),
+        ];
+        for (bytes, kind) in cases {
+            let e = parse_roster(bytes, &policy()).unwrap_err();
+            assert_eq!(e.kind, kind, "{:?}: {e}", String::from_utf8_lossy(bytes));
+        }
+        let e = parse("username,firstname,email\na,A,a@example.org\n").unwrap_err();
+        assert!(e.message.contains("surname"), "{e}");
+        let e = parse("Username,Login,firstname,surname,email\n").unwrap_err();
+        assert!(e.message.contains("\"Username\" and \"Login\""), "{e}");
+    }
+
+    #[test]
+    fn max_rows_rejects_the_file() {
+        let mut p = policy();
+        p.roster.max_rows = Some(1);
+        let e = parse_roster(b"username,firstname,surname,email\na,A,B,a@x.org\nb,B,C,b@x.org\n", &p).unwrap_err();
+        assert_eq!(e.kind, FileErrorKind::TooManyRows);
+    }
+
+    #[test]
+    fn per_row_rejections_name_row_line_column_and_reason() {
+        let text = "username,firstname,surname,email,user_type,title,groups,status,change password next time\n\
+            ok,A,B,ok@example.org,,,staff,,1\n\
+            ,A,B,nokey@example.org,,,,,\n\
+            bademail,A,B,bad@,,,,,\n\
+            nofirst,,B,nf@example.org,,,,,\n\
+            wrongtype,A,B,wt@example.org,Admin,,,,\n\
+            longtitle,A,B,lt@example.org,,Chief Executive,,,\n\
+            badgroup,A,B,bg@example.org,,,staff;wheel,,\n\
+            badstatus,A,B,bs@example.org,,,,retired,\n\
+            badflag,A,B,bf@example.org,,,,,maybe\n\
+            fields,A,B\n\
+            admin,A,B,adm@example.org,,,,,\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.persons.len(), 1);
+        let rej = rejected(&r);
+        let find = |row: usize| {
+            rej.iter()
+                .find(|(r, _, _)| *r == row)
+                .map(|x| x.2.clone())
+                .unwrap_or_default()
+        };
+        assert!(find(2).contains("column \"username\": is empty"), "{}", find(2));
+        assert!(
+            find(3).contains("column \"email\": \"bad@\" is not an email"),
+            "{}",
+            find(3)
+        );
+        assert!(find(4).contains("column \"firstname\": is empty"), "{}", find(4));
+        assert!(
+            find(5).contains("\"Admin\" is not allowed; use one of: Standard, Privileged"),
+            "{}",
+            find(5)
+        );
+        assert!(find(6).contains("15 characters long; at most 10"), "{}", find(6));
+        assert!(find(7).contains("group \"wheel\" is not managed"), "{}", find(7));
+        assert!(find(8).contains("\"retired\" is not a status"), "{}", find(8));
+        assert!(find(9).contains("\"maybe\" is not 1/0"), "{}", find(9));
+        assert!(find(10).contains("has 3 fields but the header has 9"), "{}", find(10));
+        assert!(find(11).contains("protected account"), "{}", find(11));
+        let lines: Vec<u64> = rej.iter().map(|x| x.1).collect();
+        assert_eq!(lines, (3..=12).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn duplicate_keys_case_insensitive_reject_all_rows_of_the_group() {
+        let text = format!("{HEAD}jsmith,A,B,a@example.org\nJSmith,C,D,c@example.org\nother,E,F,e@example.org\n");
+        let r = parse(&text).unwrap();
+        assert_eq!(r.persons.len(), 1);
+        assert_eq!(r.persons[0].key.as_str(), "other");
+        let rej = rejected(&r);
+        assert_eq!(rej.len(), 2);
+        assert!(
+            rej[0].2.contains("duplicate username (case-insensitive) on lines 2, 3"),
+            "{:?}",
+            rej
+        );
+        let mut p = policy();
+        p.roster.duplicates = Duplicates::KeepFirst;
+        let r = parse_roster(text.as_bytes(), &p).unwrap();
+        assert_eq!(r.persons.len(), 2);
+        assert_eq!(r.persons[0].key.as_str(), "jsmith");
+    }
+
+    #[test]
+    fn duplicate_email_rejects_both() {
+        let r = parse(&format!("{HEAD}a,A,B,same@example.org\nb,C,D,SAME@example.org\n")).unwrap();
+        assert!(r.persons.is_empty());
+        assert!(rejected(&r)[1].2.contains("duplicate email"));
+    }
+
+    #[test]
+    fn unknown_columns_warn_and_ignored_columns_are_silent() {
+        let r =
+            parse("username,firstname,surname,email,Shoe size,Creation date\na,A,B,a@example.org,9,2020\n").unwrap();
+        assert_eq!(r.warnings.len(), 1);
+        assert!(r.warnings[0].contains("Shoe size"));
+        assert_eq!(r.persons.len(), 1);
+    }
+
+    #[test]
+    fn status_groups_must_change_and_password() {
+        let r = parse(
+            "username,firstname,surname,email,status,belong to,change password next time,password\n\
+             a,A,B,a@example.org,Leaver,VPN; staff,yes,s3cret pass\n",
+        )
+        .unwrap();
+        let p = &r.persons[0];
+        assert_eq!(p.state, AccountState::Leaver);
+        assert_eq!(
+            p.groups.as_deref(),
+            Some(&[Value::from("vpn"), Value::from("staff")][..])
+        );
+        assert_eq!(p.must_change, Some(true));
+        assert_eq!(p.password.as_ref().map(|s| s.expose()), Some("s3cret pass"));
+    }
+
+    #[test]
+    fn email_syntax() {
+        for ok in [
+            "a@example.org",
+            "first.last+tag@sub.example.co.uk",
+            "o'brien@example.ie",
+        ] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@example.org",
+            "a@b",
+            "a b@example.org",
+            "a@@example.org",
+            "a@example..org",
+            "<a>@x.org",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn records_iterator_matches_entries_for_the_results_file() {
+        let text = format!("{HEAD}a,A,B,a@example.org\n\nb,B\nc,C,D,c@example.org\n");
+        let r = parse(&text).unwrap();
+        let recs: Vec<_> = r.records().collect();
+        assert_eq!(recs.len(), r.entries.len());
+        assert_eq!(recs.len(), 3);
+    }
 }
