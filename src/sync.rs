@@ -145,6 +145,7 @@ pub async fn run_file(
     opts: &RunOptions,
 ) -> Result<RunReport, SyncError> {
     let policy = &lp.policy;
+    let started = std::time::Instant::now();
     let roster = match parse_roster(bytes, policy) {
         Ok(r) => r,
         Err(e) => {
@@ -162,7 +163,11 @@ pub async fn run_file(
             });
         }
     };
+    let parse_ms = started.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     let snapshot = backend.snapshot().await?;
+    let snapshot_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     let plan = plan(
         &roster,
         &snapshot,
@@ -172,6 +177,8 @@ pub async fn run_file(
             allow_over_limit: opts.allow_over_limit,
         },
     );
+    let plan_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     for b in &plan.breaches {
         warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
     }
@@ -291,9 +298,23 @@ pub async fn run_file(
         })
         .collect();
 
+    let apply_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     write_atomically(results, |w| write_results(w, &roster, &plan, &outcomes, policy))?;
+    let results_ms = t.elapsed().as_millis() as u64;
     let summary = Summary::of(&plan, &outcomes);
-    info!(policy = %lp.name, summary = %summary, "Run finished.");
+    info!(
+        policy = %lp.name,
+        rows = roster.entries.len(),
+        accounts = snapshot.len(),
+        parse_ms,
+        snapshot_ms,
+        plan_ms,
+        apply_ms,
+        results_ms,
+        summary = %summary,
+        "Run finished."
+    );
     Ok(RunReport {
         summary,
         results: results.to_path_buf(),

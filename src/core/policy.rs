@@ -96,9 +96,9 @@ pub enum Encoding {
     /// UTF-8, or UTF-8/UTF-16 with a byte-order mark.
     #[default]
     Auto,
-    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
-    #[serde(alias = "cp1252")]
+    #[serde(rename = "windows-1252", alias = "cp1252", alias = "windows1252")]
     Windows1252,
 }
 

@@ -255,9 +255,31 @@ fn sniff(text: &str) -> (usize, u8) {
 /// Iterator over the data records (header skipped), with the line each starts on.
 pub struct RecordIter<'a> {
     reader: csv::Reader<&'a [u8]>,
+    body: &'a [u8],
     first_line: u64,
     record: csv::StringRecord,
     header_done: bool,
+    /// Newlines counted in `body[..scanned]` (the csv crate's own line
+    /// numbers are wrong after CRLF line ends, so lines are counted here).
+    scanned: usize,
+    newlines: u64,
+}
+
+impl RecordIter<'_> {
+    /// The physical line on which a record starting at byte `at` begins.
+    fn line_at(&mut self, mut at: usize) -> u64 {
+        // After CRLF (and blank lines) the reported offset points into the
+        // previous terminator; a record never starts with CR or LF.
+        while matches!(self.body.get(at), Some(b'\n' | b'\r')) {
+            at += 1;
+        }
+        let at = at.min(self.body.len());
+        if at > self.scanned {
+            self.newlines += self.body[self.scanned..at].iter().filter(|b| **b == b'\n').count() as u64;
+            self.scanned = at;
+        }
+        self.first_line + self.newlines
+    }
 }
 
 /// Records of `body`; blank lines are not records.
@@ -269,9 +291,12 @@ pub fn records(body: &str, delimiter: u8, first_line: u64) -> RecordIter<'_> {
         .from_reader(body.as_bytes());
     RecordIter {
         reader,
+        body: body.as_bytes(),
         first_line,
         record: csv::StringRecord::new(),
         header_done: false,
+        scanned: 0,
+        newlines: 0,
     }
 }
 
@@ -283,11 +308,8 @@ impl Iterator for RecordIter<'_> {
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {
-                    let line = self
-                        .record
-                        .position()
-                        .map(|p| p.line() + self.first_line - 1)
-                        .unwrap_or(0);
+                    let at = self.record.position().map(|p| p.byte() as usize).unwrap_or(0);
+                    let line = self.line_at(at);
                     if !self.header_done {
                         self.header_done = true;
                         continue;
@@ -298,7 +320,8 @@ impl Iterator for RecordIter<'_> {
                     return Some(Ok((line, self.record.clone())));
                 }
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(0) + self.first_line - 1;
+                    let at = e.position().map(|p| p.byte() as usize).unwrap_or(0);
+                    let line = self.line_at(at);
                     return Some(Err((line, e.to_string())));
                 }
             }
@@ -1083,6 +1106,14 @@ mod tests {
         );
         assert_eq!(p.must_change, Some(true));
         assert_eq!(p.password.as_ref().map(|s| s.expose()), Some("s3cret pass"));
+    }
+
+    #[test]
+    fn line_numbers_are_right_with_crlf_and_embedded_newlines() {
+        let text = "username,firstname,surname,email,notes\r\na,A,B,a@x.org,\"one\r\ntwo\"\r\nb,B,C,b@x.org,\r\n\r\nc,C,D,c@x.org,\r\n";
+        let r = parse(text).unwrap();
+        let lines: Vec<u64> = r.persons.iter().map(|p| p.origin.line).collect();
+        assert_eq!(lines, vec![2, 4, 6]);
     }
 
     #[test]
