@@ -165,7 +165,18 @@ pub async fn run_file(
     };
     let parse_ms = started.elapsed().as_millis() as u64;
     let t = std::time::Instant::now();
-    let snapshot = backend.snapshot().await?;
+    let snapshot = match backend.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            // Every run ends with a results file, also when the target is down.
+            let why = FileError {
+                kind: crate::core::roster::FileErrorKind::Target,
+                message: format!("{e}; nothing was written, run the file again when the target is back"),
+            };
+            write_atomically(results, |w| write_rejection(w, Some(&roster.text), &why))?;
+            return Err(e.into());
+        }
+    };
     let snapshot_ms = t.elapsed().as_millis() as u64;
     let t = std::time::Instant::now();
     let plan = plan(

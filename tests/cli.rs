@@ -436,3 +436,46 @@ fn a_failing_row_is_reported_and_the_others_are_applied() {
     assert_eq!(column(&results, 2, "result"), "done");
     assert_eq!(env.users().len(), 2);
 }
+
+#[test]
+fn a_schema_missing_a_mapped_column_is_reported_before_any_write() {
+    let env = Env::new("ignore");
+    let config = env.path("dirsync.toml");
+    let text = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("create_schema = true", "create_schema = false");
+    std::fs::write(&config, text).expect("write");
+    let db = env.path("state/dir.db");
+    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pool = SqlitePoolOptions::new()
+            .connect(&format!("sqlite://{}?mode=rwc", db.display()))
+            .await
+            .expect("connect");
+        // No `title` column, no membership table.
+        sqlx::query("CREATE TABLE users (username TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, user_type TEXT, status TEXT, left_at INTEGER, must_change INTEGER, password_hash TEXT)")
+            .execute(&pool)
+            .await
+            .expect("create");
+    });
+    let csv = env.file("hr.csv", FIRST);
+    let (code, results, out) = env.sync("apply", &csv, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("users.title") && out.contains("user_groups.username"),
+        "{out}"
+    );
+    assert!(results.contains("not processed: target unavailable"), "{results}");
+    let n: i64 = rt.block_on(async {
+        let pool = SqlitePoolOptions::new()
+            .connect(&format!("sqlite://{}?mode=ro", db.display()))
+            .await
+            .expect("connect");
+        sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&pool)
+            .await
+            .expect("count")
+    });
+    assert_eq!(n, 0, "nothing written");
+}

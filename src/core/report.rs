@@ -227,7 +227,10 @@ pub fn write_results<W: Write>(
 /// The results file of a file refused as a whole: every readable row with
 /// the reason, or one line with the reason when no row is readable.
 pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) -> std::io::Result<()> {
-    let reason = format!("file rejected, nothing was written: {error}");
+    let reason = match error.kind {
+        super::roster::FileErrorKind::Target => format!("not processed: {error}"),
+        _ => format!("file rejected, nothing was written: {error}"),
+    };
     if let Some(text) = text {
         let delim = if text
             .lines()

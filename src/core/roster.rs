@@ -24,6 +24,8 @@ pub enum FileErrorKind {
     Truncated,
     Header,
     TooManyRows,
+    /// Not the file's fault: the target could not be read.
+    Target,
 }
 
 impl FileErrorKind {
@@ -35,6 +37,7 @@ impl FileErrorKind {
             FileErrorKind::Truncated => "truncated file",
             FileErrorKind::Header => "bad header",
             FileErrorKind::TooManyRows => "too many rows",
+            FileErrorKind::Target => "target unavailable",
         }
     }
 }
@@ -383,10 +386,11 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     let mut entries = Vec::new();
     let mut persons = Vec::new();
-    let all: Vec<_> = records(body, delimiter, first_line).collect();
-    let last = all.len();
-    for (n, rec) in all.into_iter().enumerate() {
-        let row = n + 1;
+    let mut all = records(body, delimiter, first_line).peekable();
+    let mut row = 0usize;
+    while let Some(rec) = all.next() {
+        row += 1;
+        let is_last = all.peek().is_none();
         let (line, record) = match rec {
             Ok(r) => r,
             Err((line, msg)) => {
@@ -403,7 +407,7 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
         };
         let origin = Origin { row, line };
         if record.len() != header.len() {
-            if n + 1 == last && !ends_with_newline && record.len() < header.len() {
+            if is_last && !ends_with_newline && record.len() < header.len() {
                 return Err(file_error(
                     FileErrorKind::Truncated,
                     format!(

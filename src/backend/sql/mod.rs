@@ -212,7 +212,7 @@ impl SqlBackend {
         match &self.map.scope {
             Some((col, val)) => {
                 binds.push(Bind::Text(Some(val.clone())));
-                format!(" AND {col} = {}", p.next())
+                format!(" AND {}.{col} = {}", self.map.table, p.next())
             }
             None => String::new(),
         }
@@ -525,23 +525,16 @@ impl Backend for SqlBackend {
         let m = &*self.map;
         let d = self.dialect;
         let mut managed = vec![false; m.attr_count];
-        let mut select = vec![d.as_text(&m.key)];
+        // Columns are table-qualified: SQLite reads an unknown unqualified
+        // "name" as a string literal.
+        let col = |c: &str| d.as_text(&format!("{}.{c}", m.table));
+        let mut select = vec![col(&m.key)];
         for (i, c) in &m.columns {
             managed[*i] = true;
-            select.push(d.as_text(c));
+            select.push(col(c));
         }
-        select.push(
-            m.status
-                .as_deref()
-                .map(|s| d.as_text(s))
-                .unwrap_or_else(|| "NULL".into()),
-        );
-        select.push(
-            m.left_at
-                .as_deref()
-                .map(|s| d.as_text(s))
-                .unwrap_or_else(|| "NULL".into()),
-        );
+        select.push(m.status.as_deref().map(col).unwrap_or_else(|| "NULL".into()));
+        select.push(m.left_at.as_deref().map(col).unwrap_or_else(|| "NULL".into()));
         let mut p = Params::new(d);
         let mut binds = Vec::new();
         let scope = self.scope_filter(&mut p, &mut binds);

@@ -35,7 +35,9 @@ pub(super) async fn check(pool: &AnyPool, d: Dialect, m: &SqlMapping) -> Result<
             missing.push(format!("{t}.{c} (not a plain name)"));
             continue;
         }
-        let sql = format!("SELECT {} FROM {} WHERE 1 = 0", d.quote(c), d.quote(t));
+        // Table-qualified: SQLite reads an unknown unqualified "name" as a
+        // string literal, which would make a missing column look present.
+        let sql = format!("SELECT {}.{} FROM {} WHERE 1 = 0", d.quote(t), d.quote(c), d.quote(t));
         if let Err(e) = sqlx::query(&sql).fetch_optional(pool).await {
             if super::is_connection_error(&e) {
                 return Err(BackendError::Connect(super::sqlx_message(&e)));
