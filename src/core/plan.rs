@@ -1,7 +1,6 @@
 //! The pure diff: roster × snapshot × policy → one change per row and per
 //! absent account, then the safety limits on the whole plan.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use super::policy::{AbsentAction, Limit, OnLimit, Policy};
@@ -217,13 +216,13 @@ const DAY: i64 = 86_400;
 /// Decide every change. `now` is Unix seconds (for leaver grace periods).
 pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opts: PlanOptions) -> Plan {
     let mut items = Vec::with_capacity(roster.entries.len());
-    let mut seen: HashSet<usize> = HashSet::with_capacity(roster.entries.len());
+    let mut seen = vec![false; snapshot.len()];
     for (ei, entry) in roster.entries.iter().enumerate() {
         match entry {
             Entry::Rejected { key, errors, .. } => {
                 let account = key.as_ref().and_then(|k| snapshot.get(k)).map(|(i, _)| i);
                 if let Some(a) = account {
-                    seen.insert(a);
+                    seen[a] = true;
                 }
                 items.push(PlanItem {
                     key: key.clone(),
@@ -239,7 +238,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 let person = &roster.persons[*pi];
                 let found = snapshot.get(&person.key);
                 if let Some((a, _)) = found {
-                    seen.insert(a);
+                    seen[a] = true;
                 }
                 let (change, note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
                 let hold = policy_hold(&change, policy);
@@ -258,7 +257,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
 
     // Accounts in scope that the file does not name.
     let no_valid_rows = roster.persons.is_empty();
-    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen.contains(i)).collect();
+    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen[*i]).collect();
     absent.sort_by(|a, b| snapshot.account(*a).key.cmp(&snapshot.account(*b).key));
     for a in absent {
         let acct = snapshot.account(a);
@@ -367,20 +366,21 @@ fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, p
         if !snapshot.managed.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let old = acct.attrs.get(i).cloned().flatten();
+        // Borrow; clone only what differs.
+        let old = acct.attrs.get(i).and_then(|v| v.as_ref());
         match new {
-            Some(v) if old.as_deref() != Some(v.as_str()) => d.attrs.push(AttrChange {
+            Some(v) if old.map(|o| o.as_str()) != Some(v.as_str()) => d.attrs.push(AttrChange {
                 attr: i,
-                old,
+                old: old.cloned(),
                 new: Some(v.clone()),
             }),
             None if old.is_some()
                 && roster.present.get(i).copied().unwrap_or(false)
-                && policy.rule(&policy.attributes[i]).clear_when_empty =>
+                && policy.attr_rule(i).clear_when_empty =>
             {
                 d.attrs.push(AttrChange {
                     attr: i,
-                    old,
+                    old: old.cloned(),
                     new: None,
                 })
             }

@@ -3,7 +3,7 @@
 //!
 //! Pure: it takes bytes, never a path, so tests pass `&[u8]`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use super::policy::{Column, Duplicates, Encoding, Policy};
@@ -303,10 +303,10 @@ pub fn records(body: &str, delimiter: u8, first_line: u64) -> RecordIter<'_> {
     }
 }
 
-impl Iterator for RecordIter<'_> {
-    /// (line, fields) — or the parser's complaint with its line.
-    type Item = Result<(u64, csv::StringRecord), (u64, String)>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl RecordIter<'_> {
+    /// Read the next data record into [`RecordIter::current`] without
+    /// copying it; returns its line, or the parser's complaint with its line.
+    pub fn advance(&mut self) -> Option<Result<u64, (u64, String)>> {
         loop {
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
@@ -320,7 +320,7 @@ impl Iterator for RecordIter<'_> {
                     if self.record.len() == 1 && self.record[0].trim().is_empty() {
                         continue; // a blank line
                     }
-                    return Some(Ok((line, self.record.clone())));
+                    return Some(Ok(line));
                 }
                 Err(e) => {
                     let at = e.position().map(|p| p.byte() as usize).unwrap_or(0);
@@ -329,6 +329,19 @@ impl Iterator for RecordIter<'_> {
                 }
             }
         }
+    }
+
+    /// The record `advance` last read.
+    pub fn current(&self) -> &csv::StringRecord {
+        &self.record
+    }
+}
+
+impl Iterator for RecordIter<'_> {
+    /// (line, fields) — or the parser's complaint with its line.
+    type Item = Result<(u64, csv::StringRecord), (u64, String)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.advance().map(|r| r.map(|line| (line, self.record.clone())))
     }
 }
 
@@ -386,13 +399,15 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     let mut entries = Vec::new();
     let mut persons = Vec::new();
-    let mut all = records(body, delimiter, first_line).peekable();
+    let mut all = records(body, delimiter, first_line);
     let mut row = 0usize;
-    while let Some(rec) = all.next() {
+    // (line, fields) of the last record when it is short: a cut-off file.
+    let mut last_short: Option<(u64, usize)> = None;
+    while let Some(rec) = all.advance() {
         row += 1;
-        let is_last = all.peek().is_none();
-        let (line, record) = match rec {
-            Ok(r) => r,
+        last_short = None;
+        let line = match rec {
+            Ok(line) => line,
             Err((line, msg)) => {
                 entries.push(Entry::Rejected {
                     origin: Origin { row, line },
@@ -405,21 +420,15 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
                 continue;
             }
         };
+        let record = all.current();
         let origin = Origin { row, line };
         if record.len() != header.len() {
-            if is_last && !ends_with_newline && record.len() < header.len() {
-                return Err(file_error(
-                    FileErrorKind::Truncated,
-                    format!(
-                        "the last record (line {line}) has {} of {} fields and no line end: the file was cut off mid-row; export it again",
-                        record.len(),
-                        header.len()
-                    ),
-                ));
+            if record.len() < header.len() {
+                last_short = Some((line, record.len()));
             }
             entries.push(Entry::Rejected {
                 origin,
-                key: key_of(&record, &columns),
+                key: key_of(record, &columns),
                 errors: vec![RowError {
                     column: None,
                     message: format!(
@@ -432,13 +441,22 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
             });
             continue;
         }
-        match parse_row(origin, &record, &header, &columns, policy) {
+        match parse_row(origin, record, &header, &columns, policy) {
             Ok(p) => {
                 entries.push(Entry::Valid(persons.len()));
                 persons.push(p);
             }
             Err((key, errors)) => entries.push(Entry::Rejected { origin, key, errors }),
         }
+    }
+    if let (Some((line, n)), false) = (last_short, ends_with_newline) {
+        return Err(file_error(
+            FileErrorKind::Truncated,
+            format!(
+                "the last record (line {line}) has {n} of {} fields and no line end: the file was cut off mid-row; export it again",
+                header.len()
+            ),
+        ));
     }
     if entries.is_empty() {
         return Err(file_error(
@@ -560,7 +578,7 @@ fn parse_row(
     for ((raw, h), c) in record.iter().zip(header).zip(columns) {
         let v = raw.trim();
         if *c != Column::Password && *c != Column::Unknown && *c != Column::Ignored {
-            if let Some(ch) = v.chars().find(|ch| ch.is_control()) {
+            if let Some(ch) = first_control_char(v) {
                 err(
                     &mut errors,
                     h,
@@ -579,13 +597,10 @@ fn parse_row(
                     key = Some(UserKey::new(v));
                 }
             }
-            Column::Attribute(i) => {
-                let name = &policy.attributes[i];
-                match check_value(v, name, policy) {
-                    Ok(val) => attrs[i] = val,
-                    Err(m) => err(&mut errors, h, m),
-                }
-            }
+            Column::Attribute(i) => match check_value(v, i, policy) {
+                Ok(val) => attrs[i] = val,
+                Err(m) => err(&mut errors, h, m),
+            },
             Column::Groups => {
                 let mut list = Vec::new();
                 for g in v.split(';').map(str::trim).filter(|g| !g.is_empty()) {
@@ -611,10 +626,9 @@ fn parse_row(
                 }
             }
             Column::Status => {
-                let lv = v.to_lowercase();
-                if lv.is_empty() || policy.roster.active_values.iter().any(|a| a.to_lowercase() == lv) {
+                if v.is_empty() || policy.roster.active_values.iter().any(|a| same_word(a, v)) {
                     state = AccountState::Active;
-                } else if policy.roster.leaver_values.iter().any(|a| a.to_lowercase() == lv) {
+                } else if policy.roster.leaver_values.iter().any(|a| same_word(a, v)) {
                     state = AccountState::Leaver;
                 } else {
                     err(
@@ -628,12 +642,16 @@ fn parse_row(
                     );
                 }
             }
-            Column::MustChange => match v.to_lowercase().as_str() {
-                "1" | "true" | "yes" | "y" => must_change = Some(true),
-                "0" | "false" | "no" | "n" => must_change = Some(false),
-                "" => {}
-                _ => err(&mut errors, h, format!("{v:?} is not 1/0, yes/no or true/false")),
-            },
+            Column::MustChange => {
+                if v.is_empty() {
+                } else if ["1", "true", "yes", "y"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                    must_change = Some(true)
+                } else if ["0", "false", "no", "n"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                    must_change = Some(false)
+                } else {
+                    err(&mut errors, h, format!("{v:?} is not 1/0, yes/no or true/false"))
+                }
+            }
             Column::Password => {
                 if !raw.is_empty() {
                     if let Some(m) = too_long(raw, "password", policy) {
@@ -650,12 +668,13 @@ fn parse_row(
     }
     // Defaults and required values, for attributes with or without a column.
     for (i, name) in policy.attributes.iter().enumerate() {
+        let rule = policy.attr_rule(i);
         if attrs[i].is_none() {
-            if let Some(d) = &policy.rule(name).default {
+            if let Some(d) = &rule.default {
                 attrs[i] = Some(Value::from(d.as_str()));
             }
         }
-        if attrs[i].is_none() && policy.required(name) {
+        if attrs[i].is_none() && rule.required == Some(true) {
             if let Some(pos) = columns.iter().position(|c| *c == Column::Attribute(i)) {
                 if !errors.iter().any(|e| e.column.as_deref() == Some(header[pos].as_str())) {
                     err(&mut errors, &header[pos], format!("is empty; {name} is required"));
@@ -689,26 +708,48 @@ fn parse_row(
 }
 
 fn too_long(v: &str, field: &str, policy: &Policy) -> Option<String> {
-    let max = policy.rule(field).max_len.unwrap_or(policy.roster.max_field_len);
+    too_long_max(v, policy.rule(field).max_len.unwrap_or(policy.roster.max_field_len))
+}
+
+fn too_long_max(v: &str, max: usize) -> Option<String> {
+    // Bytes ≥ characters: count characters only when the bytes could be over.
+    if v.len() <= max {
+        return None;
+    }
     let n = v.chars().count();
     (n > max).then(|| format!("is {n} characters long; at most {max} are allowed"))
 }
 
-fn check_value(v: &str, name: &str, policy: &Policy) -> Result<Option<Value>, String> {
+/// Case-insensitive equality without allocating for ASCII.
+fn same_word(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
+fn first_control_char(v: &str) -> Option<char> {
+    if v.is_ascii() {
+        v.bytes().find(|b| *b < 0x20 || *b == 0x7f).map(char::from)
+    } else {
+        v.chars().find(|c| c.is_control())
+    }
+}
+
+fn check_value(v: &str, i: usize, policy: &Policy) -> Result<Option<Value>, String> {
     if v.is_empty() {
         return Ok(None);
     }
-    if let Some(m) = too_long(v, name, policy) {
+    let rule = policy.attr_rule(i);
+    if let Some(m) = too_long_max(v, rule.max_len.unwrap_or(policy.roster.max_field_len)) {
         return Err(m);
     }
-    if name == "email" && !is_email(v) {
+    if policy.attributes[i] == "email" && !is_email(v) {
         return Err(format!("{v:?} is not an email address (name@domain.tld); correct it"));
     }
-    if let Some(allowed) = &policy.rule(name).allowed {
-        return match allowed
-            .iter()
-            .find(|a| a.eq_ignore_ascii_case(v) || a.to_lowercase() == v.to_lowercase())
-        {
+    if let Some(allowed) = &rule.allowed {
+        return match allowed.iter().find(|a| same_word(a, v)) {
             Some(a) => Ok(Some(Value::from(a.as_str()))),
             None => Err(format!("{v:?} is not allowed; use one of: {}", allowed.join(", "))),
         };
@@ -736,21 +777,47 @@ pub fn is_email(v: &str) -> bool {
 
 fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
     let email = policy.attribute_index("email");
-    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut by_email: HashMap<String, Vec<usize>> = HashMap::new();
+    // First index per key; only collisions get a group (no Vec per row).
+    let mut first_key: HashMap<&str, usize> = HashMap::with_capacity(roster.entries.len());
+    let mut first_email: HashMap<std::borrow::Cow<'_, str>, usize> = HashMap::with_capacity(roster.entries.len());
+    let mut key_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut email_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let note = |groups: &mut BTreeMap<usize, Vec<usize>>, first: usize, ei: usize| {
+        groups.entry(first).or_insert_with(|| vec![first]).push(ei);
+    };
     for (ei, e) in roster.entries.iter().enumerate() {
-        match e {
+        let (key, mail) = match e {
             Entry::Valid(pi) => {
                 let p = &roster.persons[*pi];
-                by_key.entry(p.key.folded()).or_default().push(ei);
-                if let Some(Some(m)) = email.map(|i| &p.attrs[i]) {
-                    by_email.entry(m.to_lowercase().to_string()).or_default().push(ei);
+                (Some(p.key.folded()), email.and_then(|i| p.attrs[i].as_deref()))
+            }
+            Entry::Rejected { key: Some(k), .. } => (Some(k.folded()), None),
+            Entry::Rejected { .. } => (None, None),
+        };
+        if let Some(k) = key {
+            match first_key.get(k) {
+                Some(&first) => note(&mut key_groups, first, ei),
+                None => {
+                    first_key.insert(k, ei);
                 }
             }
-            Entry::Rejected { key: Some(k), .. } => by_key.entry(k.folded()).or_default().push(ei),
-            Entry::Rejected { .. } => {}
+        }
+        if let Some(m) = mail {
+            let folded: std::borrow::Cow<'_, str> = if m.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+                m.to_lowercase().into()
+            } else {
+                m.into()
+            };
+            match first_email.get(&folded) {
+                Some(&first) => note(&mut email_groups, first, ei),
+                None => {
+                    first_email.insert(folded, ei);
+                }
+            }
         }
     }
+    let by_key = key_groups;
+    let by_email = email_groups;
     let mut to_reject: Vec<(usize, RowError)> = Vec::new();
     let keep_first = policy.roster.duplicates == Duplicates::KeepFirst;
     let key_col = roster
@@ -776,7 +843,7 @@ fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
             .join(", ")
     };
     for (what, col, groups) in [
-        ("username", &key_col, by_key.values().cloned().collect::<Vec<_>>()),
+        ("username", &key_col, by_key.into_values().collect::<Vec<_>>()),
         ("email", &email_col, by_email.into_values().collect::<Vec<_>>()),
     ] {
         for group in groups.into_iter().filter(|g| g.len() > 1) {
