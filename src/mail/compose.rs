@@ -246,7 +246,7 @@ pub fn mails_for_run(
             let rendered = templates.render_results(&results_context(facts))?;
             let bytes = std::fs::read(facts.results)
                 .map_err(|e| format!("cannot read the results file {}: {e}", facts.results.display()))?;
-            let id = message_id(facts.run_id, MailKind::Results, &to.email.to_string(), &from);
+            let id = message_id(facts.run_id, MailKind::Results, to.email.as_ref(), &from);
             let mut m = build(
                 &from,
                 &[to],
@@ -294,7 +294,7 @@ pub fn mails_for_run(
             run_id: facts.run_id.to_string(),
         };
         let rendered = templates.render_credentials(&ctx)?;
-        let id = message_id(facts.run_id, MailKind::Credentials, &to.email.to_string(), &from);
+        let id = message_id(facts.run_id, MailKind::Credentials, to.email.as_ref(), &from);
         let mut m = build(
             &from,
             &[to],
@@ -323,7 +323,7 @@ pub fn test_mail(cfg: &MailConfig, to: &str, now: i64) -> Result<NewMail, String
         text: "This is a test message from dirsync (`dirsync mail test`). Mail delivery works.\n".into(),
         html: None,
     };
-    let id = message_id(&run_id, MailKind::Test, &to.email.to_string(), &from);
+    let id = message_id(&run_id, MailKind::Test, to.email.as_ref(), &from);
     let mut m = build(&from, &[to], &[], id, &run_id, MailKind::Test, &rendered, None)?;
     m.not_before = now;
     Ok(m)
