@@ -470,3 +470,186 @@ fn credentials_honour_send_at_and_the_rate_cap() {
     let list = String::from_utf8_lossy(&s2.run(&["mail", "list"]).stdout).to_string();
     assert_eq!(list.lines().filter(|l| l.contains("held until")).count(), 4, "{list}");
 }
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dirsync test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// aiosmtpd with STARTTLS (required) or implicit TLS.
+struct TlsSmtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl TlsSmtp {
+    fn start(certs: &Path, implicit: bool) -> TlsSmtp {
+        let port = servers::free_port();
+        let maildir = certs.join(format!("maildir-{port}"));
+        let (cert, key) = if implicit {
+            ("--smtpscert", "--smtpskey")
+        } else {
+            ("--tlscert", "--tlskey")
+        };
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(cert)
+            .arg(certs.join("server.pem"))
+            .arg(key)
+            .arg(certs.join("server.key"))
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd");
+        servers::wait_for_port(port, WAIT).expect("aiosmtpd with TLS did not start");
+        TlsSmtp { child, port, maildir }
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TlsSmtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn starttls_and_implicit_tls_with_a_private_ca() {
+    let s = Setup::new(&smtp_section(25, ""), "");
+    let certs = s.path("certs");
+    std::fs::create_dir_all(&certs).expect("mkdir");
+    make_certs(&certs);
+    let starttls = TlsSmtp::start(&certs, false);
+    let implicit = TlsSmtp::start(&certs, true);
+    let test = |section: String| {
+        s.write_config(&section);
+        s.run(&["mail", "test", "--to", "ops@example.org"])
+    };
+    let tls = |port: u16, mode: &str, extra: &str| {
+        smtp_section(port, extra).replace("tls = \"none\"", &format!("tls = \"{mode}\""))
+    };
+
+    let out = test(tls(starttls.port, "starttls", ""));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not trusted"),
+        "{}",
+        text(&out)
+    );
+
+    let out = test(tls(starttls.port, "starttls", "ca_file = \"certs/ca.pem\""));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = test(tls(implicit.port, "implicit", "ca_file = \"certs/ca.pem\""));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let deadline = Instant::now() + WAIT;
+    while (starttls.count(), implicit.count()) != (1, 1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!((starttls.count(), implicit.count()), (1, 1));
+
+    // STARTTLS spoken to an implicit-TLS port: no greeting comes.
+    let out = test(
+        tls(implicit.port, "starttls", "ca_file = \"certs/ca.pem\"").replace("timeout_secs = 5", "timeout_secs = 2"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did not answer within 2 s"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn outbox_on_postgresql_survives_smtp_down() {
+    let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+    let mut smtp = smtp();
+    let outbox = format!("outbox = \"{}\"", pg.url());
+    let s = Setup::new(&smtp_section(smtp.port(), &outbox), "");
+    smtp.stop().expect("stop smtp");
+    let out = s.run(&["apply", "hr.csv", "--mail-to", SUBMITTER]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let pending = pg
+        .psql("SELECT COUNT(*) FROM dirsync_mail_outbox WHERE state = 'pending' AND body LIKE 'v1:%'")
+        .expect("psql");
+    assert_eq!(pending.trim(), "5");
+    smtp.restart().expect("restart smtp");
+    let flush = s.run(&["mail", "flush"]);
+    assert_eq!(flush.status.code(), Some(0), "{}", text(&flush));
+    settle_count(&smtp, 5);
+    let sent = pg
+        .psql("SELECT COUNT(*) FROM dirsync_mail_outbox WHERE state = 'sent' AND body IS NULL")
+        .expect("psql");
+    assert_eq!(sent.trim(), "5");
+    assert!(!s.path("state/journal.db").exists(), "the outbox lives in PostgreSQL");
+}

@@ -389,7 +389,7 @@ impl Outbox {
                  WHERE id = $3 AND state = 'pending' AND attempts = $4 AND COALESCE(lease_owner, '') = $5",
             )
             .bind(&self.owner)
-            .bind(now + 600)
+            .bind(now + mailer.max_send_secs() as i64 + 60)
             .bind(&id)
             .bind(attempts)
             .bind(lease.clone().unwrap_or_default())

@@ -96,6 +96,14 @@ impl Mailer {
         }
     }
 
+    /// The longest one send may take (the outbox leases a message this long).
+    pub fn max_send_secs(&self) -> u64 {
+        match self {
+            Mailer::Smtp { timeout, .. } => timeout.saturating_mul(4).max(1),
+            Mailer::File(..) => 60,
+        }
+    }
+
     /// Where mail goes, for messages.
     pub fn describe(&self) -> String {
         match self {
@@ -134,11 +142,17 @@ impl Mailer {
                 endpoint,
                 username,
                 timeout,
-            } => transport
-                .send_raw(&envelope, message)
-                .await
-                .map(|_| ())
-                .map_err(|e| advise(&e, endpoint, username.as_deref(), *timeout)),
+            } => {
+                // lettre bounds the connect and each write, not the wait for
+                // the server's replies: bound the whole conversation here.
+                let limit = timeout.saturating_mul(4).max(1);
+                match tokio::time::timeout(Duration::from_secs(limit), transport.send_raw(&envelope, message)).await {
+                    Ok(r) => r
+                        .map(|_| ())
+                        .map_err(|e| advise(&e, endpoint, username.as_deref(), *timeout)),
+                    Err(_) => Err(timed_out(endpoint, limit)),
+                }
+            }
         }
     }
 
@@ -151,18 +165,44 @@ impl Mailer {
                 endpoint,
                 username,
                 timeout,
-            } => match transport.test_connection().await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(SendError {
-                    advice: format!(
-                        "{}:{} accepted the connection but did not answer NOOP; is it an SMTP server?",
-                        endpoint.host, endpoint.port
-                    ),
-                    whole_relay: true,
-                }),
-                Err(e) => Err(advise(&e, endpoint, username.as_deref(), *timeout)),
-            },
+            } => {
+                match tokio::time::timeout(Duration::from_secs((*timeout).max(1)), transport.test_connection()).await {
+                    Err(_) => Err(timed_out(endpoint, *timeout)),
+                    Ok(Ok(true)) => Ok(()),
+                    Ok(Ok(false)) => Err(SendError {
+                        advice: format!(
+                            "{}:{} accepted the connection but did not answer NOOP; is it an SMTP server?",
+                            endpoint.host, endpoint.port
+                        ),
+                        whole_relay: true,
+                    }),
+                    Ok(Err(e)) => Err(advise(&e, endpoint, username.as_deref(), *timeout)),
+                }
+            }
         }
+    }
+}
+
+/// Advice when the relay did not answer in time.
+fn timed_out(ep: &Endpoint, secs: u64) -> SendError {
+    let at = format!("{}:{}", ep.host, ep.port);
+    let advice = match (ep.tls, ep.port) {
+        (TlsMode::Implicit, _) => format!(
+            "{at} did not answer the TLS handshake within {secs} s (tls = \"implicit\"). Port 465 uses implicit \
+             TLS; ports 587 and 25 use STARTTLS: set tls = \"starttls\", or use port 465"
+        ),
+        (_, 465) => {
+            format!("no SMTP greeting from {at} within {secs} s: port 465 expects implicit TLS, set tls = \"implicit\"")
+        }
+        (mode, _) => format!(
+            "{at} did not answer within {secs} s: check the host and port, the firewall, and the TLS mode \
+             (tls = \"{}\"; a server that waits for a TLS handshake wants tls = \"implicit\")",
+            mode.as_str()
+        ),
+    };
+    SendError {
+        advice,
+        whole_relay: true,
     }
 }
 
