@@ -130,19 +130,17 @@ pub async fn after_run(
             must_change: c.must_change,
         })
         .collect();
-    let templates =
-        mail::policy_templates(lp).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))?;
-    let pm = mail::policy_mail(lp);
-    let run_mails = mail::mails_for_run(cfg, &pm, &templates, &facts, mail_to, &users, now)?;
+    let outbox = mail::open_outbox(cfg).await?;
+    let not_queued = |e: String| format!("{e}; the mails of this run were not queued");
+    let mut tx = outbox.pool().begin().await.map_err(|e| not_queued(e.to_string()))?;
+    let run_mails = mail::enqueue_run(&mut tx, outbox.key(), cfg, lp, &facts, mail_to, &users, now)
+        .await
+        .map_err(not_queued)?;
+    tx.commit().await.map_err(|e| not_queued(e.to_string()))?;
     for n in &run_mails.notes {
         eprintln!("warning: {n}");
     }
-    let outbox = mail::open_outbox(cfg).await?;
-    let added = outbox
-        .enqueue_all(&run_mails.mails, now)
-        .await
-        .map_err(|e| format!("{e}; the mails of this run were not queued"))?;
-    println!("mail: {added} queued (run {run_id})");
+    println!("mail: {} queued (run {run_id})", run_mails.mails.len());
     let mailer = match Mailer::from_config(cfg) {
         Ok(m) => m,
         Err(e) => {

@@ -153,6 +153,9 @@ async fn run(cli: Cli) -> ExitCode {
             for (name, t) in &config.targets {
                 println!("target {name}: {}", t.describe());
             }
+            if let Some(m) = &config.mail {
+                println!("mail: {}", m.describe());
+            }
             for (name, lp) in &config.policies {
                 let p = &lp.policy;
                 println!(

@@ -163,6 +163,29 @@ impl MailConfig {
         errors
     }
 
+    /// One line for `dirsync config check`.
+    pub fn describe(&self) -> String {
+        let how = match (self.transport, self.endpoint()) {
+            (TransportKind::File, _) => format!(
+                "files in {}",
+                self.folder.as_deref().unwrap_or(Path::new("?")).display()
+            ),
+            (TransportKind::Smtp, Ok(ep)) => format!(
+                "smtp {}:{} (tls {}{})",
+                ep.host,
+                ep.port,
+                ep.tls.as_str(),
+                if self.username.is_some() { ", login" } else { "" }
+            ),
+            (TransportKind::Smtp, Err(e)) => e,
+        };
+        format!(
+            "from {}, {how}, outbox {}",
+            self.from,
+            self.outbox.as_deref().unwrap_or("?")
+        )
+    }
+
     /// The SMTP relay this config names.
     pub fn endpoint(&self) -> Result<Endpoint, String> {
         let (host, port, scheme_tls) = match (&self.url, &self.host) {

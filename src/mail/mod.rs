@@ -67,6 +67,31 @@ pub fn check_policy(lp: &LoadedPolicy) -> Vec<ConfigError> {
     errors
 }
 
+/// At a run's completion: compose its mails (results to `submitter`,
+/// credentials to `users`, per the policy's `[mail]`) and write them into the
+/// outbox on `conn` — the journal's run-completion transaction, so the run is
+/// finished and its mails are queued together or not at all. Idempotent per
+/// run id. Returns notes for the log (never a password).
+#[allow(clippy::too_many_arguments)]
+pub async fn enqueue_run(
+    conn: &mut sqlx::AnyConnection,
+    key: &BodyKey,
+    cfg: &MailConfig,
+    lp: &LoadedPolicy,
+    facts: &RunFacts<'_>,
+    submitter: Option<&str>,
+    users: &[NewUser],
+    now: i64,
+) -> Result<RunMails, String> {
+    let templates =
+        policy_templates(lp).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))?;
+    let run_mails = mails_for_run(cfg, &policy_mail(lp), &templates, facts, submitter, users, now)?;
+    for m in &run_mails.mails {
+        outbox::enqueue(conn, key, m, now).await.map_err(|e| e.to_string())?;
+    }
+    Ok(run_mails)
+}
+
 /// The outbox `[mail]` names (its database and key file).
 pub async fn open_outbox(cfg: &MailConfig) -> Result<Outbox, String> {
     let url = cfg

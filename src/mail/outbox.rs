@@ -10,6 +10,7 @@
 //! journal can enqueue inside its run-completion transaction
 //! (`outbox::enqueue(&mut *tx, &key, &mail, now)`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -197,11 +198,11 @@ pub fn now_unix() -> i64 {
 
 impl Outbox {
     /// Open (and create) the outbox at a `sqlite://` or `postgres://` URL.
-    pub async fn open(url: &str, key_file: &std::path::Path) -> Result<Outbox, OutboxError> {
+    pub async fn open(url: &str, key_file: &Path) -> Result<Outbox, OutboxError> {
         sqlx::any::install_default_drivers();
         let key = BodyKey::load_or_create(key_file).map_err(OutboxError::Other)?;
         let url = if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent() {
+            if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir).map_err(|e| {
                         OutboxError::Other(format!(
@@ -235,6 +236,11 @@ impl Outbox {
 
     pub fn key(&self) -> &BodyKey {
         &self.key
+    }
+
+    /// The pool, e.g. to begin a transaction for [`super::enqueue_run`].
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Enqueue several mails in one transaction; returns how many were new.
@@ -326,7 +332,7 @@ impl Outbox {
         let now = now_unix();
         let backoff_until = if opts.ignore_backoff { i64::MAX } else { now };
         let rows = sqlx::query(
-            "SELECT id, kind, sender, recipients, body, attempts, rate_group, rate_per_minute, lease_owner, \
+            "SELECT id, kind, sender, recipients, attempts, rate_group, rate_per_minute, lease_owner, \
              lease_until, not_before, next_attempt_at FROM dirsync_mail_outbox WHERE state = 'pending' \
              ORDER BY created_at, id",
         )
@@ -401,7 +407,12 @@ impl Outbox {
             let kind: String = row.try_get("kind")?;
             let sender: String = row.try_get("sender")?;
             let recipients: String = row.try_get("recipients")?;
-            let body: Option<String> = row.try_get("body")?;
+            // Bodies are read one at a time: a big run queues thousands.
+            let body: Option<String> = sqlx::query("SELECT body FROM dirsync_mail_outbox WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("body")?;
             let result = match (serde_json::from_str::<Vec<String>>(&recipients), body) {
                 (Ok(to), Some(body)) => match self.key.open(&id, &body) {
                     Ok(message) => mailer.send(&sender, &to, &message).await,
@@ -487,7 +498,7 @@ fn lease_is_dead(owner: &str, me: &str) -> bool {
     let (Some((host, pid)), Some((my_host, _))) = (owner.rsplit_once(':'), me.rsplit_once(':')) else {
         return false;
     };
-    host == my_host && owner != me && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    host == my_host && owner != me && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The sender loop for the daemon: deliver what is due, sleep until the next
@@ -526,5 +537,82 @@ pub async fn run_sender(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mail(id: &str, body: &str) -> NewMail {
+        NewMail {
+            id: id.into(),
+            run_id: "run1".into(),
+            kind: MailKind::Credentials,
+            sender: "d@example.org".into(),
+            recipients: vec!["u@example.org".into()],
+            subject: "s".into(),
+            message: format!("Subject: s\r\n\r\n{body}\r\n").into_bytes(),
+            not_before: 0,
+            rate_group: None,
+            rate_per_minute: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_is_idempotent_and_the_sender_loop_delivers() {
+        let dir = tempfile::tempdir().unwrap(); // ok: test
+        let url = format!("sqlite://{}", dir.path().join("j.db").display());
+        let outbox = Outbox::open(&url, &dir.path().join("k")).await.unwrap(); // ok: test
+        let mut tx = outbox.pool().begin().await.unwrap(); // ok: test
+        assert!(enqueue(&mut tx, outbox.key(), &mail("a@x", "one"), 1).await.unwrap()); // ok: test
+        assert!(!enqueue(&mut tx, outbox.key(), &mail("a@x", "one"), 1).await.unwrap()); // ok: test
+        tx.commit().await.unwrap(); // ok: test
+        assert_eq!(
+            outbox
+                .enqueue_all(&[mail("a@x", "one"), mail("b@x", "two")], 2)
+                .await
+                .unwrap(),
+            1
+        ); // ok: test
+
+        let cfg: super::super::MailConfig = toml::from_str("from = \"d@example.org\"\ntransport = \"file\"").unwrap(); // ok: test
+        let cfg = cfg.resolved(dir.path(), Path::new("."));
+        let mailer = Mailer::from_config(&cfg).unwrap(); // ok: test
+        let folder = dir.path().join("mail");
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let opts = super::super::deliver_options(&cfg, false);
+        let task = tokio::spawn(run_sender(
+            outbox.clone(),
+            mailer,
+            opts,
+            wake.clone(),
+            Duration::from_secs(30),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let count = || std::fs::read_dir(&folder).map(|d| d.count()).unwrap_or(0);
+        for _ in 0..200 {
+            if count() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(), 2);
+        outbox.enqueue_all(&[mail("c@x", "three")], 3).await.unwrap(); // ok: test
+        wake.notify_one();
+        for _ in 0..200 {
+            if count() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(count(), 3);
+        let _ = stop.send(());
+        task.await.unwrap(); // ok: test
+        let states: Vec<String> = outbox.list(10).await.unwrap().into_iter().map(|e| e.state).collect(); // ok: test
+        assert_eq!(states, ["sent", "sent", "sent"]);
     }
 }
