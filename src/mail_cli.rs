@@ -124,6 +124,7 @@ pub async fn after_run(
         .credentials
         .iter()
         .map(|c| NewUser {
+            created: true,
             username: c.key.as_str().to_string(),
             email: c.email.clone(),
             password: c.password.clone(),

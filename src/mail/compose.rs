@@ -36,6 +36,8 @@ pub struct RunFacts<'a> {
 
 /// A user whose password dirsync generated. No `Debug`: holds the password.
 pub struct NewUser {
+    /// The account was created in this run (false: its password was reset).
+    pub created: bool,
     pub username: String,
     pub email: Option<String>,
     pub password: Secret,
@@ -290,6 +292,7 @@ pub fn mails_for_run(
             email: email.to_string(),
             password: u.password.expose().to_string(),
             must_change: u.must_change,
+            created: u.created,
             policy: facts.policy.to_string(),
             run_id: facts.run_id.to_string(),
         };

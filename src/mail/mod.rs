@@ -111,5 +111,6 @@ pub fn deliver_options(cfg: &MailConfig, ignore_backoff: bool) -> DeliverOptions
         ignore_backoff,
         max_attempts: cfg.max_attempts,
         max_per_minute: cfg.max_per_minute,
+        batch: 0,
     }
 }

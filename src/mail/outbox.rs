@@ -145,6 +145,9 @@ pub struct DeliverOptions {
     pub max_attempts: u32,
     /// At most this many messages per minute in all.
     pub max_per_minute: Option<u32>,
+    /// Attempt at most this many messages in one pass (0 = all), so a sender
+    /// loop notices shutdown between batches.
+    pub batch: usize,
 }
 
 /// What one delivery pass did.
@@ -163,6 +166,8 @@ pub struct Pass {
     pub next_due: Option<i64>,
     /// The relay failed as a whole; the pass stopped early.
     pub relay_down: bool,
+    /// The pass stopped at `batch` attempts; more are due now.
+    pub more: bool,
 }
 
 /// One row of `dirsync mail list`.
@@ -387,6 +392,10 @@ impl Outbox {
                 due_later(t, &mut pass);
                 continue;
             }
+            if opts.batch > 0 && pass.sent + pass.retrying + pass.failed >= opts.batch {
+                pass.more = true;
+                break;
+            }
             // Claim: compare-and-set on the observed lease and attempts, so two
             // senders on one PostgreSQL journal never send the same row at once.
             let attempts: i64 = row.try_get("attempts")?;
@@ -524,7 +533,9 @@ pub async fn run_sender(
                     sleep = Duration::from_secs(backoff(down_for) as u64);
                 } else {
                     down_for = 0;
-                    if let Some(t) = pass.next_due {
+                    if pass.more {
+                        sleep = Duration::ZERO;
+                    } else if let Some(t) = pass.next_due {
                         let secs = (t - now_unix()).max(1) as u64;
                         sleep = sleep.min(Duration::from_secs(secs));
                     }
@@ -533,6 +544,7 @@ pub async fn run_sender(
             Err(e) => warn!(error = %e, "Mail outbox unavailable; will try again."),
         }
         tokio::select! {
+            biased;
             _ = &mut shutdown => return,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(sleep) => {}
@@ -582,7 +594,10 @@ mod tests {
         let folder = dir.path().join("mail");
         let wake = Arc::new(tokio::sync::Notify::new());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let opts = super::super::deliver_options(&cfg, false);
+        let opts = DeliverOptions {
+            batch: 1,
+            ..super::super::deliver_options(&cfg, false)
+        };
         let task = tokio::spawn(run_sender(
             outbox.clone(),
             mailer,

@@ -73,6 +73,8 @@ pub struct CredentialsContext {
     pub email: String,
     pub password: String,
     pub must_change: bool,
+    /// A new account (false: an existing account's password was reset).
+    pub created: bool,
     pub policy: String,
     pub run_id: String,
 }
@@ -270,6 +272,7 @@ impl CredentialsContext {
             email: "jsmith@example.org".into(),
             password: "sample".into(),
             must_change: true,
+            created: true,
             policy: "staff".into(),
             run_id: "sample".into(),
         }
