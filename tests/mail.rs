@@ -653,3 +653,68 @@ fn outbox_on_postgresql_survives_smtp_down() {
     assert_eq!(sent.trim(), "5");
     assert!(!s.path("state/journal.db").exists(), "the outbox lives in PostgreSQL");
 }
+
+/// aiosmtpd that requires a login (dirsync / right-password), over plain SMTP.
+const AUTH_SERVER: &str = r#"
+import sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+def check(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"dirsync" and auth_data.password == b"right-password"
+    return AuthResult(success=ok, handled=False)
+
+c = Controller(Mailbox(sys.argv[2]), hostname="127.0.0.1", port=int(sys.argv[1]),
+               authenticator=check, auth_required=True, auth_require_tls=False)
+c.start()
+while True:
+    time.sleep(3600)
+"#;
+
+#[test]
+fn smtp_login_with_password_from_env_and_refused_login_advice() {
+    let s = Setup::new(&smtp_section(25, ""), "");
+    let port = servers::free_port();
+    let maildir = s.path("auth-maildir");
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", AUTH_SERVER, &port.to_string()])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3-aiosmtpd");
+    let started = servers::wait_for_port(port, WAIT);
+    let login = |password: &str| {
+        s.write_config(&smtp_section(
+            port,
+            "username = \"dirsync\"\npassword_env = \"TEST_SMTP_PASSWORD\"",
+        ));
+        s.command(&["mail", "test", "--to", "ops@example.org"])
+            .env("TEST_SMTP_PASSWORD", password)
+            .output()
+            .expect("run dirsync")
+    };
+    let result = std::panic::catch_unwind(|| {
+        started.expect("aiosmtpd with AUTH did not start");
+        let out = login("wrong-password");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("refused the login of user \"dirsync\""), "{}", text(&out));
+        assert!(!err.contains("wrong-password"));
+        let out = login("right-password");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("right-password"));
+        let deadline = Instant::now() + WAIT;
+        let count = || std::fs::read_dir(maildir.join("new")).map(|d| d.count()).unwrap_or(0);
+        while count() < 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(count(), 1);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
