@@ -718,3 +718,66 @@ fn smtp_login_with_password_from_env_and_refused_login_advice() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// An SMTP server that takes the first message and then drops the
+/// connection instead of answering 250: the sender cannot know it arrived.
+const UNCLEAR_SERVER: &str = r#"
+import os, sys, time
+from aiosmtpd.controller import Controller
+
+class Handler:
+    def __init__(self, folder):
+        self.folder, self.n = folder, 0
+        os.makedirs(folder, exist_ok=True)
+    async def handle_DATA(self, server, session, envelope):
+        self.n += 1
+        with open(os.path.join(self.folder, "%d.eml" % self.n), "wb") as f:
+            f.write(envelope.original_content)
+        if self.n == 1:
+            server.transport.abort()
+        return "250 OK"
+
+c = Controller(Handler(sys.argv[2]), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+while True:
+    time.sleep(3600)
+"#;
+
+#[test]
+fn retry_after_an_unclear_failure_resends_the_same_message() {
+    let s = Setup::new(&smtp_section(25, ""), "");
+    let port = servers::free_port();
+    let folder = s.path("unclear");
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", UNCLEAR_SERVER, &port.to_string()])
+        .arg(&folder)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3-aiosmtpd");
+    let started = servers::wait_for_port(port, WAIT);
+    let result = std::panic::catch_unwind(|| {
+        started.expect("test SMTP server did not start");
+        s.write_config(&smtp_section(port, ""));
+        let out = s.run(&["check", "hr.csv", "--mail-to", SUBMITTER]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("kept in the outbox"),
+            "{}",
+            text(&out)
+        );
+        let flush = s.run(&["mail", "flush"]);
+        assert_eq!(flush.status.code(), Some(0), "{}", text(&flush));
+        let first = std::fs::read(folder.join("1.eml")).expect("first delivery");
+        let second = std::fs::read(folder.join("2.eml")).expect("the retry");
+        assert!(parse(&first).message_id().is_some());
+        assert!(
+            first == second,
+            "the retry is the same message, byte for byte (same Message-ID and Date)"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
