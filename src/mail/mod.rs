@@ -6,6 +6,18 @@
 //! - [`compose`]: a run's mails, formatted, with stable Message-IDs.
 //! - [`outbox`]: the table, `enqueue` (inside the journal's transaction), delivery with retry.
 //! - [`transport`]: SMTP / `.eml` files; SMTP errors turned into advice.
+//!
+//! Wiring into the journal and the daemon:
+//! 1. When the journal opens (same database, `{state_dir}/journal.db` by
+//!    default): `outbox::create_tables(&mut conn)`, and once
+//!    `BodyKey::load_or_create(cfg.key_file)` (the key that seals bodies).
+//! 2. In the run-completion transaction: `enqueue_run(&mut *tx, &key, cfg,
+//!    lp, &RunFacts{..}, Some(inbox.submitter), &users, now)`. Idempotent per
+//!    run id (the Message-ID is the primary key), so a resumed run that
+//!    completes again queues nothing twice.
+//! 3. Beside the inbox watchers: `outbox::run_sender(outbox, Mailer::from_config(cfg)?,
+//!    deliver_options(cfg, false), wake, poll, shutdown)`; `wake.notify_one()`
+//!    after each commit that queued mail.
 
 pub mod compose;
 pub mod config;

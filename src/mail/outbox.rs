@@ -1,7 +1,7 @@
 //! The mail outbox: a table in the journal database (SQLite or PostgreSQL).
 //!
 //! A mail is written here — formatted, with its final Message-ID, body sealed
-//! (see [`super::crypto`]) — then delivered by [`Outbox::deliver_due`] /
+//! (see [`super::BodyKey`]) — then delivered by [`Outbox::deliver_due`] /
 //! [`run_sender`]. The row's id *is* the Message-ID, derived from the run and
 //! the recipient, so enqueuing the same run twice adds nothing and a retry
 //! after an unclear failure resends the very same message.
