@@ -131,8 +131,16 @@ pub async fn after_run(
             must_change: c.must_change,
         })
         .collect();
-    let outbox = mail::open_outbox(cfg).await?;
-    let not_queued = |e: String| format!("{e}; the mails of this run were not queued");
+    let lost = if report.credentials.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the {} generated password(s) of this run reached nobody: fix this, then reset those users' passwords",
+            report.credentials.len()
+        )
+    };
+    let not_queued = |e: String| format!("{e}; the mails of this run were not queued{lost}");
+    let outbox = mail::open_outbox(cfg).await.map_err(not_queued)?;
     let mut tx = outbox.pool().begin().await.map_err(|e| not_queued(e.to_string()))?;
     let run_mails = mail::enqueue_run(&mut tx, outbox.key(), cfg, lp, &facts, mail_to, &users, now)
         .await

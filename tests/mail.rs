@@ -781,3 +781,21 @@ fn retry_after_an_unclear_failure_resends_the_same_message() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn held_changes_are_explained_with_the_override() {
+    let smtp = smtp();
+    let s = Setup::new(&smtp_section(smtp.port(), ""), "");
+    let policy = std::fs::read_to_string(s.path("policies/staff.toml")).expect("policy");
+    let policy = policy.replace("adds = { max = 10000 }", "adds = { max = 2 }");
+    std::fs::write(s.path("policies/staff.toml"), policy).expect("write policy");
+    let out = s.run(&["apply", "hr.csv", "--mail-to", SUBMITTER]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let msgs = settle_count(&smtp, 1); // held: no account made, no credentials
+    let m = parse(&msgs[0]);
+    assert_eq!(m.subject(), Some("hr.csv: 4 new, 1 rejected, 4 held back"));
+    let body = m.body_text(0).expect("text");
+    assert!(body.contains("Safety limits held changes back"), "{body}");
+    assert!(body.contains("4 adds exceed limits.adds"), "{body}");
+    assert!(body.contains("--allow-over-limit"), "{body}");
+}
