@@ -22,6 +22,7 @@
 pub mod compose;
 pub mod config;
 mod crypto;
+mod deliver;
 pub mod outbox;
 pub mod templates;
 pub mod transport;
