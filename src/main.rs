@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dirsync::config::Config;
 use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
 
+mod mail_cli;
+
 /// dirsync: sync HR CSV exports into a directory (LDAP) or a database (SQL),
 /// safely and unattended.
 #[derive(Parser)]
@@ -52,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Mail commands: test the relay, deliver the outbox, list it.
+    Mail {
+        #[command(subcommand)]
+        command: mail_cli::MailCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,6 +80,10 @@ struct RunArgs {
     /// Apply change classes that exceed their safety limits (after checking the file).
     #[arg(long)]
     allow_over_limit: bool,
+    /// Mail the results to this address (needs a [mail] section). Credentials
+    /// mails to new users go out whenever [mail] is configured.
+    #[arg(long, value_name = "ADDRESS")]
+    mail_to: Option<String>,
 }
 
 fn init_logging(format: LogFormat) {
@@ -142,6 +153,9 @@ async fn run(cli: Cli) -> ExitCode {
             for (name, t) in &config.targets {
                 println!("target {name}: {}", t.describe());
             }
+            if let Some(m) = &config.mail {
+                println!("mail: {}", m.describe());
+            }
             for (name, lp) in &config.policies {
                 let p = &lp.policy;
                 println!(
@@ -154,6 +168,10 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Mail { command } => match load_config(&cli.config) {
+            Ok(config) => mail_cli::run(&config, command).await,
+            Err(code) => code,
+        },
     }
 }
 
@@ -169,6 +187,10 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = mail_cli::precheck(&config, args.mail_to.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let bytes = match std::fs::read(&args.file) {
         Ok(b) => b,
         Err(e) => {
@@ -207,6 +229,11 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
                 }
             }
             println!("results: {}", report.results.display());
+            if let Err(e) = mail_cli::after_run(&config, lp, &args.file, apply, &report, args.mail_to.as_deref()).await
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             ExitCode::from(report.exit_code())
         }
         Err(e) => {

@@ -40,6 +40,8 @@ struct ConfigFile {
     /// Policy name → policy file.
     #[serde(default)]
     policies: BTreeMap<String, PathBuf>,
+    /// Mail (results, credentials). Optional: without it no mail is sent.
+    mail: Option<crate::mail::MailConfig>,
 }
 
 /// `[service]`.
@@ -99,6 +101,8 @@ pub struct Config {
     pub service: ServiceConfig,
     pub targets: BTreeMap<String, TargetConfig>,
     pub policies: BTreeMap<String, LoadedPolicy>,
+    /// `[mail]`, paths resolved and defaults filled in.
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 /// Resolve `p` against `base` unless it is absolute.
@@ -149,6 +153,7 @@ impl Config {
                     } else if let Err(m) = lp.check_against(&targets[&lp.target]) {
                         errors.push(config_error(&ppath, m));
                     }
+                    errors.extend(crate::mail::check_policy(&lp));
                     policies.insert(name.clone(), lp);
                 }
                 Err(mut e) => errors.append(&mut e),
@@ -159,6 +164,10 @@ impl Config {
                 path,
                 "no [policies] defined; name at least one policy file",
             ));
+        }
+        let mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
+        if let Some(m) = &mail {
+            errors.extend(m.check().into_iter().map(|msg| config_error(path, msg)));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -171,6 +180,7 @@ impl Config {
             service,
             targets,
             policies,
+            mail,
         })
     }
 

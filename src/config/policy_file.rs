@@ -30,6 +30,8 @@ pub struct PolicyFile {
     pub groups: GroupRules,
     /// Mapping onto a SQL table (for `kind = "sql"` targets).
     pub sql: Option<SqlMapping>,
+    /// `[mail]`: templates and the credentials schedule. Optional.
+    pub mail: Option<crate::mail::PolicyMail>,
 }
 
 /// A policy file, read and checked.
