@@ -7,4 +7,5 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod inbox;
 pub mod sync;

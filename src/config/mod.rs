@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::backend::sql::SqlTarget;
 use crate::core::policy::Policy;
 use crate::core::Secret;
+use crate::inbox::sftp::SftpInbox;
 pub use policy_file::{LoadedPolicy, PolicyFile};
 
 /// A configuration problem, with the file it is in.
@@ -40,6 +41,9 @@ struct ConfigFile {
     /// Policy name → policy file.
     #[serde(default)]
     policies: BTreeMap<String, PathBuf>,
+    /// `[[sftp_inbox]]`: remote inboxes on SFTP servers.
+    #[serde(default)]
+    sftp_inbox: Vec<SftpInbox>,
 }
 
 /// `[service]`.
@@ -99,6 +103,8 @@ pub struct Config {
     pub service: ServiceConfig,
     pub targets: BTreeMap<String, TargetConfig>,
     pub policies: BTreeMap<String, LoadedPolicy>,
+    /// SFTP inboxes, in file order.
+    pub sftp_inboxes: Vec<SftpInbox>,
 }
 
 /// Resolve `p` against `base` unless it is absolute.
@@ -160,6 +166,27 @@ impl Config {
                 "no [policies] defined; name at least one policy file",
             ));
         }
+        let mut sftp_inboxes: Vec<SftpInbox> = Vec::new();
+        for inbox in file.sftp_inbox {
+            let name = inbox.name.clone();
+            if sftp_inboxes.iter().any(|i| i.name == name) {
+                errors.push(config_error(path, format!("sftp_inbox {name:?} is defined twice")));
+            }
+            if !policies.contains_key(&inbox.policy) {
+                errors.push(config_error(
+                    path,
+                    format!(
+                        "sftp_inbox {name:?}: policy {:?} is not under [policies] (defined: {})",
+                        inbox.policy,
+                        policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match inbox.resolved(&dir) {
+                Ok(i) => sftp_inboxes.push(i),
+                Err(m) => errors.push(config_error(path, format!("sftp_inbox {name:?}: {m}"))),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -171,6 +198,22 @@ impl Config {
             service,
             targets,
             policies,
+            sftp_inboxes,
+        })
+    }
+
+    /// The SFTP inbox called `name`.
+    pub fn sftp_inbox(&self, name: &str) -> Result<&SftpInbox, String> {
+        self.sftp_inboxes.iter().find(|i| i.name == name).ok_or_else(|| {
+            format!(
+                "no [[sftp_inbox]] named {name:?} in {} (defined: {})",
+                self.path.display(),
+                self.sftp_inboxes
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         })
     }
 
