@@ -62,6 +62,11 @@ impl PollState {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.seen.keys().map(String::as_str)
     }
+
+    /// Forget a file (claimed: it left the folder).
+    pub fn forget(&mut self, name: &str) {
+        self.seen.remove(name);
+    }
 }
 
 /// The remote folders of one inbox.
@@ -75,6 +80,15 @@ pub struct RemoteDirs {
 }
 
 impl RemoteDirs {
+    /// `name` in the inbox folder is one of the inbox's own folders (also
+    /// when something else sits where that folder should be): never input.
+    pub fn is_own_folder(&self, name: &str) -> bool {
+        let path = remote_join(&self.inbox, name);
+        [&self.processing, &self.results, &self.archive, &self.rejected]
+            .iter()
+            .any(|d| d.trim_end_matches('/') == path)
+    }
+
     pub fn new(cfg: &SftpInbox, url: &SftpUrl) -> RemoteDirs {
         let inbox = url.path.clone();
         RemoteDirs {
@@ -470,7 +484,7 @@ impl SftpClient {
             .list_dir(&self.dirs.inbox)
             .await?
             .into_iter()
-            .filter(|(n, _)| !is_ignored(n))
+            .filter(|(n, _)| !is_ignored(n) && !self.dirs.is_own_folder(n))
             .map(|(name, a)| RemoteFile {
                 name,
                 size: a.size.unwrap_or(0),
@@ -488,7 +502,7 @@ impl SftpClient {
             .collect();
         let files = all
             .into_iter()
-            .filter(|(n, _)| !is_ignored(n))
+            .filter(|(n, _)| !is_ignored(n) && !self.dirs.is_own_folder(n))
             .map(|(name, a)| RemoteFile {
                 name,
                 size: a.size.unwrap_or(0),

@@ -29,12 +29,25 @@ pub enum SftpError {
     #[error("run: {0}")]
     Run(String),
     /// An SFTP request failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {source}{}", remote_advice(source))]
     Remote {
         op: &'static str,
         path: String,
         source: russh_sftp::client::error::Error,
     },
+}
+
+fn remote_advice(e: &russh_sftp::client::error::Error) -> &'static str {
+    match e {
+        russh_sftp::client::error::Error::Status(s) => match s.status_code {
+            StatusCode::NoSuchFile => " (check that the folder exists on the server and is a folder)",
+            StatusCode::PermissionDenied => " (the SFTP user may not do this there: fix the folder's permissions)",
+            StatusCode::Failure => " (the server refused; check the folder's permissions and free space)",
+            _ => "",
+        },
+        russh_sftp::client::error::Error::Timeout => " (no answer in time; the connection is re-established)",
+        _ => " (the connection is re-established)",
+    }
 }
 
 impl From<russh::Error> for SftpError {

@@ -105,6 +105,7 @@ impl Poller {
                 return Ok(report);
             }
             if let Some(file) = client.claim(&f).await? {
+                self.state.forget(&file.name);
                 self.pending
                     .insert(file.name.clone(), Pending { file, processed: None });
             }
