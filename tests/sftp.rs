@@ -28,10 +28,13 @@ impl Env {
         let dir = tempfile::tempdir().expect("temp dir");
         fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
         fs::create_dir_all(dir.path().join("state")).expect("mkdir");
-        let policy = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example/policies/staff.toml"))
-            .expect("example policy")
-            .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
-            .replace("argon2_iterations = 2", "argon2_iterations = 1");
+        let policy = fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/example/policies/staff.toml"
+        ))
+        .expect("example policy")
+        .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
+        .replace("argon2_iterations = 2", "argon2_iterations = 1");
         fs::write(dir.path().join("policies/staff.toml"), policy).expect("write policy");
         fs::create_dir_all(sshd.root_dir().join("inbox")).expect("mkdir inbox");
         let env = Env { sshd, dir };
@@ -84,7 +87,10 @@ submitter = "hr@example.org"
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--config").arg(self.config()).args(args).env("DIRSYNC_LOG", "info");
+        c.arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env("DIRSYNC_LOG", "info");
         c
     }
 
@@ -145,7 +151,11 @@ submitter = "hr@example.org"
         if let Ok(days) = fs::read_dir(self.inbox().join(dir)) {
             for day in days.filter_map(|e| e.ok()) {
                 if let Ok(files) = fs::read_dir(day.path()) {
-                    v.extend(files.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()));
+                    v.extend(
+                        files
+                            .filter_map(|e| e.ok())
+                            .map(|e| e.file_name().to_string_lossy().into_owned()),
+                    );
                 }
             }
         }
@@ -165,7 +175,10 @@ impl Poll {
     }
     /// SIGTERM, and expect a clean exit.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match self.child.try_wait() {
@@ -259,7 +272,11 @@ fn complete_file_is_processed_and_results_appear_on_the_server() {
     );
     let results = fs::read_to_string(env.inbox().join("results/staff.results.csv")).expect("results");
     let v = verdicts(&results);
-    assert_eq!(v.iter().filter(|(c, r)| c == "new" && r == "done").count(), 4, "{results}");
+    assert_eq!(
+        v.iter().filter(|(c, r)| c == "new" && r == "done").count(),
+        4,
+        "{results}"
+    );
     assert_eq!(v.iter().filter(|(c, _)| c == "error").count(), 1, "{results}");
     assert_eq!(env.users(), 4);
 }
@@ -283,7 +300,10 @@ fn a_file_still_growing_is_not_taken() {
             "a growing file was taken\n{}",
             poll.log()
         );
-        let mut f = fs::OpenOptions::new().append(true).open(&path).expect("file still in the inbox");
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("file still in the inbox");
         f.write_all(format!("{line}\n").as_bytes()).expect("append");
     }
     wait_for(
@@ -311,7 +331,10 @@ fn a_wrong_host_key_is_refused() {
         let out = env.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("does not match the pinned host_key_fingerprint"), "{stderr}");
+        assert!(
+            stderr.contains("does not match the pinned host_key_fingerprint"),
+            "{stderr}"
+        );
         assert!(stderr.contains(&real), "names the presented key: {stderr}");
     }
 
@@ -341,7 +364,11 @@ fn a_wrong_host_key_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("unknown"), "{stderr}");
-    assert_eq!(fs::read_to_string(&kh).unwrap_or_default(), format!("otherhost {kind} {key}\n"), "not learned");
+    assert_eq!(
+        fs::read_to_string(&kh).unwrap_or_default(),
+        format!("otherhost {kind} {key}\n"),
+        "not learned"
+    );
 
     // Nothing was taken.
     assert_eq!(env.files_in("."), vec!["staff.csv"]);
@@ -383,7 +410,10 @@ fn server_stopped_mid_download_then_restarted_processes_the_file_once() {
     let results = fs::read_to_string(env.inbox().join("results/big.results.csv")).expect("results");
     let v = verdicts(&results);
     assert_eq!(v.len(), rows);
-    assert!(v.iter().all(|(c, r)| c == "new" && r == "done"), "run exactly once: {results}");
+    assert!(
+        v.iter().all(|(c, r)| c == "new" && r == "done"),
+        "run exactly once: {results}"
+    );
     assert_eq!(env.users(), rows);
 }
 
@@ -445,7 +475,10 @@ fn results_upload_fails_then_succeeds_on_retry() {
     let results = fs::read_to_string(results_dir.join("upload.results.csv")).expect("results");
     let v = verdicts(&results);
     assert_eq!(v.len(), rows);
-    assert!(v.iter().all(|(c, r)| c == "new" && r == "done"), "not run again: {results}");
+    assert!(
+        v.iter().all(|(c, r)| c == "new" && r == "done"),
+        "not run again: {results}"
+    );
     assert_eq!(env.users(), rows);
 }
 
@@ -461,7 +494,10 @@ fn marker_mode_waits_for_the_marker() {
     fs::write(env.inbox().join("m.csv.done"), b"").expect("marker");
     let out = env.run(&["inbox", "poll", "hr", "--once"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("m.csv: archived"));
-    assert_eq!(env.files_in("."), Vec::<String>::new(), "file and marker are gone from the inbox");
+    assert_eq!(
+        env.files_in("."),
+        Vec::<String>::new(),
+        "file and marker are gone from the inbox"
+    );
     assert_eq!(env.users(), 3);
 }
-

@@ -302,9 +302,7 @@ pub fn parse_sftp_url(s: &str) -> Result<SftpUrl, String> {
 
 /// Join a remote folder and a name with `/`, unless `name` is absolute.
 pub fn remote_join(dir: &str, name: &str) -> String {
-    if name.starts_with('/') {
-        name.to_string()
-    } else if dir == "." {
+    if name.starts_with('/') || dir == "." {
         name.to_string()
     } else if dir.ends_with('/') {
         format!("{dir}{name}")

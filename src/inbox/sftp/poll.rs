@@ -104,10 +104,18 @@ impl Poller {
             if stop() {
                 return Ok(report);
             }
-            if let Some(file) = client.claim(&f).await? {
-                self.state.forget(&file.name);
-                self.pending
-                    .insert(file.name.clone(), Pending { file, processed: None });
+            match client.claim(&f).await {
+                Ok(Some(file)) => {
+                    self.state.forget(&file.name);
+                    self.pending
+                        .insert(file.name.clone(), Pending { file, processed: None });
+                }
+                Ok(None) => {}
+                Err(e) if e.is_connection() => return Err(e),
+                Err(e) => {
+                    warn!(inbox = %inbox, file = %f.name, error = %e, "Cannot claim the file; trying again at the next poll.");
+                    report.failed.push((f.name.clone(), e.to_string()));
+                }
             }
         }
         let names: Vec<String> = self.pending.keys().cloned().collect();
