@@ -49,6 +49,12 @@ impl Env {
 
     /// (Re)write dirsync.toml with `pin` as the host key lines.
     fn write_config(&self, pin: &str) {
+        let auth = format!("key_file = \"{}\"", self.sshd.user_key_path().display());
+        self.write_config_with(pin, &auth);
+    }
+
+    /// (Re)write dirsync.toml with these host key and authentication lines.
+    fn write_config_with(&self, pin: &str, auth: &str) {
         let text = format!(
             r#"[service]
 state_dir = "state"
@@ -64,7 +70,7 @@ staff = "policies/staff.toml"
 [[sftp_inbox]]
 name = "hr"
 sftp = "sftp://{user}@127.0.0.1:{port}{inbox}"
-key_file = "{key}"
+{auth}
 {pin}
 poll_interval_secs = 1
 timeout_secs = 5
@@ -75,7 +81,6 @@ submitter = "hr@example.org"
             user = self.sshd.user(),
             port = self.sshd.port(),
             inbox = self.inbox().display(),
-            key = self.sshd.user_key_path().display(),
         );
         fs::write(self.config(), text).expect("write config");
     }
@@ -382,7 +387,7 @@ fn a_wrong_host_key_is_refused() {
 #[test]
 fn server_stopped_mid_download_then_restarted_processes_the_file_once() {
     let mut env = Env::start();
-    let rows = 600; // about 35 KB: two read requests, a pause after each
+    let rows = 1000; // about 50 KB: two 32 KiB read requests, a pause after each
     fs::write(env.inbox().join("big.csv"), roster(rows)).expect("drop file");
     let poll = env.spawn_poll(&[("DIRSYNC_TEST_SFTP_READ_DELAY_MS", "1500")]);
     wait_for(
@@ -500,4 +505,80 @@ fn marker_mode_waits_for_the_marker() {
         "file and marker are gone from the inbox"
     );
     assert_eq!(env.users(), 3);
+}
+
+fn keygen(path: &std::path::Path, kind: &str, passphrase: &str) -> String {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", passphrase, "-C", "dirsync-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    fs::read_to_string(path.with_extension("pub")).expect("public key")
+}
+
+#[test]
+fn key_authentication_and_its_errors() {
+    let mut env = Env::start();
+    let pin = format!("host_key_fingerprint = \"{}\"", env.sshd.host_key_fingerprint_sha256());
+    let keys = tempfile::tempdir().expect("tmp");
+
+    // An RSA key with a passphrase, authorised on the server.
+    let rsa = keys.path().join("id_rsa");
+    let public = keygen(&rsa, "rsa", "correct horse");
+    let mut ak = fs::OpenOptions::new()
+        .append(true)
+        .open(env.sshd.dir().join("authorized_keys"))
+        .expect("authorized_keys");
+    ak.write_all(public.as_bytes()).expect("authorise");
+    let pass = keys.path().join("passphrase");
+    fs::write(&pass, "correct horse\n").expect("passphrase");
+    env.write_config_with(
+        &pin,
+        &format!(
+            "key_file = \"{}\"\npassphrase_file = \"{}\"",
+            rsa.display(),
+            pass.display()
+        ),
+    );
+    let out = env.run(&["inbox", "test", "hr"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("correct horse"),
+        "the passphrase is never logged: {stderr}"
+    );
+
+    // Wrong passphrase.
+    fs::write(&pass, "wrong\n").expect("passphrase");
+    let out = env.run(&["inbox", "test", "hr"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("cannot load the private key") && stderr.contains("passphrase"),
+        "{stderr}"
+    );
+
+    // A key the server does not know.
+    let stranger = keys.path().join("id_stranger");
+    keygen(&stranger, "ed25519", "");
+    env.write_config_with(&pin, &format!("key_file = \"{}\"", stranger.display()));
+    let out = env.run(&["inbox", "test", "hr"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("refused user") && stderr.contains("authorized_keys"),
+        "{stderr}"
+    );
+
+    // Nobody listening.
+    env.write_config(&pin);
+    env.sshd.stop().expect("stop sshd");
+    let out = env.run(&["inbox", "test", "hr"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("refused"),
+        "{stderr}"
+    );
 }
