@@ -125,14 +125,24 @@ submitter = "hr@example.org"
         }
     }
 
+    /// Rows in the target's users table, read independently of dirsync.
     fn users(&self) -> usize {
-        let out = Command::new("sqlite3")
-            .arg(self.dir.path().join("state/directory.db"))
-            .arg("SELECT count(*) FROM users")
-            .output()
-            .expect("sqlite3 (Debian package sqlite3)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().parse().expect("count")
+        let db = self.dir.path().join("state/directory.db");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let url = format!("sqlite://{}", db.display());
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .expect("open the target database");
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count users");
+            usize::try_from(n).expect("count")
+        })
     }
 
     /// Non-hidden files directly in `dir` under the inbox.
@@ -581,4 +591,32 @@ fn key_authentication_and_its_errors() {
         stderr.contains("cannot connect") && stderr.contains("refused"),
         "{stderr}"
     );
+}
+
+#[test]
+fn target_down_keeps_the_file_in_processing_until_it_is_back() {
+    let env = Env::start();
+    fs::write(env.inbox().join("later.csv"), roster(4)).expect("drop file");
+    let good = fs::read_to_string(env.config()).expect("config");
+    // A database that cannot be opened: its "folder" is a file.
+    fs::write(
+        env.config(),
+        good.replace(
+            "sqlite://state/directory.db",
+            "sqlite://policies/staff.toml/directory.db",
+        ),
+    )
+    .expect("config");
+    let out = env.run(&["inbox", "poll", "hr", "--once"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("later.csv: stays in processing/"));
+    assert_eq!(env.files_in("processing"), vec!["later.csv"]);
+    assert!(env.files_in("results").is_empty());
+
+    fs::write(env.config(), good).expect("config");
+    let out = env.run(&["inbox", "poll", "hr", "--once"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("later.csv: archived"));
+    assert_eq!(env.finished_in("archive"), vec!["later.csv"]);
+    assert_eq!(env.users(), 4);
 }

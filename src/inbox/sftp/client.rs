@@ -533,6 +533,13 @@ impl SftpClient {
     pub async fn claim(&self, file: &RemoteFile) -> Result<Option<ClaimedFile>, SftpError> {
         let from = remote_join(&self.dirs.inbox, &file.name);
         let to = remote_join(&self.dirs.processing, &file.name);
+        // OpenSSH refuses to rename onto an existing file; other servers
+        // may overwrite, so look first.
+        if self.exists(&to).await? {
+            warn!(inbox = %self.name, file = %file.name, folder = %self.dirs.processing,
+                "A file of the same name is still being processed; this one waits until it is finished.");
+            return Ok(None);
+        }
         match self.sftp.rename(from.as_str(), to.as_str()).await {
             Ok(_) => {}
             Err(RawError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
@@ -687,6 +694,9 @@ impl SftpClient {
                 format!("{stem}-{n}{ext}")
             };
             let to = remote_join(&dir, &name);
+            if self.exists(&to).await? {
+                continue;
+            }
             match self.sftp.rename(file.path.as_str(), to.as_str()).await {
                 Ok(_) => {
                     info!(inbox = %self.name, file = %file.name, to = %to, "File moved.");
