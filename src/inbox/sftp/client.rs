@@ -2,36 +2,24 @@
 //! complete files, claim one by renaming it into `processing/`, download it,
 //! upload its results, and move it to `archive/` or `rejected/`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use russh::client;
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use russh_sftp::client::error::Error as RawError;
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use tracing::{debug, info, warn};
 
-use super::config::{remote_join, Auth, HostKeyPin, Settle, SftpInbox, SftpUrl};
+use super::config::{remote_join, Settle, SftpInbox, SftpUrl};
 use super::error::SftpError;
-use super::hostkey::check_host_key;
-use crate::config::read_secret;
-use crate::core::Secret;
+use super::listing::{complete_files, is_ignored, results_name, PollState, RemoteFile};
+use super::session;
 
 /// Bytes per SFTP read or write request (well under OpenSSH's limits).
 const CHUNK: u32 = 32 * 1024;
 /// Test hook: a pause between download chunks, so tests can cut the
 /// connection mid-download. Unset in production.
 const READ_DELAY_ENV: &str = "DIRSYNC_TEST_SFTP_READ_DELAY_MS";
-
-/// A file in the inbox folder, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteFile {
-    pub name: String,
-    pub size: u64,
-    pub mtime: Option<u32>,
-}
 
 /// A file this dirsync renamed into `processing/`: it is ours until
 /// [`SftpClient::finish`] moves it on.
@@ -48,25 +36,6 @@ pub struct ClaimedFile {
 pub enum Outcome {
     Archived,
     Rejected,
-}
-
-/// What the inbox folder looked like at the previous poll, to tell files
-/// still being written from complete ones.
-#[derive(Debug, Default, Clone)]
-pub struct PollState {
-    seen: BTreeMap<String, (u64, Option<u32>)>,
-}
-
-impl PollState {
-    /// Files seen at the last poll.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.seen.keys().map(String::as_str)
-    }
-
-    /// Forget a file (claimed: it left the folder).
-    pub fn forget(&mut self, name: &str) {
-        self.seen.remove(name);
-    }
 }
 
 /// The remote folders of one inbox.
@@ -101,128 +70,6 @@ impl RemoteDirs {
     }
 }
 
-/// `staff.csv` → `staff.results.csv` (as `dirsync apply` names it).
-pub fn results_name(name: &str) -> String {
-    let stem = match name.rsplit_once('.') {
-        Some((stem, _)) if !stem.is_empty() => stem,
-        _ => name,
-    };
-    format!("{stem}.results.csv")
-}
-
-/// Names never taken: hidden, partial and editor files, markers, results.
-pub fn is_ignored(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || name.starts_with("~$")
-        || name.ends_with('~')
-        || [".part", ".tmp", ".filepart", ".swp", ".done"]
-            .iter()
-            .any(|s| lower.ends_with(s))
-        || lower.ends_with(".results.csv")
-}
-
-/// Decide which listed files are complete, and remember this listing for
-/// the next poll. `markers` are the names that have a `NAME.done` beside them.
-pub fn complete_files(
-    settle: Settle,
-    state: &mut PollState,
-    files: Vec<RemoteFile>,
-    markers: &BTreeSet<String>,
-) -> Vec<RemoteFile> {
-    let previous = std::mem::take(&mut state.seen);
-    let mut complete = Vec::new();
-    for f in files {
-        let now = (f.size, f.mtime);
-        let done = match settle {
-            Settle::Stable => previous.get(&f.name) == Some(&now),
-            Settle::Marker => markers.contains(&f.name),
-        };
-        state.seen.insert(f.name.clone(), now);
-        if done {
-            complete.push(f);
-        } else {
-            debug!(file = %f.name, size = f.size, "Not complete yet.");
-        }
-    }
-    complete.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
-    complete
-}
-
-/// Checks the server's host key against the pin during the handshake.
-struct PinnedHost {
-    pin: HostKeyPin,
-    host: String,
-    port: u16,
-    /// The accepted key's fingerprint, for `dirsync inbox test`.
-    accepted: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl client::Handler for PinnedHost {
-    type Error = SftpError;
-
-    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, SftpError> {
-        check_host_key(&self.pin, &self.host, self.port, key)?;
-        if let Ok(mut a) = self.accepted.lock() {
-            *a = Some(super::hostkey::fingerprint(key));
-        }
-        Ok(true)
-    }
-}
-
-/// Credentials read from their files. Never logged: no `Debug`.
-enum Credentials {
-    Key(Arc<PrivateKey>),
-    Password(Secret),
-}
-
-fn load_credentials(auth: &Auth) -> Result<Credentials, SftpError> {
-    match auth {
-        Auth::Key {
-            key_file,
-            passphrase_file,
-        } => {
-            let passphrase =
-                read_secret(passphrase_file.as_deref(), None, "passphrase_file").map_err(SftpError::Config)?;
-            let key = russh::keys::load_secret_key(key_file, passphrase.as_ref().map(Secret::expose)).map_err(|e| {
-                let hint = if passphrase.is_none() {
-                    "; if the key is encrypted, name its passphrase in passphrase_file"
-                } else {
-                    "; check the passphrase in passphrase_file"
-                };
-                SftpError::Config(format!(
-                    "key_file {}: cannot load the private key: {e}{hint}",
-                    key_file.display()
-                ))
-            })?;
-            Ok(Credentials::Key(Arc::new(key)))
-        }
-        Auth::Password { password_file } => {
-            match read_secret(Some(password_file), None, "password_file").map_err(SftpError::Config)? {
-                Some(p) => Ok(Credentials::Password(p)),
-                None => Err(SftpError::Config("password_file: empty".into())),
-            }
-        }
-    }
-}
-
-async fn within<T, E>(
-    t: Duration,
-    what: impl FnOnce() -> String,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, SftpError>
-where
-    SftpError: From<E>,
-{
-    match tokio::time::timeout(t, fut).await {
-        Ok(r) => r.map_err(SftpError::from),
-        Err(_) => Err(SftpError::Timeout {
-            what: what(),
-            secs: t.as_secs(),
-        }),
-    }
-}
-
 /// A connected, authenticated SFTP session on one inbox.
 pub struct SftpClient {
     name: String,
@@ -235,7 +82,7 @@ pub struct SftpClient {
     read_delay: Option<Duration>,
     host_key: String,
     // Keeps the SSH connection open as long as the SFTP session.
-    _ssh: client::Handle<PinnedHost>,
+    _ssh: russh::client::Handle<session::PinnedHost>,
 }
 
 impl SftpClient {
@@ -243,128 +90,21 @@ impl SftpClient {
     /// create the inbox's folders when missing.
     pub async fn connect(cfg: &SftpInbox) -> Result<SftpClient, SftpError> {
         let url = cfg.url().map_err(SftpError::Config)?;
-        let pin = cfg.pin().map_err(SftpError::Config)?;
-        let credentials = load_credentials(&cfg.auth().map_err(SftpError::Config)?)?;
-        let addr = if url.host.contains(':') {
-            format!("[{}]:{}", url.host, url.port)
-        } else {
-            format!("{}:{}", url.host, url.port)
-        };
-        let t = cfg.timeout();
-        let stream = match tokio::time::timeout(t, tokio::net::TcpStream::connect((url.host.as_str(), url.port))).await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => return Err(SftpError::Connect { addr, source }),
-            Err(_) => {
-                return Err(SftpError::Timeout {
-                    what: format!("connecting to {addr}"),
-                    secs: t.as_secs(),
-                })
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let ssh_config = Arc::new(client::Config {
-            keepalive_interval: Some(Duration::from_secs(15)),
-            keepalive_max: 3,
-            inactivity_timeout: None,
-            ..Default::default()
-        });
-        let accepted = Arc::new(std::sync::Mutex::new(None));
-        let handler = PinnedHost {
-            pin,
-            host: url.host.clone(),
-            port: url.port,
-            accepted: accepted.clone(),
-        };
-        let with_addr = |e: SftpError| match e {
-            SftpError::Ssh { source, .. } => SftpError::Ssh {
-                addr: addr.clone(),
-                source,
-            },
-            other => other,
-        };
-        let mut ssh = within(
-            t,
-            || format!("SSH handshake with {addr}"),
-            client::connect_stream(ssh_config, stream, handler),
-        )
-        .await
-        .map_err(with_addr)?;
-
-        let (method, result) = match credentials {
-            Credentials::Key(key) => {
-                let hash = if key.algorithm().is_rsa() {
-                    within(
-                        t,
-                        || format!("RSA signature negotiation with {addr}"),
-                        ssh.best_supported_rsa_hash(),
-                    )
-                    .await
-                    .map_err(with_addr)?
-                    .flatten()
-                } else {
-                    None
-                };
-                let key_desc = cfg
-                    .key_file
-                    .as_ref()
-                    .map(|p| format!("the key {}", p.display()))
-                    .unwrap_or_default();
-                let r = within(
-                    t,
-                    || format!("logging in to {addr}"),
-                    ssh.authenticate_publickey(&url.user, PrivateKeyWithHashAlg::new(key, hash)),
-                )
-                .await
-                .map_err(with_addr)?;
-                (key_desc, r)
-            }
-            Credentials::Password(p) => {
-                let r = within(
-                    t,
-                    || format!("logging in to {addr}"),
-                    ssh.authenticate_password(&url.user, p.expose()),
-                )
-                .await
-                .map_err(with_addr)?;
-                ("a password".to_string(), r)
-            }
-        };
-        if let russh::client::AuthResult::Failure { remaining_methods, .. } = result {
-            return Err(SftpError::Auth(format!(
-                "{addr} refused user {:?} with {method} (it accepts: {:?}); check that the public key is in that \
-                 user's authorized_keys on the server (or the password in password_file), and that the user may use SFTP",
-                url.user, &*remaining_methods
-            )));
-        }
-        let channel = within(t, || format!("opening a session on {addr}"), ssh.channel_open_session())
-            .await
-            .map_err(with_addr)?;
-        within(
-            t,
-            || format!("starting SFTP on {addr}"),
-            channel.request_subsystem(true, "sftp"),
-        )
-        .await
-        .map_err(with_addr)?;
-        let sftp = RawSftpSession::new(channel.into_stream());
-        sftp.set_timeout(cfg.timeout_secs);
-        let version = sftp.init().await.map_err(SftpError::remote("start SFTP on", &addr))?;
-        let has = |ext: &str| version.extensions.contains_key(ext);
+        let s = session::open(cfg, &url).await?;
         let client = SftpClient {
             name: cfg.name.clone(),
-            addr,
+            addr: s.addr,
             settle: cfg.settle,
             dirs: RemoteDirs::new(cfg, &url),
-            host_key: accepted.lock().ok().and_then(|a| a.clone()).unwrap_or_default(),
-            posix_rename: has("posix-rename@openssh.com"),
-            fsync: has("fsync@openssh.com"),
-            sftp,
+            host_key: s.host_key,
+            posix_rename: s.posix_rename,
+            fsync: s.fsync,
+            sftp: s.sftp,
             read_delay: std::env::var(READ_DELAY_ENV)
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
-            _ssh: ssh,
+            _ssh: s.ssh,
         };
         client.ensure_dirs().await?;
         Ok(client)
@@ -735,65 +475,5 @@ fn expect_ok(p: Packet) -> Result<(), RawError> {
         Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
         Packet::Status(s) => Err(RawError::Status(s)),
         _ => Err(RawError::UnexpectedPacket),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(name: &str, size: u64, mtime: u32) -> RemoteFile {
-        RemoteFile {
-            name: name.into(),
-            size,
-            mtime: Some(mtime),
-        }
-    }
-
-    #[test]
-    fn stable_files_are_complete_on_the_second_identical_look() {
-        let mut st = PollState::default();
-        let none = BTreeSet::new();
-        assert!(complete_files(Settle::Stable, &mut st, vec![f("a.csv", 10, 1)], &none).is_empty());
-        // Grew: not yet.
-        assert!(complete_files(Settle::Stable, &mut st, vec![f("a.csv", 20, 2)], &none).is_empty());
-        let c = complete_files(
-            Settle::Stable,
-            &mut st,
-            vec![f("a.csv", 20, 2), f("b.csv", 1, 1)],
-            &none,
-        );
-        assert_eq!(c, vec![f("a.csv", 20, 2)]);
-    }
-
-    #[test]
-    fn marker_files_need_their_marker() {
-        let mut st = PollState::default();
-        let markers: BTreeSet<String> = ["b.csv".to_string()].into();
-        let c = complete_files(
-            Settle::Marker,
-            &mut st,
-            vec![f("a.csv", 1, 1), f("b.csv", 1, 1)],
-            &markers,
-        );
-        assert_eq!(c, vec![f("b.csv", 1, 1)]);
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(results_name("staff.csv"), "staff.results.csv");
-        assert_eq!(results_name("export"), "export.results.csv");
-        for n in [
-            ".x.csv",
-            "a.csv.part",
-            "~$a.csv",
-            "a.csv.done",
-            "a.results.csv",
-            "a.tmp",
-            "a.csv~",
-        ] {
-            assert!(is_ignored(n), "{n}");
-        }
-        assert!(!is_ignored("staff.csv"));
     }
 }

@@ -15,10 +15,13 @@ mod client;
 mod config;
 mod error;
 mod hostkey;
+mod listing;
 mod poll;
+mod session;
 
-pub use client::{is_ignored, results_name, ClaimedFile, Outcome, PollState, RemoteDirs, RemoteFile, SftpClient};
+pub use client::{ClaimedFile, Outcome, RemoteDirs, SftpClient};
 pub use config::{parse_sftp_url, Auth, HostKeyPin, Settle, SftpInbox, SftpUrl};
 pub use error::SftpError;
 pub use hostkey::{check_host_key, fingerprint};
+pub use listing::{complete_files, is_ignored, results_name, PollState, RemoteFile};
 pub use poll::{poll_once, run_sftp_inbox, FileHandler, PollReport, Poller, Processed};

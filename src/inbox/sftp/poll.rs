@@ -13,9 +13,10 @@ use std::time::Duration;
 use futures::FutureExt;
 use tracing::{error, info, warn};
 
-use super::client::{ClaimedFile, Outcome, PollState, SftpClient};
+use super::client::{ClaimedFile, Outcome, SftpClient};
 use super::config::SftpInbox;
 use super::error::SftpError;
+use super::listing::PollState;
 
 /// What the run made of a file.
 #[derive(Debug, Clone)]
