@@ -127,7 +127,7 @@ async fn listing(inbox: &SftpInbox, client: &SftpClient) -> Result<(), SftpError
     let markers = client.markers().await?;
     println!("inbox folder {}: {} file(s)", dirs.inbox, files.len());
     for f in &files {
-        let verdict = match inbox.settle {
+        let verdict = match inbox.settle() {
             Settle::Marker if markers.contains(&f.name) => "would be taken now (its .done marker is there)".to_string(),
             Settle::Marker => format!("waits for its marker {}.done", f.name),
             Settle::Stable => format!(

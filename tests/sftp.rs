@@ -501,7 +501,7 @@ fn results_upload_fails_then_succeeds_on_retry() {
 fn marker_mode_waits_for_the_marker() {
     let env = Env::start();
     let config = fs::read_to_string(env.config()).expect("config");
-    fs::write(env.config(), config + "settle = \"marker\"\n").expect("config");
+    fs::write(env.config(), config + "marker = true\n").expect("config");
     fs::write(env.inbox().join("m.csv"), roster(3)).expect("drop file");
     let out = env.run(&["inbox", "poll", "hr", "--once"]);
     assert!(out.status.success());

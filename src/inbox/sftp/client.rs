@@ -94,7 +94,7 @@ impl SftpClient {
         let client = SftpClient {
             name: cfg.name.clone(),
             addr: s.addr,
-            settle: cfg.settle,
+            settle: cfg.settle(),
             dirs: RemoteDirs::new(cfg, &url),
             host_key: s.host_key,
             posix_rename: s.posix_rename,

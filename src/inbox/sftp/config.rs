@@ -29,10 +29,11 @@ pub struct SftpInbox {
     /// Seconds between two looks at the folder. Default 60.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_secs: u64,
-    /// When a file is complete: `"stable"` (size and mtime unchanged across
-    /// two polls) or `"marker"` (a file `NAME.done` appeared beside it).
+    /// Take a file only once a marker `NAME.done` sits beside it. Default
+    /// false: a file is complete when its size and modification time are
+    /// unchanged across two polls. (Same key as a folder `[[inbox]]`.)
     #[serde(default)]
-    pub settle: Settle,
+    pub marker: bool,
     /// Remote folders, relative to the inbox folder unless absolute. They
     /// are created when missing. Results go to `results_dir/STEM.results.csv`.
     #[serde(default = "default_results_dir")]
@@ -78,8 +79,7 @@ fn default_rejected_dir() -> String {
 }
 
 /// When a remote file counts as complete.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Settle {
     /// Size and modification time unchanged across two polls.
     #[default]
@@ -209,6 +209,15 @@ impl SftpInbox {
                  (from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`) or known_hosts = \"PATH\""
                     .into(),
             ),
+        }
+    }
+
+    /// When a file counts as complete.
+    pub fn settle(&self) -> Settle {
+        if self.marker {
+            Settle::Marker
+        } else {
+            Settle::Stable
         }
     }
 

@@ -293,13 +293,13 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
 }
 
 /// Take what is complete now and stop: resume unfinished files, look at the
-/// folder, and (for `settle = "stable"`) look again after one poll interval;
+/// folder, and (unless `marker = true`) look again after one poll interval;
 /// process what did not change. For `dirsync inbox poll --once` and cron.
 pub async fn poll_once(cfg: &SftpInbox, handler: Arc<dyn FileHandler>) -> Result<PollReport, SftpError> {
     let client = SftpClient::connect(cfg).await?;
     let mut poller = Poller::new(cfg.clone(), handler);
     let mut report = poller.poll(&client, &mut || false).await?;
-    if cfg.settle == super::config::Settle::Stable && !report.waiting.is_empty() {
+    if cfg.settle() == super::config::Settle::Stable && !report.waiting.is_empty() {
         tokio::time::sleep(cfg.poll_interval()).await;
         let second = poller.poll(&client, &mut || false).await?;
         report.merge(second);
