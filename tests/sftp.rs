@@ -620,3 +620,19 @@ fn target_down_keeps_the_file_in_processing_until_it_is_back() {
     assert_eq!(env.finished_in("archive"), vec!["later.csv"]);
     assert_eq!(env.users(), 4);
 }
+
+#[test]
+fn an_oversized_file_is_rejected_unread() {
+    let env = Env::start();
+    let config = fs::read_to_string(env.config()).expect("config");
+    fs::write(env.config(), config + "max_file_mb = 1\n").expect("config");
+    let mut big = roster(2).into_bytes();
+    big.resize(1024 * 1024 + 1, b'x');
+    fs::write(env.inbox().join("huge.csv"), &big).expect("drop file");
+    let out = env.run(&["inbox", "poll", "hr", "--once"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("huge.csv: rejected"));
+    assert_eq!(env.finished_in("rejected"), vec!["huge.csv"]);
+    let results = fs::read_to_string(env.inbox().join("results/huge.results.csv")).expect("results");
+    assert!(results.contains("max_file_mb"), "{results}");
+}

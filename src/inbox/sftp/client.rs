@@ -80,6 +80,7 @@ pub struct SftpClient {
     posix_rename: bool,
     fsync: bool,
     read_delay: Option<Duration>,
+    max_file_mb: u64,
     host_key: String,
     // Keeps the SSH connection open as long as the SFTP session.
     _ssh: russh::client::Handle<session::PinnedHost>,
@@ -95,6 +96,7 @@ impl SftpClient {
             name: cfg.name.clone(),
             addr: s.addr,
             settle: cfg.settle(),
+            max_file_mb: cfg.max_file_mb,
             dirs: RemoteDirs::new(cfg, &url),
             host_key: s.host_key,
             posix_rename: s.posix_rename,
@@ -330,7 +332,22 @@ impl SftpClient {
             .await
             .map_err(err("open", &file.path))?
             .handle;
-        let mut bytes = Vec::new();
+        let size = match self.sftp.fstat(handle.as_str()).await {
+            Ok(a) => a.attrs.size.unwrap_or(0),
+            Err(e) => {
+                let _ = self.sftp.close(handle.as_str()).await;
+                return Err(err("stat", &file.path)(e));
+            }
+        };
+        if size > self.max_file_mb.saturating_mul(1024 * 1024) {
+            let _ = self.sftp.close(handle.as_str()).await;
+            return Err(SftpError::TooLarge {
+                path: file.path.clone(),
+                size,
+                limit_mb: self.max_file_mb,
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         loop {
             match self.sftp.read(handle.as_str(), bytes.len() as u64, CHUNK).await {
                 Ok(data) if data.data.is_empty() => break,

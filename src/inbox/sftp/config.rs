@@ -51,6 +51,10 @@ pub struct SftpInbox {
     /// Seconds to wait for the connection and for each SFTP request. Default 30.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Larger files are not downloaded: they go to `rejected/` with results
+    /// saying why. In MiB. Default 100.
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
     /// Longest wait between reconnection attempts, in seconds. Default 300.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_secs: u64,
@@ -61,6 +65,9 @@ const fn default_poll_interval() -> u64 {
 }
 const fn default_timeout() -> u64 {
     30
+}
+const fn default_max_file_mb() -> u64 {
+    100
 }
 const fn default_max_backoff() -> u64 {
     300
@@ -150,6 +157,9 @@ impl SftpInbox {
         self.pin()?;
         if self.poll_interval_secs == 0 {
             return Err("poll_interval_secs must be at least 1".into());
+        }
+        if self.max_file_mb == 0 {
+            return Err("max_file_mb must be at least 1".into());
         }
         if self.timeout_secs == 0 {
             return Err("timeout_secs must be at least 1".into());

@@ -25,6 +25,9 @@ pub enum SftpError {
     /// The SSH connection failed or dropped.
     #[error("SSH connection to {addr}: {source}; it will be re-established, and a file being processed is resumed")]
     Ssh { addr: String, source: russh::Error },
+    /// The file is larger than the inbox's `max_file_mb`.
+    #[error("{path} is {size} bytes, more than max_file_mb = {limit_mb} MiB allows; it is rejected without being read: split the file or raise max_file_mb")]
+    TooLarge { path: String, size: u64, limit_mb: u64 },
     /// The run could not take the file now (target down, ...).
     #[error("run: {0}")]
     Run(String),
@@ -72,7 +75,7 @@ impl SftpError {
         match self {
             SftpError::Connect { .. } | SftpError::Timeout { .. } | SftpError::Ssh { .. } => true,
             SftpError::Config(_) | SftpError::HostKey(_) | SftpError::Auth(_) => true,
-            SftpError::Run(_) => false,
+            SftpError::Run(_) | SftpError::TooLarge { .. } => false,
             SftpError::Remote { source, .. } => !matches!(source, russh_sftp::client::error::Error::Status(_)),
         }
     }

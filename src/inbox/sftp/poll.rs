@@ -17,6 +17,8 @@ use super::client::{ClaimedFile, Outcome, SftpClient};
 use super::config::SftpInbox;
 use super::error::SftpError;
 use super::listing::PollState;
+use crate::core::report::write_rejection;
+use crate::core::roster::{FileError, FileErrorKind};
 
 /// What the run made of a file.
 #[derive(Debug, Clone)]
@@ -153,12 +155,18 @@ impl Poller {
             return Err(SftpError::Run(format!("{name} is not pending")));
         };
         if p.processed.is_none() {
-            let bytes = client.download(&p.file).await?;
-            let processed = self
-                .handler
-                .handle(&self.cfg, &p.file.name, bytes)
-                .await
-                .map_err(SftpError::Run)?;
+            let processed = match client.download(&p.file).await {
+                Ok(bytes) => self
+                    .handler
+                    .handle(&self.cfg, &p.file.name, bytes)
+                    .await
+                    .map_err(SftpError::Run)?,
+                Err(e @ SftpError::TooLarge { .. }) => {
+                    warn!(inbox = %self.cfg.name, file = %name, error = %e, "File rejected unread.");
+                    rejection(&e.to_string())
+                }
+                Err(e) => return Err(e),
+            };
             p.processed = Some(processed);
         }
         let (results, rejected) = match &p.processed {
@@ -169,6 +177,21 @@ impl Poller {
         let outcome = if rejected { Outcome::Rejected } else { Outcome::Archived };
         client.finish(&p.file, outcome).await?;
         Ok((outcome, path))
+    }
+}
+
+/// The results of a file rejected before it was read.
+fn rejection(why: &str) -> Processed {
+    let error = FileError {
+        kind: FileErrorKind::TooManyRows,
+        message: why.to_string(),
+    };
+    let mut results = Vec::new();
+    // ok: writing into a Vec cannot fail.
+    let _ = write_rejection(&mut results, None, &error);
+    Processed {
+        results,
+        rejected: true,
     }
 }
 
