@@ -329,3 +329,34 @@ pub async fn poll_once(cfg: &SftpInbox, handler: Arc<dyn FileHandler>) -> Result
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(5));
+        let waits: Vec<u64> = (0..5).map(|_| b.fail().as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 5, 5]);
+        assert_eq!(b.failures, 5);
+        b.reset();
+        assert_eq!(b.fail(), Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn shutdown_can_be_asked_again_after_it_fired() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let mut s = Shutdown {
+            fut: Box::pin(async move {
+                let _ = rx.await;
+            }),
+            fired: false,
+        };
+        assert!(!s.fired());
+        let _ = tx.send(());
+        assert!(s.sleep(Duration::from_secs(60)).await);
+        assert!(s.fired());
+        assert!(s.fired());
+    }
+}
