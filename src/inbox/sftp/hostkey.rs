@@ -2,7 +2,7 @@
 //! SHA256 fingerprint) or in the named known_hosts file. An unknown or
 //! changed key refuses the connection; nothing is ever trusted on first use.
 
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
 
 use super::config::HostKeyPin;
 use super::error::SftpError;
@@ -53,6 +53,11 @@ pub fn check_host_key(pin: &HostKeyPin, host: &str, port: u16, key: &PublicKey) 
             if entries.iter().any(|(_, k)| k == key) {
                 return Ok(());
             }
+            let same_kind: Vec<String> = entries
+                .iter()
+                .filter(|(_, k)| same_family(&k.algorithm(), &key.algorithm()))
+                .map(|(l, _)| l.to_string())
+                .collect();
             if entries.is_empty() {
                 Err(SftpError::HostKey(format!(
                     "host key of {host}:{port} is unknown: {} has no entry for {}; the server presented {algo} \
@@ -62,8 +67,16 @@ pub fn check_host_key(pin: &HostKeyPin, host: &str, port: u16, key: &PublicKey) 
                     host_port(host, port),
                     path.display()
                 )))
+            } else if same_kind.is_empty() {
+                let kinds: Vec<String> = entries.iter().map(|(_, k)| k.algorithm().to_string()).collect();
+                Err(SftpError::HostKey(format!(
+                    "host key of {host}:{port} is unknown: {} lists only {} key(s) for {}, and the server presented                      {algo} {presented}; connection refused. Check that fingerprint with the server's administrator,                      then add the server's {algo} key to the file or set host_key_fingerprint",
+                    path.display(),
+                    kinds.join(", "),
+                    host_port(host, port)
+                )))
             } else {
-                let lines: Vec<String> = entries.iter().map(|(l, _)| l.to_string()).collect();
+                let lines = same_kind;
                 Err(SftpError::HostKey(format!(
                     "host key of {host}:{port} has CHANGED: the server presented {algo} {presented}, which is not \
                      the key {} lists for {} (line {}); connection refused. If the change is expected, confirm the \
@@ -78,6 +91,34 @@ pub fn check_host_key(pin: &HostKeyPin, host: &str, port: u16, key: &PublicKey) 
     }
 }
 
+/// RSA keys match whatever signature hash; other kinds match exactly.
+fn same_family(a: &Algorithm, b: &Algorithm) -> bool {
+    (matches!(a, Algorithm::Rsa { .. }) && matches!(b, Algorithm::Rsa { .. })) || a == b
+}
+
+/// The host key algorithms to offer, those of the keys in `known_hosts`
+/// for this host first (as OpenSSH does), so a server with several host
+/// keys presents the pinned one. `None`: keep russh's default order.
+pub fn preferred_host_key_algorithms(pin: &HostKeyPin, host: &str, port: u16) -> Option<Vec<Algorithm>> {
+    let HostKeyPin::KnownHosts(path) = pin else {
+        return None;
+    };
+    let known: Vec<Algorithm> = russh::keys::known_hosts::known_host_keys_path(host, port, path)
+        .ok()?
+        .into_iter()
+        .map(|(_, k)| k.algorithm())
+        .collect();
+    if known.is_empty() {
+        return None;
+    }
+    let default = russh::Preferred::default().key.to_vec();
+    let (mut first, rest): (Vec<Algorithm>, Vec<Algorithm>) = default
+        .into_iter()
+        .partition(|a| known.iter().any(|k| same_family(k, a)));
+    first.extend(rest);
+    Some(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +126,9 @@ mod tests {
     // A fixed ed25519 public key (test vector, not a secret).
     const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIJyEnLrKOy81jJOriL6Lt2oG6CfayLiupTr60PX0T3yU";
     const OTHER: &str = "AAAAC3NzaC1lZDI1NTE5AAAAINEg8jTnambIQulUrQuKJ2WKeHrZvm7pK+ueO1TSQM2S";
+
+    // A fixed RSA public key (test vector, not a secret).
+    const RSA: &str = "AAAAB3NzaC1yc2EAAAADAQABAAABAQCvV9MzAYcyMlvTf/3u7mxoO1X643VwMNvwSM6WYnr9lkREYl50vVyN3lsQvI/lXMA0qXrvUMJP07KWr4EhRlfJgcK4m6xfKEcc3hY1FKxM1uYgKscTdy2NAIhVFliwmsquNClVLO+Rw/LVW7eEbccOdSJQwg2Ov4hHjJcxko/EJOru8B4chiaTffPkXQjxCzKn1Ea91vel4AaT7+3oV4q3mgWcOe7TgEZ2pO9MN4yzXMzPBj+YiU2QNap/3uR3B9o3Vdstqflz7P/Mvq/B2wysSIeVqb4dkLi1azud+KVTz/GakCyedi795gpljA/1eGXUooC9arFKBEin2GAnXSYp";
 
     fn key(b64: &str) -> PublicKey {
         russh::keys::parse_public_key_base64(b64).unwrap()
@@ -120,5 +164,24 @@ mod tests {
             check_host_key(&missing, "h", 22, &key(KEY)),
             Err(SftpError::Config(_))
         ));
+    }
+
+    #[test]
+    fn known_hosts_with_another_kind_of_key_is_unknown_not_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kh = dir.path().join("known_hosts");
+        std::fs::write(&kh, format!("[h]:2222 ssh-rsa {RSA}\n")).unwrap();
+        let pin = HostKeyPin::KnownHosts(kh);
+        let e = check_host_key(&pin, "h", 2222, &key(KEY)).unwrap_err().to_string();
+        assert!(e.contains("lists only") && e.contains("unknown"), "{e}");
+        assert!(check_host_key(&pin, "h", 2222, &key(RSA)).is_ok());
+        // The known kind is offered first, so the server presents it.
+        let algos = preferred_host_key_algorithms(&pin, "h", 2222).unwrap();
+        assert!(matches!(algos[0], Algorithm::Rsa { .. }), "{algos:?}");
+        assert!(
+            algos.iter().any(|a| *a == Algorithm::Ed25519),
+            "other kinds stay offered"
+        );
+        assert!(preferred_host_key_algorithms(&HostKeyPin::Fingerprint("x".into()), "h", 22).is_none());
     }
 }

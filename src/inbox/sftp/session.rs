@@ -121,10 +121,15 @@ pub(super) async fn open(cfg: &SftpInbox, url: &SftpUrl) -> Result<Session, Sftp
         }
     };
     let _ = stream.set_nodelay(true);
+    let mut preferred = russh::Preferred::default();
+    if let Some(keys) = super::hostkey::preferred_host_key_algorithms(&pin, &url.host, url.port) {
+        preferred.key = keys.into();
+    }
     let ssh_config = Arc::new(client::Config {
         keepalive_interval: Some(Duration::from_secs(15)),
         keepalive_max: 3,
         inactivity_timeout: None,
+        preferred,
         ..Default::default()
     });
     let accepted = Arc::new(std::sync::Mutex::new(None));
