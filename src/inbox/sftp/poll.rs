@@ -298,13 +298,18 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
                         info!(inbox = %cfg.name, file = %name, outcome = ?outcome, results = %results, "File processed.");
                     }
                 }
-                Err(e) => {
+                Err(e) if e.is_connection() => {
                     let wait = backoff.fail();
                     log_trouble(&cfg, &e, wait);
                     if shutdown.sleep(wait).await {
                         break 'connect;
                     }
                     continue 'connect;
+                }
+                Err(e) => {
+                    // The connection is fine; the folder is not (missing,
+                    // no permission). Look again at the next poll.
+                    warn!(inbox = %cfg.name, error = %e, "Cannot look at the SFTP inbox; trying again at the next poll.");
                 }
             }
             if shutdown.sleep(cfg.poll_interval()).await {
