@@ -91,6 +91,14 @@ impl SftpError {
         self.status() == Some(StatusCode::NoSuchFile)
     }
 
+    /// The remote path a request failed on.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            SftpError::Remote { path, .. } | SftpError::TooLarge { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             SftpError::Remote {

@@ -132,6 +132,12 @@ impl Poller {
                     report.finished.push((name, outcome, results));
                 }
                 Err(e) if e.is_connection() => return Err(e),
+                Err(e) if e.is_not_found() && self.pending.get(&name).map(|p| p.file.path.as_str()) == e.path() => {
+                    warn!(inbox = %inbox, file = %name, error = %e,
+                        "The claimed file is gone from processing/ (moved or removed by someone else); forgetting it.");
+                    self.pending.remove(&name);
+                    report.failed.push((name, e.to_string()));
+                }
                 Err(e) => {
                     warn!(inbox = %inbox, file = %name, error = %e, "File stays in processing/; trying again at the next poll.");
                     report.failed.push((name, e.to_string()));
