@@ -7,5 +7,6 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod inbox;
 pub mod mail;
 pub mod sync;

@@ -1,5 +1,7 @@
 //! The `dirsync` command line.
 
+mod inbox_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -58,6 +60,30 @@ enum Command {
     Mail {
         #[command(subcommand)]
         command: mail_cli::MailCommand,
+    },
+    /// SFTP inbox commands.
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InboxCommand {
+    /// Connect to an SFTP inbox (checking its pinned host key), list it and
+    /// say what would be taken.
+    Test {
+        /// The inbox (`name` of an [[sftp_inbox]]).
+        name: String,
+    },
+    /// Take complete files from an SFTP inbox, apply them, upload their
+    /// results and archive them; poll until stopped (SIGTERM, Ctrl-C).
+    Poll {
+        /// The inbox (`name` of an [[sftp_inbox]]).
+        name: String,
+        /// Take what is complete now and exit.
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -142,6 +168,16 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Inbox { command } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match command {
+                InboxCommand::Test { name } => inbox_cmd::test(&config, &name).await,
+                InboxCommand::Poll { name, once } => inbox_cmd::poll(config, &name, once).await,
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -155,6 +191,9 @@ async fn run(cli: Cli) -> ExitCode {
             }
             if let Some(m) = &config.mail {
                 println!("mail: {}", m.describe());
+            }
+            for i in &config.sftp_inboxes {
+                println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
             }
             for (name, lp) in &config.policies {
                 let p = &lp.policy;

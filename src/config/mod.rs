@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::backend::sql::SqlTarget;
 use crate::core::policy::Policy;
 use crate::core::Secret;
+use crate::inbox::sftp::SftpInbox;
 pub use policy_file::{LoadedPolicy, PolicyFile};
 
 /// A configuration problem, with the file it is in.
@@ -42,6 +43,9 @@ struct ConfigFile {
     policies: BTreeMap<String, PathBuf>,
     /// Mail (results, credentials). Optional: without it no mail is sent.
     mail: Option<crate::mail::MailConfig>,
+    /// `[[sftp_inbox]]`: remote inboxes on SFTP servers.
+    #[serde(default)]
+    sftp_inbox: Vec<SftpInbox>,
 }
 
 /// `[service]`.
@@ -103,6 +107,8 @@ pub struct Config {
     pub policies: BTreeMap<String, LoadedPolicy>,
     /// `[mail]`, paths resolved and defaults filled in.
     pub mail: Option<crate::mail::MailConfig>,
+    /// SFTP inboxes, in file order.
+    pub sftp_inboxes: Vec<SftpInbox>,
 }
 
 /// Resolve `p` against `base` unless it is absolute.
@@ -169,6 +175,27 @@ impl Config {
         if let Some(m) = &mail {
             errors.extend(m.check().into_iter().map(|msg| config_error(path, msg)));
         }
+        let mut sftp_inboxes: Vec<SftpInbox> = Vec::new();
+        for inbox in file.sftp_inbox {
+            let name = inbox.name.clone();
+            if sftp_inboxes.iter().any(|i| i.name == name) {
+                errors.push(config_error(path, format!("sftp_inbox {name:?} is defined twice")));
+            }
+            if !policies.contains_key(&inbox.policy) {
+                errors.push(config_error(
+                    path,
+                    format!(
+                        "sftp_inbox {name:?}: policy {:?} is not under [policies] (defined: {})",
+                        inbox.policy,
+                        policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match inbox.resolved(&dir) {
+                Ok(i) => sftp_inboxes.push(i),
+                Err(m) => errors.push(config_error(path, format!("sftp_inbox {name:?}: {m}"))),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -181,6 +208,22 @@ impl Config {
             targets,
             policies,
             mail,
+            sftp_inboxes,
+        })
+    }
+
+    /// The SFTP inbox called `name`.
+    pub fn sftp_inbox(&self, name: &str) -> Result<&SftpInbox, String> {
+        self.sftp_inboxes.iter().find(|i| i.name == name).ok_or_else(|| {
+            format!(
+                "no [[sftp_inbox]] named {name:?} in {} (defined: {})",
+                self.path.display(),
+                self.sftp_inboxes
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         })
     }
 
