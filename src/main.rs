@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
+use dirsync::runs;
 use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
 
 /// dirsync: sync HR CSV exports into a directory (LDAP) or a database (SQL),
@@ -52,6 +53,26 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run as a service: watch every [[inbox]] folder, run each complete file,
+    /// resume unfinished runs. SIGTERM/SIGINT stop cleanly; SIGHUP reloads.
+    Serve,
+    /// Recent runs from the journal; `runs show ID` for one run's problem rows.
+    Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// One run, with its rejected, held and failed rows.
+    Show {
+        /// The run id (first column of `dirsync runs`).
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,9 +96,9 @@ struct RunArgs {
     allow_over_limit: bool,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -154,6 +175,52 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Serve => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match dirsync::daemon::run(config, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Runs { command, limit } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let result = match command {
+                None => runs::list(&config, limit).await,
+                Some(RunsCommand::Show { id }) => runs::show(&config, id).await,
+            };
+            match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -218,7 +285,13 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The service logs what it does; one-shot commands only what goes wrong.
+    let level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, level);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
