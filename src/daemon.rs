@@ -432,8 +432,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             None
         }
     };
-    let mut watchdog_usec = 0u64;
-    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    let watchdog_usec = watchdog_usec();
+    let watchdog = watchdog_usec > 0;
     let mut watchdog_tick = tokio::time::interval(Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -528,6 +528,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     info!("Stopped.");
     Ok(())
+}
+
+/// The watchdog interval systemd asks for (0: none). As sd_watchdog_enabled(3):
+/// `WATCHDOG_USEC` set, and `WATCHDOG_PID` unset or ours.
+fn watchdog_usec() -> u64 {
+    let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|s| s.parse::<u64>().ok());
+    let pid_ok = match std::env::var("WATCHDOG_PID") {
+        Ok(p) => p.parse::<u32>().ok() == Some(std::process::id()),
+        Err(_) => true,
+    };
+    match usec {
+        Some(u) if pid_ok => u,
+        _ => 0,
+    }
 }
 
 /// SIGHUP: load the config again; keep the old one if the new one is broken.

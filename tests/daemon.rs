@@ -142,8 +142,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env) -> Daemon {
+        Daemon::start_with(env, &[])
+    }
+
+    fn start_with(env: &Env, vars: &[(&str, &str)]) -> Daemon {
         let n = fs::read_dir(&env.dir)
-            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("serve-")).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+                    .count()
+            })
             .unwrap_or(0);
         let log = env.dir.join(format!("serve-{n}.log"));
         let file = fs::File::create(&log).expect("log file"); // ok: test
@@ -153,6 +161,8 @@ impl Daemon {
             .arg("serve")
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -207,7 +217,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}", self.log());
+        panic!(
+            "dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -229,7 +242,8 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 fn sample() -> Vec<u8> {
-    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/sample.csv")).expect("sample.csv") // ok: test
+    fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/sample.csv")).expect("sample.csv")
+    // ok: test
 }
 
 fn roster(rows: usize, seed: u64) -> Vec<u8> {
@@ -237,7 +251,11 @@ fn roster(rows: usize, seed: u64) -> Vec<u8> {
         .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
         .output()
         .expect("run dirsync-genroster"); // ok: test
-    assert!(out.status.success(), "genroster: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "genroster: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -285,7 +303,9 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
         "sample.csv not archived with its results:\n{}",
         d.log()
     );
-    let archived = env.archived("sample.csv").expect("sample.csv archived beside its results"); // ok: test
+    let archived = env
+        .archived("sample.csv")
+        .expect("sample.csv archived beside its results"); // ok: test
     assert_eq!(fs::read(&archived).expect("read"), sample()); // ok: test
     let rows = results_rows(&env.archived("sample.results.csv").expect("results")); // ok: test
     assert_eq!(rows.len(), 5);
@@ -314,13 +334,18 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
     fs::write(env.inbox.join("sample.csv.force"), b"").expect("force marker"); // ok: test
     env.drop_renamed("sample.csv", &sample());
     assert!(
-        wait_until(Duration::from_secs(20), || env.archived("sample-run3.results.csv").is_some()),
+        wait_until(Duration::from_secs(20), || env
+            .archived("sample-run3.results.csv")
+            .is_some()),
         "forced file not archived:\n{}",
         d.log()
     );
     let rows = results_rows(&env.archived("sample-run3.results.csv").expect("results")); // ok: test
     assert_eq!(rows.iter().filter(|r| r.1 == "unchanged").count(), 4);
-    assert!(env.archived("sample-run3.csv.force").is_some(), "the marker is kept beside the file");
+    assert!(
+        env.archived("sample-run3.csv.force").is_some(),
+        "the marker is kept beside the file"
+    );
     assert_eq!(env.users(), 4);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
 
@@ -333,7 +358,10 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert_eq!(listing.lines().count(), 4, "{listing}");
-    assert!(listing.contains("duplicate") && listing.contains("applied"), "{listing}");
+    assert!(
+        listing.contains("duplicate") && listing.contains("applied"),
+        "{listing}"
+    );
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&env.config)
@@ -341,7 +369,10 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
         .output()
         .expect("dirsync runs show"); // ok: test
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("tbroken") && shown.contains("not an email address"), "{shown}");
+    assert!(
+        shown.contains("tbroken") && shown.contains("not an email address"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -378,7 +409,11 @@ fn marker_inbox_waits_for_the_marker() {
     d.wait_log("Ready.", Duration::from_secs(20));
     env.drop_renamed("staff.csv", &sample());
     std::thread::sleep(Duration::from_secs(3));
-    assert!(env.inbox.join("staff.csv").exists(), "taken without its marker:\n{}", d.log());
+    assert!(
+        env.inbox.join("staff.csv").exists(),
+        "taken without its marker:\n{}",
+        d.log()
+    );
     assert_eq!(env.users(), 0);
     fs::write(env.inbox.join("staff.csv.done"), b"").expect("marker"); // ok: test
     assert!(
@@ -386,7 +421,10 @@ fn marker_inbox_waits_for_the_marker() {
         "not archived after the marker:\n{}",
         d.log()
     );
-    assert!(env.archived("staff.csv.done").is_some(), "the marker is kept beside the file");
+    assert!(
+        env.archived("staff.csv.done").is_some(),
+        "the marker is kept beside the file"
+    );
     assert_eq!(env.users(), 4);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
 }
@@ -446,7 +484,10 @@ fn sigterm_mid_run_exits_cleanly_and_the_run_resumes_on_restart() {
     assert_eq!(env.users(), 3000);
     let rows = results_rows(&env.archived("big.results.csv").expect("results")); // ok: test
     assert_eq!(rows.len(), 3000);
-    assert!(rows.iter().all(|r| r.1 == "new" && r.2 == "done"), "every row new and done");
+    assert!(
+        rows.iter().all(|r| r.1 == "new" && r.2 == "done"),
+        "every row new and done"
+    );
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
 }
 
@@ -469,7 +510,10 @@ fn two_files_for_one_target_are_applied_one_after_the_other() {
         "not both archived:\n{}",
         d.log()
     );
-    let spans = sqlite(&env.journal, "SELECT started || ' ' || finished FROM runs ORDER BY started");
+    let spans = sqlite(
+        &env.journal,
+        "SELECT started || ' ' || finished FROM runs ORDER BY started",
+    );
     let spans: Vec<(i64, i64)> = spans
         .lines()
         .map(|l| {
@@ -498,7 +542,10 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     let finished = || env.archived("big.results.csv").is_some();
     let mut hashes: HashMap<String, String> = HashMap::new();
     let check_hashes = |hashes: &mut HashMap<String, String>| {
-        let rows = sqlite(&env.db, "SELECT username || '|' || COALESCE(password_hash, '') FROM users");
+        let rows = sqlite(
+            &env.db,
+            "SELECT username || '|' || COALESCE(password_hash, '') FROM users",
+        );
         for line in rows.lines() {
             let (user, hash) = line.split_once('|').unwrap_or((line, ""));
             assert!(!hash.is_empty(), "{user} has no password hash");
@@ -565,7 +612,10 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     );
     assert_eq!(d.stop(Duration::from_secs(30)), Some(0));
     check_hashes(&mut hashes);
-    assert!(mid_run_kills >= 20, "only {mid_run_kills} kills hit the run: {kill_points:#?}");
+    assert!(
+        mid_run_kills >= 20,
+        "only {mid_run_kills} kills hit the run: {kill_points:#?}"
+    );
 
     // The target holds exactly the expected accounts.
     let mut in_db: Vec<String> = sqlite(&env.db, "SELECT lower(username) FROM users")
@@ -592,9 +642,15 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     }
     // The journal agrees: one run, every item with exactly one outcome.
     assert_eq!(sqlite(&env.journal, "SELECT COUNT(*) FROM runs"), "1");
-    assert_eq!(sqlite(&env.journal, "SELECT state || ' ' || outcome FROM runs"), "finished applied");
     assert_eq!(
-        sqlite(&env.journal, "SELECT COUNT(*) || ' ' || COUNT(verdict) FROM run_items WHERE run_id = 1"),
+        sqlite(&env.journal, "SELECT state || ' ' || outcome FROM runs"),
+        "finished applied"
+    );
+    assert_eq!(
+        sqlite(
+            &env.journal,
+            "SELECT COUNT(*) || ' ' || COUNT(verdict) FROM run_items WHERE run_id = 1"
+        ),
         format!("{ROWS} {ROWS}")
     );
     assert_eq!(
@@ -604,4 +660,93 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     );
     assert!(top_level_files(&env.inbox.join("processing")).is_empty());
     eprintln!("kill points: {kill_points:#?}");
+}
+
+#[test]
+fn systemd_unit_verifies_and_is_hardened() {
+    let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/dirsync.service");
+    let unit = fs::read_to_string(&unit_path).expect("systemd/dirsync.service"); // ok: test
+    for directive in [
+        "Type=notify",
+        "User=dirsync",
+        "StateDirectory=dirsync",
+        "ConfigurationDirectory=dirsync",
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "NoNewPrivileges=true",
+        "PrivateTmp=true",
+        "ProtectHome=true",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
+        assert!(unit.contains(directive), "the unit lacks {directive}");
+    }
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED systemd-analyze verify: systemd-analyze is not installed (Debian package systemd; scripts/install-test-deps installs it)");
+        return;
+    }
+    // Verify the unit as shipped, pointing at the binary just built (verify
+    // checks that ExecStart exists).
+    let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
+    let copy = tmp.path().join("dirsync.service");
+    fs::write(&copy, unit.replace("/usr/bin/dirsync", BIN)).expect("write unit"); // ok: test
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze verify"); // ok: test
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify failed:\n{stderr}");
+    assert!(
+        !stderr.contains("dirsync.service"),
+        "systemd-analyze verify warns about the unit:\n{stderr}"
+    );
+}
+
+#[test]
+fn systemd_hears_ready_status_and_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new(500, 1, false);
+    let sock_path = env.dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket"); // ok: test
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout"); // ok: test
+    let sock_str = sock_path.to_string_lossy().into_owned();
+    let mut d = Daemon::start_with(
+        &env,
+        &[("NOTIFY_SOCKET", sock_str.as_str()), ("WATCHDOG_USEC", "2000000")],
+    );
+    let mut heard = String::new();
+    let mut buf = [0u8; 4096];
+    let mut listen = |heard: &mut String, want: &str, timeout: Duration| {
+        let start = Instant::now();
+        while start.elapsed() < timeout && !heard.contains(want) {
+            if let Ok(n) = sock.recv(&mut buf) {
+                heard.push_str(&String::from_utf8_lossy(&buf[..n]));
+                heard.push('\n');
+            }
+        }
+        heard.contains(want)
+    };
+    assert!(
+        listen(&mut heard, "READY=1", Duration::from_secs(20)),
+        "no READY=1: {heard}\n{}",
+        d.log()
+    );
+    env.drop_renamed("sample.csv", &sample());
+    assert!(
+        listen(&mut heard, "STATUS=run 1: sample.csv (hr)", Duration::from_secs(20)),
+        "no STATUS with the run: {heard}"
+    );
+    assert!(
+        listen(&mut heard, "WATCHDOG=1", Duration::from_secs(10)),
+        "no WATCHDOG=1: {heard}"
+    );
+    assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
+    assert!(
+        listen(&mut heard, "STOPPING=1", Duration::from_secs(5)),
+        "no STOPPING=1: {heard}"
+    );
 }
