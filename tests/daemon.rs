@@ -66,6 +66,13 @@ impl Env {
         }
     }
 
+    /// Write `NAME.part` in the inbox, then rename it to NAME.
+    fn drop_part_renamed(&self, name: &str, content: &[u8]) {
+        let part = self.inbox.join(format!("{name}.part"));
+        fs::write(&part, content).expect("write .part file"); // ok: test
+        fs::rename(&part, self.inbox.join(name)).expect("rename in the inbox"); // ok: test
+    }
+
     /// Write a file elsewhere and rename it into the inbox (how careful
     /// senders deliver).
     fn drop_renamed(&self, name: &str, content: &[u8]) {
@@ -155,10 +162,11 @@ impl Daemon {
             .unwrap_or(0);
         let log = env.dir.join(format!("serve-{n}.log"));
         let file = fs::File::create(&log).expect("log file"); // ok: test
+                                                              // A relative config path, as a newcomer types it: inbox paths are
+                                                              // then relative too.
         let child = Command::new(BIN)
-            .arg("--config")
-            .arg(&env.config)
-            .arg("serve")
+            .current_dir(&env.dir)
+            .args(["--config", "dirsync.toml", "serve"])
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -317,9 +325,10 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
     // No password or row content at INFO.
     assert!(!d.log().contains("jane.smith"), "row content in the log");
 
-    // The same bytes again: not applied, filed in rejected/ with a results
-    // file that says when the first one was processed.
-    env.drop_renamed("sample.csv", &sample());
+    // The same bytes again (written as .part, renamed in place): not
+    // applied, filed in rejected/ with a results file that says when the
+    // first one was processed.
+    env.drop_part_renamed("sample.csv", &sample());
     let dup = env.inbox.join("rejected/sample.results.csv");
     assert!(
         wait_until(Duration::from_secs(20), || dup.exists()),

@@ -78,6 +78,8 @@ pub struct Claim {
 pub struct FolderInbox {
     pub config: InboxConfig,
     pub dir: PathBuf,
+    /// `dir` with symlinks and `.` resolved, as the watcher reports paths.
+    canonical: Option<PathBuf>,
     seen: HashMap<String, Seen>,
     renamed: HashSet<String>,
 }
@@ -86,6 +88,7 @@ impl FolderInbox {
     pub fn new(config: &InboxConfig) -> FolderInbox {
         FolderInbox {
             dir: config.folder.clone().unwrap_or_default(),
+            canonical: config.folder.as_ref().and_then(|f| f.canonicalize().ok()),
             config: config.clone(),
             seen: HashMap::new(),
             renamed: HashSet::new(),
@@ -115,7 +118,8 @@ impl FolderInbox {
 
     /// The watcher saw `path` renamed into the folder: it is complete.
     pub fn note_renamed(&mut self, path: &Path) {
-        if path.parent() == Some(self.dir.as_path()) {
+        let parent = path.parent();
+        if parent == Some(self.dir.as_path()) || (parent.is_some() && parent == self.canonical.as_deref()) {
             if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
                 self.renamed.insert(name.to_string());
             }
