@@ -407,6 +407,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     });
     let mut tasks = JoinSet::new();
 
+    sh.journal.forget_finished_secrets().await?;
     // Resume what a previous process left unfinished, oldest first.
     let unfinished = sh.journal.unfinished_runs().await?;
     let claimed: HashSet<std::path::PathBuf> = unfinished.iter().map(|r| r.claimed.clone()).collect();

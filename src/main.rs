@@ -173,6 +173,23 @@ async fn run(cli: Cli) -> ExitCode {
                     p.attributes.join(", ")
                 );
             }
+            for i in &config.inboxes {
+                println!(
+                    "inbox {}: folder {}, policy {}, {}",
+                    i.name,
+                    i.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default(),
+                    i.policy,
+                    if i.marker {
+                        "takes a file once NAME.done is beside it".to_string()
+                    } else {
+                        format!("takes a file when renamed in or settled for {} s", i.settle_seconds)
+                    }
+                );
+            }
+            println!(
+                "journal: {}",
+                dirsync::backend::sql::redact_url(&config.service.journal_url())
+            );
             ExitCode::SUCCESS
         }
         Command::Serve => {

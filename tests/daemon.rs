@@ -385,6 +385,28 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
 }
 
 #[test]
+fn a_bad_file_is_rejected_with_its_results_and_the_daemon_goes_on() {
+    let env = Env::new(500, 1, false);
+    let mut d = env.start();
+    d.wait_log("Ready.", Duration::from_secs(20));
+    env.drop_renamed("broken.csv", b"username,firstname,surname,email\n");
+    env.drop_renamed("sample.csv", &sample());
+    let rejected = env.inbox.join("rejected/broken.results.csv");
+    assert!(
+        wait_until(Duration::from_secs(20), || rejected.exists()
+            && env.archived("sample.results.csv").is_some()),
+        "not rejected and archived:\n{}",
+        d.log()
+    );
+    assert!(env.inbox.join("rejected/broken.csv").exists());
+    let text = fs::read_to_string(&rejected).expect("results"); // ok: test
+    assert!(text.contains("no data rows"), "{text}");
+    assert_eq!(env.users(), 4);
+    assert!(d.running());
+    assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
+}
+
+#[test]
 fn slowly_written_file_is_not_taken_before_it_settles() {
     let env = Env::new(500, 2, false);
     let mut d = env.start();

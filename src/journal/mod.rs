@@ -506,6 +506,15 @@ impl Journal {
         Ok(())
     }
 
+    /// Drop the passwords of finished runs (a crash can come between a run's
+    /// end and [`Journal::forget_secrets`]).
+    pub async fn forget_finished_secrets(&self) -> Result<()> {
+        sqlx::query("DELETE FROM run_secrets WHERE run_id IN (SELECT id FROM runs WHERE state = 'finished')")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The results file is written: record how the run came out and where
     /// its files go, before they are moved.
     pub async fn mark_done(&self, id: i64, done: &Done<'_>) -> Result<()> {
