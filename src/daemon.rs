@@ -179,7 +179,12 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         return Err(Again::Never);
     };
     let inbox = FolderInbox::new(inbox_cfg);
-    let lock = sh.lock_for(&lp.target);
+    // "The same target" is the same place, whatever the config calls it.
+    let place = config
+        .target(lp)
+        .map(|t| t.describe())
+        .unwrap_or_else(|_| lp.target.clone());
+    let lock = sh.lock_for(&place);
     let _guard = lock.lock().await;
     if sh.stopping() {
         return Err(Again::Later("shutting down".into()));

@@ -690,7 +690,11 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
         "passwords are forgotten once the run is done"
     );
     assert!(top_level_files(&env.inbox.join("processing")).is_empty());
-    eprintln!("kill points: {kill_points:#?}");
+    let confirmed = rows
+        .iter()
+        .filter(|r| r.3.contains("confirmed by reading the target"))
+        .count();
+    eprintln!("kill points: {kill_points:#?}\nrows confirmed after a kill between commit and journal: {confirmed}");
 }
 
 #[test]
@@ -780,4 +784,36 @@ fn systemd_hears_ready_status_and_watchdog() {
         listen(&mut heard, "STOPPING=1", Duration::from_secs(5)),
         "no STOPPING=1: {heard}"
     );
+}
+
+#[test]
+fn inbox_config_mistakes_fail_config_check() {
+    let env = Env::new(500, 1, false);
+    for (inbox, says) in [
+        (
+            "[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\nsetle_seconds = 3\n",
+            "setle_seconds",
+        ),
+        (
+            "[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"stuff\"\n",
+            "stuff",
+        ),
+        ("[[inbox]]\nname = \"hr\"\npolicy = \"staff\"\n", "folder"),
+        (
+            "[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\n\
+             [[inbox]]\nname = \"hr\"\nfolder = \"other\"\npolicy = \"staff\"\n",
+            "another inbox has this name",
+        ),
+    ] {
+        fs::write(&env.config, config_text(500, inbox)).expect("config"); // ok: test
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .args(["config", "check"])
+            .output()
+            .expect("dirsync config check"); // ok: test
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{inbox}: {stderr}");
+        assert!(stderr.contains(says), "{inbox}: expected {says:?} in {stderr}");
+    }
 }

@@ -202,6 +202,8 @@ impl FolderInbox {
         if to.exists() {
             return Ok(None);
         }
+        // The folder may have been created after the daemon started.
+        std::fs::create_dir_all(self.dir.join(PROCESSING))?;
         // The force marker goes first: once the file is in processing/ its
         // run may look for it.
         let force_from = with_suffix(&from, FORCE_MARKER);
