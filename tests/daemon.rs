@@ -153,6 +153,10 @@ impl Daemon {
     }
 
     fn start_with(env: &Env, vars: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(env, vars, &[])
+    }
+
+    fn start_full(env: &Env, vars: &[(&str, &str)], args: &[&str]) -> Daemon {
         let n = fs::read_dir(&env.dir)
             .map(|d| {
                 d.flatten()
@@ -166,7 +170,9 @@ impl Daemon {
                                                               // then relative too.
         let child = Command::new(BIN)
             .current_dir(&env.dir)
-            .args(["--config", "dirsync.toml", "serve"])
+            .args(["--config", "dirsync.toml"])
+            .args(args)
+            .arg("serve")
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
@@ -436,7 +442,7 @@ fn slowly_written_file_is_not_taken_before_it_settles() {
 #[test]
 fn marker_inbox_waits_for_the_marker() {
     let env = Env::new(500, 1, true);
-    let mut d = env.start();
+    let mut d = Daemon::start_full(&env, &[], &["--log-format", "json"]);
     d.wait_log("Ready.", Duration::from_secs(20));
     env.drop_renamed("staff.csv", &sample());
     std::thread::sleep(Duration::from_secs(3));
@@ -458,6 +464,20 @@ fn marker_inbox_waits_for_the_marker() {
     );
     assert_eq!(env.users(), 4);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
+    // JSON logs: one span per run with its id, inbox and file; no row contents.
+    let log = d.log();
+    let done = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "Run done.")
+        .unwrap_or_else(|| panic!("no JSON \"Run done.\" line:\n{log}"));
+    assert_eq!(done["span"]["run_id"], 1);
+    assert_eq!(done["span"]["inbox"], "hr");
+    assert_eq!(done["span"]["file"], "staff.csv");
+    assert!(
+        !log.contains("jane.smith") && !log.contains("Smith"),
+        "row contents in the log"
+    );
 }
 
 #[test]
