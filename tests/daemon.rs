@@ -837,3 +837,21 @@ fn inbox_config_mistakes_fail_config_check() {
         assert!(stderr.contains(says), "{inbox}: expected {says:?} in {stderr}");
     }
 }
+
+#[test]
+fn a_file_claimed_just_before_a_crash_is_run_at_the_next_start() {
+    // The claim (rename into processing/) happened; the process died before
+    // the run reached the journal.
+    let env = Env::new(500, 1, false);
+    fs::create_dir_all(env.inbox.join("processing")).expect("mkdir"); // ok: test
+    fs::write(env.inbox.join("processing/sample.csv"), sample()).expect("write"); // ok: test
+    let mut d = env.start();
+    assert!(
+        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
+        "the orphaned claim was not run:\n{}",
+        d.log()
+    );
+    assert_eq!(env.users(), 4);
+    assert_eq!(env.results_files().len(), 1);
+    assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
+}
