@@ -855,3 +855,134 @@ fn a_file_claimed_just_before_a_crash_is_run_at_the_next_start() {
     assert_eq!(env.results_files().len(), 1);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
 }
+
+/// A throwaway PostgreSQL cluster on a free port (Debian's postgresql
+/// package); stopped when dropped.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    as_root: bool,
+}
+
+impl Postgres {
+    fn start(dir: &Path) -> Result<Postgres, String> {
+        let bin = fs::read_dir("/usr/lib/postgresql")
+            .map_err(|_| "PostgreSQL is not installed (Debian package postgresql)".to_string())?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").exists())
+            .ok_or("no /usr/lib/postgresql/*/bin/initdb")?;
+        // SAFETY: geteuid has no preconditions.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        let root = dir.join("pg");
+        fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        if as_root {
+            use std::os::unix::fs::PermissionsExt;
+            // PostgreSQL refuses to run as root: its folder belongs to `postgres`.
+            let uid = Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .map_err(|e| e.to_string())?;
+            let uid: u32 = String::from_utf8_lossy(&uid.stdout)
+                .trim()
+                .parse()
+                .map_err(|_| "no postgres user")?;
+            std::os::unix::fs::chown(&root, Some(uid), None).map_err(|e| e.to_string())?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let pg = Postgres {
+            bin,
+            data: root.join("data"),
+            port,
+            as_root,
+        };
+        let data = pg.data.to_string_lossy().into_owned();
+        pg.run("initdb", &["-D", &data, "-A", "trust", "-U", "dirsync"])?;
+        let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", root.display());
+        let log = root.join("log").to_string_lossy().into_owned();
+        pg.run("pg_ctl", &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"])?;
+        Ok(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let exe = self.bin.join(tool);
+        let out = if self.as_root {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&exe)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&exe).args(args).output()
+        }
+        .map_err(|e| format!("{tool}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{tool}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.data.to_string_lossy().into_owned();
+        let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "stop"]);
+    }
+}
+
+#[test]
+fn the_journal_can_live_in_postgresql() {
+    let env = Env::new(500, 1, false);
+    let pg = match Postgres::start(&env.dir) {
+        Ok(pg) => pg,
+        Err(why) => {
+            eprintln!("SKIPPED the PostgreSQL journal test: {why}");
+            return;
+        }
+    };
+    let config = fs::read_to_string(&env.config).expect("config"); // ok: test
+    let config = config.replace(
+        "state_dir = \"state\"\n",
+        &format!(
+            "state_dir = \"state\"\njournal = \"postgres://dirsync@127.0.0.1:{}/postgres\"\n",
+            pg.port
+        ),
+    );
+    fs::write(&env.config, config).expect("config"); // ok: test
+    let mut d = env.start();
+    d.wait_log("Ready.", Duration::from_secs(30));
+    env.drop_renamed("sample.csv", &sample());
+    assert!(
+        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
+        "not archived with a PostgreSQL journal:\n{}",
+        d.log()
+    );
+    env.drop_part_renamed("sample.csv", &sample());
+    assert!(
+        wait_until(Duration::from_secs(20), || env
+            .inbox
+            .join("rejected/sample.results.csv")
+            .exists()),
+        "the duplicate was not recognised through the PostgreSQL journal:\n{}",
+        d.log()
+    );
+    assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
+    assert!(!env.journal.exists(), "no SQLite journal when PostgreSQL is configured");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args(["runs", "show", "1"])
+        .output()
+        .expect("dirsync runs show"); // ok: test
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("finished (applied)") && shown.contains("tbroken"),
+        "{shown}"
+    );
+}
