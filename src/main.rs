@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
+use dirsync::runs;
 use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
 
 mod mail_cli;
@@ -66,6 +67,17 @@ enum Command {
         #[command(subcommand)]
         command: InboxCommand,
     },
+    /// Run as a service: watch every [[inbox]] folder, run each complete file,
+    /// resume unfinished runs. SIGTERM/SIGINT stop cleanly; SIGHUP reloads.
+    Serve,
+    /// Recent runs from the journal; `runs show ID` for one run's problem rows.
+    Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,6 +96,15 @@ enum InboxCommand {
         /// Take what is complete now and exit.
         #[arg(long)]
         once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// One run, with its rejected, held and failed rows.
+    Show {
+        /// The run id (first column of `dirsync runs`).
+        id: i64,
     },
 }
 
@@ -112,9 +133,9 @@ struct RunArgs {
     mail_to: Option<String>,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -205,12 +226,75 @@ async fn run(cli: Cli) -> ExitCode {
                     p.attributes.join(", ")
                 );
             }
+            for i in &config.inboxes {
+                println!(
+                    "inbox {}: folder {}, policy {}, {}",
+                    i.name,
+                    i.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default(),
+                    i.policy,
+                    if i.marker {
+                        "takes a file once NAME.done is beside it".to_string()
+                    } else {
+                        format!("takes a file when renamed in or settled for {} s", i.settle_seconds)
+                    }
+                );
+            }
+            println!(
+                "journal: {}",
+                dirsync::backend::sql::redact_url(&config.service.journal_url())
+            );
             ExitCode::SUCCESS
         }
         Command::Mail { command } => match load_config(&cli.config) {
             Ok(config) => mail_cli::run(&config, command).await,
             Err(code) => code,
         },
+        Command::Serve => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match dirsync::daemon::run(config, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Runs { command, limit } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let result = match command {
+                None => runs::list(&config, limit).await,
+                Some(RunsCommand::Show { id }) => runs::show(&config, id).await,
+            };
+            match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -284,7 +368,13 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The service logs what it does; one-shot commands only what goes wrong.
+    let level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, level);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,6 +1,8 @@
 //! Run one file: parse → snapshot → plan → guard → apply → results. The only
 //! module that joins the core and the adapters.
 
+pub mod journaled;
+
 use std::path::{Path, PathBuf};
 
 use rand::seq::IndexedRandom;
@@ -25,6 +27,8 @@ pub enum SyncError {
     Config(String),
     #[error("writing results to {path}: {source}")]
     Results { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Options for one run.
@@ -119,7 +123,7 @@ pub fn generate_password(policy: &Policy) -> Secret {
 }
 
 /// Write the results atomically: a temp file beside it, then rename.
-fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), SyncError> {
@@ -337,7 +341,7 @@ pub async fn run_file(
     })
 }
 
-fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
+pub(crate) fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
     let mut parts = Vec::new();
     if generated {
         parts.push("password generated (given only to the user, never shown here)");

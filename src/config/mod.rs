@@ -46,6 +46,9 @@ struct ConfigFile {
     /// `[[sftp_inbox]]`: remote inboxes on SFTP servers.
     #[serde(default)]
     sftp_inbox: Vec<SftpInbox>,
+    /// `[[inbox]]`: where files come from (`dirsync serve`).
+    #[serde(default)]
+    inbox: Vec<InboxConfig>,
 }
 
 /// `[service]`.
@@ -54,14 +57,56 @@ struct ConfigFile {
 pub struct ServiceConfig {
     /// Folder for the journal and other state (relative to the config file).
     pub state_dir: PathBuf,
+    /// The journal's database URL. Default: `sqlite://{state_dir}/journal.db`.
+    /// A `postgres://` URL lets several daemons share one journal.
+    pub journal: Option<String>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             state_dir: PathBuf::from("state"),
+            journal: None,
         }
     }
+}
+
+impl ServiceConfig {
+    /// The journal's URL, with the default filled in.
+    pub fn journal_url(&self) -> String {
+        match &self.journal {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.state_dir.join("journal.db").display()),
+        }
+    }
+}
+
+/// `[[inbox]]`: a drop folder watched by `dirsync serve`. Each inbox names
+/// one policy (and so one target) and who submits there.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// A short name, shown in logs and `dirsync runs`.
+    pub name: String,
+    /// The drop folder (relative to the config file). dirsync creates
+    /// `processing/`, `archive/` and `rejected/` inside it.
+    pub folder: Option<PathBuf>,
+    /// The policy (a key of `[policies]`) files here are run with.
+    pub policy: String,
+    /// Who submits here: results go back to this address.
+    pub submitter: Option<String>,
+    /// A file written in place is taken once its size and modification time
+    /// have not changed for this many seconds. A file renamed into the folder
+    /// is taken at once.
+    #[serde(default = "default_settle_seconds")]
+    pub settle_seconds: u64,
+    /// Take a file only once a marker `NAME.done` sits beside it.
+    #[serde(default)]
+    pub marker: bool,
+}
+
+const fn default_settle_seconds() -> u64 {
+    5
 }
 
 /// `[targets.NAME]`: where accounts live.
@@ -109,6 +154,8 @@ pub struct Config {
     pub mail: Option<crate::mail::MailConfig>,
     /// SFTP inboxes, in file order.
     pub sftp_inboxes: Vec<SftpInbox>,
+    /// Inboxes, with folders resolved.
+    pub inboxes: Vec<InboxConfig>,
 }
 
 /// Resolve `p` against `base` unless it is absolute.
@@ -196,11 +243,57 @@ impl Config {
                 Err(m) => errors.push(config_error(path, format!("sftp_inbox {name:?}: {m}"))),
             }
         }
+        let mut inboxes = Vec::new();
+        for (n, mut inbox) in file.inbox.into_iter().enumerate() {
+            let at = format!("inbox #{} ({:?})", n + 1, inbox.name);
+            if inbox.name.trim().is_empty() {
+                errors.push(config_error(path, format!("{at}: name must not be empty")));
+            }
+            if inboxes.iter().any(|i: &InboxConfig| i.name == inbox.name) {
+                errors.push(config_error(path, format!("{at}: another inbox has this name")));
+            }
+            if !policies.contains_key(&inbox.policy) && !file.policies.contains_key(&inbox.policy) {
+                errors.push(config_error(
+                    path,
+                    format!(
+                        "{at}: policy {:?} is not in [policies] (defined: {})",
+                        inbox.policy,
+                        file.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match &inbox.folder {
+                Some(f) => {
+                    let f = resolve(&dir, f);
+                    if inboxes
+                        .iter()
+                        .any(|i: &InboxConfig| i.folder.as_deref() == Some(f.as_path()))
+                    {
+                        errors.push(config_error(
+                            path,
+                            format!("{at}: another inbox watches {}", f.display()),
+                        ));
+                    }
+                    inbox.folder = Some(f);
+                }
+                None => errors.push(config_error(
+                    path,
+                    format!("{at}: give folder = \"PATH\" (the drop folder)"),
+                )),
+            }
+            inboxes.push(inbox);
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
         let mut service = file.service;
         service.state_dir = resolve(&dir, &service.state_dir);
+        if let Some(url) = &service.journal {
+            match resolve_journal_url(&dir, url) {
+                Ok(u) => service.journal = Some(u),
+                Err(m) => return Err(vec![config_error(path, format!("service.journal: {m}"))]),
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
             dir,
@@ -209,6 +302,7 @@ impl Config {
             policies,
             mail,
             sftp_inboxes,
+            inboxes,
         })
     }
 
@@ -252,6 +346,24 @@ impl Config {
         self.targets
             .get(&policy.target)
             .ok_or_else(|| format!("target {:?} is not defined", policy.target))
+    }
+}
+
+/// A journal URL: `sqlite://PATH` (relative to the config file) or `postgres://…`.
+fn resolve_journal_url(dir: &Path, url: &str) -> Result<String, String> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        if rest.is_empty() || rest.starts_with(':') {
+            return Err("give a file: sqlite://PATH".into());
+        }
+        let p = Path::new(rest);
+        Ok(format!("sqlite://{}", resolve(dir, p).display()))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if crate::backend::sql::redact_url(url) != url {
+            return Err("do not put the password in the URL; use the PGPASSWORD environment variable".into());
+        }
+        Ok(url.to_string())
+    } else {
+        Err(format!("{url:?}: use sqlite://PATH or postgres://…"))
     }
 }
 

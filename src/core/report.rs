@@ -139,7 +139,8 @@ fn verdict_columns(header: &[String]) -> [String; 3] {
     [format!("{p}change"), format!("{p}result"), format!("{p}message")]
 }
 
-fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Policy) -> String {
+/// The results file's message for one item.
+pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Policy) -> String {
     let mut parts: Vec<String> = Vec::new();
     match &item.change {
         Change::Reject(errors) => {
@@ -177,6 +178,20 @@ pub fn write_results<W: Write>(
     outcomes: &[Outcome],
     policy: &Policy,
 ) -> std::io::Result<()> {
+    write_results_with(w, roster, plan, outcomes, policy, &[])
+}
+
+/// [`write_results`], with the message of some items given (a resumed run
+/// keeps the words journaled when the item was applied). `messages` is
+/// indexed like `plan.items`; missing or `None` entries are computed.
+pub fn write_results_with<W: Write>(
+    w: W,
+    roster: &Roster,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    policy: &Policy,
+    messages: &[Option<String>],
+) -> std::io::Result<()> {
     let mut out = csv::WriterBuilder::new().delimiter(roster.delimiter).from_writer(w);
     let width = roster.header.len();
     let mut head: Vec<String> = roster.header.iter().map(|h| neutralise(h).into_owned()).collect();
@@ -190,7 +205,7 @@ pub fn write_results<W: Write>(
         .position(|c| *c == super::policy::Column::Password);
     let mut records = roster.records();
     let mut row: Vec<String> = Vec::with_capacity(width + 3);
-    for (item, o) in plan.items.iter().zip(outcomes) {
+    for (index, (item, o)) in plan.items.iter().zip(outcomes).enumerate() {
         row.clear();
         if item.entry.is_some() {
             if let Some(Ok((_, rec))) = records.next() {
@@ -217,7 +232,11 @@ pub fn write_results<W: Write>(
         let change = if item.is_absent() { "absent" } else { item.change.name() };
         row.push(change.to_string());
         row.push(o.verdict.as_str().to_string());
-        row.push(neutralise(&item_message(item, o, roster, policy)).into_owned());
+        let message = match messages.get(index).and_then(Option::as_deref) {
+            Some(m) => std::borrow::Cow::Borrowed(m),
+            None => std::borrow::Cow::Owned(item_message(item, o, roster, policy)),
+        };
+        row.push(neutralise(&message).into_owned());
         out.write_record(&row)?;
     }
     out.flush()?;
