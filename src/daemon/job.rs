@@ -33,6 +33,14 @@ pub(super) struct Shared {
     pub(super) active: Mutex<HashSet<i64>>,
     pub(super) stopping: AtomicBool,
     pub(super) retry: mpsc::UnboundedSender<i64>,
+    /// The mail outbox, when `[mail]` is configured.
+    pub(super) mail: Option<MailCtx>,
+}
+
+/// The outbox runs queue their mails into, and the sender's wake-up.
+pub(super) struct MailCtx {
+    pub(super) outbox: crate::mail::Outbox,
+    pub(super) wake: Arc<tokio::sync::Notify>,
 }
 
 /// Why a run did not finish this time.
@@ -225,6 +233,10 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         Err(e) => return Err(Again::Later(e.to_string())),
     };
     let rejected = report.file_error.is_some();
+    // Queue the run's mails before the run is marked done: enqueueing is
+    // idempotent per run (stable Message-IDs), so a crash in between
+    // re-queues nothing twice, and a done run always has its mails queued.
+    queue_mails(sh, &config, lp, inbox_cfg, &run, &report).await;
     let now = now_ms();
     let dest = inbox.destination(id, &run.file_name, rejected, now);
     let summary = match &report.file_error {
@@ -252,12 +264,88 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
             "Run done."
         );
     }
-    // The credentials mail (issue: mail) takes `report.credentials` here,
-    // before the journal forgets the passwords.
     let run = sh.journal.run(id).await?.unwrap_or(run);
     finish_files(sh, &run).await?;
     sh.journal.forget_secrets(id).await?;
     Ok(())
+}
+
+/// Queue the results mail (to the inbox's submitter) and the credentials
+/// mails (to new users) of a finished run. Failure is logged, never fatal:
+/// the run's writes are done and its results file exists either way.
+async fn queue_mails(
+    sh: &Shared,
+    config: &Config,
+    lp: &crate::config::LoadedPolicy,
+    inbox: &crate::config::InboxConfig,
+    run: &RunRecord,
+    report: &crate::sync::RunReport,
+) {
+    let (Some(ctx), Some(cfg)) = (&sh.mail, config.mail.as_ref()) else {
+        if !report.credentials.is_empty() {
+            warn!(
+                credentials = report.credentials.len(),
+                "Generated passwords were mailed to nobody: there is no [mail] section. Configure mail, then reset those users' passwords."
+            );
+        }
+        return;
+    };
+    let run_id = format!("run-{}", run.id);
+    let facts = crate::mail::RunFacts {
+        run_id: &run_id,
+        file_name: &run.file_name,
+        policy: &lp.name,
+        apply: true,
+        summary: &report.summary,
+        file_error: report.file_error.as_ref().map(|e| e.to_string()),
+        breaches: report.breaches.iter().map(|b| b.to_string()).collect(),
+        target_error: report.target_error.clone(),
+        warnings: &report.warnings,
+        results: &report.results,
+    };
+    let users: Vec<crate::mail::NewUser> = report
+        .credentials
+        .iter()
+        .map(|c| crate::mail::NewUser {
+            created: true,
+            username: c.key.as_str().to_string(),
+            email: c.email.clone(),
+            password: c.password.clone(),
+            must_change: c.must_change,
+        })
+        .collect();
+    let now = now_ms().div_euclid(1000);
+    let queued = async {
+        let mut tx = ctx.outbox.pool().begin().await.map_err(|e| e.to_string())?;
+        let mails = crate::mail::enqueue_run(
+            &mut tx,
+            ctx.outbox.key(),
+            cfg,
+            lp,
+            &facts,
+            inbox.submitter.as_deref(),
+            &users,
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(mails)
+    }
+    .await;
+    match queued {
+        Ok(m) => {
+            for n in &m.notes {
+                warn!(note = %n, "Mail note.");
+            }
+            info!(mails = m.mails.len(), "Mails queued.");
+            ctx.wake.notify_one();
+        }
+        Err(e) => error!(
+            error = %e,
+            credentials = report.credentials.len(),
+            "Cannot queue this run's mails; the generated passwords reached nobody. Fix the outbox, then reset those users' passwords."
+        ),
+    }
 }
 
 /// Move a done run's files where the journal says, then mark it finished.

@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::Config;
 use crate::inbox::FolderInbox;
 use crate::journal::{Journal, JournalError};
-use job::{journal_claim, process, Shared};
+use job::{journal_claim, process, MailCtx, Shared};
 
 /// How often the folders are scanned (settle checks, and the fallback for
 /// events the watcher missed).
@@ -107,6 +107,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let mut inboxes = make_inboxes(&config, Vec::new());
+    // Mail: an outbox in the journal database and a sender that delivers it.
+    let mail_stop = Arc::new(tokio::sync::Notify::new());
+    let mut sender = None;
+    let mail = match &config.mail {
+        None => None,
+        Some(cfg) => match (
+            crate::mail::open_outbox(cfg).await,
+            crate::mail::Mailer::from_config(cfg),
+        ) {
+            (Ok(outbox), Ok(mailer)) => {
+                let wake = Arc::new(tokio::sync::Notify::new());
+                let stop = Arc::clone(&mail_stop);
+                sender = Some(tokio::spawn(crate::mail::outbox::run_sender(
+                    outbox.clone(),
+                    mailer,
+                    crate::mail::deliver_options(cfg, false),
+                    Arc::clone(&wake),
+                    Duration::from_secs(30),
+                    async move { stop.notified().await },
+                )));
+                info!(mail = %cfg.describe(), "Mail sender started.");
+                Some(MailCtx { outbox, wake })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "Mail is configured but unusable; runs go on without mail. Fix [mail] and restart.");
+                None
+            }
+        },
+    };
     let sh = Arc::new(Shared {
         journal,
         config: RwLock::new(Arc::new(config)),
@@ -114,6 +143,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         active: Mutex::new(HashSet::new()),
         stopping: AtomicBool::new(false),
         retry: retry_tx,
+        mail,
     });
     let mut tasks = JoinSet::new();
 
@@ -236,6 +266,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if let Err(e) = res {
             error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
         }
+    }
+    // The sender delivers what is due, then stops; the rest waits in the outbox.
+    mail_stop.notify_one();
+    if let Some(s) = sender {
+        let _ = s.await;
     }
     info!("Stopped.");
     Ok(())
