@@ -799,3 +799,89 @@ fn held_changes_are_explained_with_the_override() {
     assert!(body.contains("4 adds exceed limits.adds"), "{body}");
     assert!(body.contains("--allow-over-limit"), "{body}");
 }
+
+/// `dirsync serve` mails every run it processes: the results to the inbox's
+/// submitter (results file attached byte for byte, as archived) and each
+/// generated password to its new user only.
+#[test]
+fn serve_mails_results_to_the_submitter_and_credentials_to_new_users() {
+    let smtp = smtp();
+    let s = Setup::new(&smtp_section(smtp.port(), ""), "");
+    let config = std::fs::read_to_string(s.path("dirsync.toml")).expect("config");
+    std::fs::write(
+        s.path("dirsync.toml"),
+        format!(
+            "{config}\n[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\nsubmitter = \"{SUBMITTER}\"\nsettle_seconds = 1\n"
+        ),
+    )
+    .expect("write config");
+    std::fs::create_dir_all(s.path("inbox")).expect("mkdir inbox");
+    let mut daemon = s
+        .command(&["serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start dirsync serve");
+    // Write elsewhere, rename in: complete at once.
+    std::fs::copy(s.path("hr.csv"), s.path("hr.tmp-upload")).expect("copy");
+    std::fs::rename(s.path("hr.tmp-upload"), s.path("inbox/hr.csv")).expect("rename");
+
+    // The results mail and four credentials mails.
+    let msgs = smtp.wait_for_messages(5, WAIT);
+    // Stop the daemon before asserting, so a failure does not leave it running.
+    let _ = Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status();
+    let status = daemon.wait().expect("wait");
+    let mut stderr = String::new();
+    if let Some(mut e) = daemon.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let msgs = msgs.unwrap_or_else(|e| panic!("{e}\n{stderr}"));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let archived: Vec<PathBuf> = std::fs::read_dir(s.path("inbox/archive"))
+        .expect("archive/")
+        .flatten()
+        .flat_map(|d| {
+            std::fs::read_dir(d.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+        })
+        .filter(|p| p.to_string_lossy().ends_with(".results.csv"))
+        .collect();
+    assert_eq!(archived.len(), 1, "one results file archived");
+    let results = std::fs::read(&archived[0]).expect("results");
+
+    let mut to_submitter = 0;
+    let mut users = BTreeSet::new();
+    for raw in &msgs {
+        let m = parse(raw);
+        let to = to_of(&m);
+        if to == SUBMITTER {
+            to_submitter += 1;
+            let att = m.attachments().next().expect("results attached");
+            assert_eq!(
+                att.contents(),
+                &results[..],
+                "attachment equals the archived results file"
+            );
+            assert!(!contains(raw, b"Password:"), "no password in the submitter's mail");
+        } else {
+            let user = NEW_USERS
+                .iter()
+                .find(|(_, mail)| *mail == to)
+                .map(|(u, _)| *u)
+                .expect("a new user");
+            let body = m.body_text(0).expect("text body").to_string();
+            let pw = password_in(&body);
+            assert!(verify(&s.password_hash(user), &pw), "{user}'s mailed password logs in");
+            assert!(!contains(&results, pw.as_bytes()));
+            assert!(!stderr.contains(&pw), "password in the log");
+            users.insert(user);
+        }
+    }
+    assert_eq!(to_submitter, 1);
+    assert_eq!(users.len(), 4, "{users:?}");
+}
