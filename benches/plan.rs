@@ -71,8 +71,10 @@ fn main() {
         }
     };
     drop(base_bytes);
-    let mut snapshot = Snapshot::with_capacity(vec![true; policy.attributes.len()], base_roster.persons.len());
-    for p in base_roster.persons {
+    // Only the accounts survive: the base roster's text and entries go.
+    let dirsync::core::Roster { persons, .. } = base_roster;
+    let mut snapshot = Snapshot::with_capacity(vec![true; policy.attributes.len()], persons.len());
+    for p in persons {
         let _ = snapshot.insert(Account {
             key: p.key,
             attrs: p.attrs,
@@ -95,6 +97,8 @@ fn main() {
         }
     };
     let parse_s = t.elapsed().as_secs_f64();
+    // The roster keeps its own decoded copy of the text.
+    drop(next_bytes);
     let t = Instant::now();
     let pl = plan(&roster, &snapshot, &policy, 0, PlanOptions { allow_over_limit: true });
     let plan_s = t.elapsed().as_secs_f64();

@@ -778,8 +778,11 @@ pub fn is_email(v: &str) -> bool {
 fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
     let email = policy.attribute_index("email");
     // First index per key; only collisions get a group (no Vec per row).
-    let mut first_key: HashMap<&str, usize> = HashMap::with_capacity(roster.entries.len());
-    let mut first_email: HashMap<std::borrow::Cow<'_, str>, usize> = HashMap::with_capacity(roster.entries.len());
+    let n = roster.entries.len();
+    let mut first_key: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut first_email: HashMap<std::borrow::Cow<'_, str>, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
     let mut key_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut email_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let note = |groups: &mut BTreeMap<usize, Vec<usize>>, first: usize, ei: usize| {
