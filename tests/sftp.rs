@@ -862,3 +862,50 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
     assert_eq!(runs[0][5], "finished (applied)", "{runs:?}");
 }
+
+/// The run finished but its results could not be uploaded, and `serve` was
+/// killed: after the restart the claim (still in `processing/` on the
+/// server) gets its original results from the journal, not a duplicate
+/// notice, and nothing is applied again.
+#[test]
+fn serve_restarted_after_the_run_uploads_the_original_results() {
+    let env = Env::start();
+    let rows = 5;
+    // A plain file where the results folder should be: every upload fails.
+    let results_dir = env.inbox().join("results");
+    fs::write(&results_dir, b"not a folder").expect("block results");
+    fs::write(env.inbox().join("upload.csv"), roster(rows)).expect("upload file");
+    let mut serve = env.spawn_serve();
+    wait_for(
+        "the results upload to fail",
+        Duration::from_secs(30),
+        || serve.log().contains("stays in processing"),
+        || serve.log(),
+    );
+    assert_eq!(env.users(), rows, "the run itself was done");
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    assert!(env.inbox().join("processing/upload.csv").exists());
+
+    fs::remove_file(&results_dir).expect("unblock");
+    fs::create_dir(&results_dir).expect("mkdir results");
+    let serve = env.spawn_serve();
+    wait_for(
+        "the file to be archived after the restart",
+        Duration::from_secs(60),
+        || env.finished_in("archive") == vec!["upload.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    assert!(log.contains("handed over again"), "{log}");
+    assert_eq!(env.files_in("results"), vec!["upload.results.csv"], "{log}");
+    let results = fs::read_to_string(results_dir.join("upload.results.csv")).expect("results");
+    let v = verdicts(&results);
+    assert_eq!(v.len(), rows, "{results}");
+    assert!(
+        v.iter().all(|(c, r)| c == "new" && r == "done"),
+        "the original results, not a duplicate notice: {results}"
+    );
+    assert_eq!(env.users(), rows);
+    assert_eq!(env.runs().len(), 1);
+}
