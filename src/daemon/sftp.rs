@@ -119,9 +119,15 @@ impl DaemonHandler {
                 path.display()
             ));
         }
-        let tmp = processing.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        // Hidden, so never taken; one handler per inbox, so one name will do
+        // (a leftover of a crash is overwritten).
+        let tmp = processing.join(format!(".{file_name}.spool.tmp"));
         write_synced(&tmp, bytes).map_err(err(&format!("cannot write {}", tmp.display())))?;
         std::fs::rename(&tmp, &path).map_err(err(&format!("cannot move {} into place", tmp.display())))?;
+        // The rename is durable before the journal says the run exists.
+        if let Err(e) = std::fs::File::open(&processing).and_then(|d| d.sync_all()) {
+            warn!(folder = %processing.display(), error = %e, "Cannot sync the spool folder; going on.");
+        }
         journal_claim(&self.sh, &folder, &path, file_name, false)
             .await
             .ok_or_else(|| format!("cannot journal {}; it is run at the next start", path.display()))
