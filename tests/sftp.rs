@@ -830,6 +830,7 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
     let _ = serve.child.kill();
     let _ = serve.child.wait();
     let at_kill = env.users_now();
+    eprintln!("killed at {at_kill} of {rows} rows");
     assert!(
         at_kill < rows,
         "killed mid-run ({at_kill} of {rows} rows)\n{}",
