@@ -910,3 +910,36 @@ fn serve_restarted_after_the_run_uploads_the_original_results() {
     assert_eq!(env.users(), rows);
     assert_eq!(env.runs().len(), 1);
 }
+
+/// SIGHUP restarts the poller of an SFTP inbox whose settings changed: a
+/// wrong host key pin takes nothing; the corrected pin, reloaded, does.
+#[test]
+fn serve_reloads_a_changed_sftp_inbox_on_sighup() {
+    let env = Env::start();
+    let good = fs::read_to_string(env.config()).expect("config");
+    env.write_config(&format!("host_key_fingerprint = \"SHA256:{}\"", "A".repeat(43)));
+    fs::write(env.inbox().join("hup.csv"), roster(3)).expect("upload file");
+    let serve = env.spawn_serve();
+    wait_for(
+        "the wrong pin to be refused",
+        Duration::from_secs(30),
+        || serve.log().contains("does not match the pinned host_key_fingerprint"),
+        || serve.log(),
+    );
+    assert_eq!(env.files_in("."), vec!["hup.csv"], "nothing taken");
+    fs::write(env.config(), good).expect("config");
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(serve.child.id().to_string())
+        .status();
+    wait_for(
+        "the file to be archived after the reload",
+        Duration::from_secs(60),
+        || env.finished_in("archive") == vec!["hup.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    assert!(log.contains("SFTP inbox changed; restarting its poller"), "{log}");
+    assert_eq!(env.users(), 3);
+    assert_eq!(env.runs().len(), 1);
+}
