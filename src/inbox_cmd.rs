@@ -46,7 +46,13 @@ fn read_cached(dir: &Path, sha: &str) -> Option<Processed> {
 
 #[async_trait::async_trait]
 impl FileHandler for SyncHandler {
-    async fn handle(&self, inbox: &SftpInbox, file_name: &str, bytes: Vec<u8>) -> Result<Processed, String> {
+    async fn handle(
+        &self,
+        inbox: &SftpInbox,
+        file_name: &str,
+        bytes: Vec<u8>,
+        _again: bool,
+    ) -> Result<Processed, String> {
         let sha = hex::encode(Sha256::digest(&bytes));
         let dir = self.cache_dir(inbox);
         if let Some(done) = read_cached(&dir, &sha) {

@@ -824,6 +824,12 @@ fn inbox_config_mistakes_fail_config_check() {
              [[inbox]]\nname = \"hr\"\nfolder = \"other\"\npolicy = \"staff\"\n",
             "another inbox has this name",
         ),
+        (
+            "[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\n\
+             [[sftp_inbox]]\nname = \"hr\"\nsftp = \"sftp://hr@127.0.0.1:2222/out\"\npolicy = \"staff\"\n\
+             password_file = \"pw\"\nhost_key_fingerprint = \"SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s\"\n",
+            "an [[sftp_inbox]] has this name too",
+        ),
     ] {
         fs::write(&env.config, config_text(500, inbox)).expect("config"); // ok: test
         let out = Command::new(BIN)

@@ -1,5 +1,5 @@
 //! SFTP inbox against a real OpenSSH sshd (tests/support/servers.rs), driving
-//! the built `dirsync` binary: `inbox test` and `inbox poll`.
+//! the built `dirsync` binary: `inbox test`, `inbox poll`, and `serve`.
 
 #[path = "support/servers.rs"]
 mod servers;
@@ -11,7 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use servers::Sshd;
+use mail_parser::{Message, MessageParser};
+use servers::{Smtp, Sshd};
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
@@ -123,6 +124,63 @@ submitter = "hr@example.org"
             child: c.spawn().expect("spawn dirsync inbox poll"),
             log,
         }
+    }
+
+    /// `dirsync serve` in the background, logging to a file.
+    fn spawn_serve(&self) -> Poll {
+        let log = self.dir.path().join(format!("serve-{}.log", now_nanos()));
+        let file = fs::File::create(&log).expect("log file");
+        let mut c = self.cmd(&["serve"]);
+        c.stdout(Stdio::null())
+            .stderr(file)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC");
+        Poll {
+            child: c.spawn().expect("spawn dirsync serve"),
+            log,
+        }
+    }
+
+    /// Add lines to dirsync.toml (`section` is put before the first
+    /// `[[sftp_inbox]]`; `inbox` at the end, inside it).
+    fn extend_config(&self, section: &str, inbox: &str) {
+        let text = fs::read_to_string(self.config()).expect("config");
+        let text = text.replacen("[[sftp_inbox]]", &format!("{section}\n[[sftp_inbox]]"), 1);
+        fs::write(self.config(), format!("{text}{inbox}\n")).expect("config");
+    }
+
+    /// `dirsync runs`: the data lines, as tab-separated fields.
+    fn runs(&self) -> Vec<Vec<String>> {
+        let out = self.run(&["runs"]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// Like `users`, but 0 while the table does not exist or is busy.
+    fn users_now(&self) -> usize {
+        let db = self.dir.path().join("state/directory.db");
+        if !db.exists() {
+            return 0;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let url = format!("sqlite://{}", db.display());
+            let Ok(mut conn) = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await else {
+                return 0;
+            };
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users")
+                .fetch_one(&mut conn)
+                .await
+                .map(|n| usize::try_from(n).unwrap_or(0))
+                .unwrap_or(0)
+        })
     }
 
     /// Rows in the target's users table, read independently of dirsync.
@@ -635,4 +693,253 @@ fn an_oversized_file_is_rejected_unread() {
     assert_eq!(env.finished_in("rejected"), vec!["huge.csv"]);
     let results = fs::read_to_string(env.inbox().join("results/huge.results.csv")).expect("results");
     assert!(results.contains("max_file_mb"), "{results}");
+}
+
+fn to_of(m: &Message) -> String {
+    m.to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+/// `dirsync serve` runs an SFTP file like a dropped one: through the journal
+/// (listed by `dirsync runs` under the SFTP inbox's name), results back on
+/// the server and mailed to the submitter, credentials to the new users; an
+/// identical file uploaded again is not applied again, and its results say so.
+#[test]
+fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
+    let env = Env::start();
+    let smtp = Smtp::start().unwrap_or_else(|e| panic!("cannot start the test SMTP server: {e}"));
+    env.extend_config(
+        &format!(
+            "[mail]\nfrom = \"dirsync <dirsync@example.org>\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 5\n",
+            smtp.port()
+        ),
+        "",
+    );
+    let sample = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example/sample.csv")).expect("sample");
+    fs::write(env.inbox().join("staff.csv"), &sample).expect("upload file");
+    let serve = env.spawn_serve();
+    wait_for(
+        "the file to be archived on the server",
+        Duration::from_secs(60),
+        || env.finished_in("archive") == vec!["staff.csv".to_string()],
+        || serve.log(),
+    );
+    assert_eq!(env.files_in("results"), vec!["staff.results.csv"], "{}", serve.log());
+    let results = fs::read_to_string(env.inbox().join("results/staff.results.csv")).expect("results");
+    let v = verdicts(&results);
+    assert_eq!(
+        v.iter().filter(|(c, r)| c == "new" && r == "done").count(),
+        4,
+        "{results}"
+    );
+    assert_eq!(env.users(), 4);
+    // The local copy went the daemon's way: archived with its results beside it.
+    let spool = env.dir.path().join("state/sftp/hr/archive");
+    let local: Vec<PathBuf> = fs::read_dir(&spool)
+        .expect("spool archive")
+        .flatten()
+        .map(|d| d.path().join("staff.results.csv"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(local.len(), 1, "results archived locally");
+    assert_eq!(fs::read_to_string(&local[0]).expect("local results"), results);
+
+    // Mail: the results to the submitter, a password to each new user.
+    let msgs = smtp
+        .wait_for_messages(5, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\n{}", serve.log()));
+    let to: Vec<String> = msgs
+        .iter()
+        .map(|raw| to_of(&MessageParser::default().parse(&raw[..]).expect("MIME")))
+        .collect();
+    assert_eq!(to.iter().filter(|t| *t == "hr@example.org").count(), 1, "{to:?}");
+    let results_mail = msgs
+        .iter()
+        .map(|raw| MessageParser::default().parse(&raw[..]).expect("MIME"))
+        .find(|m| to_of(m) == "hr@example.org")
+        .expect("results mail");
+    let att = results_mail.attachments().next().expect("results attached");
+    assert_eq!(
+        att.contents(),
+        results.as_bytes(),
+        "the mailed results are the uploaded ones"
+    );
+
+    // The same bytes again, under another name: a new delivery, not applied again.
+    fs::write(env.inbox().join("again.csv"), &sample).expect("upload again");
+    wait_for(
+        "the identical file to be answered",
+        Duration::from_secs(60),
+        || env.finished_in("rejected") == vec!["again.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    let again = fs::read_to_string(env.inbox().join("results/again.results.csv")).expect("results");
+    assert!(
+        again.contains("duplicate") && again.contains("not applied again") && again.contains("staff.csv"),
+        "{again}\n{log}"
+    );
+    assert_eq!(env.users(), 4);
+    assert_eq!(env.finished_in("archive"), vec!["staff.csv"]);
+    assert_eq!(env.files_in("processing"), Vec::<String>::new());
+
+    // `dirsync runs`: both runs, under the SFTP inbox's name.
+    let runs = env.runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(
+        (runs[1][1].as_str(), runs[1][2].as_str()),
+        ("staff.csv", "hr"),
+        "{runs:?}"
+    );
+    assert_eq!(runs[1][5], "finished (applied)", "{runs:?}");
+    assert_eq!(
+        (runs[0][1].as_str(), runs[0][2].as_str()),
+        ("again.csv", "hr"),
+        "{runs:?}"
+    );
+    assert_eq!(runs[0][5], "finished (duplicate)", "{runs:?}");
+    // As for a dropped file, the duplicate's answer is its results file; no
+    // more mail went out.
+    assert_eq!(smtp.messages().len(), 5, "{log}");
+}
+
+/// kill -9 `dirsync serve` in the middle of an SFTP file's run, start it
+/// again: the run resumes from the journal and the file is processed
+/// exactly once (every row new and done, one results file on the server).
+#[test]
+fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
+    let env = Env::start();
+    let config = fs::read_to_string(env.config()).expect("config");
+    fs::write(
+        env.config(),
+        config.replace("create_schema = true", "create_schema = true\nbatch_size = 5"),
+    )
+    .expect("config");
+    let rows = 3000;
+    fs::write(env.inbox().join("big.csv"), roster(rows)).expect("upload file");
+    let mut serve = env.spawn_serve();
+    wait_for(
+        "the run to be under way",
+        Duration::from_secs(60),
+        || env.users_now() > 0,
+        || serve.log(),
+    );
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    let at_kill = env.users_now();
+    eprintln!("killed at {at_kill} of {rows} rows");
+    assert!(
+        at_kill < rows,
+        "killed mid-run ({at_kill} of {rows} rows)\n{}",
+        serve.log()
+    );
+    assert!(env.inbox().join("processing/big.csv").exists());
+    assert!(env.files_in("results").is_empty());
+
+    let serve = env.spawn_serve();
+    wait_for(
+        "the file to be archived after the restart",
+        Duration::from_secs(120),
+        || env.finished_in("archive") == vec!["big.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    assert!(log.contains("Resuming an unfinished run"), "{log}");
+    assert_eq!(env.files_in("results"), vec!["big.results.csv"], "{log}");
+    assert_eq!(env.files_in("processing"), Vec::<String>::new());
+    assert!(env.finished_in("rejected").is_empty());
+    let results = fs::read_to_string(env.inbox().join("results/big.results.csv")).expect("results");
+    let v = verdicts(&results);
+    assert_eq!(v.len(), rows);
+    assert!(
+        v.iter().all(|(c, r)| c == "new" && r == "done"),
+        "each row applied exactly once: {results}"
+    );
+    assert_eq!(env.users(), rows);
+    let runs = env.runs();
+    assert_eq!(runs.len(), 1, "one run: {runs:?}");
+    assert_eq!(runs[0][5], "finished (applied)", "{runs:?}");
+}
+
+/// The run finished but its results could not be uploaded, and `serve` was
+/// killed: after the restart the claim (still in `processing/` on the
+/// server) gets its original results from the journal, not a duplicate
+/// notice, and nothing is applied again.
+#[test]
+fn serve_restarted_after_the_run_uploads_the_original_results() {
+    let env = Env::start();
+    let rows = 5;
+    // A plain file where the results folder should be: every upload fails.
+    let results_dir = env.inbox().join("results");
+    fs::write(&results_dir, b"not a folder").expect("block results");
+    fs::write(env.inbox().join("upload.csv"), roster(rows)).expect("upload file");
+    let mut serve = env.spawn_serve();
+    wait_for(
+        "the results upload to fail",
+        Duration::from_secs(30),
+        || serve.log().contains("stays in processing"),
+        || serve.log(),
+    );
+    assert_eq!(env.users(), rows, "the run itself was done");
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+    assert!(env.inbox().join("processing/upload.csv").exists());
+
+    fs::remove_file(&results_dir).expect("unblock");
+    fs::create_dir(&results_dir).expect("mkdir results");
+    let serve = env.spawn_serve();
+    wait_for(
+        "the file to be archived after the restart",
+        Duration::from_secs(60),
+        || env.finished_in("archive") == vec!["upload.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    assert!(log.contains("handed over again"), "{log}");
+    assert_eq!(env.files_in("results"), vec!["upload.results.csv"], "{log}");
+    let results = fs::read_to_string(results_dir.join("upload.results.csv")).expect("results");
+    let v = verdicts(&results);
+    assert_eq!(v.len(), rows, "{results}");
+    assert!(
+        v.iter().all(|(c, r)| c == "new" && r == "done"),
+        "the original results, not a duplicate notice: {results}"
+    );
+    assert_eq!(env.users(), rows);
+    assert_eq!(env.runs().len(), 1);
+}
+
+/// SIGHUP restarts the poller of an SFTP inbox whose settings changed: a
+/// wrong host key pin takes nothing; the corrected pin, reloaded, does.
+#[test]
+fn serve_reloads_a_changed_sftp_inbox_on_sighup() {
+    let env = Env::start();
+    let good = fs::read_to_string(env.config()).expect("config");
+    env.write_config(&format!("host_key_fingerprint = \"SHA256:{}\"", "A".repeat(43)));
+    fs::write(env.inbox().join("hup.csv"), roster(3)).expect("upload file");
+    let serve = env.spawn_serve();
+    wait_for(
+        "the wrong pin to be refused",
+        Duration::from_secs(30),
+        || serve.log().contains("does not match the pinned host_key_fingerprint"),
+        || serve.log(),
+    );
+    assert_eq!(env.files_in("."), vec!["hup.csv"], "nothing taken");
+    fs::write(env.config(), good).expect("config");
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(serve.child.id().to_string())
+        .status();
+    wait_for(
+        "the file to be archived after the reload",
+        Duration::from_secs(60),
+        || env.finished_in("archive") == vec!["hup.csv".to_string()],
+        || serve.log(),
+    );
+    let log = serve.stop();
+    assert!(log.contains("SFTP inbox changed; restarting its poller"), "{log}");
+    assert_eq!(env.users(), 3);
+    assert_eq!(env.runs().len(), 1);
 }

@@ -281,6 +281,12 @@ impl Config {
                     format!("{at}: give folder = \"PATH\" (the drop folder)"),
                 )),
             }
+            if sftp_inboxes.iter().any(|i| i.name == inbox.name) {
+                errors.push(config_error(
+                    path,
+                    format!("{at}: an [[sftp_inbox]] has this name too; inbox names must be unique (runs are journaled by inbox name)"),
+                ));
+            }
             inboxes.push(inbox);
         }
         if !errors.is_empty() {

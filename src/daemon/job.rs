@@ -85,7 +85,15 @@ impl Shared {
         }
     }
 
-    fn stopping(&self) -> bool {
+    /// A task is working on run `id` now.
+    pub(super) fn is_active(&self, id: i64) -> bool {
+        match self.active.lock() {
+            Ok(a) => a.contains(&id),
+            Err(poisoned) => poisoned.into_inner().contains(&id),
+        }
+    }
+
+    pub(super) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 }
@@ -140,7 +148,7 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         RunState::Claimed | RunState::Applying => {}
     }
     let config = sh.config();
-    let Some(inbox_cfg) = config.inboxes.iter().find(|i| i.name == run.inbox) else {
+    let Some(inbox_cfg) = super::sftp::inbox_config(&config, &run.inbox) else {
         error!("The run's inbox is no longer configured; its file waits in processing/ until the inbox is configured again (then send SIGHUP).");
         return Err(Again::Never);
     };
@@ -148,7 +156,7 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         error!(policy = %run.policy, "The run's policy is no longer configured; its file waits in processing/.");
         return Err(Again::Never);
     };
-    let inbox = FolderInbox::new(inbox_cfg);
+    let inbox = FolderInbox::new(&inbox_cfg);
     // "The same target" is the same place, whatever the config calls it.
     let place = config
         .target(lp)
@@ -236,7 +244,7 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
     // Queue the run's mails before the run is marked done: enqueueing is
     // idempotent per run (stable Message-IDs), so a crash in between
     // re-queues nothing twice, and a done run always has its mails queued.
-    queue_mails(sh, &config, lp, inbox_cfg, &run, &report).await;
+    queue_mails(sh, &config, lp, &inbox_cfg, &run, &report).await;
     let now = now_ms();
     let dest = inbox.destination(id, &run.file_name, rejected, now);
     let summary = match &report.file_error {

@@ -6,6 +6,7 @@
 //! runs finish the batch in flight, journal it, and resume on the next start.
 
 mod job;
+mod sftp;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -82,7 +83,7 @@ fn watch(inboxes: &[FolderInbox]) -> (Option<notify::RecommendedWatcher>, Events
 fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
     let mut old: HashMap<String, FolderInbox> = old.into_iter().map(|i| (i.config.name.clone(), i)).collect();
     let mut out = Vec::new();
-    for cfg in &config.inboxes {
+    for cfg in &sftp::folder_inboxes(config) {
         let inbox = match old.remove(&cfg.name) {
             Some(i) if i.config == *cfg => i,
             _ => FolderInbox::new(cfg),
@@ -101,9 +102,14 @@ fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
 /// Serve until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let journal = Journal::open(&config.service).await?;
-    info!(journal = %journal.describe(), inboxes = config.inboxes.len(), "dirsync serve starting.");
-    if config.inboxes.is_empty() {
-        warn!(config = %config.path.display(), "No [[inbox]] configured: nothing to watch. Add one and send SIGHUP.");
+    info!(
+        journal = %journal.describe(),
+        inboxes = config.inboxes.len(),
+        sftp_inboxes = config.sftp_inboxes.len(),
+        "dirsync serve starting."
+    );
+    if config.inboxes.is_empty() && config.sftp_inboxes.is_empty() {
+        warn!(config = %config.path.display(), "No [[inbox]] or [[sftp_inbox]] configured: nothing to watch. Add one and send SIGHUP.");
     }
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let mut inboxes = make_inboxes(&config, Vec::new());
@@ -165,6 +171,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
 
+    // SFTP inboxes: after the start-up scan above, so a file spooled just
+    // before a crash is journaled before its poller hands it over again.
+    let mut pollers = sftp::SftpPollers::new(Arc::clone(&sh));
+    pollers.update(&sh.config());
+
     let (mut watcher, mut events) = watch(&inboxes);
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -190,6 +201,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             _ = &mut shutdown => break,
             Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                 inboxes = reload(&sh, inboxes);
+                pollers.update(&sh.config());
                 let (w, e) = watch(&inboxes);
                 watcher = w;
                 events = e;
@@ -262,6 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     sh.stopping.store(true, Ordering::SeqCst);
     drop(watcher);
+    pollers.stop().await;
     while let Some(res) = tasks.join_next().await {
         if let Err(e) = res {
             error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");

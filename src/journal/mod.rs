@@ -347,6 +347,21 @@ impl Journal {
         row.map(|r| run_from_row(&r)).transpose()
     }
 
+    /// The newest run of this file (same inbox, name and bytes) that was not
+    /// abandoned: an SFTP claim handed over again finds its run here.
+    pub async fn latest_run_of(&self, inbox: &str, file_name: &str, sha256: &str) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE inbox = ? AND file_name = ? AND sha256 = ? \
+             AND COALESCE(outcome, '') <> 'abandoned' ORDER BY id DESC LIMIT 1"
+        )))
+        .bind(inbox)
+        .bind(file_name)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| run_from_row(&r)).transpose()
+    }
+
     /// The run got its target and starts (or resumes) work.
     pub async fn mark_started(&self, id: i64, now_ms: i64) -> Result<()> {
         sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?) WHERE id = ?"))

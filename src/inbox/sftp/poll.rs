@@ -34,9 +34,21 @@ pub struct Processed {
 pub trait FileHandler: Send + Sync {
     /// Run `bytes` (the file `file_name` from `inbox`). `Err` means it could
     /// not be run now (target down, ...): the file stays in `processing/`
-    /// and is tried again at the next poll. The same file may be handed over
-    /// again after a restart; dedupe by content (sha256) where it matters.
-    async fn handle(&self, inbox: &SftpInbox, file_name: &str, bytes: Vec<u8>) -> Result<Processed, String>;
+    /// and is tried again at the next poll.
+    ///
+    /// `again` is false the first time a file this process claimed from the
+    /// inbox is handed over: it is a new delivery. It is true when the same
+    /// claim may have been handed over before: a retry after `Err`, or a file
+    /// found in `processing/` at start (claimed before a restart). Then the
+    /// handler should give back that claim's results rather than run it as a
+    /// new file.
+    async fn handle(
+        &self,
+        inbox: &SftpInbox,
+        file_name: &str,
+        bytes: Vec<u8>,
+        again: bool,
+    ) -> Result<Processed, String>;
 }
 
 /// What one poll did.
@@ -61,6 +73,8 @@ impl PollReport {
 struct Pending {
     file: ClaimedFile,
     processed: Option<Processed>,
+    /// Handed over before (or may have been, before a restart).
+    handed: bool,
 }
 
 /// The state of one inbox across polls and reconnections.
@@ -88,7 +102,11 @@ impl Poller {
 
     /// One poll. `stop` is asked between files. A connection error is
     /// returned (reconnect); per-file trouble is logged and reported.
-    pub async fn poll(&mut self, client: &SftpClient, stop: &mut dyn FnMut() -> bool) -> Result<PollReport, SftpError> {
+    pub async fn poll(
+        &mut self,
+        client: &SftpClient,
+        stop: &mut (dyn FnMut() -> bool + Send),
+    ) -> Result<PollReport, SftpError> {
         let inbox = self.cfg.name.clone();
         let mut report = PollReport::default();
         if !self.resumed {
@@ -97,8 +115,14 @@ impl Poller {
             for file in client.list_processing().await? {
                 if !self.pending.contains_key(&file.name) {
                     info!(inbox = %inbox, file = %file.name, "Resuming a file claimed earlier and not finished.");
-                    self.pending
-                        .insert(file.name.clone(), Pending { file, processed: None });
+                    self.pending.insert(
+                        file.name.clone(),
+                        Pending {
+                            file,
+                            processed: None,
+                            handed: true,
+                        },
+                    );
                 }
             }
             self.resumed = true;
@@ -110,8 +134,14 @@ impl Poller {
             match client.claim(&f).await {
                 Ok(Some(file)) => {
                     self.state.forget(&file.name);
-                    self.pending
-                        .insert(file.name.clone(), Pending { file, processed: None });
+                    self.pending.insert(
+                        file.name.clone(),
+                        Pending {
+                            file,
+                            processed: None,
+                            handed: false,
+                        },
+                    );
                 }
                 Ok(None) => {}
                 Err(e) if e.is_connection() => return Err(e),
@@ -162,11 +192,13 @@ impl Poller {
         };
         if p.processed.is_none() {
             let processed = match client.download(&p.file).await {
-                Ok(bytes) => self
-                    .handler
-                    .handle(&self.cfg, &p.file.name, bytes)
-                    .await
-                    .map_err(SftpError::Run)?,
+                Ok(bytes) => {
+                    let again = std::mem::replace(&mut p.handed, true);
+                    self.handler
+                        .handle(&self.cfg, &p.file.name, bytes, again)
+                        .await
+                        .map_err(SftpError::Run)?
+                }
                 Err(e @ SftpError::TooLarge { .. }) => {
                     warn!(inbox = %self.cfg.name, file = %name, error = %e, "File rejected unread.");
                     rejection(&e.to_string())
@@ -266,7 +298,7 @@ fn log_trouble(cfg: &SftpInbox, e: &SftpError, wait: Duration) {
 /// finished before it returns. Never returns an error: trouble is logged
 /// with advice and retried with backoff (errors an operator must fix wait
 /// the longest backoff between attempts).
-pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutdown: impl Future<Output = ()>) {
+pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutdown: impl Future<Output = ()> + Send) {
     let mut shutdown = Shutdown {
         fut: Box::pin(shutdown),
         fired: false,
