@@ -60,10 +60,11 @@ impl Diff {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     Add,
-    Update(Diff),
+    /// Boxed: most items are unchanged, and the plan holds one per row.
+    Update(Box<Diff>),
     Unchanged,
     Leave,
-    Rejoin(Diff),
+    Rejoin(Box<Diff>),
     Delete,
     /// Absent from the file; the policy says leave it alone.
     Absent,
@@ -219,7 +220,8 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
     let mut seen = vec![false; snapshot.len()];
     for (ei, entry) in roster.entries.iter().enumerate() {
         match entry {
-            Entry::Rejected { key, errors, .. } => {
+            Entry::Rejected(r) => {
+                let (key, errors) = (&r.key, &r.errors);
                 let account = key.as_ref().and_then(|k| snapshot.get(k)).map(|(i, _)| i);
                 if let Some(a) = account {
                     seen[a] = true;
@@ -347,14 +349,14 @@ fn decide(
             // A rejoiner gets the row's groups back even if they equal what
             // the snapshot remembers: leaving stripped them.
             d.groups_remove.clear();
-            (Change::Rejoin(d), None)
+            (Change::Rejoin(Box::new(d)), None)
         }
         (AccountState::Active, AccountState::Active) => {
             let d = diff(person, acct, roster, snapshot, policy);
             if d.is_empty() {
                 (Change::Unchanged, None)
             } else {
-                (Change::Update(d), None)
+                (Change::Update(Box::new(d)), None)
             }
         }
     }

@@ -145,7 +145,7 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
     match &item.change {
         Change::Reject(errors) => {
             let origin = item.entry.and_then(|e| match roster.entries.get(e) {
-                Some(super::roster::Entry::Rejected { origin, .. }) => Some(*origin),
+                Some(super::roster::Entry::Rejected(r)) => Some(r.origin),
                 _ => None,
             });
             let at = origin

@@ -79,13 +79,23 @@ impl fmt::Display for RowError {
 pub enum Entry {
     /// Index into [`Roster::persons`].
     Valid(usize),
-    Rejected {
-        origin: Origin,
-        /// The key, when the row has a usable one: such an account is never
-        /// treated as absent from the file.
-        key: Option<UserKey>,
-        errors: Vec<RowError>,
-    },
+    Rejected(Box<Rejection>),
+}
+
+/// A rejected row (boxed in [`Entry`]: rare, and the roster holds one entry per row).
+#[derive(Clone, Debug)]
+pub struct Rejection {
+    pub origin: Origin,
+    /// The key, when the row has a usable one: such an account is never
+    /// treated as absent from the file.
+    pub key: Option<UserKey>,
+    pub errors: Vec<RowError>,
+}
+
+impl Entry {
+    fn rejected(origin: Origin, key: Option<UserKey>, errors: Vec<RowError>) -> Entry {
+        Entry::Rejected(Box::new(Rejection { origin, key, errors }))
+    }
 }
 
 /// The parsed file.
@@ -109,10 +119,7 @@ pub struct Roster {
 
 impl Roster {
     pub fn rejected_count(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| matches!(e, Entry::Rejected { .. }))
-            .count()
+        self.entries.iter().filter(|e| matches!(e, Entry::Rejected(_))).count()
     }
 
     /// The data records again, as the file has them (for the results file).
@@ -409,14 +416,14 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
         let line = match rec {
             Ok(line) => line,
             Err((line, msg)) => {
-                entries.push(Entry::Rejected {
-                    origin: Origin { row, line },
-                    key: None,
-                    errors: vec![RowError {
+                entries.push(Entry::rejected(
+                    Origin { row, line },
+                    None,
+                    vec![RowError {
                         column: None,
                         message: format!("unreadable record: {msg}"),
                     }],
-                });
+                ));
                 continue;
             }
         };
@@ -426,10 +433,10 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
             if record.len() < header.len() {
                 last_short = Some((line, record.len()));
             }
-            entries.push(Entry::Rejected {
+            entries.push(Entry::rejected(
                 origin,
-                key: key_of(record, &columns),
-                errors: vec![RowError {
+                key_of(record, &columns),
+                vec![RowError {
                     column: None,
                     message: format!(
                         "has {} fields but the header has {}; check for an unquoted delimiter ({:?}) in a value",
@@ -438,7 +445,7 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
                         delimiter as char
                     ),
                 }],
-            });
+            ));
             continue;
         }
         match parse_row(origin, record, &header, &columns, policy) {
@@ -446,7 +453,7 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
                 entries.push(Entry::Valid(persons.len()));
                 persons.push(p);
             }
-            Err((key, errors)) => entries.push(Entry::Rejected { origin, key, errors }),
+            Err((key, errors)) => entries.push(Entry::rejected(origin, key, errors)),
         }
     }
     if let (Some((line, n)), false) = (last_short, ends_with_newline) {
@@ -794,8 +801,7 @@ fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
                 let p = &roster.persons[*pi];
                 (Some(p.key.folded()), email.and_then(|i| p.attrs[i].as_deref()))
             }
-            Entry::Rejected { key: Some(k), .. } => (Some(k.folded()), None),
-            Entry::Rejected { .. } => (None, None),
+            Entry::Rejected(r) => (r.key.as_ref().map(|k| k.folded()), None),
         };
         if let Some(k) = key {
             match first_key.get(k) {
@@ -840,7 +846,7 @@ fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
             .iter()
             .map(|ei| match &entries[*ei] {
                 Entry::Valid(pi) => persons[*pi].origin.line.to_string(),
-                Entry::Rejected { origin, .. } => origin.line.to_string(),
+                Entry::Rejected(r) => r.origin.line.to_string(),
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -878,15 +884,11 @@ fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
         match entry {
             Entry::Valid(pi) => {
                 let p = &roster.persons[*pi];
-                *entry = Entry::Rejected {
-                    origin: p.origin,
-                    key: Some(p.key.clone()),
-                    errors: vec![error],
-                };
+                *entry = Entry::rejected(p.origin, Some(p.key.clone()), vec![error]);
             }
-            Entry::Rejected { errors, .. } => {
-                if !errors.contains(&error) {
-                    errors.push(error)
+            Entry::Rejected(r) => {
+                if !r.errors.contains(&error) {
+                    r.errors.push(error)
                 }
             }
         }
@@ -956,10 +958,10 @@ mod tests {
         r.entries
             .iter()
             .filter_map(|e| match e {
-                Entry::Rejected { origin, errors, .. } => Some((
-                    origin.row,
-                    origin.line,
-                    errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
+                Entry::Rejected(r) => Some((
+                    r.origin.row,
+                    r.origin.line,
+                    r.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(" | "),
                 )),
                 _ => None,
             })

@@ -19,7 +19,7 @@ use crate::core::plan::Breach;
 use crate::core::policy::Generate;
 use crate::core::report::{item_message, write_rejection, write_results_with};
 use crate::core::{
-    parse_roster, plan, Change, Class, Diff, Outcome, PlanItem, PlanOptions, Roster, Secret, Summary, UserKey, Verdict,
+    parse_roster, plan, Change, Class, Outcome, PlanItem, PlanOptions, Roster, Secret, Summary, UserKey, Verdict,
 };
 use crate::journal::{ItemRecord, Journal};
 
@@ -57,7 +57,7 @@ fn line_of(item: &PlanItem, roster: &Roster) -> Option<i64> {
     let e = item.entry?;
     let origin = match roster.entries.get(e)? {
         crate::core::Entry::Valid(p) => roster.persons.get(*p)?.origin,
-        crate::core::Entry::Rejected { origin, .. } => *origin,
+        crate::core::Entry::Rejected(r) => r.origin,
     };
     i64::try_from(origin.line).ok()
 }
@@ -70,8 +70,8 @@ fn change_named(name: &str, fresh: &Change) -> Change {
     }
     match name {
         "new" => Change::Add,
-        "update" => Change::Update(Diff::default()),
-        "joiner" => Change::Rejoin(Diff::default()),
+        "update" => Change::Update(Box::default()),
+        "joiner" => Change::Rejoin(Box::default()),
         "leaver" => Change::Leave,
         "delete" => Change::Delete,
         "unchanged" => Change::Unchanged,
