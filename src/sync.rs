@@ -118,7 +118,9 @@ pub async fn open_backend(config: &Config, policy: &LoadedPolicy) -> Result<Box<
                 "LDAP bind password",
             )
             .map_err(SyncError::Config)?
-            .ok_or_else(|| SyncError::Config("LDAP bind password: set bind_password_file or bind_password_env".into()))?;
+            .ok_or_else(|| {
+                SyncError::Config("LDAP bind password: set bind_password_file or bind_password_env".into())
+            })?;
             Ok(Box::new(
                 LdapBackend::connect(t, mapping, &policy.policy, password).await?,
             ))

@@ -423,6 +423,6 @@ impl LdapMapping {
 pub fn valid_attr(a: &str) -> bool {
     !a.is_empty()
         && a.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ';')
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ';')
 }
-

@@ -254,7 +254,11 @@ impl Pool {
             }
             Step::Delete { dn } => {
                 let (r, retried) = self
-                    .with_retry(i, "delete", |mut l| async move { l.with_timeout(timeout).delete(dn).await })
+                    .with_retry(
+                        i,
+                        "delete",
+                        |mut l| async move { l.with_timeout(timeout).delete(dn).await },
+                    )
                     .await?;
                 if retried && r.rc == 32 {
                     return Ok(());
@@ -285,7 +289,14 @@ impl Pool {
     /// Add or remove values of a group's member attribute in one modify.
     /// Values already present (add) or absent (remove) are not errors when
     /// `tolerant` (one value per call).
-    pub async fn run_members(&self, i: usize, add: bool, group_dn: &str, attr: &str, values: &[String]) -> Result<(), String> {
+    pub async fn run_members(
+        &self,
+        i: usize,
+        add: bool,
+        group_dn: &str,
+        attr: &str,
+        values: &[String],
+    ) -> Result<(), String> {
         let timeout = self.op_timeout();
         let set: HashSet<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
         let (res, _) = self

@@ -173,7 +173,9 @@ impl Dn {
 
 /// Normalised form of a DN string; an unparsable DN compares as its lower-case text.
 pub fn normalise(dn: &str) -> String {
-    Dn::parse(dn).map(|d| d.normalised()).unwrap_or_else(|_| dn.to_lowercase())
+    Dn::parse(dn)
+        .map(|d| d.normalised())
+        .unwrap_or_else(|_| dn.to_lowercase())
 }
 
 /// A `{field}` template: literal text and placeholders.
@@ -340,7 +342,11 @@ impl DnTemplate {
                 let names: Vec<&str> = t.fields().collect();
                 return Err(format!(
                     "the DN needs a value for {} and it is empty",
-                    if names.is_empty() { attr.clone() } else { names.join(", ") }
+                    if names.is_empty() {
+                        attr.clone()
+                    } else {
+                        names.join(", ")
+                    }
                 ));
             }
             rdns.push(vec![Ava {
@@ -463,7 +469,9 @@ mod tests {
         let err = t.render(&|f| (f == "username").then(|| "x".to_string())).unwrap_err();
         assert!(err.contains("department"), "{err}");
         // A DN in another container does not match the shape.
-        assert!(t.extract(&Dn::parse("uid=x,ou=leavers,dc=example,dc=org").unwrap()).is_empty());
+        assert!(t
+            .extract(&Dn::parse("uid=x,ou=leavers,dc=example,dc=org").unwrap())
+            .is_empty());
     }
 
     #[test]

@@ -76,7 +76,11 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
     if let Some(g) = &mapping.groups {
         group_kind = g.kind;
         for name in &policy.groups.managed {
-            let explicit = g.dns.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, d)| d.clone());
+            let explicit = g
+                .dns
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, d)| d.clone());
             let dn = match (explicit, &g.dn) {
                 (Some(d), _) => d,
                 (None, Some(t)) => DnTemplate::parse(t)?
@@ -228,7 +232,13 @@ impl LdapBackend {
         })
     }
 
-    async fn paged_search(&self, base: &str, scope: Scope, filter: &str, attrs: Vec<String>) -> Result<Vec<SearchEntry>, BackendError> {
+    async fn paged_search(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<String>,
+    ) -> Result<Vec<SearchEntry>, BackendError> {
         let mut ldap = self.pool.get(0).await?;
         let mut stream = ldap
             .with_timeout(self.pool.op_timeout())
@@ -278,7 +288,9 @@ impl LdapBackend {
                 .await?;
             for e in entries {
                 let ng = normalise(&e.dn);
-                let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else { continue };
+                let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
+                    continue;
+                };
                 let values = e
                     .attrs
                     .iter()
@@ -327,12 +339,9 @@ impl LdapBackend {
                     )
                     .await
                     .map_err(|e| BackendError::Other(format!("reading the schema {sub}: {e}")))?;
-                let e = r
-                    .0
-                    .into_iter()
-                    .next()
-                    .map(SearchEntry::construct)
-                    .ok_or_else(|| BackendError::Schema(format!("the schema entry {sub} is not readable by the bind DN")))?;
+                let e = r.0.into_iter().next().map(SearchEntry::construct).ok_or_else(|| {
+                    BackendError::Schema(format!("the schema entry {sub} is not readable by the bind DN"))
+                })?;
                 let get = |a: &str| {
                     e.attrs
                         .iter()
@@ -371,7 +380,11 @@ impl LdapBackend {
                 continue;
             }
             for (op, v) in &members {
-                if let Err(e) = self.pool.run_members(0, add, &group, attr, std::slice::from_ref(v)).await {
+                if let Err(e) = self
+                    .pool
+                    .run_members(0, add, &group, attr, std::slice::from_ref(v))
+                    .await
+                {
                     errs[*op].push(e);
                 }
             }
@@ -448,9 +461,7 @@ impl Backend for LdapBackend {
                         }
                     }
                     Step::Modify { mods, .. } => {
-                        let (must, may) = schema
-                            .allowed(&self.map.object_classes)
-                            .map_err(BackendError::Schema)?;
+                        let (must, may) = schema.allowed(&self.map.object_classes).map_err(BackendError::Schema)?;
                         let allowed: Vec<String> = must.into_iter().chain(may).collect();
                         for m in mods {
                             if let Some(p) = schema.check_attribute(&m.attr, &m.values, &allowed) {

@@ -45,7 +45,13 @@ fn show_values(attr: &str, values: &[Vec<u8>]) -> String {
 
 impl fmt::Debug for Modification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} {} {}", self.kind, self.attr, show_values(&self.attr, &self.values))
+        write!(
+            f,
+            "{:?} {} {}",
+            self.kind,
+            self.attr,
+            show_values(&self.attr, &self.values)
+        )
     }
 }
 
@@ -211,8 +217,16 @@ fn base64(data: &[u8]) -> String {
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         out.push(B64[(n >> 18) as usize & 63] as char);
         out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { B64[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { B64[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -249,7 +263,9 @@ pub fn check_sam_account_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.ends_with('.') {
-        return Err(format!("sAMAccountName {name:?} ends with '.', which Active Directory refuses"));
+        return Err(format!(
+            "sAMAccountName {name:?} ends with '.', which Active Directory refuses"
+        ));
     }
     Ok(())
 }
@@ -366,7 +382,8 @@ impl Builder<'_> {
                     }
                     _ => {}
                 }
-                if self.op.must_change && self.op.password.is_some() {
+                let passmod = self.map.password == PasswordMethod::Passmod;
+                if self.op.must_change && self.op.password.is_some() && !passmod {
                     put("pwdReset", b"TRUE".to_vec());
                 }
                 steps.push(Step::Add {
@@ -378,6 +395,14 @@ impl Builder<'_> {
                         dn: dn_s.clone(),
                         password: pw.clone(),
                     });
+                    // ppolicy clears pwdReset on an administrative reset
+                    // (without pwdMustChange), so it is set afterwards.
+                    if self.op.must_change {
+                        steps.push(Step::Modify {
+                            dn: dn_s.clone(),
+                            mods: vec![m(ModKind::Replace, "pwdReset", &["TRUE"])],
+                        });
+                    }
                 }
             }
             Flavour::Ad => {

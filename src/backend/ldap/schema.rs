@@ -184,7 +184,10 @@ impl Schema {
             }
         }
         if !unknown.is_empty() {
-            return Err(format!("object class {} is not in the server schema", unknown.join(", ")));
+            return Err(format!(
+                "object class {} is not in the server schema",
+                unknown.join(", ")
+            ));
         }
         Ok((must, may))
     }
@@ -231,7 +234,9 @@ impl Schema {
             let Ok(s) = std::str::from_utf8(v) else { continue };
             let bad = match syntax.as_str() {
                 IA5 => !s.is_ascii(),
-                PRINTABLE => !s.chars().all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)),
+                PRINTABLE => !s
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c)),
                 TELEPHONE => s.is_empty() || !s.chars().all(|c| c.is_ascii() && !c.is_ascii_control()),
                 INTEGER => s.parse::<i64>().is_err(),
                 BOOLEAN => s != "TRUE" && s != "FALSE",
@@ -264,7 +269,9 @@ impl Schema {
         for m in &must {
             let present = attrs.iter().any(|(a, _)| self.names(a).contains(m));
             if !present && m != "objectclass" {
-                problems.push(format!("required attribute {m} is missing (add it to ldap.fields or ldap.templates)"));
+                problems.push(format!(
+                    "required attribute {m} is missing (add it to ldap.fields or ldap.templates)"
+                ));
             }
         }
         for (a, v) in attrs {
@@ -277,7 +284,9 @@ impl Schema {
 
     /// Whether removing `attr` would drop a MUST attribute of these classes.
     pub fn is_required(&self, attr: &str, classes: &[String]) -> bool {
-        let Ok((must, _)) = self.allowed(classes) else { return false };
+        let Ok((must, _)) = self.allowed(classes) else {
+            return false;
+        };
         self.names(attr).iter().any(|n| must.contains(n))
     }
 }
@@ -336,8 +345,13 @@ mod tests {
         assert!(p.contains("required attribute sn is missing"), "{p}");
         assert!(p.contains("officeLocation is not in the server schema"), "{p}");
         assert!(p.contains("of mail does not fit its syntax"), "{p}");
-        let p = schema().check_add(&[("objectClass".to_string(), v("nosuchClass"))]).join("\n");
-        assert!(p.contains("object class nosuchclass is not in the server schema"), "{p}");
+        let p = schema()
+            .check_add(&[("objectClass".to_string(), v("nosuchClass"))])
+            .join("\n");
+        assert!(
+            p.contains("object class nosuchclass is not in the server schema"),
+            "{p}"
+        );
         assert!(schema().is_required("surname", &["inetOrgPerson".into()]));
         assert!(!schema().is_required("mail", &["inetOrgPerson".into()]));
     }
