@@ -194,17 +194,14 @@ pub fn write_results<W: Write>(
     for (item, o) in plan.items.iter().zip(outcomes) {
         row.clear();
         if item.entry.is_some() {
-            match records.next() {
-                Some(Ok((_, rec))) => {
-                    for (i, cell) in rec.iter().take(width).enumerate() {
-                        if Some(i) == password_col && !cell.is_empty() {
-                            row.push("(hidden)".into());
-                        } else {
-                            row.push(neutralise(cell).into_owned());
-                        }
+            if let Some(Ok((_, rec))) = records.next() {
+                for (i, cell) in rec.iter().take(width).enumerate() {
+                    if Some(i) == password_col && !cell.is_empty() {
+                        row.push("(hidden)".into());
+                    } else {
+                        row.push(neutralise(cell).into_owned());
                     }
                 }
-                Some(Err(_)) | None => {}
             }
             row.resize(width, String::new());
         } else {

@@ -360,11 +360,10 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     let mut entries = Vec::new();
     let mut persons = Vec::new();
-    let mut row = 0usize;
     let all: Vec<_> = records(body, delimiter, first_line).collect();
     let last = all.len();
     for (n, rec) in all.into_iter().enumerate() {
-        row += 1;
+        let row = n + 1;
         let (line, record) = match rec {
             Ok(r) => r,
             Err((line, msg)) => {

@@ -351,9 +351,12 @@ fn to_mods(mods: &[Modification]) -> Vec<Mod<Vec<u8>>> {
         .collect()
 }
 
+/// The membership changes on one group: (group DN, attribute, [(op index, value)]).
+pub type GroupBatch = (String, &'static str, Vec<(usize, String)>);
+
 /// Group the memberships of many ops by (group, attribute), remembering which op each came from.
-pub fn coalesce(items: &[(usize, &Membership)]) -> Vec<(String, &'static str, Vec<(usize, String)>)> {
-    let mut out: Vec<(String, &'static str, Vec<(usize, String)>)> = Vec::new();
+pub fn coalesce(items: &[(usize, &Membership)]) -> Vec<GroupBatch> {
+    let mut out: Vec<GroupBatch> = Vec::new();
     for (op, m) in items {
         match out
             .iter_mut()

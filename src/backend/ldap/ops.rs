@@ -376,11 +376,8 @@ impl Builder<'_> {
         let mut steps = Vec::new();
         match self.map.flavour {
             Flavour::Openldap => {
-                match (self.op.password, self.map.password) {
-                    (Some(pw), PasswordMethod::Ssha512) => {
-                        put("userPassword", ssha512(pw.expose(), &self.salt).into_bytes());
-                    }
-                    _ => {}
+                if let (Some(pw), PasswordMethod::Ssha512) = (self.op.password, self.map.password) {
+                    put("userPassword", ssha512(pw.expose(), &self.salt).into_bytes());
                 }
                 let passmod = self.map.password == PasswordMethod::Passmod;
                 if self.op.must_change && self.op.password.is_some() && !passmod {
