@@ -691,3 +691,93 @@ fn dry_run_reports_schema_violations_that_the_real_run_would_hit() {
     assert_eq!(run.row("jsmith").1, "failed");
     assert!(env.search("(uid=jsmith)", &["uid"]).trim().is_empty());
 }
+
+#[test]
+fn posix_groups_and_leaver_by_attribute() {
+    let env = Env::start("leaver", "");
+    env.slapd
+        .ldapadd_ldif("dn: cn=devs,ou=groups,dc=example,dc=org\nobjectClass: posixGroup\ncn: devs\ngidNumber: 5000\n")
+        .unwrap();
+    let p = std::fs::read_to_string(env.dir.path().join("policy.toml")).unwrap();
+    let p = p
+        .replace("managed = [\"staff\", \"vpn\"]", "managed = [\"devs\"]")
+        .replace("type = \"groupOfNames\"", "type = \"posixGroup\"")
+        .replace(
+            "[ldap.groups]",
+            "[ldap.leaver]\nmethod = \"attribute\"\nattribute = \"employeeType\"\nvalue = \"leaver\"\n[ldap.groups]",
+        );
+    std::fs::write(env.dir.path().join("policy.toml"), p).unwrap();
+    let run = env.apply(&[
+        "jsmith,Jane,Smith,jane@example.org,Clerk,Finance,,devs,",
+        "bjones,Bob,Jones,bob@example.org,Clerk,Finance,,devs,",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.results);
+    let devs = values(&env.search("(cn=devs)", &["memberUid"]), "memberUid");
+    assert_eq!(devs, ["jsmith", "bjones"]);
+    // Bob is absent from the next file: a leaver by attribute, out of the group.
+    let run = env.apply(&["jsmith,Jane,Smith,jane@example.org,Clerk,Finance,,devs,"]);
+    assert_eq!(run.code, 0, "{}", run.results);
+    let bob = env.search("(uid=bjones)", &["employeeType", "pwdAccountLockedTime"]);
+    assert_eq!(dns(&bob), [format!("uid=bjones,{LEAVERS}")]);
+    assert_eq!(values(&bob, "employeeType"), ["leaver"]);
+    assert!(values(&bob, "pwdAccountLockedTime").is_empty());
+    assert_eq!(
+        values(&env.search("(cn=devs)", &["memberUid"]), "memberUid"),
+        ["jsmith"]
+    );
+    // Bob comes back: attribute removed (not mapped), group restored.
+    let run = env.apply(&[
+        "jsmith,Jane,Smith,jane@example.org,Clerk,Finance,,devs,",
+        "bjones,Bob,Jones,bob@example.org,Clerk,Finance,,devs,",
+    ]);
+    assert_eq!(run.row("bjones").0, "joiner", "{}", run.results);
+    let bob = env.search("(uid=bjones)", &["employeeType"]);
+    assert_eq!(dns(&bob), ["uid=bjones,ou=Finance,ou=people,dc=example,dc=org"]);
+    assert!(values(&bob, "employeeType").is_empty());
+    assert_eq!(values(&env.search("(cn=devs)", &["memberUid"]), "memberUid").len(), 2);
+}
+
+#[test]
+fn config_check_rejects_a_bad_ldap_mapping_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dirsync.toml"),
+        "[targets.dir]\nkind = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=x,dc=example,dc=org\"\n\
+         bind_password = \"inline\"\nbase = \"ou=people,dc=example,dc=org\"\n[policies]\np = \"p.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.toml"), "target = \"dir\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(dir.path().join("dirsync.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("bind_password"), "inline passwords are refused: {err}");
+
+    std::fs::write(
+        dir.path().join("dirsync.toml"),
+        "[targets.dir]\nkind = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=x,dc=example,dc=org\"\n\
+         bind_password_env = \"X\"\nbase = \"ou=people,dc=example,dc=org\"\n[policies]\np = \"p.toml\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "target = \"dir\"\n[groups]\nmanaged = [\"staff\"]\n[ldap]\nobject_classes = [\"inetOrgPerson\"]\n\
+         dn = \"uid={username},ou=other,dc=example,dc=org\"\n[ldap.templates]\ncn = \"{nickname}\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(dir.path().join("dirsync.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("{nickname} is not a field"), "{err}");
+    assert!(err.contains("outside the managed base"), "{err}");
+    assert!(err.contains("add [ldap.groups]"), "{err}");
+}
