@@ -250,7 +250,10 @@ impl Schema {
     }
 
     /// Check an add: classes exist, MUST present, every attribute allowed.
-    pub fn check_add(&self, attrs: &[(String, Vec<Vec<u8>>)]) -> Vec<String> {
+    /// Not `strict` (Active Directory): AD fills system MUST attributes itself
+    /// and allows attributes through auxiliary classes its subschema entry
+    /// does not list, so only existence and syntax are checked.
+    pub fn check_add(&self, attrs: &[(String, Vec<Vec<u8>>)], strict: bool) -> Vec<String> {
         let classes: Vec<String> = attrs
             .iter()
             .filter(|(a, _)| a.eq_ignore_ascii_case("objectClass"))
@@ -260,13 +263,13 @@ impl Schema {
             Ok(x) => x,
             Err(e) => return vec![e],
         };
-        if classes.iter().any(|c| c.eq_ignore_ascii_case("extensibleObject")) {
+        if !strict || classes.iter().any(|c| c.eq_ignore_ascii_case("extensibleObject")) {
             may.push("*extensible*".into());
         }
         let mut allowed = must.clone();
         allowed.extend(may);
         let mut problems = Vec::new();
-        for m in &must {
+        for m in must.iter().filter(|_| strict) {
             let present = attrs.iter().any(|(a, _)| self.names(a).contains(m));
             if !present && m != "objectclass" {
                 problems.push(format!(
@@ -330,7 +333,7 @@ mod tests {
             ("mail".to_string(), v("j@example.org")),
             ("pwdReset".to_string(), v("TRUE")),
         ];
-        assert_eq!(schema().check_add(&attrs), Vec::<String>::new());
+        assert_eq!(schema().check_add(&attrs, true), Vec::<String>::new());
     }
 
     #[test]
@@ -341,18 +344,23 @@ mod tests {
             ("officeLocation".to_string(), v("HQ")),
             ("mail".to_string(), v("zoë@example.org")),
         ];
-        let p = schema().check_add(&attrs).join("\n");
+        let p = schema().check_add(&attrs, true).join("\n");
         assert!(p.contains("required attribute sn is missing"), "{p}");
         assert!(p.contains("officeLocation is not in the server schema"), "{p}");
         assert!(p.contains("of mail does not fit its syntax"), "{p}");
         let p = schema()
-            .check_add(&[("objectClass".to_string(), v("nosuchClass"))])
+            .check_add(&[("objectClass".to_string(), v("nosuchClass"))], true)
             .join("\n");
         assert!(
             p.contains("object class nosuchclass is not in the server schema"),
             "{p}"
         );
         assert!(schema().is_required("surname", &["inetOrgPerson".into()]));
+        // Lenient (AD): no MUST or allowed-by-class check, but existence and syntax still.
+        let p = schema().check_add(&attrs, false).join("\n");
+        assert!(!p.contains("required attribute"), "{p}");
+        assert!(p.contains("officeLocation is not in the server schema"), "{p}");
+        assert!(p.contains("of mail does not fit its syntax"), "{p}");
         assert!(!schema().is_required("mail", &["inetOrgPerson".into()]));
     }
 }
