@@ -188,19 +188,25 @@ impl LdapBackend {
 
         let conns = self.pool.size();
         let pool = &self.pool;
-        let entry_results: Vec<Result<(), String>> = futures::stream::iter(0..ops.len())
+        // Unordered: a slow operation never holds back the ones behind it.
+        let mut entry_results: Vec<Result<(), String>> = vec![Ok(()); ops.len()];
+        let mut finished = futures::stream::iter(0..ops.len())
             .map(|k| {
                 let steps = ok(k).map(|s| s.steps.as_slice()).unwrap_or(&[]);
                 async move {
                     for s in steps {
-                        pool.run_step(k % conns, s).await?;
+                        if let Err(e) = pool.run_step(k % conns, s).await {
+                            return (k, Err(e));
+                        }
                     }
-                    Ok(())
+                    (k, Ok(()))
                 }
             })
-            .buffered(self.target.max_in_flight.max(1))
-            .collect()
-            .await;
+            .buffer_unordered(self.target.max_in_flight.max(1));
+        while let Some((k, r)) = finished.next().await {
+            entry_results[k] = r;
+        }
+        drop(finished);
         for (k, r) in entry_results.iter().enumerate() {
             if let Err(e) = r {
                 errs[k].push(e.clone());
