@@ -56,10 +56,20 @@ writes() { # completed add+modify+delete+modrdn on server $1
 }
 
 echo "# generating $ROWS people (and the next night, $CHURN % churn)"
-"$bin/dirsync-genroster" --rows "$ROWS" --out "$work/base.csv"
+"$bin/dirsync-genroster" --rows "$ROWS" --out "$work/base.groups.csv"
 "$bin/dirsync-genroster" --rows "$ROWS" --format ldif --out "$work/base.ldif"
-"$bin/dirsync-genroster" --rows "$ROWS" --next-night "$CHURN" --out "$work/next.csv" 2>"$work/churn.txt"
+"$bin/dirsync-genroster" --rows "$ROWS" --next-night "$CHURN" --out "$work/next.groups.csv" 2>"$work/churn.txt"
 cat "$work/churn.txt"
+# ldapadd's LDIF has no groups: drop the groups column so both write the same.
+for f in base next; do
+  python3 - "$work/$f.groups.csv" "$work/$f.csv" <<'PY'
+import csv, sys
+r = csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))
+w = csv.writer(open(sys.argv[2], "w", newline="", encoding="utf-8"), lineterminator="\n")
+for row in r:
+    w.writerow(row[:9] + row[10:])
+PY
+done
 
 echo "$svc_pw" >"$work/bind.secret"
 cat >"$work/dirsync.toml" <<EOF
@@ -75,12 +85,8 @@ ${DIRSYNC_TARGET_EXTRA:-}
 bench = "bench.toml"
 EOF
 # The same entries genroster's LDIF has (flat DN, departmentNumber, cn).
-# Groups are not managed here (ldapadd writes none): the file's groups
-# column is read as an unmapped field of its own.
 cat >"$work/bench.toml" <<'EOF'
 target = "bench"
-[fields.hr_groups]
-aliases = ["groups"]
 [passwords]
 generate = "never"
 [limits]
