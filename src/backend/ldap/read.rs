@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use ldap3::adapters::PagedResults;
-use ldap3::{Scope, SearchEntry};
+use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::info;
 
 use super::conn::describe;
@@ -22,6 +22,50 @@ pub(super) fn first<'a>(e: &'a SearchEntry, attr: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// A search result entry taken apart without copying its values (ldap3's
+/// `SearchEntry` copies every value into a `String` in a `HashMap`, which
+/// dominated the snapshot's CPU time at 100k entries).
+pub(super) struct RawEntry {
+    pub dn: String,
+    attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+}
+
+impl RawEntry {
+    /// None when the entry is not well-formed BER (the caller reports it).
+    fn from_result(re: ResultEntry) -> Option<RawEntry> {
+        let mut tags = re.0.match_id(4)?.expect_constructed()?.into_iter();
+        let dn = String::from_utf8(tags.next()?.expect_primitive()?).ok()?;
+        let mut attrs = Vec::new();
+        for pa in tags.next()?.expect_constructed()? {
+            let mut parts = pa.expect_constructed()?.into_iter();
+            let name = parts.next()?.expect_primitive()?;
+            let values = parts
+                .next()?
+                .expect_constructed()?
+                .into_iter()
+                .filter_map(|v| v.expect_primitive())
+                .collect();
+            attrs.push((name, values));
+        }
+        Some(RawEntry { dn, attrs })
+    }
+
+    /// The first value of an attribute, if it is UTF-8.
+    pub fn first(&self, attr: &str) -> Option<&str> {
+        self.values(attr).next()
+    }
+
+    pub fn values<'a>(&'a self, attr: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let found = self
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(attr.as_bytes()))
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or(&[]);
+        found.iter().filter_map(|v| std::str::from_utf8(v).ok())
+    }
+}
+
 impl LdapBackend {
     pub(super) async fn read_snapshot(&self) -> Result<Snapshot, BackendError> {
         let mut attrs: Vec<String> = vec![self.map.key_attr.clone()];
@@ -37,18 +81,28 @@ impl LdapBackend {
         let mut snap = Snapshot::new(self.managed.clone());
         let mut dn_index: HashMap<String, UserKey> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
-        for base in self.scopes() {
-            let entries = self.paged_search(&base, Scope::Subtree, &filter, attrs.clone()).await?;
-            for e in entries {
-                let n = normalise(&e.dn);
-                if !seen.insert(n.clone()) {
-                    continue;
+        let scopes = self.scopes();
+        // Normalised DNs are needed only to match group members and to skip
+        // an entry seen twice through overlapping scopes.
+        let need_index = self.map.group_kind.by_dn() && !self.map.group_dns.is_empty();
+        let overlap = scopes.len() > 1;
+        for base in &scopes {
+            self.paged_search(base, Scope::Subtree, &filter, attrs.clone(), |e| {
+                let Some((a, dn)) = self.account_of(&e) else {
+                    return Ok(());
+                };
+                if need_index || overlap {
+                    let n = dn.map(|d| d.normalised()).unwrap_or_else(|| e.dn.to_lowercase());
+                    if overlap && !seen.insert(n.clone()) {
+                        return Ok(());
+                    }
+                    if need_index {
+                        dn_index.insert(n, a.key.clone());
+                    }
                 }
-                if let Some(a) = self.account_of(&e) {
-                    dn_index.insert(n, a.key.clone());
-                    snap.insert(a).map_err(BackendError::Schema)?;
-                }
-            }
+                snap.insert(a).map_err(BackendError::Schema)
+            })
+            .await?;
         }
         if !self.map.group_dns.is_empty() {
             let m = self.memberships(&dn_index).await?;
@@ -83,11 +137,12 @@ impl LdapBackend {
         }
     }
 
-    fn account_of(&self, e: &SearchEntry) -> Option<Account> {
-        let key = first(e, &self.map.key_attr)?;
+    /// The account an entry holds, and its parsed DN.
+    fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<Dn>)> {
+        let key = e.first(&self.map.key_attr)?;
         let mut attrs: Vec<Option<Value>> = vec![None; self.managed.len()];
         for (i, a) in &self.map.fields {
-            attrs[*i] = first(e, a).map(Value::from);
+            attrs[*i] = e.first(a).map(Value::from);
         }
         let parsed = Dn::parse(&e.dn).ok();
         if let Some(d) = &parsed {
@@ -106,7 +161,7 @@ impl LdapBackend {
         let mut left_at = None;
         let locked = match (self.map.flavour, self.map.leaver) {
             (Flavour::Ad, _) => {
-                let uac = first(e, "userAccountControl").and_then(|v| v.parse::<u32>().ok());
+                let uac = e.first("userAccountControl").and_then(|v| v.parse::<u32>().ok());
                 if let Some(u) = uac {
                     if let Ok(mut m) = self.uac.lock() {
                         m.insert(UserKey::new(key).folded().to_string(), u);
@@ -114,7 +169,7 @@ impl LdapBackend {
                 }
                 uac.is_some_and(|u| u & UAC_ACCOUNTDISABLE != 0)
             }
-            (Flavour::Openldap, LeaverMethod::Lock) => match first(e, "pwdAccountLockedTime") {
+            (Flavour::Openldap, LeaverMethod::Lock) => match e.first("pwdAccountLockedTime") {
                 Some(t) => {
                     left_at = ops::parse_generalized_time(t);
                     true
@@ -122,11 +177,11 @@ impl LdapBackend {
                 None => false,
             },
             (Flavour::Openldap, LeaverMethod::Attribute) => match &self.map.leaver_attr {
-                Some((a, v)) => first(e, a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
+                Some((a, v)) => e.first(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
                 None => false,
             },
         };
-        Some(Account {
+        let account = Account {
             key: UserKey::new(key),
             attrs,
             groups: Vec::new(),
@@ -137,26 +192,31 @@ impl LdapBackend {
             },
             left_at,
             locator: Some(e.dn.clone()),
-        })
+        };
+        Some((account, parsed))
     }
 
+    /// One paged search; each entry goes to `each` as it arrives.
     async fn paged_search(
         &self,
         base: &str,
         scope: Scope,
         filter: &str,
         attrs: Vec<String>,
-    ) -> Result<Vec<SearchEntry>, BackendError> {
+        mut each: impl FnMut(RawEntry) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
         let mut ldap = self.pool.get(0).await?;
         let mut stream = ldap
             .with_timeout(self.pool.op_timeout())
             .streaming_search_with(PagedResults::new(self.target.page_size), base, scope, filter, attrs)
             .await
             .map_err(|e| BackendError::Other(format!("search of {base}: {e}")))?;
-        let mut out = Vec::new();
         loop {
             match stream.next().await {
-                Ok(Some(entry)) => out.push(SearchEntry::construct(entry)),
+                Ok(Some(entry)) => match RawEntry::from_result(entry) {
+                    Some(e) => each(e)?,
+                    None => return Err(BackendError::Other(format!("search of {base}: a malformed entry"))),
+                },
                 Ok(None) => break,
                 Err(e) => {
                     self.pool.drop_conn(0).await;
@@ -166,7 +226,7 @@ impl LdapBackend {
         }
         let res = stream.finish().await;
         match res.rc {
-            0 => Ok(out),
+            0 => Ok(()),
             32 => Err(BackendError::Schema(format!(
                 "the managed base {base} does not exist; create it or fix the target's base"
             ))),
@@ -191,21 +251,12 @@ impl LdapBackend {
         let mut out = Vec::new();
         for (parent, groups) in by_parent {
             let filter = format!("(objectClass={})", escape_filter_value(kind.object_class()));
-            let entries = self
-                .paged_search(&parent, Scope::OneLevel, &filter, vec![attr.to_string()])
-                .await?;
-            for e in entries {
+            self.paged_search(&parent, Scope::OneLevel, &filter, vec![attr.to_string()], |e| {
                 let ng = normalise(&e.dn);
                 let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
-                    continue;
+                    return Ok(());
                 };
-                let values = e
-                    .attrs
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(attr))
-                    .map(|(_, v)| v.as_slice())
-                    .unwrap_or(&[]);
-                for v in values {
+                for v in e.values(attr) {
                     let user = if kind.by_dn() {
                         dn_index.get(&normalise(v)).cloned()
                     } else {
@@ -215,7 +266,9 @@ impl LdapBackend {
                         out.push((u, Value::from(name.as_str())));
                     }
                 }
-            }
+                Ok(())
+            })
+            .await?;
         }
         Ok(out)
     }
