@@ -68,6 +68,13 @@ pub struct LdapTarget {
     /// Connections used for writes (each carries many operations).
     #[serde(default = "default_connections")]
     pub connections: usize,
+    /// New entries added per LDAP transaction (RFC 5805; OpenLDAP's mdb
+    /// commits them in one database write: initial loads about 1.5x faster).
+    /// Default 0: off. Experimental: slapd 2.5.13 crashed once with two
+    /// transactions open at once (dirsync now opens one at a time). Servers
+    /// without transactions are detected; entries are then added one by one.
+    #[serde(default = "default_transaction_size")]
+    pub transaction_size: usize,
     /// Ops handed to one apply call (group memberships are batched per call).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -93,6 +100,9 @@ const fn default_max_in_flight() -> usize {
 }
 const fn default_connections() -> usize {
     2
+}
+const fn default_transaction_size() -> usize {
+    0
 }
 const fn default_batch_size() -> usize {
     2000

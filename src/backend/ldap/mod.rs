@@ -43,6 +43,8 @@ pub struct LdapBackend {
     /// AD: each account's `userAccountControl`, read by the snapshot (key folded).
     uac: Mutex<HashMap<String, u32>>,
     schema: OnceCell<Schema>,
+    /// LDAP transactions are used until the server refuses them.
+    txn: std::sync::atomic::AtomicBool,
 }
 
 /// Resolve the mapping against the policy (the config check has vetted it).
@@ -138,6 +140,7 @@ impl LdapBackend {
             pool,
             uac: Mutex::new(HashMap::new()),
             schema: OnceCell::new(),
+            txn: std::sync::atomic::AtomicBool::new(true),
         })
     }
 }

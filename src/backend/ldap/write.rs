@@ -2,11 +2,14 @@
 //! steps checked against the server's schema without writing.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use tracing::{debug, info, warn};
 
 use futures::StreamExt;
 use ldap3::{Scope, SearchEntry};
 
-use super::conn::coalesce;
+use super::conn::{coalesce, TxnFailure};
 use super::dn::{normalise, Dn};
 use super::ops::{Builder, Membership, OpSteps, Step};
 use super::read::first;
@@ -188,21 +191,67 @@ impl LdapBackend {
 
         let conns = self.pool.size();
         let pool = &self.pool;
+        let in_flight = self.target.max_in_flight.max(1);
+        // Plain adds go in LDAP transactions (one mdb write per group); the
+        // ops of a group that is not committed are then made one by one.
+        let plain_add = |k: usize| ok(k).is_some_and(|s| matches!(s.steps.as_slice(), [Step::Add { .. }]));
+        let mut one_by_one: Vec<(usize, bool)> = Vec::new();
+        let txn_size = self.target.transaction_size;
+        if txn_size > 1 && self.txn.load(Ordering::Relaxed) {
+            let adds: Vec<usize> = (0..ops.len()).filter(|k| plain_add(*k)).collect();
+            one_by_one.extend((0..ops.len()).filter(|k| !plain_add(*k)).map(|k| (k, false)));
+            // A lone add gains nothing from a transaction.
+            let (groups, lone): (Vec<&[usize]>, Vec<&[usize]>) = adds.chunks(txn_size).partition(|g| g.len() > 1);
+            one_by_one.extend(lone.iter().flat_map(|g| g.iter()).map(|k| (*k, false)));
+            let groups = &groups;
+            let mut committed = futures::stream::iter(0..groups.len())
+                .map(|g| {
+                    let ks = groups[g];
+                    async move {
+                        let steps: Vec<&Step> = ks.iter().filter_map(|k| ok(*k).map(|s| &s.steps[0])).collect();
+                        (ks, pool.add_in_txn(g % conns, &steps, in_flight).await)
+                    }
+                })
+                // One transaction at a time: slapd 2.5.13 crashed with two
+                // transactions open on two connections at once.
+                .buffer_unordered(1);
+            while let Some((ks, r)) = committed.next().await {
+                match r {
+                    Ok(()) => {}
+                    Err(TxnFailure::Unsupported(m)) => {
+                        if self.txn.swap(false, Ordering::Relaxed) {
+                            info!(reason = %m, "The server does not support LDAP transactions; adding entries one by one.");
+                        }
+                        one_by_one.extend(ks.iter().map(|k| (*k, false)));
+                    }
+                    Err(TxnFailure::Lost(m)) => {
+                        warn!(error = %m, "Connection lost during a transaction; adding its entries one by one.");
+                        one_by_one.extend(ks.iter().map(|k| (*k, true)));
+                    }
+                    Err(TxnFailure::Refused(m)) => {
+                        debug!(error = %m, "A transaction was refused; adding its entries one by one.");
+                        one_by_one.extend(ks.iter().map(|k| (*k, false)));
+                    }
+                }
+            }
+        } else {
+            one_by_one.extend((0..ops.len()).map(|k| (k, false)));
+        }
         // Unordered: a slow operation never holds back the ones behind it.
         let mut entry_results: Vec<Result<(), String>> = vec![Ok(()); ops.len()];
-        let mut finished = futures::stream::iter(0..ops.len())
-            .map(|k| {
+        let mut finished = futures::stream::iter(one_by_one)
+            .map(|(k, uncertain)| {
                 let steps = ok(k).map(|s| s.steps.as_slice()).unwrap_or(&[]);
                 async move {
                     for s in steps {
-                        if let Err(e) = pool.run_step(k % conns, s).await {
+                        if let Err(e) = pool.run_step(k % conns, s, uncertain).await {
                             return (k, Err(e));
                         }
                     }
                     (k, Ok(()))
                 }
             })
-            .buffer_unordered(self.target.max_in_flight.max(1));
+            .buffer_unordered(in_flight);
         while let Some((k, r)) = finished.next().await {
             entry_results[k] = r;
         }
