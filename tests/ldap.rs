@@ -782,3 +782,41 @@ fn config_check_rejects_a_bad_ldap_mapping_with_reasons() {
     assert!(err.contains("outside the managed base"), "{err}");
     assert!(err.contains("add [ldap.groups]"), "{err}");
 }
+
+#[test]
+fn transactions_add_in_groups_and_a_refused_group_falls_back_row_by_row() {
+    let env = Env::start("ignore", "");
+    env.write_config("transaction_size = 50\n");
+    // One of the new people already exists outside dirsync's view (another
+    // object class), so the transaction holding it is refused as a whole.
+    env.slapd
+        .ldapadd_ldif(
+            "dn: uid=user00077,ou=Finance,ou=people,dc=example,dc=org\nobjectClass: account\nuid: user00077\n",
+        )
+        .unwrap();
+    let rows: Vec<String> = (0..200)
+        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let before = env.slapd.op_counts().unwrap();
+    let run = env.apply(&rows);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let (_, result, message) = run.row("user00077");
+    assert_eq!(result, "failed");
+    assert!(message.contains("68"), "the server's own words: {message}");
+    for u in ["user00000", "user00076", "user00078", "user00199"] {
+        assert_eq!(run.row(u).1, "done", "{u}");
+    }
+    let people = env.search("(objectClass=inetOrgPerson)", &["1.1"]);
+    assert_eq!(entries(&people), 199);
+    let after = env.slapd.op_counts().unwrap();
+    assert!(
+        after.extended - before.extended >= 8,
+        "transactions were used: {after:?}"
+    );
+    assert_eq!(
+        values(&env.search("(cn=staff)", &["member"]), "member").len(),
+        200,
+        "199 people and the placeholder"
+    );
+}
