@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use rand::seq::IndexedRandom;
 use tracing::{info, warn};
 
+use crate::backend::ldap::LdapBackend;
 use crate::backend::sql::SqlBackend;
 use crate::backend::{Backend, BackendError, Op};
 use crate::config::{read_secret, Config, LoadedPolicy, TargetConfig};
@@ -107,6 +108,25 @@ pub async fn open_backend(config: &Config, policy: &LoadedPolicy) -> Result<Box<
             .map_err(SyncError::Config)?;
             Ok(Box::new(
                 SqlBackend::connect(t, mapping, &policy.policy, password).await?,
+            ))
+        }
+        TargetConfig::Ldap(t) => {
+            let mapping = policy
+                .file
+                .ldap
+                .as_ref()
+                .ok_or_else(|| SyncError::Config(format!("policy {:?} has no [ldap] section", policy.name)))?;
+            let password = read_secret(
+                t.bind_password_file.as_deref(),
+                t.bind_password_env.as_deref(),
+                "LDAP bind password",
+            )
+            .map_err(SyncError::Config)?
+            .ok_or_else(|| {
+                SyncError::Config("LDAP bind password: set bind_password_file or bind_password_env".into())
+            })?;
+            Ok(Box::new(
+                LdapBackend::connect(t, mapping, &policy.policy, password).await?,
             ))
         }
     }

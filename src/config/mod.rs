@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::backend::ldap::LdapTarget;
 use crate::backend::sql::SqlTarget;
 use crate::core::policy::Policy;
 use crate::core::Secret;
@@ -115,6 +116,8 @@ const fn default_settle_seconds() -> u64 {
 pub enum TargetConfig {
     /// SQLite, PostgreSQL or MariaDB/MySQL, chosen by the URL.
     Sql(SqlTarget),
+    /// OpenLDAP or Active Directory (`flavour`), over ldap://, ldaps:// or StartTLS.
+    Ldap(LdapTarget),
 }
 
 /// A secret named in the TOML: read from a file or an environment variable,
@@ -377,12 +380,14 @@ impl TargetConfig {
     fn resolved(self, dir: &Path) -> Result<TargetConfig, String> {
         match self {
             TargetConfig::Sql(s) => Ok(TargetConfig::Sql(s.resolved(dir)?)),
+            TargetConfig::Ldap(l) => Ok(TargetConfig::Ldap(l.resolved(dir)?)),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             TargetConfig::Sql(s) => s.describe(),
+            TargetConfig::Ldap(l) => l.describe(),
         }
     }
 }

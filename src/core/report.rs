@@ -67,7 +67,8 @@ impl Outcome {
                 if preview { Verdict::Preview } else { Verdict::Done },
                 None,
             )),
-            (_, None) if preview => Some(Outcome::new(Verdict::Preview, None)),
+            // Writes in a preview go to the backend's `validate` (sync), so a
+            // dry run reports what the real run would fail on.
             _ => None,
         }
     }
