@@ -7,4 +7,9 @@
 pub mod backend;
 pub mod config;
 pub mod core;
+pub mod daemon;
+pub mod inbox;
+pub mod journal;
+pub mod mail;
+pub mod runs;
 pub mod sync;

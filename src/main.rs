@@ -1,12 +1,17 @@
 //! The `dirsync` command line.
 
+mod inbox_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
+use dirsync::runs;
 use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
+
+mod mail_cli;
 
 /// dirsync: sync HR CSV exports into a directory (LDAP) or a database (SQL),
 /// safely and unattended.
@@ -52,6 +57,55 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Mail commands: test the relay, deliver the outbox, list it.
+    Mail {
+        #[command(subcommand)]
+        command: mail_cli::MailCommand,
+    },
+    /// SFTP inbox commands.
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCommand,
+    },
+    /// Run as a service: watch every [[inbox]] folder, run each complete file,
+    /// resume unfinished runs. SIGTERM/SIGINT stop cleanly; SIGHUP reloads.
+    Serve,
+    /// Recent runs from the journal; `runs show ID` for one run's problem rows.
+    Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum InboxCommand {
+    /// Connect to an SFTP inbox (checking its pinned host key), list it and
+    /// say what would be taken.
+    Test {
+        /// The inbox (`name` of an [[sftp_inbox]]).
+        name: String,
+    },
+    /// Take complete files from an SFTP inbox, apply them, upload their
+    /// results and archive them; poll until stopped (SIGTERM, Ctrl-C).
+    Poll {
+        /// The inbox (`name` of an [[sftp_inbox]]).
+        name: String,
+        /// Take what is complete now and exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// One run, with its rejected, held and failed rows.
+    Show {
+        /// The run id (first column of `dirsync runs`).
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,13 +127,20 @@ struct RunArgs {
     /// Apply change classes that exceed their safety limits (after checking the file).
     #[arg(long)]
     allow_over_limit: bool,
+    /// Mail the results to this address (needs a [mail] section). Credentials
+    /// mails to new users go out whenever [mail] is configured.
+    #[arg(long, value_name = "ADDRESS")]
+    mail_to: Option<String>,
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DIRSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only for a person at a terminal; journald and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -131,6 +192,16 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Inbox { command } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match command {
+                InboxCommand::Test { name } => inbox_cmd::test(&config, &name).await,
+                InboxCommand::Poll { name, once } => inbox_cmd::poll(config, &name, once).await,
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -142,6 +213,12 @@ async fn run(cli: Cli) -> ExitCode {
             for (name, t) in &config.targets {
                 println!("target {name}: {}", t.describe());
             }
+            if let Some(m) = &config.mail {
+                println!("mail: {}", m.describe());
+            }
+            for i in &config.sftp_inboxes {
+                println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
+            }
             for (name, lp) in &config.policies {
                 let p = &lp.policy;
                 println!(
@@ -152,6 +229,23 @@ async fn run(cli: Cli) -> ExitCode {
                     p.attributes.join(", ")
                 );
             }
+            for i in &config.inboxes {
+                println!(
+                    "inbox {}: folder {}, policy {}, {}",
+                    i.name,
+                    i.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default(),
+                    i.policy,
+                    if i.marker {
+                        "takes a file once NAME.done is beside it".to_string()
+                    } else {
+                        format!("takes a file when renamed in or settled for {} s", i.settle_seconds)
+                    }
+                );
+            }
+            println!(
+                "journal: {}",
+                dirsync::backend::sql::redact_url(&config.service.journal_url())
+            );
             // Connect to each policy's target and check its mapping against
             // the real schema (tables, columns, types).
             let mut failed = false;
@@ -169,6 +263,56 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Mail { command } => match load_config(&cli.config) {
+            Ok(config) => mail_cli::run(&config, command).await,
+            Err(code) => code,
+        },
+        Command::Serve => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match dirsync::daemon::run(config, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Runs { command, limit } => {
+            let config = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let result = match command {
+                None => runs::list(&config, limit).await,
+                Some(RunsCommand::Show { id }) => runs::show(&config, id).await,
+            };
+            match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -184,6 +328,10 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = mail_cli::precheck(&config, args.mail_to.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let bytes = match std::fs::read(&args.file) {
         Ok(b) => b,
         Err(e) => {
@@ -222,6 +370,11 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
                 }
             }
             println!("results: {}", report.results.display());
+            if let Err(e) = mail_cli::after_run(&config, lp, &args.file, apply, &report, args.mail_to.as_deref()).await
+            {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             ExitCode::from(report.exit_code())
         }
         Err(e) => {
@@ -233,7 +386,13 @@ async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCod
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The service logs what it does; one-shot commands only what goes wrong.
+    let level = if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, level);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,11 +1,14 @@
 //! Run one file: parse → snapshot → plan → guard → apply → results. The only
 //! module that joins the core and the adapters.
 
+pub mod journaled;
+
 use std::path::{Path, PathBuf};
 
 use rand::seq::IndexedRandom;
 use tracing::{info, warn};
 
+use crate::backend::ldap::LdapBackend;
 use crate::backend::sql::SqlBackend;
 use crate::backend::{Backend, BackendError, Op};
 use crate::config::{read_secret, Config, LoadedPolicy, TargetConfig};
@@ -25,6 +28,8 @@ pub enum SyncError {
     Config(String),
     #[error("writing results to {path}: {source}")]
     Results { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 /// Options for one run.
@@ -105,6 +110,25 @@ pub async fn open_backend(config: &Config, policy: &LoadedPolicy) -> Result<Box<
                 SqlBackend::connect(t, mapping, &policy.policy, password).await?,
             ))
         }
+        TargetConfig::Ldap(t) => {
+            let mapping = policy
+                .file
+                .ldap
+                .as_ref()
+                .ok_or_else(|| SyncError::Config(format!("policy {:?} has no [ldap] section", policy.name)))?;
+            let password = read_secret(
+                t.bind_password_file.as_deref(),
+                t.bind_password_env.as_deref(),
+                "LDAP bind password",
+            )
+            .map_err(SyncError::Config)?
+            .ok_or_else(|| {
+                SyncError::Config("LDAP bind password: set bind_password_file or bind_password_env".into())
+            })?;
+            Ok(Box::new(
+                LdapBackend::connect(t, mapping, &policy.policy, password).await?,
+            ))
+        }
     }
 }
 
@@ -119,7 +143,7 @@ pub fn generate_password(policy: &Policy) -> Secret {
 }
 
 /// Write the results atomically: a temp file beside it, then rename.
-fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), SyncError> {
@@ -145,6 +169,7 @@ pub async fn run_file(
     opts: &RunOptions,
 ) -> Result<RunReport, SyncError> {
     let policy = &lp.policy;
+    let started = std::time::Instant::now();
     let roster = match parse_roster(bytes, policy) {
         Ok(r) => r,
         Err(e) => {
@@ -162,7 +187,22 @@ pub async fn run_file(
             });
         }
     };
-    let snapshot = backend.snapshot().await?;
+    let parse_ms = started.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
+    let snapshot = match backend.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            // Every run ends with a results file, also when the target is down.
+            let why = FileError {
+                kind: crate::core::roster::FileErrorKind::Target,
+                message: format!("{e}; nothing was written, run the file again when the target is back"),
+            };
+            write_atomically(results, |w| write_rejection(w, Some(&roster.text), &why))?;
+            return Err(e.into());
+        }
+    };
+    let snapshot_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     let plan = plan(
         &roster,
         &snapshot,
@@ -172,6 +212,8 @@ pub async fn run_file(
             allow_over_limit: opts.allow_over_limit,
         },
     );
+    let plan_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     for b in &plan.breaches {
         warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
     }
@@ -294,9 +336,23 @@ pub async fn run_file(
         })
         .collect();
 
+    let apply_ms = t.elapsed().as_millis() as u64;
+    let t = std::time::Instant::now();
     write_atomically(results, |w| write_results(w, &roster, &plan, &outcomes, policy))?;
+    let results_ms = t.elapsed().as_millis() as u64;
     let summary = Summary::of(&plan, &outcomes);
-    info!(policy = %lp.name, summary = %summary, "Run finished.");
+    info!(
+        policy = %lp.name,
+        rows = roster.entries.len(),
+        accounts = snapshot.len(),
+        parse_ms,
+        snapshot_ms,
+        plan_ms,
+        apply_ms,
+        results_ms,
+        summary = %summary,
+        "Run finished."
+    );
     Ok(RunReport {
         summary,
         results: results.to_path_buf(),
@@ -308,7 +364,7 @@ pub async fn run_file(
     })
 }
 
-fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
+pub(crate) fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
     let mut parts = Vec::new();
     if generated {
         parts.push("password generated (given only to the user, never shown here)");

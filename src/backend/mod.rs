@@ -2,6 +2,7 @@
 //! implementations; each adapter lives in its own folder and never imports
 //! another.
 
+pub mod ldap;
 pub mod sql;
 
 use async_trait::async_trait;

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::backend::ldap::LdapTarget;
 use crate::backend::sql::SqlTarget;
 use crate::core::policy::Policy;
 use crate::core::Secret;
+use crate::inbox::sftp::SftpInbox;
 pub use policy_file::{LoadedPolicy, PolicyFile};
 
 /// A configuration problem, with the file it is in.
@@ -40,6 +42,14 @@ struct ConfigFile {
     /// Policy name → policy file.
     #[serde(default)]
     policies: BTreeMap<String, PathBuf>,
+    /// Mail (results, credentials). Optional: without it no mail is sent.
+    mail: Option<crate::mail::MailConfig>,
+    /// `[[sftp_inbox]]`: remote inboxes on SFTP servers.
+    #[serde(default)]
+    sftp_inbox: Vec<SftpInbox>,
+    /// `[[inbox]]`: where files come from (`dirsync serve`).
+    #[serde(default)]
+    inbox: Vec<InboxConfig>,
 }
 
 /// `[service]`.
@@ -48,14 +58,56 @@ struct ConfigFile {
 pub struct ServiceConfig {
     /// Folder for the journal and other state (relative to the config file).
     pub state_dir: PathBuf,
+    /// The journal's database URL. Default: `sqlite://{state_dir}/journal.db`.
+    /// A `postgres://` URL lets several daemons share one journal.
+    pub journal: Option<String>,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             state_dir: PathBuf::from("state"),
+            journal: None,
         }
     }
+}
+
+impl ServiceConfig {
+    /// The journal's URL, with the default filled in.
+    pub fn journal_url(&self) -> String {
+        match &self.journal {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.state_dir.join("journal.db").display()),
+        }
+    }
+}
+
+/// `[[inbox]]`: a drop folder watched by `dirsync serve`. Each inbox names
+/// one policy (and so one target) and who submits there.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// A short name, shown in logs and `dirsync runs`.
+    pub name: String,
+    /// The drop folder (relative to the config file). dirsync creates
+    /// `processing/`, `archive/` and `rejected/` inside it.
+    pub folder: Option<PathBuf>,
+    /// The policy (a key of `[policies]`) files here are run with.
+    pub policy: String,
+    /// Who submits here: results go back to this address.
+    pub submitter: Option<String>,
+    /// A file written in place is taken once its size and modification time
+    /// have not changed for this many seconds. A file renamed into the folder
+    /// is taken at once.
+    #[serde(default = "default_settle_seconds")]
+    pub settle_seconds: u64,
+    /// Take a file only once a marker `NAME.done` sits beside it.
+    #[serde(default)]
+    pub marker: bool,
+}
+
+const fn default_settle_seconds() -> u64 {
+    5
 }
 
 /// `[targets.NAME]`: where accounts live.
@@ -64,6 +116,8 @@ impl Default for ServiceConfig {
 pub enum TargetConfig {
     /// SQLite, PostgreSQL or MariaDB/MySQL, chosen by the URL.
     Sql(SqlTarget),
+    /// OpenLDAP or Active Directory (`flavour`), over ldap://, ldaps:// or StartTLS.
+    Ldap(LdapTarget),
 }
 
 /// A secret named in the TOML: read from a file or an environment variable,
@@ -99,6 +153,12 @@ pub struct Config {
     pub service: ServiceConfig,
     pub targets: BTreeMap<String, TargetConfig>,
     pub policies: BTreeMap<String, LoadedPolicy>,
+    /// `[mail]`, paths resolved and defaults filled in.
+    pub mail: Option<crate::mail::MailConfig>,
+    /// SFTP inboxes, in file order.
+    pub sftp_inboxes: Vec<SftpInbox>,
+    /// Inboxes, with folders resolved.
+    pub inboxes: Vec<InboxConfig>,
 }
 
 /// Resolve `p` against `base` unless it is absolute.
@@ -149,6 +209,7 @@ impl Config {
                     } else if let Err(m) = lp.check_against(&targets[&lp.target]) {
                         errors.push(config_error(&ppath, m));
                     }
+                    errors.extend(crate::mail::check_policy(&lp));
                     policies.insert(name.clone(), lp);
                 }
                 Err(mut e) => errors.append(&mut e),
@@ -160,17 +221,112 @@ impl Config {
                 "no [policies] defined; name at least one policy file",
             ));
         }
+        let mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
+        if let Some(m) = &mail {
+            errors.extend(m.check().into_iter().map(|msg| config_error(path, msg)));
+        }
+        let mut sftp_inboxes: Vec<SftpInbox> = Vec::new();
+        for inbox in file.sftp_inbox {
+            let name = inbox.name.clone();
+            if sftp_inboxes.iter().any(|i| i.name == name) {
+                errors.push(config_error(path, format!("sftp_inbox {name:?} is defined twice")));
+            }
+            if !policies.contains_key(&inbox.policy) {
+                errors.push(config_error(
+                    path,
+                    format!(
+                        "sftp_inbox {name:?}: policy {:?} is not under [policies] (defined: {})",
+                        inbox.policy,
+                        policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match inbox.resolved(&dir) {
+                Ok(i) => sftp_inboxes.push(i),
+                Err(m) => errors.push(config_error(path, format!("sftp_inbox {name:?}: {m}"))),
+            }
+        }
+        let mut inboxes = Vec::new();
+        for (n, mut inbox) in file.inbox.into_iter().enumerate() {
+            let at = format!("inbox #{} ({:?})", n + 1, inbox.name);
+            if inbox.name.trim().is_empty() {
+                errors.push(config_error(path, format!("{at}: name must not be empty")));
+            }
+            if inboxes.iter().any(|i: &InboxConfig| i.name == inbox.name) {
+                errors.push(config_error(path, format!("{at}: another inbox has this name")));
+            }
+            if !policies.contains_key(&inbox.policy) && !file.policies.contains_key(&inbox.policy) {
+                errors.push(config_error(
+                    path,
+                    format!(
+                        "{at}: policy {:?} is not in [policies] (defined: {})",
+                        inbox.policy,
+                        file.policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            match &inbox.folder {
+                Some(f) => {
+                    let f = resolve(&dir, f);
+                    if inboxes
+                        .iter()
+                        .any(|i: &InboxConfig| i.folder.as_deref() == Some(f.as_path()))
+                    {
+                        errors.push(config_error(
+                            path,
+                            format!("{at}: another inbox watches {}", f.display()),
+                        ));
+                    }
+                    inbox.folder = Some(f);
+                }
+                None => errors.push(config_error(
+                    path,
+                    format!("{at}: give folder = \"PATH\" (the drop folder)"),
+                )),
+            }
+            if sftp_inboxes.iter().any(|i| i.name == inbox.name) {
+                errors.push(config_error(
+                    path,
+                    format!("{at}: an [[sftp_inbox]] has this name too; inbox names must be unique (runs are journaled by inbox name)"),
+                ));
+            }
+            inboxes.push(inbox);
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
         let mut service = file.service;
         service.state_dir = resolve(&dir, &service.state_dir);
+        if let Some(url) = &service.journal {
+            match resolve_journal_url(&dir, url) {
+                Ok(u) => service.journal = Some(u),
+                Err(m) => return Err(vec![config_error(path, format!("service.journal: {m}"))]),
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
             dir,
             service,
             targets,
             policies,
+            mail,
+            sftp_inboxes,
+            inboxes,
+        })
+    }
+
+    /// The SFTP inbox called `name`.
+    pub fn sftp_inbox(&self, name: &str) -> Result<&SftpInbox, String> {
+        self.sftp_inboxes.iter().find(|i| i.name == name).ok_or_else(|| {
+            format!(
+                "no [[sftp_inbox]] named {name:?} in {} (defined: {})",
+                self.path.display(),
+                self.sftp_inboxes
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         })
     }
 
@@ -202,16 +358,36 @@ impl Config {
     }
 }
 
+/// A journal URL: `sqlite://PATH` (relative to the config file) or `postgres://…`.
+fn resolve_journal_url(dir: &Path, url: &str) -> Result<String, String> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        if rest.is_empty() || rest.starts_with(':') {
+            return Err("give a file: sqlite://PATH".into());
+        }
+        let p = Path::new(rest);
+        Ok(format!("sqlite://{}", resolve(dir, p).display()))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if crate::backend::sql::redact_url(url) != url {
+            return Err("do not put the password in the URL; use the PGPASSWORD environment variable".into());
+        }
+        Ok(url.to_string())
+    } else {
+        Err(format!("{url:?}: use sqlite://PATH or postgres://…"))
+    }
+}
+
 impl TargetConfig {
     fn resolved(self, dir: &Path) -> Result<TargetConfig, String> {
         match self {
             TargetConfig::Sql(s) => Ok(TargetConfig::Sql(s.resolved(dir)?)),
+            TargetConfig::Ldap(l) => Ok(TargetConfig::Ldap(l.resolved(dir)?)),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             TargetConfig::Sql(s) => s.describe(),
+            TargetConfig::Ldap(l) => l.describe(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{compile_policy, config_error, ConfigError, TargetConfig};
+use crate::backend::ldap::LdapMapping;
 use crate::backend::sql::SqlMapping;
 use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules};
 
@@ -30,6 +31,10 @@ pub struct PolicyFile {
     pub groups: GroupRules,
     /// Mapping onto a SQL table (for `kind = "sql"` targets).
     pub sql: Option<SqlMapping>,
+    /// `[mail]`: templates and the credentials schedule. Optional.
+    pub mail: Option<crate::mail::PolicyMail>,
+    /// Mapping onto LDAP entries (for `kind = "ldap"` targets).
+    pub ldap: Option<LdapMapping>,
 }
 
 /// A policy file, read and checked.
@@ -67,6 +72,13 @@ impl LoadedPolicy {
                     self.target
                 )),
                 Some(m) => m.check(&self.policy),
+            },
+            TargetConfig::Ldap(t) => match &self.file.ldap {
+                None => Err(format!(
+                    "target {:?} is an LDAP target: this policy needs an [ldap] section",
+                    self.target
+                )),
+                Some(m) => m.check(&self.policy, t),
             },
         }
     }

@@ -12,6 +12,6 @@ pub mod types;
 pub use plan::{plan, Change, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
 pub use policy::{Column, Policy};
 pub use report::{Outcome, Summary, Verdict};
-pub use roster::{parse_roster, Entry, FileError, Roster, RowError};
+pub use roster::{parse_roster, Entry, FileError, Rejection, Roster, RowError};
 pub use snapshot::{Account, Snapshot};
 pub use types::{AccountState, Origin, Person, Secret, UserKey, Value};

@@ -1,7 +1,6 @@
 //! The pure diff: roster × snapshot × policy → one change per row and per
 //! absent account, then the safety limits on the whole plan.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use super::policy::{AbsentAction, Limit, OnLimit, Policy};
@@ -61,10 +60,11 @@ impl Diff {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     Add,
-    Update(Diff),
+    /// Boxed: most items are unchanged, and the plan holds one per row.
+    Update(Box<Diff>),
     Unchanged,
     Leave,
-    Rejoin(Diff),
+    Rejoin(Box<Diff>),
     Delete,
     /// Absent from the file; the policy says leave it alone.
     Absent,
@@ -217,13 +217,14 @@ const DAY: i64 = 86_400;
 /// Decide every change. `now` is Unix seconds (for leaver grace periods).
 pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opts: PlanOptions) -> Plan {
     let mut items = Vec::with_capacity(roster.entries.len());
-    let mut seen: HashSet<usize> = HashSet::with_capacity(roster.entries.len());
+    let mut seen = vec![false; snapshot.len()];
     for (ei, entry) in roster.entries.iter().enumerate() {
         match entry {
-            Entry::Rejected { key, errors, .. } => {
+            Entry::Rejected(r) => {
+                let (key, errors) = (&r.key, &r.errors);
                 let account = key.as_ref().and_then(|k| snapshot.get(k)).map(|(i, _)| i);
                 if let Some(a) = account {
-                    seen.insert(a);
+                    seen[a] = true;
                 }
                 items.push(PlanItem {
                     key: key.clone(),
@@ -239,7 +240,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 let person = &roster.persons[*pi];
                 let found = snapshot.get(&person.key);
                 if let Some((a, _)) = found {
-                    seen.insert(a);
+                    seen[a] = true;
                 }
                 let (change, note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
                 let hold = policy_hold(&change, policy);
@@ -258,7 +259,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
 
     // Accounts in scope that the file does not name.
     let no_valid_rows = roster.persons.is_empty();
-    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen.contains(i)).collect();
+    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen[*i]).collect();
     absent.sort_by(|a, b| snapshot.account(*a).key.cmp(&snapshot.account(*b).key));
     for a in absent {
         let acct = snapshot.account(a);
@@ -348,14 +349,14 @@ fn decide(
             // A rejoiner gets the row's groups back even if they equal what
             // the snapshot remembers: leaving stripped them.
             d.groups_remove.clear();
-            (Change::Rejoin(d), None)
+            (Change::Rejoin(Box::new(d)), None)
         }
         (AccountState::Active, AccountState::Active) => {
             let d = diff(person, acct, roster, snapshot, policy);
             if d.is_empty() {
                 (Change::Unchanged, None)
             } else {
-                (Change::Update(d), None)
+                (Change::Update(Box::new(d)), None)
             }
         }
     }
@@ -367,20 +368,21 @@ fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, p
         if !snapshot.managed.get(i).copied().unwrap_or(false) {
             continue;
         }
-        let old = acct.attrs.get(i).cloned().flatten();
+        // Borrow; clone only what differs.
+        let old = acct.attrs.get(i).and_then(|v| v.as_ref());
         match new {
-            Some(v) if old.as_deref() != Some(v.as_str()) => d.attrs.push(AttrChange {
+            Some(v) if old.map(|o| o.as_str()) != Some(v.as_str()) => d.attrs.push(AttrChange {
                 attr: i,
-                old,
+                old: old.cloned(),
                 new: Some(v.clone()),
             }),
             None if old.is_some()
                 && roster.present.get(i).copied().unwrap_or(false)
-                && policy.rule(&policy.attributes[i]).clear_when_empty =>
+                && policy.attr_rule(i).clear_when_empty =>
             {
                 d.attrs.push(AttrChange {
                     attr: i,
-                    old,
+                    old: old.cloned(),
                     new: None,
                 })
             }
@@ -479,5 +481,394 @@ fn apply_limits(plan: &mut Plan, managed: usize, policy: &Policy, opts: PlanOpti
             (None, false) => continue,
         };
         item.hold = Some(Hold::Limit(reason));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::policy::{GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+    use crate::core::roster::parse_roster;
+    use std::collections::BTreeMap;
+
+    fn policy(sync: SyncRules, limits: Limits) -> Policy {
+        Policy::compile(
+            "t",
+            RosterRules::default(),
+            BTreeMap::new(),
+            sync,
+            PasswordRules::default(),
+            limits,
+            GroupRules {
+                managed: vec!["staff".into(), "vpn".into()],
+                default: vec![],
+            },
+        )
+        .unwrap()
+    }
+
+    fn account(p: &Policy, key: &str, first: &str, state: AccountState, groups: &[&str]) -> Account {
+        let mut attrs = vec![None; p.attributes.len()];
+        attrs[0] = Some(Value::from(first));
+        attrs[1] = Some(Value::from("Smith"));
+        attrs[2] = Some(Value::from(format!("{}@example.org", key.to_lowercase())));
+        Account {
+            key: UserKey::new(key),
+            attrs,
+            groups: groups.iter().map(|g| Value::from(*g)).collect(),
+            state,
+            left_at: None,
+            locator: None,
+        }
+    }
+
+    fn snapshot(p: &Policy, accounts: Vec<Account>) -> Snapshot {
+        let mut managed = vec![false; p.attributes.len()];
+        managed[..4].iter_mut().for_each(|m| *m = true);
+        let mut s = Snapshot::new(managed);
+        for a in accounts {
+            s.insert(a).unwrap();
+        }
+        s
+    }
+
+    fn changes(plan: &Plan) -> Vec<(String, &'static str, bool)> {
+        plan.items
+            .iter()
+            .map(|i| {
+                let k = i.key.as_ref().map(|k| k.as_str().to_string()).unwrap_or_default();
+                let name = if i.is_absent() { "absent" } else { i.change.name() };
+                (k, name, i.hold.is_some())
+            })
+            .collect()
+    }
+
+    const HEAD: &str = "username,firstname,surname,email,groups,status\n";
+
+    #[test]
+    fn every_kind_of_change() {
+        let p = policy(
+            SyncRules::default(),
+            Limits {
+                leavers: Limit::default(),
+                ..Limits::default()
+            },
+        );
+        let snap = snapshot(
+            &p,
+            vec![
+                account(&p, "same", "Sam", AccountState::Active, &["staff"]),
+                account(&p, "Renamed", "Old", AccountState::Active, &["staff"]),
+                account(&p, "leaving", "Lee", AccountState::Active, &["staff", "vpn"]),
+                account(&p, "back", "Bea", AccountState::Leaver, &[]),
+                account(&p, "gone", "Gus", AccountState::Active, &[]),
+            ],
+        );
+        let text = format!(
+            "{HEAD}new,Nia,Smith,new@example.org,staff,\n\
+             same,Sam,Smith,same@example.org,staff,\n\
+             renamed,New,Smith,renamed@example.org,staff;vpn,\n\
+             leaving,Lee,Smith,leaving@example.org,,leaver\n\
+             back,Bea,Smith,back@example.org,vpn,\n\
+             bad,Bad,Smith,not-an-email,,\n"
+        );
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let plan = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        assert_eq!(
+            changes(&plan),
+            vec![
+                ("new".into(), "new", false),
+                ("same".into(), "unchanged", false),
+                ("renamed".into(), "update", false),
+                ("leaving".into(), "leaver", false),
+                ("back".into(), "joiner", false),
+                ("bad".into(), "error", false),
+                ("gone".into(), "absent", false),
+            ]
+        );
+        // The update is exactly the differing attribute and the added group;
+        // the key's spelling in the target is not a difference.
+        let Change::Update(d) = &plan.items[2].change else {
+            panic!("not an update")
+        };
+        assert_eq!(
+            d.attrs,
+            vec![AttrChange {
+                attr: 0,
+                old: Some("Old".into()),
+                new: Some("New".into())
+            }]
+        );
+        assert_eq!(d.groups_add, vec![Value::from("vpn")]);
+        assert!(d.groups_remove.is_empty());
+        assert_eq!(d.describe(&p), "firstname: Old → New; groups +vpn");
+        // The joiner gets the row's groups back.
+        let Change::Rejoin(d) = &plan.items[4].change else {
+            panic!("not a rejoin")
+        };
+        assert_eq!(d.groups_add, vec![Value::from("vpn")]);
+        // Absent with the default policy writes nothing.
+        assert!(!plan.items[6].will_write());
+    }
+
+    #[test]
+    fn groups_outside_the_managed_set_are_never_removed() {
+        let p = policy(SyncRules::default(), Limits::default());
+        let snap = snapshot(
+            &p,
+            vec![account(&p, "a", "A", AccountState::Active, &["staff", "vpn", "wheel"])],
+        );
+        let roster = parse_roster(format!("{HEAD}a,A,Smith,a@example.org,staff,\n").as_bytes(), &p).unwrap();
+        let plan = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        let Change::Update(d) = &plan.items[0].change else {
+            panic!("{:?}", plan.items[0].change)
+        };
+        assert_eq!(d.groups_remove, vec![Value::from("vpn")]);
+    }
+
+    #[test]
+    fn absent_policies() {
+        for (absent, expect, writes) in [
+            (AbsentAction::Ignore, "absent", false),
+            (AbsentAction::Leaver, "leaver", true),
+            (AbsentAction::Delete, "delete", true),
+        ] {
+            let p = policy(
+                SyncRules {
+                    absent,
+                    ..Default::default()
+                },
+                Limits::default(),
+            );
+            let snap = snapshot(
+                &p,
+                (0..20)
+                    .map(|i| account(&p, &format!("u{i}"), "X", AccountState::Active, &[]))
+                    .collect(),
+            );
+            let roster = parse_roster(
+                format!(
+                    "{HEAD}{}",
+                    (1..20)
+                        .map(|i| format!("u{i},X,Smith,u{i}@example.org,,\n"))
+                        .collect::<String>()
+                )
+                .as_bytes(),
+                &p,
+            )
+            .unwrap();
+            let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
+            let last = plan.items.last().unwrap();
+            assert!(last.is_absent());
+            assert_eq!(last.key.as_ref().unwrap().as_str(), "u0");
+            assert_eq!(last.change.name(), expect, "{absent:?}");
+            assert_eq!(last.will_write(), writes, "{absent:?}");
+        }
+    }
+
+    #[test]
+    fn a_file_with_no_valid_rows_never_makes_leavers_or_deletes() {
+        let p = policy(
+            SyncRules {
+                absent: AbsentAction::Delete,
+                ..Default::default()
+            },
+            Limits::default(),
+        );
+        let snap = snapshot(&p, vec![account(&p, "a", "A", AccountState::Active, &[])]);
+        let roster = parse_roster(format!("{HEAD}b,B,Smith,broken,,\n").as_bytes(), &p).unwrap();
+        let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
+        assert!(plan.items.iter().all(|i| !i.will_write()), "{:?}", changes(&plan));
+    }
+
+    #[test]
+    fn a_rejected_row_keeps_its_account_from_being_absent() {
+        let p = policy(
+            SyncRules {
+                absent: AbsentAction::Leaver,
+                ..Default::default()
+            },
+            Limits::default(),
+        );
+        let snap = snapshot(
+            &p,
+            vec![
+                account(&p, "a", "A", AccountState::Active, &[]),
+                account(&p, "b", "B", AccountState::Active, &[]),
+            ],
+        );
+        let roster = parse_roster(
+            format!("{HEAD}a,A,Smith,a@example.org,,\nb,B,Smith,broken,,\n").as_bytes(),
+            &p,
+        )
+        .unwrap();
+        let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
+        assert_eq!(changes(&plan).len(), 2, "{:?}", changes(&plan));
+    }
+
+    #[test]
+    fn limits_hold_a_class_and_the_others_proceed() {
+        let limits = Limits {
+            adds: Limit {
+                max: Some(1),
+                max_percent: None,
+            },
+            leavers: Limit {
+                max: None,
+                max_percent: Some(10.0),
+            },
+            ..Limits::default()
+        };
+        let p = policy(SyncRules::default(), limits.clone());
+        let snap = snapshot(
+            &p,
+            vec![
+                account(&p, "a", "A", AccountState::Active, &[]),
+                account(&p, "b", "B", AccountState::Active, &[]),
+            ],
+        );
+        let text = format!(
+            "{HEAD}n1,N,Smith,n1@example.org,,\nn2,N,Smith,n2@example.org,,\na,A2,Smith,a@example.org,,\nb,B,Smith,b@example.org,,leaver\n"
+        );
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        assert_eq!(
+            changes(&pl),
+            vec![
+                ("n1".into(), "new", true),
+                ("n2".into(), "new", true),
+                ("a".into(), "update", false),
+                ("b".into(), "leaver", true),
+            ]
+        );
+        assert_eq!(pl.breaches.len(), 2);
+        let Some(Hold::Limit(why)) = &pl.items[3].hold else {
+            panic!()
+        };
+        assert!(
+            why.contains("1 leavers exceed limits.leavers (max_percent = 10 (this is 50.0%)"),
+            "{why}"
+        );
+        assert!(why.contains("--allow-over-limit"), "{why}");
+        // on_limit = stop holds everything.
+        let p = policy(
+            SyncRules::default(),
+            Limits {
+                on_limit: OnLimit::Stop,
+                ..limits
+            },
+        );
+        let pl2 = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        assert!(pl2.stopped);
+        assert!(pl2.items.iter().all(|i| !i.will_write()));
+        // An operator override applies everything.
+        let pl3 = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
+        assert!(pl3.items.iter().all(|i| i.will_write()));
+    }
+
+    #[test]
+    fn percent_limits_ignore_an_empty_target() {
+        let p = policy(
+            SyncRules::default(),
+            Limits {
+                adds: Limit {
+                    max: None,
+                    max_percent: Some(5.0),
+                },
+                ..Limits::default()
+            },
+        );
+        let snap = snapshot(&p, vec![]);
+        let roster = parse_roster(format!("{HEAD}n1,N,Smith,n1@example.org,,\n").as_bytes(), &p).unwrap();
+        let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        assert!(pl.items[0].will_write());
+    }
+
+    #[test]
+    fn leavers_are_deleted_after_the_grace_period_only() {
+        let p = policy(
+            SyncRules {
+                delete_leavers_after_days: Some(30),
+                ..Default::default()
+            },
+            Limits {
+                deletes: Limit::default(),
+                ..Limits::default()
+            },
+        );
+        let mut old = account(&p, "old", "O", AccountState::Leaver, &[]);
+        old.left_at = Some(0);
+        let mut recent = account(&p, "recent", "R", AccountState::Leaver, &[]);
+        recent.left_at = Some(29 * DAY);
+        let snap = snapshot(&p, vec![old, recent, account(&p, "x", "X", AccountState::Active, &[])]);
+        let roster = parse_roster(format!("{HEAD}x,X,Smith,x@example.org,,\n").as_bytes(), &p).unwrap();
+        let pl = plan(&roster, &snap, &p, 30 * DAY, PlanOptions::default());
+        let c = changes(&pl);
+        assert!(c.contains(&("old".into(), "absent", false)));
+        assert_eq!(
+            pl.items
+                .iter()
+                .find(|i| i.key.as_ref().unwrap().as_str() == "old")
+                .unwrap()
+                .change,
+            Change::Delete
+        );
+        assert_eq!(
+            pl.items
+                .iter()
+                .find(|i| i.key.as_ref().unwrap().as_str() == "recent")
+                .unwrap()
+                .change,
+            Change::Absent
+        );
+    }
+
+    #[test]
+    fn empty_cells_leave_values_unless_clear_when_empty() {
+        let mut p = policy(SyncRules::default(), Limits::default());
+        let snap = snapshot(&p, vec![account(&p, "a", "A", AccountState::Active, &[])]);
+        let mut snap2 = snap.clone();
+        snap2.managed = vec![true; p.attributes.len()];
+        let title = p.attribute_index("title").unwrap();
+        let mut acct = account(&p, "b", "B", AccountState::Active, &[]);
+        acct.attrs[title] = Some("Clerk".into());
+        snap2.insert(acct).unwrap();
+        let text = "username,firstname,surname,email,title\nb,B,Smith,b@example.org,\n";
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let pl = plan(&roster, &snap2, &p, 0, PlanOptions::default());
+        assert_eq!(pl.items[0].change, Change::Unchanged);
+        p = {
+            let mut fields = BTreeMap::new();
+            fields.insert(
+                "title".to_string(),
+                crate::core::policy::FieldRule {
+                    clear_when_empty: true,
+                    ..Default::default()
+                },
+            );
+            Policy::compile(
+                "t",
+                RosterRules::default(),
+                fields,
+                SyncRules::default(),
+                PasswordRules::default(),
+                Limits::default(),
+                GroupRules::default(),
+            )
+            .unwrap()
+        };
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let pl = plan(&roster, &snap2, &p, 0, PlanOptions::default());
+        let Change::Update(d) = &pl.items[0].change else {
+            panic!("{:?}", pl.items[0].change)
+        };
+        assert_eq!(
+            d.attrs,
+            vec![AttrChange {
+                attr: title,
+                old: Some("Clerk".into()),
+                new: None
+            }]
+        );
     }
 }

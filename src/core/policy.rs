@@ -96,9 +96,9 @@ pub enum Encoding {
     /// UTF-8, or UTF-8/UTF-16 with a byte-order mark.
     #[default]
     Auto,
-    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
-    #[serde(alias = "cp1252")]
+    #[serde(rename = "windows-1252", alias = "cp1252", alias = "windows1252")]
     Windows1252,
 }
 
@@ -283,6 +283,8 @@ pub struct Policy {
     /// Attribute fields in template order; `Person::attrs` is indexed by this.
     pub attributes: Vec<String>,
     rules: HashMap<String, FieldRule>,
+    /// Per attribute (same index as `attributes`): its rule, for the hot path.
+    attr_rules: Vec<FieldRule>,
     aliases: HashMap<String, Column>,
 }
 
@@ -428,6 +430,10 @@ impl Policy {
             passwords,
             limits,
             groups,
+            attr_rules: attributes
+                .iter()
+                .map(|a| rules.get(a).cloned().unwrap_or_default())
+                .collect(),
             attributes,
             rules,
             aliases,
@@ -470,6 +476,11 @@ impl Policy {
             example: None,
         };
         self.rules.get(field).unwrap_or(&EMPTY)
+    }
+
+    /// The rule of attribute `i` (an index into `attributes`).
+    pub fn attr_rule(&self, i: usize) -> &FieldRule {
+        self.attr_rules.get(i).unwrap_or_else(|| self.rule(""))
     }
 
     pub fn required(&self, field: &str) -> bool {

@@ -67,7 +67,8 @@ impl Outcome {
                 if preview { Verdict::Preview } else { Verdict::Done },
                 None,
             )),
-            (_, None) if preview => Some(Outcome::new(Verdict::Preview, None)),
+            // Writes in a preview go to the backend's `validate` (sync), so a
+            // dry run reports what the real run would fail on.
             _ => None,
         }
     }
@@ -139,12 +140,13 @@ fn verdict_columns(header: &[String]) -> [String; 3] {
     [format!("{p}change"), format!("{p}result"), format!("{p}message")]
 }
 
-fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Policy) -> String {
+/// The results file's message for one item.
+pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Policy) -> String {
     let mut parts: Vec<String> = Vec::new();
     match &item.change {
         Change::Reject(errors) => {
             let origin = item.entry.and_then(|e| match roster.entries.get(e) {
-                Some(super::roster::Entry::Rejected { origin, .. }) => Some(*origin),
+                Some(super::roster::Entry::Rejected(r)) => Some(r.origin),
                 _ => None,
             });
             let at = origin
@@ -177,6 +179,20 @@ pub fn write_results<W: Write>(
     outcomes: &[Outcome],
     policy: &Policy,
 ) -> std::io::Result<()> {
+    write_results_with(w, roster, plan, outcomes, policy, &[])
+}
+
+/// [`write_results`], with the message of some items given (a resumed run
+/// keeps the words journaled when the item was applied). `messages` is
+/// indexed like `plan.items`; missing or `None` entries are computed.
+pub fn write_results_with<W: Write>(
+    w: W,
+    roster: &Roster,
+    plan: &Plan,
+    outcomes: &[Outcome],
+    policy: &Policy,
+    messages: &[Option<String>],
+) -> std::io::Result<()> {
     let mut out = csv::WriterBuilder::new().delimiter(roster.delimiter).from_writer(w);
     let width = roster.header.len();
     let mut head: Vec<String> = roster.header.iter().map(|h| neutralise(h).into_owned()).collect();
@@ -190,7 +206,7 @@ pub fn write_results<W: Write>(
         .position(|c| *c == super::policy::Column::Password);
     let mut records = roster.records();
     let mut row: Vec<String> = Vec::with_capacity(width + 3);
-    for (item, o) in plan.items.iter().zip(outcomes) {
+    for (index, (item, o)) in plan.items.iter().zip(outcomes).enumerate() {
         row.clear();
         if item.entry.is_some() {
             if let Some(Ok((_, rec))) = records.next() {
@@ -217,7 +233,11 @@ pub fn write_results<W: Write>(
         let change = if item.is_absent() { "absent" } else { item.change.name() };
         row.push(change.to_string());
         row.push(o.verdict.as_str().to_string());
-        row.push(neutralise(&item_message(item, o, roster, policy)).into_owned());
+        let message = match messages.get(index).and_then(Option::as_deref) {
+            Some(m) => std::borrow::Cow::Borrowed(m),
+            None => std::borrow::Cow::Owned(item_message(item, o, roster, policy)),
+        };
+        row.push(neutralise(&message).into_owned());
         out.write_record(&row)?;
     }
     out.flush()?;
@@ -227,7 +247,10 @@ pub fn write_results<W: Write>(
 /// The results file of a file refused as a whole: every readable row with
 /// the reason, or one line with the reason when no row is readable.
 pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) -> std::io::Result<()> {
-    let reason = format!("file rejected, nothing was written: {error}");
+    let reason = match error.kind {
+        super::roster::FileErrorKind::Target => format!("not processed: {error}"),
+        _ => format!("file rejected, nothing was written: {error}"),
+    };
     if let Some(text) = text {
         let delim = if text
             .lines()
@@ -276,4 +299,70 @@ pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) ->
     out.write_record(["error", "skipped", neutralise(&reason).as_ref()])?;
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{plan, PlanOptions};
+    use crate::core::roster::parse_roster;
+    use crate::core::snapshot::Snapshot;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (i, o) in [
+            ("=1+1", "'=1+1"),
+            ("+44", "'+44"),
+            ("-x", "'-x"),
+            ("@SUM", "'@SUM"),
+            ("\tx", "'\tx"),
+            ("ok", "ok"),
+        ] {
+            assert_eq!(neutralise(i), o);
+        }
+    }
+
+    #[test]
+    fn results_keep_input_columns_and_prefix_clashing_verdict_columns() {
+        let p = Policy::defaults("t");
+        let text =
+            "username;firstname;surname;email;Result;password\r\njs;=cmd|' /C calc'!A0;S;js@example.org;x;hunter2\r\n";
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let snap = Snapshot::new(vec![true; p.attributes.len()]);
+        let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
+        let outcomes: Vec<Outcome> = pl
+            .items
+            .iter()
+            .map(|i| Outcome::from_plan(i, true).unwrap_or(Outcome::new(Verdict::Preview, None)))
+            .collect();
+        let mut out = Vec::new();
+        write_results(&mut out, &roster, &pl, &outcomes, &p).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "username;firstname;surname;email;Result;password;dirsync_change;dirsync_result;dirsync_message\n\
+             js;'=cmd|' /C calc'!A0;S;js@example.org;x;(hidden);new;preview;\n"
+        );
+        assert!(!s.contains("hunter2"));
+    }
+
+    #[test]
+    fn rejection_results_explain_on_every_readable_row() {
+        let e = FileError {
+            kind: crate::core::roster::FileErrorKind::Header,
+            message: "required column(s) missing: email".into(),
+        };
+        let mut out = Vec::new();
+        write_rejection(&mut out, Some("username,firstname\na,A\n"), &e).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("username,firstname,change,result,message\na,A,error,skipped,\"file rejected"),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        write_rejection(&mut out, None, &e).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("required column(s) missing: email"));
+    }
 }

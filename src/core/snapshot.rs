@@ -2,6 +2,10 @@
 
 use std::collections::HashMap;
 
+/// Seeded per process (some resistance to crafted keys), and far faster
+/// than SipHash on a million short keys.
+type Hasher = foldhash::fast::RandomState;
+
 use super::types::{AccountState, UserKey, Value};
 
 /// One account in the managed scope.
@@ -23,7 +27,7 @@ pub struct Account {
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     accounts: Vec<Account>,
-    index: HashMap<UserKey, usize>,
+    index: HashMap<UserKey, usize, Hasher>,
     /// Per policy attribute: the target stores it, so it is compared.
     pub managed: Vec<bool>,
 }
@@ -32,7 +36,7 @@ impl Snapshot {
     pub fn new(managed: Vec<bool>) -> Self {
         Snapshot {
             accounts: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             managed,
         }
     }
@@ -40,7 +44,7 @@ impl Snapshot {
     pub fn with_capacity(managed: Vec<bool>, n: usize) -> Self {
         Snapshot {
             accounts: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, Hasher::default()),
             managed,
         }
     }

@@ -1,0 +1,122 @@
+//! Core-time benchmark: parse a next-night roster and plan it against a
+//! snapshot built from the base roster — no I/O but reading the two files.
+//!
+//!   BASE=base.csv NEXT=next.csv cargo bench --bench plan
+//!
+//! `benches/check.sh` makes the files with dirsync-genroster and runs this.
+
+use std::time::Instant;
+
+use dirsync::core::plan::{plan, PlanOptions};
+use dirsync::core::policy::{GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules};
+use dirsync::core::roster::parse_roster;
+use dirsync::core::snapshot::{Account, Snapshot};
+use dirsync::core::Change;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let (Ok(base), Ok(next)) = (std::env::var("BASE"), std::env::var("NEXT")) else {
+        eprintln!("set BASE and NEXT to roster files (see benches/check.sh); skipping");
+        return;
+    };
+    let policy = match Policy::compile(
+        "bench",
+        RosterRules {
+            max_field_len: 256,
+            ..Default::default()
+        },
+        Default::default(),
+        SyncRules::default(),
+        PasswordRules::default(),
+        Limits::default(),
+        GroupRules {
+            managed: ["staff", "vpn", "finance-share", "eng-wiki", "sales-crm", "hr-portal"]
+                .map(String::from)
+                .to_vec(),
+            default: vec![],
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("policy: {e:?}");
+            std::process::exit(2);
+        }
+    };
+    let read = |p: &str| match std::fs::read(p) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{p}: {e}");
+            std::process::exit(2);
+        }
+    };
+    // The snapshot: the base roster as the target would hold it.
+    let base_bytes = read(&base);
+    let base_roster = match parse_roster(&base_bytes, &policy) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{base}: {e}");
+            std::process::exit(2);
+        }
+    };
+    drop(base_bytes);
+    // Only the accounts survive: the base roster's text and entries go.
+    let dirsync::core::Roster { persons, .. } = base_roster;
+    let mut snapshot = Snapshot::with_capacity(vec![true; policy.attributes.len()], persons.len());
+    for p in persons {
+        let _ = snapshot.insert(Account {
+            key: p.key,
+            attrs: p.attrs,
+            groups: p.groups.unwrap_or_default(),
+            state: p.state,
+            left_at: None,
+            locator: None,
+        });
+    }
+    let accounts = snapshot.len();
+    let rss_snapshot = peak_rss_mib();
+
+    let next_bytes = read(&next);
+    let t = Instant::now();
+    let roster = match parse_roster(&next_bytes, &policy) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{next}: {e}");
+            std::process::exit(2);
+        }
+    };
+    let parse_s = t.elapsed().as_secs_f64();
+    // The roster keeps its own decoded copy of the text.
+    drop(next_bytes);
+    let t = Instant::now();
+    let pl = plan(&roster, &snapshot, &policy, 0, PlanOptions { allow_over_limit: true });
+    let plan_s = t.elapsed().as_secs_f64();
+    let count = |f: fn(&Change) -> bool| pl.items.iter().filter(|i| f(&i.change)).count();
+    println!(
+        "rows={} accounts={} parse_s={parse_s:.3} plan_s={plan_s:.3} core_s={:.3} peak_rss_mib={:.0} (after snapshot {rss_snapshot:.0})",
+        roster.entries.len(),
+        accounts,
+        parse_s + plan_s,
+        peak_rss_mib()
+    );
+    println!(
+        "plan: new={} update={} leaver={} unchanged={} absent={} error={}",
+        count(|c| matches!(c, Change::Add)),
+        count(|c| matches!(c, Change::Update(_))),
+        count(|c| matches!(c, Change::Leave)),
+        count(|c| matches!(c, Change::Unchanged)),
+        count(|c| matches!(c, Change::Absent)),
+        count(|c| matches!(c, Change::Reject(_))),
+    );
+}

@@ -1,0 +1,482 @@
+//! Connections: a few multiplexed ldap3 connections, re-established when
+//! lost, and one place that runs an operation with retries and backoff.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ldap3::controls::RawControl;
+use ldap3::exop::{EndTxn, PasswordModify, StartTxn};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope};
+use tracing::{debug, warn};
+
+use super::config::LdapTarget;
+use super::ops::{Membership, ModKind, Modification, Step};
+use crate::backend::BackendError;
+use crate::core::Secret;
+
+/// Result codes worth retrying: busy, unavailable, unwillingToPerform is not.
+fn transient_rc(rc: u32) -> bool {
+    matches!(rc, 51 | 52 | 81 | 85)
+}
+
+/// Client-side errors that mean the connection is gone or stuck.
+fn connection_lost(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. }
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::Timeout { .. }
+            | LdapError::EndOfStream
+    )
+}
+
+/// A short name for common result codes, for messages.
+pub fn rc_name(rc: u32) -> &'static str {
+    match rc {
+        1 => "operationsError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        16 => "noSuchAttribute",
+        17 => "undefinedAttributeType",
+        19 => "constraintViolation",
+        20 => "attributeOrValueExists",
+        21 => "invalidAttributeSyntax",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        64 => "namingViolation",
+        65 => "objectClassViolation",
+        66 => "notAllowedOnNonLeaf",
+        67 => "notAllowedOnRDN",
+        68 => "entryAlreadyExists",
+        80 => "other",
+        _ => "error",
+    }
+}
+
+pub fn describe(r: &LdapResult) -> String {
+    let hint = match r.rc {
+        65 if r.text.contains("member") => {
+            " (a groupOfNames must keep one member: give managed groups a placeholder member)"
+        }
+        50 => " (give the bind DN write access to this part of the tree)",
+        32 => " (the parent entry or the entry itself does not exist)",
+        _ => "",
+    };
+    let text = if r.text.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", r.text)
+    };
+    format!("LDAP {} {}{text}{hint}", r.rc, rc_name(r.rc))
+}
+
+/// The connections to one server.
+pub struct Pool {
+    target: LdapTarget,
+    password: Secret,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    slots: Vec<tokio::sync::Mutex<Option<Ldap>>>,
+}
+
+/// What one attempt at a step came to.
+enum Attempt {
+    Done(LdapResult),
+    Retry(String),
+}
+
+impl Pool {
+    pub fn new(target: &LdapTarget, password: Secret) -> Result<Pool, BackendError> {
+        let tls = match &target.ca_file {
+            None => None,
+            Some(path) => Some(tls_config(path)?),
+        };
+        Ok(Pool {
+            target: target.clone(),
+            password,
+            tls,
+            slots: (0..target.connections.max(1))
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+        })
+    }
+
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn op_timeout(&self) -> Duration {
+        Duration::from_secs(self.target.op_timeout_secs.max(1))
+    }
+
+    async fn open(&self) -> Result<Ldap, BackendError> {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(Duration::from_secs(self.target.connect_timeout_secs.max(1)))
+            .set_starttls(self.target.starttls);
+        if let Some(c) = &self.tls {
+            settings = settings.set_config(c.clone());
+        }
+        let url = &self.target.url;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await.map_err(|e| {
+            BackendError::Connect(format!(
+                "{url}: {e}; check that the server runs and the URL, port and TLS settings are right"
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                debug!(error = %e, "LDAP connection ended.");
+            }
+        });
+        let res = ldap
+            .with_timeout(self.op_timeout())
+            .simple_bind(&self.target.bind_dn, self.password.expose())
+            .await
+            .map_err(|e| BackendError::Connect(format!("{url}: bind as {}: {e}", self.target.bind_dn)))?;
+        if res.rc != 0 {
+            return Err(BackendError::Connect(format!(
+                "{url}: bind as {} refused: {}; check bind_dn and the bind password",
+                self.target.bind_dn,
+                describe(&res)
+            )));
+        }
+        Ok(ldap)
+    }
+
+    /// A handle on connection `i`, (re)connecting when needed.
+    pub async fn get(&self, i: usize) -> Result<Ldap, BackendError> {
+        let slot = &self.slots[i % self.slots.len()];
+        let mut g = slot.lock().await;
+        if let Some(l) = g.as_mut() {
+            if !l.is_closed() {
+                return Ok(l.clone());
+            }
+        }
+        let l = self.open().await?;
+        *g = Some(l.clone());
+        Ok(l)
+    }
+
+    /// Forget connection `i` (it failed); the next `get` reconnects.
+    pub async fn drop_conn(&self, i: usize) {
+        let slot = &self.slots[i % self.slots.len()];
+        *slot.lock().await = None;
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
+    }
+
+    /// Run `f` on connection `i` with retries on transient failures.
+    /// Ok(result) carries any final LDAP result code; Err is a message.
+    async fn with_retry<F, Fut>(&self, i: usize, what: &str, f: F) -> Result<(LdapResult, bool), String>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: std::future::Future<Output = Result<LdapResult, LdapError>>,
+    {
+        let mut last = String::new();
+        for attempt in 0..=self.target.retries {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt - 1)).await;
+            }
+            let ldap = match self.get(i).await {
+                Ok(l) => l,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let outcome = match f(ldap).await {
+                Ok(r) if transient_rc(r.rc) => Attempt::Retry(describe(&r)),
+                Ok(r) => Attempt::Done(r),
+                Err(e) if connection_lost(&e) => {
+                    self.drop_conn(i).await;
+                    Attempt::Retry(format!("connection lost: {e}"))
+                }
+                Err(e) => return Err(format!("{what}: {e}")),
+            };
+            match outcome {
+                Attempt::Done(r) => return Ok((r, attempt > 0)),
+                Attempt::Retry(m) => {
+                    warn!(attempt, error = %m, "LDAP operation failed transiently; retrying.");
+                    last = m;
+                }
+            }
+        }
+        Err(format!(
+            "{what}: gave up after {} attempts: {last}",
+            self.target.retries + 1
+        ))
+    }
+
+    /// Run one entry step. Codes that mean "already done" after a retry are success.
+    /// `uncertain`: an earlier attempt may have written it (a lost
+    /// transaction), so "already exists" counts as done for an add.
+    pub async fn run_step(&self, i: usize, step: &Step, uncertain: bool) -> Result<(), String> {
+        let timeout = self.op_timeout();
+        let (res, retried) = match step {
+            Step::Add { dn, attrs } => {
+                self.with_retry(i, "add", |mut l| async move {
+                    let a: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().cloned().collect()))
+                        .collect();
+                    l.with_timeout(timeout).add(dn, a).await
+                })
+                .await?
+            }
+            Step::Modify { dn, mods } => {
+                self.with_retry(i, "modify", |mut l| async move {
+                    l.with_timeout(timeout).modify(dn, to_mods(mods)).await
+                })
+                .await?
+            }
+            Step::Rename {
+                dn,
+                new_rdn,
+                new_superior,
+                new_dn,
+            } => {
+                let (r, retried) = self
+                    .with_retry(i, "modrdn", |mut l| async move {
+                        l.with_timeout(timeout)
+                            .modifydn(dn, new_rdn, true, new_superior.as_deref())
+                            .await
+                    })
+                    .await?;
+                if retried && r.rc == 32 && self.exists(i, new_dn).await.unwrap_or(false) {
+                    return Ok(());
+                }
+                (r, retried)
+            }
+            Step::Delete { dn } => {
+                let (r, retried) = self
+                    .with_retry(
+                        i,
+                        "delete",
+                        |mut l| async move { l.with_timeout(timeout).delete(dn).await },
+                    )
+                    .await?;
+                if retried && r.rc == 32 {
+                    return Ok(());
+                }
+                (r, retried)
+            }
+            Step::SetPassword { dn, password } => {
+                self.with_retry(i, "password modify", |mut l| async move {
+                    l.with_timeout(timeout)
+                        .extended(PasswordModify {
+                            user_id: Some(dn),
+                            old_pass: None,
+                            new_pass: Some(password.expose()),
+                        })
+                        .await
+                        .map(|r| r.1)
+                })
+                .await?
+            }
+        };
+        match res.rc {
+            0 => Ok(()),
+            68 if (retried || uncertain) && matches!(step, Step::Add { .. }) => Ok(()),
+            _ => Err(describe(&res)),
+        }
+    }
+
+    /// Add or remove values of a group's member attribute in one modify.
+    /// Values already present (add) or absent (remove) are not errors when
+    /// `tolerant` (one value per call).
+    pub async fn run_members(
+        &self,
+        i: usize,
+        add: bool,
+        group_dn: &str,
+        attr: &str,
+        values: &[String],
+    ) -> Result<(), String> {
+        let timeout = self.op_timeout();
+        let set: HashSet<Vec<u8>> = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+        let (res, _) = self
+            .with_retry(i, "group modify", |mut l| {
+                let set = set.clone();
+                async move {
+                    let m = if add {
+                        Mod::Add(attr.as_bytes().to_vec(), set)
+                    } else {
+                        Mod::Delete(attr.as_bytes().to_vec(), set)
+                    };
+                    l.with_timeout(timeout).modify(group_dn, vec![m]).await
+                }
+            })
+            .await?;
+        match res.rc {
+            0 => Ok(()),
+            20 if add && values.len() == 1 => Ok(()),
+            16 if !add && values.len() == 1 => Ok(()),
+            _ => Err(format!("group {group_dn}: {}", describe(&res))),
+        }
+    }
+}
+
+/// Why a group of adds in one transaction was not committed.
+pub enum TxnFailure {
+    /// The server does not do transactions: stop trying.
+    Unsupported(String),
+    /// The connection went away: some adds may have been committed.
+    Lost(String),
+    /// An add or the commit was refused: nothing was committed.
+    Refused(String),
+}
+
+const TXN_REQUEST_OID: &str = "1.3.6.1.1.21.2";
+
+impl Pool {
+    /// Add entries in one LDAP transaction (RFC 5805): OpenLDAP's mdb then
+    /// commits them in one write transaction, which roughly halves the cost
+    /// of an add. All or nothing: on failure the caller adds them one by one.
+    pub async fn add_in_txn(&self, i: usize, adds: &[&Step], in_flight: usize) -> Result<(), TxnFailure> {
+        let timeout = self.op_timeout();
+        let mut l = self.get(i).await.map_err(|e| TxnFailure::Lost(e.to_string()))?;
+        let lost = |e: LdapError| TxnFailure::Lost(e.to_string());
+        let start = l.with_timeout(timeout).extended(StartTxn).await.map_err(lost)?;
+        if start.1.rc != 0 {
+            return Err(TxnFailure::Unsupported(describe(&start.1)));
+        }
+        let id = start
+            .0
+            .val
+            .and_then(|v| String::from_utf8(v).ok())
+            .ok_or_else(|| TxnFailure::Unsupported("the server's transaction id is not text".into()))?;
+        let control = RawControl {
+            ctype: TXN_REQUEST_OID.to_string(),
+            crit: true,
+            val: Some(id.as_bytes().to_vec()),
+        };
+        let results: Vec<Result<LdapResult, LdapError>> = futures::stream::iter(0..adds.len())
+            .map(|n| {
+                let mut l = l.clone();
+                let control = control.clone();
+                let s = adds[n];
+                async move {
+                    let Step::Add { dn, attrs } = s else {
+                        return Ok(LdapResult {
+                            rc: 80,
+                            matched: String::new(),
+                            text: "not an add".into(),
+                            refs: Vec::new(),
+                            ctrls: Vec::new(),
+                        });
+                    };
+                    let a: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().cloned().collect()))
+                        .collect();
+                    l.with_controls(vec![control]).with_timeout(timeout).add(dn, a).await
+                }
+            })
+            .buffer_unordered(in_flight.max(1))
+            .collect()
+            .await;
+        let mut refused = None;
+        for r in results {
+            match r {
+                Ok(r) if r.rc == 0 => {}
+                Ok(r) => refused = Some(describe(&r)),
+                Err(e) => {
+                    self.drop_conn(i).await;
+                    return Err(TxnFailure::Lost(e.to_string()));
+                }
+            }
+        }
+        let commit = refused.is_none();
+        let end = l
+            .with_timeout(timeout)
+            .extended(EndTxn { txn_id: &id, commit })
+            .await
+            .map_err(|e| TxnFailure::Lost(e.to_string()))?;
+        match (refused, end.1.rc) {
+            (Some(m), _) => Err(TxnFailure::Refused(m)),
+            (None, 0) => Ok(()),
+            (None, _) => Err(TxnFailure::Refused(describe(&end.1))),
+        }
+    }
+}
+
+impl Pool {
+    /// Whether an entry exists (base search).
+    pub async fn exists(&self, i: usize, dn: &str) -> Result<bool, String> {
+        let timeout = self.op_timeout();
+        let mut l = self.get(i).await.map_err(|e| e.to_string())?;
+        match l
+            .with_timeout(timeout)
+            .search(dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await
+        {
+            Ok(r) if r.1.rc == 0 => Ok(!r.0.is_empty()),
+            Ok(r) if r.1.rc == 32 => Ok(false),
+            Ok(r) => Err(describe(&r.1)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn to_mods(mods: &[Modification]) -> Vec<Mod<Vec<u8>>> {
+    mods.iter()
+        .map(|m| {
+            let a = m.attr.as_bytes().to_vec();
+            let v: HashSet<Vec<u8>> = m.values.iter().cloned().collect();
+            match m.kind {
+                ModKind::Add => Mod::Add(a, v),
+                ModKind::Delete => Mod::Delete(a, v),
+                ModKind::Replace => Mod::Replace(a, v),
+            }
+        })
+        .collect()
+}
+
+/// The membership changes on one group: (group DN, attribute, [(op index, value)]).
+pub type GroupBatch = (String, &'static str, Vec<(usize, String)>);
+
+/// Group the memberships of many ops by (group, attribute), remembering which op each came from.
+pub fn coalesce(items: &[(usize, &Membership)]) -> Vec<GroupBatch> {
+    let mut out: Vec<GroupBatch> = Vec::new();
+    for (op, m) in items {
+        match out
+            .iter_mut()
+            .find(|(g, a, _)| g.eq_ignore_ascii_case(&m.group_dn) && *a == m.attr)
+        {
+            Some((_, _, v)) => v.push((*op, m.value.clone())),
+            None => out.push((m.group_dn.clone(), m.attr, vec![(*op, m.value.clone())])),
+        }
+    }
+    out
+}
+
+fn tls_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, BackendError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let err = |m: String| BackendError::Connect(format!("ca_file {}: {m}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))?;
+    for c in certs {
+        let c = c.map_err(|e| err(e.to_string()))?;
+        roots.add(c).map_err(|e| err(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(err("no PEM certificate in the file".into()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,492 @@
+//! The exact operations each change produces, for OpenLDAP and AD.
+
+use super::*;
+use crate::core::plan::AttrChange;
+use crate::core::{Account, AccountState, Origin, Person, UserKey, Value};
+
+// Policy attributes, in the core's order.
+const ATTRS: [&str; 8] = [
+    "firstname",
+    "surname",
+    "email",
+    "title",
+    "department",
+    "site",
+    "user_type",
+    "phone",
+];
+
+fn mapping(flavour: Flavour) -> Mapping {
+    let (dn, key, classes) = match flavour {
+        Flavour::Openldap => (
+            "uid={username},ou={department},ou=people,dc=example,dc=org",
+            "uid",
+            vec!["inetOrgPerson".to_string()],
+        ),
+        Flavour::Ad => (
+            "cn={firstname} {surname},ou={department},dc=corp,dc=example",
+            "sAMAccountName",
+            vec![
+                "top".into(),
+                "person".into(),
+                "organizationalPerson".into(),
+                "user".into(),
+            ],
+        ),
+    };
+    let mut templates = vec![(
+        "cn".to_string(),
+        Template::parse("{firstname} {surname}").unwrap(),
+        vec![0, 1],
+    )];
+    if flavour == Flavour::Ad {
+        templates.push((
+            "userPrincipalName".to_string(),
+            Template::parse("{username}@corp.example").unwrap(),
+            vec![],
+        ));
+    }
+    Mapping {
+        flavour,
+        object_classes: classes,
+        dn: DnTemplate::parse(dn).unwrap(),
+        key_attr: key.into(),
+        fields: vec![(0, "givenName".into()), (1, "sn".into()), (3, "title".into())],
+        templates,
+        attributes: ATTRS.iter().map(|s| s.to_string()).collect(),
+        leaver: LeaverMethod::Lock,
+        leaver_attr: None,
+        strip_groups: true,
+        leavers_container: Some("ou=leavers,dc=example,dc=org".into()),
+        group_kind: GroupKind::GroupOfNames,
+        group_dns: vec![("staff".into(), "cn=staff,ou=groups,dc=example,dc=org".into())],
+        password: PasswordMethod::Passmod,
+    }
+}
+
+fn person(key: &str, first: &str, dept: &str, groups: &[&str]) -> Person {
+    let mut attrs: Vec<Option<Value>> = vec![None; ATTRS.len()];
+    attrs[0] = Some(first.into());
+    attrs[1] = Some("Smith".into());
+    attrs[3] = Some("Clerk".into());
+    attrs[4] = Some(dept.into());
+    Person {
+        origin: Origin { row: 1, line: 2 },
+        key: UserKey::new(key),
+        attrs,
+        groups: Some(groups.iter().map(|g| Value::from(*g)).collect()),
+        state: AccountState::Active,
+        must_change: None,
+        password: None,
+    }
+}
+
+fn account(key: &str, dn: &str, groups: &[&str], state: AccountState) -> Account {
+    let mut attrs: Vec<Option<Value>> = vec![None; ATTRS.len()];
+    attrs[0] = Some("Jane".into());
+    attrs[1] = Some("Smith".into());
+    attrs[3] = Some("Clerk".into());
+    Account {
+        key: UserKey::new(key),
+        attrs,
+        groups: groups.iter().map(|g| Value::from(*g)).collect(),
+        state,
+        left_at: None,
+        locator: Some(dn.into()),
+    }
+}
+
+fn build(map: &Mapping, op: &Op<'_>, uac: Option<u32>) -> Result<OpSteps, String> {
+    Builder {
+        map,
+        op,
+        uac,
+        salt: [1, 2, 3, 4, 5, 6, 7, 8],
+    }
+    .build()
+}
+
+fn op<'a>(
+    change: &'a Change,
+    key: &'a UserKey,
+    person: Option<&'a Person>,
+    account: Option<&'a Account>,
+    password: Option<&'a Secret>,
+    must_change: bool,
+) -> Op<'a> {
+    Op {
+        change,
+        key,
+        person,
+        account,
+        password,
+        must_change,
+        now: 1_763_700_000,
+    }
+}
+
+fn attr<'a>(attrs: &'a [(String, Vec<Vec<u8>>)], name: &str) -> Vec<&'a str> {
+    attrs
+        .iter()
+        .filter(|(a, _)| a.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().map(|x| std::str::from_utf8(x).unwrap()))
+        .collect()
+}
+
+#[test]
+fn openldap_add_with_password_must_change_and_group() {
+    let map = mapping(Flavour::Openldap);
+    let p = person("jsmith", "Jane", "Finance", &["staff"]);
+    let pw = Secret::new("s3cret-Pass");
+    let change = Change::Add;
+    let o = op(&change, &p.key, Some(&p), None, Some(&pw), true);
+    let s = build(&map, &o, None).unwrap();
+    let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
+    let Step::Add { dn: got, attrs } = &s.steps[0] else {
+        panic!("{:?}", s.steps)
+    };
+    assert_eq!(got, dn);
+    assert_eq!(attr(attrs, "objectClass"), ["inetOrgPerson"]);
+    assert_eq!(attr(attrs, "uid"), ["jsmith"]);
+    assert_eq!(attr(attrs, "cn"), ["Jane Smith"]);
+    assert_eq!(attr(attrs, "givenName"), ["Jane"]);
+    assert!(attr(attrs, "userPassword").is_empty(), "passmod: the server hashes");
+    assert!(attr(attrs, "pwdReset").is_empty());
+    assert_eq!(
+        s.steps[1],
+        Step::SetPassword {
+            dn: dn.into(),
+            password: pw.clone()
+        }
+    );
+    assert_eq!(
+        s.steps[2],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "pwdReset", &["TRUE"])]
+        }
+    );
+    assert_eq!(s.steps.len(), 3);
+    assert_eq!(
+        s.group_add,
+        [Membership {
+            group_dn: "cn=staff,ou=groups,dc=example,dc=org".into(),
+            attr: "member",
+            value: dn.into()
+        }]
+    );
+    // Debug output never shows the password.
+    assert!(!format!("{s:?}").contains("s3cret"));
+}
+
+#[test]
+fn hashed_password_goes_in_the_add_and_never_prints() {
+    let mut map = mapping(Flavour::Openldap);
+    map.password = PasswordMethod::Ssha512;
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let pw = Secret::new("s3cret-Pass");
+    let change = Change::Add;
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    assert_eq!(s.steps.len(), 1);
+    let Step::Add { attrs, .. } = &s.steps[0] else { panic!() };
+    let hash = attr(attrs, "userPassword");
+    assert_eq!(hash.len(), 1);
+    assert!(hash[0].starts_with("{SSHA512}"));
+    assert_eq!(hash[0], ssha512("s3cret-Pass", &[1, 2, 3, 4, 5, 6, 7, 8]));
+    assert_eq!(attr(attrs, "pwdReset"), ["TRUE"]);
+    assert!(!format!("{s:?}").contains("SSHA512"), "hash hidden from Debug");
+}
+
+#[test]
+fn update_replaces_only_what_differs_and_moves_with_modrdn() {
+    let map = mapping(Flavour::Openldap);
+    let p = person("jsmith", "Janet", "Sales", &["staff"]);
+    let a = account(
+        "jsmith",
+        "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org",
+        &["staff"],
+        AccountState::Active,
+    );
+    let change = Change::Update(Diff {
+        attrs: vec![
+            AttrChange {
+                attr: 0,
+                old: Some("Jane".into()),
+                new: Some("Janet".into()),
+            },
+            AttrChange {
+                attr: 4,
+                old: Some("Finance".into()),
+                new: Some("Sales".into()),
+            },
+        ],
+        groups_add: vec![],
+        groups_remove: vec![],
+    });
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    let new_dn = "uid=jsmith,ou=Sales,ou=people,dc=example,dc=org";
+    assert_eq!(
+        s.steps,
+        vec![
+            Step::Rename {
+                dn: "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org".into(),
+                new_rdn: "uid=jsmith".into(),
+                new_superior: Some("ou=Sales,ou=people,dc=example,dc=org".into()),
+                new_dn: new_dn.into(),
+            },
+            Step::Modify {
+                dn: new_dn.into(),
+                mods: vec![
+                    m(ModKind::Replace, "givenName", &["Janet"]),
+                    m(ModKind::Replace, "cn", &["Janet Smith"]),
+                ],
+            },
+        ]
+    );
+    // The staff membership follows the entry: old DN out, new DN in, after the move.
+    assert!(s.group_remove.is_empty());
+    assert_eq!(s.group_remove_after[0].value, a.locator.clone().unwrap());
+    assert_eq!(s.group_add[0].value, new_dn);
+}
+
+#[test]
+fn clearing_a_value_replaces_it_with_nothing() {
+    let map = mapping(Flavour::Openldap);
+    let mut p = person("jsmith", "Jane", "Finance", &[]);
+    p.attrs[3] = None;
+    let a = account(
+        "jsmith",
+        "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org",
+        &[],
+        AccountState::Active,
+    );
+    let change = Change::Update(Diff {
+        attrs: vec![AttrChange {
+            attr: 3,
+            old: Some("Clerk".into()),
+            new: None,
+        }],
+        ..Default::default()
+    });
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    assert_eq!(
+        s.steps,
+        [Step::Modify {
+            dn: "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org".into(),
+            mods: vec![m(ModKind::Replace, "title", &[])]
+        }]
+    );
+}
+
+#[test]
+fn openldap_leaver_strips_groups_locks_then_moves() {
+    let map = mapping(Flavour::Openldap);
+    let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
+    let a = account("jsmith", dn, &["staff"], AccountState::Active);
+    let change = Change::Leave;
+    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap();
+    assert_eq!(s.group_remove[0].value, dn);
+    assert_eq!(
+        s.steps,
+        vec![
+            Step::Modify {
+                dn: dn.into(),
+                mods: vec![m(ModKind::Replace, "pwdAccountLockedTime", &["20251121044000Z"])]
+            },
+            Step::Rename {
+                dn: dn.into(),
+                new_rdn: "uid=jsmith".into(),
+                new_superior: Some("ou=leavers,dc=example,dc=org".into()),
+                new_dn: "uid=jsmith,ou=leavers,dc=example,dc=org".into(),
+            }
+        ]
+    );
+    assert_eq!(parse_generalized_time("20251121044000Z"), Some(1_763_700_000));
+}
+
+#[test]
+fn leaver_by_attribute_and_rejoin_restores_it() {
+    let mut map = mapping(Flavour::Openldap);
+    map.leaver = LeaverMethod::Attribute;
+    map.leaver_attr = Some(("employeeType".into(), "leaver".into()));
+    map.fields.push((6, "employeeType".into()));
+    let dn = "uid=jsmith,ou=leavers,dc=example,dc=org";
+    let a = account("jsmith", dn, &[], AccountState::Leaver);
+    let leave = Change::Leave;
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap();
+    assert_eq!(
+        s.steps[0],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "employeeType", &["leaver"])]
+        }
+    );
+    assert_eq!(s.steps.len(), 1, "already in the leavers container: no move");
+
+    let mut p = person("jsmith", "Jane", "Finance", &["staff"]);
+    p.attrs[6] = Some("Standard".into());
+    let rejoin = Change::Rejoin(Diff {
+        groups_add: vec!["staff".into()],
+        ..Default::default()
+    });
+    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&a), None, true), None).unwrap();
+    let back = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
+    assert_eq!(
+        s.steps,
+        vec![
+            Step::Rename {
+                dn: dn.into(),
+                new_rdn: "uid=jsmith".into(),
+                new_superior: Some("ou=Finance,ou=people,dc=example,dc=org".into()),
+                new_dn: back.into(),
+            },
+            Step::Modify {
+                dn: back.into(),
+                mods: vec![
+                    m(ModKind::Replace, "employeeType", &["Standard"]),
+                    m(ModKind::Replace, "pwdReset", &["TRUE"]),
+                ]
+            }
+        ]
+    );
+    assert_eq!(s.group_add[0].value, back);
+}
+
+#[test]
+fn ad_add_creates_disabled_then_sets_password_then_enables() {
+    let map = mapping(Flavour::Ad);
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let pw = Secret::new("Pässword1");
+    let change = Change::Add;
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    let dn = "cn=Jane Smith,ou=Finance,dc=corp,dc=example";
+    let Step::Add { dn: got, attrs } = &s.steps[0] else {
+        panic!()
+    };
+    assert_eq!(got, dn);
+    assert_eq!(
+        attr(attrs, "objectClass"),
+        ["top", "person", "organizationalPerson", "user"]
+    );
+    assert_eq!(attr(attrs, "sAMAccountName"), ["jsmith"]);
+    assert_eq!(attr(attrs, "userPrincipalName"), ["jsmith@corp.example"]);
+    assert_eq!(attr(attrs, "userAccountControl"), ["514"], "created disabled");
+    assert!(attr(attrs, "unicodePwd").is_empty());
+    // Password first, then must-change, then enable — one modify, in that order.
+    let mut quoted = Vec::new();
+    for u in "\"Pässword1\"".encode_utf16() {
+        quoted.extend_from_slice(&u.to_le_bytes());
+    }
+    assert_eq!(
+        s.steps[1],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![
+                Modification {
+                    kind: ModKind::Replace,
+                    attr: "unicodePwd".into(),
+                    values: vec![quoted]
+                },
+                m(ModKind::Replace, "pwdLastSet", &["0"]),
+                m(ModKind::Replace, "userAccountControl", &["512"]),
+            ]
+        }
+    );
+    assert_eq!(s.steps.len(), 2);
+    assert_eq!(unicode_pwd("ab"), [0x22, 0, b'a', 0, b'b', 0, 0x22, 0]);
+}
+
+#[test]
+fn ad_add_without_password_stays_disabled() {
+    let map = mapping(Flavour::Ad);
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let change = Change::Add;
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap();
+    assert_eq!(s.steps.len(), 1, "never enabled without a password: {s:?}");
+}
+
+#[test]
+fn ad_sam_account_name_is_checked_before_writing() {
+    let map = mapping(Flavour::Ad);
+    let p = person("a-very-long-username-indeed", "Jane", "Finance", &[]);
+    let change = Change::Add;
+    let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
+    assert!(err.contains("at most 20"), "{err}");
+    let p = person("bad[name]", "Jane", "Finance", &[]);
+    let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
+    assert!(err.contains("'['"), "{err}");
+    assert!(check_sam_account_name("exactly-twenty-chars").is_ok());
+}
+
+#[test]
+fn ad_leave_and_rejoin_flip_only_the_disable_bit() {
+    let map = mapping(Flavour::Ad);
+    let dn = "cn=Jane Smith,ou=Finance,dc=corp,dc=example";
+    let a = account("jsmith", dn, &[], AccountState::Active);
+    // 0x10200: NORMAL_ACCOUNT | DONT_EXPIRE_PASSWORD — the other bit is kept.
+    let leave = Change::Leave;
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), Some(0x10200)).unwrap();
+    assert_eq!(
+        s.steps[0],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "userAccountControl", &["66050"])]
+        }
+    );
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let left = account(
+        "jsmith",
+        "cn=Jane Smith,ou=leavers,dc=example,dc=org",
+        &[],
+        AccountState::Leaver,
+    );
+    let rejoin = Change::Rejoin(Diff::default());
+    let s = build(
+        &map,
+        &op(&rejoin, &p.key, Some(&p), Some(&left), None, true),
+        Some(0x10202),
+    )
+    .unwrap();
+    assert_eq!(
+        s.steps[1],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![
+                m(ModKind::Replace, "userAccountControl", &["66048"]),
+                m(ModKind::Replace, "pwdLastSet", &["0"]),
+            ]
+        }
+    );
+}
+
+#[test]
+fn delete_leaves_groups_then_deletes() {
+    let map = mapping(Flavour::Openldap);
+    let dn = "uid=jsmith,ou=leavers,dc=example,dc=org";
+    let a = account("jsmith", dn, &["staff"], AccountState::Leaver);
+    let change = Change::Delete;
+    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap();
+    assert_eq!(s.group_remove[0].value, dn);
+    assert_eq!(s.steps, [Step::Delete { dn: dn.into() }]);
+}
+
+#[test]
+fn posix_groups_use_the_username() {
+    let mut map = mapping(Flavour::Openldap);
+    map.group_kind = GroupKind::PosixGroup;
+    let p = person("jsmith", "Jane", "Finance", &["staff"]);
+    let change = Change::Add;
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap();
+    assert_eq!(s.group_add[0].attr, "memberUid");
+    assert_eq!(s.group_add[0].value, "jsmith");
+}
+
+#[test]
+fn an_empty_dn_component_fails_the_row_with_the_field_name() {
+    let map = mapping(Flavour::Openldap);
+    let mut p = person("jsmith", "Jane", "Finance", &[]);
+    p.attrs[4] = None;
+    let change = Change::Add;
+    let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
+    assert!(err.contains("department"), "{err}");
+}

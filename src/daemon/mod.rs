@@ -1,0 +1,338 @@
+//! `dirsync serve`: watch the drop folders, run each complete file through
+//! the journaled sync, file it away with its results. Runs against one
+//! target are serialised; different targets run in parallel. Unfinished runs
+//! are resumed at start. SIGHUP reloads the config (a broken one is refused
+//! and the old one stays); the caller's `shutdown` future stops it cleanly:
+//! runs finish the batch in flight, journal it, and resume on the next start.
+
+mod job;
+mod sftp;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use notify::event::{EventKind, ModifyKind, RenameMode};
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::inbox::FolderInbox;
+use crate::journal::{Journal, JournalError};
+use job::{journal_claim, process, MailCtx, Shared};
+
+/// How often the folders are scanned (settle checks, and the fallback for
+/// events the watcher missed).
+const TICK: Duration = Duration::from_millis(500);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Journal(#[from] JournalError),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix milliseconds as RFC 3339 (UTC), for people.
+pub fn timestamp(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
+    // Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    if let Err(e) = sd_notify::notify(false, states) {
+        debug!(error = %e, "Cannot notify systemd.");
+    }
+}
+
+type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+fn watch(inboxes: &[FolderInbox]) -> (Option<notify::RecommendedWatcher>, Events) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |ev| {
+        let _ = tx.send(ev);
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            warn!(error = %e, "Cannot watch the folders for changes; scanning them every half second instead.");
+            return (None, rx);
+        }
+    };
+    for inbox in inboxes {
+        if let Err(e) = watcher.watch(&inbox.dir, RecursiveMode::NonRecursive) {
+            warn!(inbox = %inbox.name(), folder = %inbox.dir.display(), error = %e, "Cannot watch the folder; scanning it instead.");
+        }
+    }
+    (Some(watcher), rx)
+}
+
+fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
+    let mut old: HashMap<String, FolderInbox> = old.into_iter().map(|i| (i.config.name.clone(), i)).collect();
+    let mut out = Vec::new();
+    for cfg in &sftp::folder_inboxes(config) {
+        let inbox = match old.remove(&cfg.name) {
+            Some(i) if i.config == *cfg => i,
+            _ => FolderInbox::new(cfg),
+        };
+        match inbox.prepare() {
+            Ok(()) => {
+                info!(inbox = %inbox.name(), folder = %inbox.dir.display(), marker = cfg.marker, settle_s = cfg.settle_seconds, "Watching inbox.")
+            }
+            Err(e) => error!(inbox = %inbox.name(), error = %e, "Inbox not usable; the others go on."),
+        }
+        out.push(inbox);
+    }
+    out
+}
+
+/// Serve until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let journal = Journal::open(&config.service).await?;
+    info!(
+        journal = %journal.describe(),
+        inboxes = config.inboxes.len(),
+        sftp_inboxes = config.sftp_inboxes.len(),
+        "dirsync serve starting."
+    );
+    if config.inboxes.is_empty() && config.sftp_inboxes.is_empty() {
+        warn!(config = %config.path.display(), "No [[inbox]] or [[sftp_inbox]] configured: nothing to watch. Add one and send SIGHUP.");
+    }
+    let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
+    let mut inboxes = make_inboxes(&config, Vec::new());
+    // Mail: an outbox in the journal database and a sender that delivers it.
+    let mail_stop = Arc::new(tokio::sync::Notify::new());
+    let mut sender = None;
+    let mail = match &config.mail {
+        None => None,
+        Some(cfg) => match (
+            crate::mail::open_outbox(cfg).await,
+            crate::mail::Mailer::from_config(cfg),
+        ) {
+            (Ok(outbox), Ok(mailer)) => {
+                let wake = Arc::new(tokio::sync::Notify::new());
+                let stop = Arc::clone(&mail_stop);
+                sender = Some(tokio::spawn(crate::mail::outbox::run_sender(
+                    outbox.clone(),
+                    mailer,
+                    crate::mail::deliver_options(cfg, false),
+                    Arc::clone(&wake),
+                    Duration::from_secs(30),
+                    async move { stop.notified().await },
+                )));
+                info!(mail = %cfg.describe(), "Mail sender started.");
+                Some(MailCtx { outbox, wake })
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                error!(error = %e, "Mail is configured but unusable; runs go on without mail. Fix [mail] and restart.");
+                None
+            }
+        },
+    };
+    let sh = Arc::new(Shared {
+        journal,
+        config: RwLock::new(Arc::new(config)),
+        locks: Mutex::new(HashMap::new()),
+        active: Mutex::new(HashSet::new()),
+        stopping: AtomicBool::new(false),
+        retry: retry_tx,
+        mail,
+    });
+    let mut tasks = JoinSet::new();
+
+    sh.journal.forget_finished_secrets().await?;
+    // Resume what a previous process left unfinished, oldest first.
+    let unfinished = sh.journal.unfinished_runs().await?;
+    let claimed: HashSet<std::path::PathBuf> = unfinished.iter().map(|r| r.claimed.clone()).collect();
+    for r in &unfinished {
+        info!(run_id = r.id, inbox = %r.inbox, file = %r.file_name, state = r.state.as_str(), "Resuming an unfinished run.");
+        tasks.spawn(process(Arc::clone(&sh), r.id));
+    }
+    // Files claimed just before a crash, before their run was journaled.
+    for inbox in &inboxes {
+        let Ok(found) = inbox.processing() else { continue };
+        for c in found.into_iter().filter(|c| !claimed.contains(&c.path)) {
+            if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced).await {
+                tasks.spawn(process(Arc::clone(&sh), id));
+            }
+        }
+    }
+
+    // SFTP inboxes: after the start-up scan above, so a file spooled just
+    // before a crash is journaled before its poller hands it over again.
+    let mut pollers = sftp::SftpPollers::new(Arc::clone(&sh));
+    pollers.update(&sh.config());
+
+    let (mut watcher, mut events) = watch(&inboxes);
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(error = %e, "Cannot listen for SIGHUP; reload by restarting.");
+            None
+        }
+    };
+    let watchdog_usec = watchdog_usec();
+    let watchdog = watchdog_usec > 0;
+    let mut watchdog_tick = tokio::time::interval(Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("idle; watching the inboxes"),
+    ]);
+    info!("Ready.");
+    let mut scan_errors: HashMap<String, String> = HashMap::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                inboxes = reload(&sh, inboxes);
+                pollers.update(&sh.config());
+                let (w, e) = watch(&inboxes);
+                watcher = w;
+                events = e;
+                continue;
+            }
+            Some(ev) = events.recv() => {
+                if let Ok(ev) = ev {
+                    let renamed: Vec<&std::path::PathBuf> = match ev.kind {
+                        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => ev.paths.iter().collect(),
+                        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => ev.paths.last().into_iter().collect(),
+                        _ => Vec::new(),
+                    };
+                    for p in renamed {
+                        for inbox in inboxes.iter_mut() {
+                            inbox.note_renamed(p);
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+            Some(id) = retry_rx.recv() => {
+                tasks.spawn(process(Arc::clone(&sh), id));
+                continue;
+            }
+            _ = watchdog_tick.tick(), if watchdog => {
+                notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+                continue;
+            }
+            Some(res) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = res {
+                    error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
+                }
+                continue;
+            }
+        }
+        // Scan: claim every complete file.
+        let now = Instant::now();
+        for inbox in inboxes.iter_mut() {
+            let names = match inbox.ready(now) {
+                Ok(n) => {
+                    scan_errors.remove(inbox.name());
+                    n
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if scan_errors.get(inbox.name()) != Some(&msg) {
+                        warn!(inbox = %inbox.name(), folder = %inbox.dir.display(), error = %msg, "Cannot scan the inbox folder; trying again.");
+                        scan_errors.insert(inbox.name().to_string(), msg);
+                    }
+                    continue;
+                }
+            };
+            for name in names {
+                match inbox.claim(&name) {
+                    Ok(Some(c)) => {
+                        if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced).await {
+                            tasks.spawn(process(Arc::clone(&sh), id));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        warn!(inbox = %inbox.name(), file = %name, error = %e, "Cannot claim the file; trying again.")
+                    }
+                }
+            }
+        }
+    }
+
+    info!("Stopping: runs finish their batch in flight and resume at the next start.");
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    sh.stopping.store(true, Ordering::SeqCst);
+    drop(watcher);
+    pollers.stop().await;
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
+        }
+    }
+    // The sender delivers what is due, then stops; the rest waits in the outbox.
+    mail_stop.notify_one();
+    if let Some(s) = sender {
+        let _ = s.await;
+    }
+    info!("Stopped.");
+    Ok(())
+}
+
+/// The watchdog interval systemd asks for (0: none). As sd_watchdog_enabled(3):
+/// `WATCHDOG_USEC` set, and `WATCHDOG_PID` unset or ours.
+fn watchdog_usec() -> u64 {
+    let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|s| s.parse::<u64>().ok());
+    let pid_ok = match std::env::var("WATCHDOG_PID") {
+        Ok(p) => p.parse::<u32>().ok() == Some(std::process::id()),
+        Err(_) => true,
+    };
+    match usec {
+        Some(u) if pid_ok => u,
+        _ => 0,
+    }
+}
+
+/// SIGHUP: load the config again; keep the old one if the new one is broken.
+fn reload(sh: &Shared, inboxes: Vec<FolderInbox>) -> Vec<FolderInbox> {
+    let current = sh.config();
+    let mono = sd_notify::NotifyState::monotonic_usec_now().ok();
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    states.extend(mono);
+    notify_systemd(&states);
+    let result = match Config::load(&current.path) {
+        Ok(new) => {
+            if new.service.journal_url() != current.service.journal_url() {
+                warn!("service.journal changed: the journal in use stays until dirsync is restarted.");
+            }
+            let inboxes = make_inboxes(&new, inboxes);
+            match sh.config.write() {
+                Ok(mut c) => *c = Arc::new(new),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
+            }
+            info!(config = %current.path.display(), "Configuration reloaded.");
+            inboxes
+        }
+        Err(errors) => {
+            let problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            error!(
+                config = %current.path.display(),
+                problems = %problems.join("; "),
+                "Configuration reload refused; the previous configuration stays in force. Fix the file, check it with `dirsync config check`, and send SIGHUP again."
+            );
+            inboxes
+        }
+    };
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    result
+}

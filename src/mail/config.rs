@@ -1,0 +1,402 @@
+//! `[mail]` in dirsync.toml (how mail leaves: sender, transport, outbox) and
+//! `[mail]` in a policy file (what is sent: templates, credentials schedule).
+
+use std::path::{Path, PathBuf};
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+
+use crate::config::resolve;
+
+/// `[mail]` in dirsync.toml. Without it dirsync sends no mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The sender: `"dirsync@example.org"` or `"dirsync <dirsync@example.org>"`.
+    pub from: String,
+    /// `"smtp"` (default) or `"file"` (writes one `.eml` file per message into `folder`).
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The relay as a URL: `smtp://host:587` (STARTTLS unless `tls` says
+    /// otherwise) or `smtps://host:465` (implicit TLS). No credentials in the URL.
+    pub url: Option<String>,
+    /// The relay host, when `url` is not given.
+    pub host: Option<String>,
+    /// The relay port. Default: 465 for implicit TLS, 587 for STARTTLS, 25 for none.
+    pub port: Option<u16>,
+    /// `"starttls"` (default), `"implicit"` (TLS from the first byte, port 465)
+    /// or `"none"` (plain; only for a relay on localhost or a trusted network).
+    pub tls: Option<TlsMode>,
+    /// A PEM file with the CA certificate of a relay whose certificate is not
+    /// signed by a CA in the system store. Optional.
+    pub ca_file: Option<PathBuf>,
+    /// SMTP AUTH user name. Optional: without it dirsync does not authenticate.
+    pub username: Option<String>,
+    /// SMTP AUTH password, from a file (first line) ...
+    pub password_file: Option<PathBuf>,
+    /// ... or from an environment variable. Never inline.
+    pub password_env: Option<String>,
+    /// Seconds to wait for each step of an SMTP conversation. Default 30.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// The folder for `transport = "file"`. Default: `mail` in the state folder.
+    pub folder: Option<PathBuf>,
+    /// Copies of every results mail (never of a credentials mail).
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// At most this many messages per minute in all. Default: no cap.
+    pub max_per_minute: Option<u32>,
+    /// Give up on a message after this many failed attempts. Default 20
+    /// (backoff doubles from 1 minute up to 1 hour, so about 15 hours).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The outbox database. Default: `sqlite://STATE_DIR/journal.db`.
+    pub outbox: Option<String>,
+    /// The key that encrypts message bodies in the outbox (created, mode
+    /// 0600, when missing). Default: `STATE_DIR/outbox.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+const fn default_timeout_secs() -> u64 {
+    30
+}
+const fn default_max_attempts() -> u32 {
+    20
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    #[default]
+    Smtp,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Starttls,
+    Implicit,
+    None,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Starttls => "starttls",
+            TlsMode::Implicit => "implicit",
+            TlsMode::None => "none",
+        }
+    }
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::Starttls => 587,
+            TlsMode::Implicit => 465,
+            TlsMode::None => 25,
+        }
+    }
+}
+
+/// Where SMTP goes, resolved from `url` / `host` / `port` / `tls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+}
+
+impl MailConfig {
+    /// Resolve relative paths and fill defaults that depend on the state folder.
+    pub fn resolved(mut self, dir: &Path, state_dir: &Path) -> MailConfig {
+        let state = resolve(dir, state_dir);
+        self.folder = Some(match &self.folder {
+            Some(f) => resolve(dir, f),
+            None => state.join("mail"),
+        });
+        self.key_file = Some(match &self.key_file {
+            Some(f) => resolve(dir, f),
+            None => state.join("outbox.key"),
+        });
+        if self.outbox.is_none() {
+            self.outbox = Some(format!("sqlite://{}", state.join("journal.db").display()));
+        }
+        self.password_file = self.password_file.as_deref().map(|p| resolve(dir, p));
+        self.ca_file = self.ca_file.as_deref().map(|p| resolve(dir, p));
+        self
+    }
+
+    /// Every problem with this section, as sentences saying what to change.
+    pub fn check(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.from.parse::<Mailbox>() {
+            errors.push(format!("mail.from = {:?} is not a mail address ({e})", self.from));
+        }
+        for cc in &self.cc {
+            if let Err(e) = cc.parse::<Mailbox>() {
+                errors.push(format!("mail.cc: {cc:?} is not a mail address ({e})"));
+            }
+        }
+        if self.transport == TransportKind::Smtp {
+            if let Err(e) = self.endpoint() {
+                errors.push(e);
+            }
+        }
+        if self.password_file.is_some() && self.password_env.is_some() {
+            errors.push("mail: give password_file or password_env, not both".into());
+        }
+        if (self.password_file.is_some() || self.password_env.is_some()) && self.username.is_none() {
+            errors.push("mail: a password is set but no username; add mail.username".into());
+        }
+        if self.max_per_minute == Some(0) {
+            errors.push("mail.max_per_minute must be at least 1 (leave it out for no cap)".into());
+        }
+        if self.max_attempts == 0 {
+            errors.push("mail.max_attempts must be at least 1".into());
+        }
+        if let Some(url) = &self.outbox {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+                errors.push(format!(
+                    "mail.outbox = {url:?}: use a sqlite:// or postgres:// URL (or leave it out for the journal)"
+                ));
+            }
+        }
+        errors
+    }
+
+    /// One line for `dirsync config check`.
+    pub fn describe(&self) -> String {
+        let how = match (self.transport, self.endpoint()) {
+            (TransportKind::File, _) => format!(
+                "files in {}",
+                self.folder.as_deref().unwrap_or(Path::new("?")).display()
+            ),
+            (TransportKind::Smtp, Ok(ep)) => format!(
+                "smtp {}:{} (tls {}{})",
+                ep.host,
+                ep.port,
+                ep.tls.as_str(),
+                if self.username.is_some() { ", login" } else { "" }
+            ),
+            (TransportKind::Smtp, Err(e)) => e,
+        };
+        format!(
+            "from {}, {how}, outbox {}",
+            self.from,
+            self.outbox.as_deref().unwrap_or("?")
+        )
+    }
+
+    /// The SMTP relay this config names.
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        let (host, port, scheme_tls) = match (&self.url, &self.host) {
+            (Some(_), Some(_)) => return Err("mail: give url or host (+ port), not both".into()),
+            (None, None) => {
+                return Err(
+                    "mail: transport = \"smtp\" needs url = \"smtp://HOST:PORT\" or host = \"HOST\" \
+                     (or set transport = \"file\")"
+                        .into(),
+                )
+            }
+            (None, Some(h)) => (h.clone(), None, None),
+            (Some(u), None) => parse_url(u)?,
+        };
+        if port.is_some() && self.port.is_some() {
+            return Err("mail: the port is in the url; remove mail.port".into());
+        }
+        let tls = match (self.tls, scheme_tls) {
+            (Some(t), Some(s)) if t != s => {
+                return Err(format!(
+                    "mail: the url scheme smtps:// means implicit TLS but tls = {:?}; use smtp:// for {:?}",
+                    t.as_str(),
+                    t.as_str()
+                ))
+            }
+            (Some(t), _) | (None, Some(t)) => t,
+            (None, None) => TlsMode::Starttls,
+        };
+        Ok(Endpoint {
+            port: port.or(self.port).unwrap_or(tls.default_port()),
+            host,
+            tls,
+        })
+    }
+}
+
+/// `smtp://host[:port]` or `smtps://host[:port]`.
+fn parse_url(url: &str) -> Result<(String, Option<u16>, Option<TlsMode>), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("mail.url = {url:?}: write it as smtp://HOST:PORT or smtps://HOST:PORT"))?;
+    let tls = match scheme {
+        "smtp" => None,
+        "smtps" => Some(TlsMode::Implicit),
+        _ => return Err(format!("mail.url = {url:?}: the scheme must be smtp or smtps")),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') {
+        return Err("mail.url must not hold credentials: use mail.username and mail.password_file".into());
+    }
+    if rest.contains('/') || rest.contains('?') {
+        return Err(format!(
+            "mail.url = {url:?}: only scheme, host and port are read; put options in their own keys"
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
+            let port = p
+                .parse::<u16>()
+                .map_err(|_| format!("mail.url = {url:?}: {p:?} is not a port number"))?;
+            (h.trim_start_matches('[').trim_end_matches(']').to_string(), Some(port))
+        }
+        _ => (rest.to_string(), None),
+    };
+    if host.is_empty() {
+        return Err(format!("mail.url = {url:?} names no host"));
+    }
+    Ok((host, port, tls))
+}
+
+/// `[mail]` in a policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMail {
+    /// Mail the results of each run to the submitter. Default true.
+    #[serde(default = "yes")]
+    pub results: bool,
+    /// Mail generated passwords to the new users. Default true. Without it a
+    /// generated password reaches nobody: set `[passwords] generate = "never"`.
+    #[serde(default = "yes")]
+    pub credentials: bool,
+    /// Hold credentials mails until this time of day: `"08:00"` (UTC) or
+    /// `"08:00+01:00"`. Default: send at once.
+    pub send_at: Option<String>,
+    /// At most this many credentials mails per minute for this policy.
+    pub max_per_minute: Option<u32>,
+    /// More copies of this policy's results mails (besides `[mail] cc`).
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub templates: TemplatePaths,
+}
+
+impl Default for PolicyMail {
+    fn default() -> Self {
+        PolicyMail {
+            results: true,
+            credentials: true,
+            send_at: None,
+            max_per_minute: None,
+            cc: Vec::new(),
+            templates: TemplatePaths::default(),
+        }
+    }
+}
+
+const fn yes() -> bool {
+    true
+}
+
+/// `[mail.templates]` in a policy: files relative to the policy file. A
+/// policy that gives a `*_text` template without its `*_html` sends text only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePaths {
+    pub results_text: Option<PathBuf>,
+    pub results_html: Option<PathBuf>,
+    pub credentials_text: Option<PathBuf>,
+    pub credentials_html: Option<PathBuf>,
+    /// Inline templates for the subject lines.
+    pub results_subject: Option<String>,
+    pub credentials_subject: Option<String>,
+}
+
+/// A time of day, as minutes after midnight UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendAt {
+    minutes_utc: i64,
+}
+
+impl SendAt {
+    /// `"HH:MM"` (UTC) or `"HH:MM+HH:MM"` / `"HH:MM-HH:MM"` (local time at that offset).
+    pub fn parse(s: &str) -> Result<SendAt, String> {
+        let bad = || format!("send_at = {s:?}: write a time of day as \"08:00\" (UTC) or \"08:00+01:00\"");
+        let hm = |t: &str| -> Option<i64> {
+            let (h, m) = t.split_once(':')?;
+            let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+            ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+        };
+        let (time, offset) = match s.get(5..) {
+            Some("") | None => (s, 0),
+            Some(off) => {
+                let sign = match off.chars().next() {
+                    Some('+') => 1,
+                    Some('-') => -1,
+                    _ => return Err(bad()),
+                };
+                (&s[..5], sign * hm(&off[1..]).ok_or_else(bad)?)
+            }
+        };
+        let local = hm(time).ok_or_else(bad)?;
+        Ok(SendAt {
+            minutes_utc: (local - offset).rem_euclid(24 * 60),
+        })
+    }
+
+    /// The first moment at or after `now` (Unix seconds) at this time of day.
+    pub fn next_at_or_after(self, now: i64) -> i64 {
+        let day = now.div_euclid(86_400) * 86_400;
+        let today = day + self.minutes_utc * 60;
+        if today >= now {
+            today
+        } else {
+            today + 86_400
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(toml_text: &str) -> MailConfig {
+        toml::from_str(toml_text).unwrap() // ok: test input
+    }
+
+    #[test]
+    fn endpoint_from_url_and_host() {
+        let e = cfg("from = \"a@b.c\"\nurl = \"smtps://relay.example.org\"").endpoint();
+        assert_eq!(
+            e,
+            Ok(Endpoint {
+                host: "relay.example.org".into(),
+                port: 465,
+                tls: TlsMode::Implicit
+            })
+        );
+        let e = cfg("from = \"a@b.c\"\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"").endpoint();
+        assert_eq!(
+            e,
+            Ok(Endpoint {
+                host: "127.0.0.1".into(),
+                port: 2525,
+                tls: TlsMode::None
+            })
+        );
+        assert!(cfg("from = \"a@b.c\"\nurl = \"smtp://u:p@h:25\"").endpoint().is_err());
+        assert!(cfg("from = \"a@b.c\"\nurl = \"smtps://h\"\ntls = \"starttls\"")
+            .endpoint()
+            .is_err());
+    }
+
+    #[test]
+    fn send_at_next() {
+        let s = SendAt::parse("08:00").unwrap(); // ok: test input
+        let midnight = 20_000 * 86_400;
+        assert_eq!(s.next_at_or_after(midnight), midnight + 8 * 3600);
+        assert_eq!(s.next_at_or_after(midnight + 9 * 3600), midnight + 86_400 + 8 * 3600);
+        let s = SendAt::parse("08:00+01:00").unwrap(); // ok: test input
+        assert_eq!(s.next_at_or_after(midnight), midnight + 7 * 3600);
+        assert!(SendAt::parse("8am").is_err());
+        assert!(SendAt::parse("25:00").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Mail: the results of each run to its submitter, generated passwords to
+//! new users, through a durable outbox in the journal database.
+//!
+//! - [`config`]: `[mail]` in dirsync.toml ([`MailConfig`]) and in a policy ([`PolicyMail`]).
+//! - [`templates`]: minijinja templates, built-in defaults from `config/templates/`.
+//! - [`compose`]: a run's mails, formatted, with stable Message-IDs.
+//! - [`outbox`]: the table, `enqueue` (inside the journal's transaction), delivery with retry.
+//! - [`transport`]: SMTP / `.eml` files; SMTP errors turned into advice.
+//!
+//! Wiring into the journal and the daemon:
+//! 1. When the journal opens (same database, `{state_dir}/journal.db` by
+//!    default): `outbox::create_tables(&mut conn)`, and once
+//!    `BodyKey::load_or_create(cfg.key_file)` (the key that seals bodies).
+//! 2. In the run-completion transaction: `enqueue_run(&mut *tx, &key, cfg,
+//!    lp, &RunFacts{..}, Some(inbox.submitter), &users, now)`. Idempotent per
+//!    run id (the Message-ID is the primary key), so a resumed run that
+//!    completes again queues nothing twice.
+//! 3. Beside the inbox watchers: `outbox::run_sender(outbox, Mailer::from_config(cfg)?,
+//!    deliver_options(cfg, false), wake, poll, shutdown)`; `wake.notify_one()`
+//!    after each commit that queued mail.
+
+pub mod compose;
+pub mod config;
+mod crypto;
+mod deliver;
+pub mod outbox;
+pub mod templates;
+pub mod transport;
+
+use std::path::Path;
+
+pub use compose::{mails_for_run, NewUser, RunFacts, RunMails};
+pub use config::{MailConfig, PolicyMail, TlsMode, TransportKind};
+pub use crypto::BodyKey;
+pub use outbox::{DeliverOptions, NewMail, Outbox};
+pub use templates::Templates;
+pub use transport::Mailer;
+
+use crate::config::{config_error, ConfigError, LoadedPolicy};
+
+/// A policy's `[mail]`, or the defaults when it has none.
+pub fn policy_mail(lp: &LoadedPolicy) -> PolicyMail {
+    lp.file.mail.clone().unwrap_or_default()
+}
+
+/// A policy's templates (its overrides over the built-ins).
+pub fn policy_templates(lp: &LoadedPolicy) -> Result<Templates, Vec<ConfigError>> {
+    let dir = lp.path.parent().unwrap_or(Path::new("."));
+    Templates::load(&policy_mail(lp), dir)
+        .map_err(|errs| errs.into_iter().map(|e| config_error(&e.file, e.message)).collect())
+}
+
+/// Check a policy's `[mail]` section: templates compile and render (with
+/// file and line on error), `send_at` parses, caps are positive.
+pub fn check_policy(lp: &LoadedPolicy) -> Vec<ConfigError> {
+    let pm = policy_mail(lp);
+    let mut errors = match policy_templates(lp) {
+        Ok(_) => Vec::new(),
+        Err(e) => e,
+    };
+    if let Some(s) = &pm.send_at {
+        if let Err(m) = config::SendAt::parse(s) {
+            errors.push(config_error(&lp.path, format!("[mail] {m}")));
+        }
+    }
+    if pm.max_per_minute == Some(0) {
+        errors.push(config_error(
+            &lp.path,
+            "[mail] max_per_minute must be at least 1 (leave it out for no cap)",
+        ));
+    }
+    for cc in &pm.cc {
+        if cc.parse::<lettre::message::Mailbox>().is_err() {
+            errors.push(config_error(
+                &lp.path,
+                format!("[mail] cc: {cc:?} is not a mail address"),
+            ));
+        }
+    }
+    errors
+}
+
+/// At a run's completion: compose its mails (results to `submitter`,
+/// credentials to `users`, per the policy's `[mail]`) and write them into the
+/// outbox on `conn` — the journal's run-completion transaction, so the run is
+/// finished and its mails are queued together or not at all. Idempotent per
+/// run id. Returns notes for the log (never a password).
+#[allow(clippy::too_many_arguments)]
+pub async fn enqueue_run(
+    conn: &mut sqlx::AnyConnection,
+    key: &BodyKey,
+    cfg: &MailConfig,
+    lp: &LoadedPolicy,
+    facts: &RunFacts<'_>,
+    submitter: Option<&str>,
+    users: &[NewUser],
+    now: i64,
+) -> Result<RunMails, String> {
+    let templates =
+        policy_templates(lp).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))?;
+    let run_mails = mails_for_run(cfg, &policy_mail(lp), &templates, facts, submitter, users, now)?;
+    for m in &run_mails.mails {
+        outbox::enqueue(conn, key, m, now).await.map_err(|e| e.to_string())?;
+    }
+    Ok(run_mails)
+}
+
+/// The outbox `[mail]` names (its database and key file).
+pub async fn open_outbox(cfg: &MailConfig) -> Result<Outbox, String> {
+    let url = cfg
+        .outbox
+        .as_deref()
+        .ok_or_else(|| "mail.outbox is not set (Config::load fills it in)".to_string())?;
+    let key = cfg
+        .key_file
+        .as_deref()
+        .ok_or_else(|| "mail.key_file is not set (Config::load fills it in)".to_string())?;
+    Outbox::open(url, key).await.map_err(|e| e.to_string())
+}
+
+/// Delivery options from `[mail]`.
+pub fn deliver_options(cfg: &MailConfig, ignore_backoff: bool) -> DeliverOptions {
+    DeliverOptions {
+        ignore_backoff,
+        max_attempts: cfg.max_attempts,
+        max_per_minute: cfg.max_per_minute,
+        batch: 0,
+    }
+}
