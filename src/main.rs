@@ -250,8 +250,14 @@ async fn run(cli: Cli) -> ExitCode {
             // the real schema (tables, columns, types).
             let mut failed = false;
             for (name, lp) in &config.policies {
-                match open_backend(&config, lp).await {
-                    Ok(_) => println!("policy {name}: target {} matches the mapping", lp.target),
+                match open_backend(&config, lp).await.map_err(|e| e.to_string()) {
+                    Ok(b) => match b.health().await {
+                        Ok(()) => println!("policy {name}: target {} matches the mapping", lp.target),
+                        Err(e) => {
+                            eprintln!("error: policy {name}: {e}");
+                            failed = true;
+                        }
+                    },
                     Err(e) => {
                         eprintln!("error: policy {name}: {e}");
                         failed = true;

@@ -275,11 +275,26 @@ pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) ->
                 let mut h: Vec<String> = header.iter().map(|c| neutralise(c).into_owned()).collect();
                 h.extend(verdict_columns(&header));
                 out.write_record(&h)?;
+                // A password column is never echoed back, also not here.
+                let secret: Vec<bool> = header
+                    .iter()
+                    .map(|c| {
+                        let n = super::policy::normalise_header(c);
+                        n.contains("password") && !n.contains("change")
+                    })
+                    .collect();
                 for rec in data {
                     let mut row: Vec<String> = rec
                         .iter()
                         .take(header.len())
-                        .map(|c| neutralise(c).into_owned())
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if secret[i] && !c.is_empty() {
+                                "(hidden)".to_string()
+                            } else {
+                                neutralise(c).into_owned()
+                            }
+                        })
                         .collect();
                     row.resize(header.len(), String::new());
                     row.extend([

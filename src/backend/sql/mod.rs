@@ -167,6 +167,8 @@ pub struct SqlBackend {
     batch_size: usize,
     /// Pooled connections (concurrent transactions per batch).
     connections: u32,
+    /// What the catalogue check found wrong with the mapping, at connect.
+    schema_error: Option<String>,
     /// Soft-deleted rows seen by the last snapshot (key → stored key): an
     /// Add of one of them revives the row instead of inserting a second.
     deleted: Mutex<HashMap<UserKey, String>>,
@@ -275,8 +277,11 @@ impl SqlBackend {
                 .await
                 .map_err(|e| BackendError::Schema(format!("creating tables: {}", sqlx_message(&e))))?;
         }
+        // A mapping that does not fit the schema is reported by `health`
+        // and `snapshot` (so a run still ends with a results file), before
+        // anything is read or written.
         let catalog = schema::inspect(&pool, dialect, mapping).await?;
-        schema::check(&catalog, mapping)?;
+        let schema_error = schema::check(&catalog, mapping).err();
         let map = Arc::new(resolve(mapping, policy, dialect, &catalog));
         Ok(SqlBackend {
             pool,
@@ -284,6 +289,7 @@ impl SqlBackend {
             map,
             batch_size: target.batch_size,
             connections: target.max_connections.max(1),
+            schema_error,
             deleted: Mutex::new(HashMap::new()),
         })
     }
@@ -493,10 +499,13 @@ fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect, cat: &schema::Catalog) -
 impl Backend for SqlBackend {
     async fn health(&self) -> Result<(), BackendError> {
         let cat = schema::inspect(&self.pool, self.dialect, &self.map.raw).await?;
-        schema::check(&cat, &self.map.raw)
+        schema::check(&cat, &self.map.raw).map_err(BackendError::Schema)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, BackendError> {
+        if let Some(e) = &self.schema_error {
+            return Err(BackendError::Schema(e.clone()));
+        }
         let (mut snap, memberships) = if self.dialect == Dialect::Sqlite {
             // One connection: one query after the other.
             (self.read_accounts().await?, self.read_memberships().await?)

@@ -239,7 +239,7 @@ fn hash_len(m: &SqlMapping) -> usize {
 
 /// Every mapped table and column exists with a compatible type: say exactly
 /// what is missing or wrong.
-pub(super) fn check(cat: &Catalog, m: &SqlMapping) -> Result<(), BackendError> {
+pub(super) fn check(cat: &Catalog, m: &SqlMapping) -> Result<(), String> {
     let mut wanted: Vec<(&str, &str, &str, Role)> = Vec::new();
     let t = m.table.as_str();
     wanted.push(("sql.key", t, &m.key, Role::Text));
@@ -285,7 +285,24 @@ pub(super) fn check(cat: &Catalog, m: &SqlMapping) -> Result<(), BackendError> {
                     .find(|k| k.eq_ignore_ascii_case(table))
                     .map(|k| format!(" (there is {k:?}: names are case-sensitive)"))
                     .unwrap_or_default();
-                problems.push(format!("table {table} does not exist{hint}"));
+                let mapped: Vec<String> = [(m.table.as_str(), m.key.as_str())]
+                    .into_iter()
+                    .chain(m.account_columns().into_iter().map(|(_, c)| (m.table.as_str(), c)))
+                    .chain(m.groups.iter().flat_map(|g| {
+                        [
+                            (g.table.as_str(), g.user_column.as_str()),
+                            (g.table.as_str(), g.group_column.as_str()),
+                        ]
+                    }))
+                    .filter(|(t, _)| *t == table)
+                    .map(|(t, c)| format!("{t}.{c}"))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                problems.push(format!(
+                    "table {table} does not exist{hint} (mapped: {})",
+                    mapped.join(", ")
+                ));
             }
             continue;
         }
@@ -301,10 +318,10 @@ pub(super) fn check(cat: &Catalog, m: &SqlMapping) -> Result<(), BackendError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(BackendError::Schema(format!(
+        Err(format!(
             "{}; dirsync never changes an application's tables: fix the schema or the policy's [sql] mapping",
             problems.join("; ")
-        )))
+        ))
     }
 }
 
@@ -416,10 +433,7 @@ mod tests {
         cols.push(("mc", col(Kind::Text, "text", None)));
         cols.push(("pw", col(Kind::Text, "character varying", Some(60))));
         let m = mapping("[groups]\ntable = \"user_groups\"\nuser_column = \"login\"\ngroup_column = \"grp\"");
-        let err = check(&catalog(&cols), &m)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = check(&catalog(&cols), &m).err().unwrap_or_default();
         assert!(
             err.contains("sql.columns.email: column users.mail does not exist"),
             "{err}"
