@@ -207,7 +207,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
         &["staff"],
         AccountState::Active,
     );
-    let change = Change::Update(Diff {
+    let change = Change::Update(Box::new(Diff {
         attrs: vec![
             AttrChange {
                 attr: 0,
@@ -222,7 +222,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
         ],
         groups_add: vec![],
         groups_remove: vec![],
-    });
+    }));
     let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
     let new_dn = "uid=jsmith,ou=Sales,ou=people,dc=example,dc=org";
     assert_eq!(
@@ -260,14 +260,14 @@ fn clearing_a_value_replaces_it_with_nothing() {
         &[],
         AccountState::Active,
     );
-    let change = Change::Update(Diff {
+    let change = Change::Update(Box::new(Diff {
         attrs: vec![AttrChange {
             attr: 3,
             old: Some("Clerk".into()),
             new: None,
         }],
         ..Default::default()
-    });
+    }));
     let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
     assert_eq!(
         s.steps,
@@ -325,10 +325,10 @@ fn leaver_by_attribute_and_rejoin_restores_it() {
 
     let mut p = person("jsmith", "Jane", "Finance", &["staff"]);
     p.attrs[6] = Some("Standard".into());
-    let rejoin = Change::Rejoin(Diff {
+    let rejoin = Change::Rejoin(Box::new(Diff {
         groups_add: vec!["staff".into()],
         ..Default::default()
-    });
+    }));
     let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&a), None, true), None).unwrap();
     let back = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
     assert_eq!(
@@ -440,7 +440,7 @@ fn ad_leave_and_rejoin_flip_only_the_disable_bit() {
         &[],
         AccountState::Leaver,
     );
-    let rejoin = Change::Rejoin(Diff::default());
+    let rejoin = Change::Rejoin(Box::default());
     let s = build(
         &map,
         &op(&rejoin, &p.key, Some(&p), Some(&left), None, true),
