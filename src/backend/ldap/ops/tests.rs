@@ -1,4 +1,5 @@
 //! The exact operations each change produces, for OpenLDAP and AD.
+//! Unit tests only: `ops.rs` includes this file under #[cfg(test)].
 
 use super::*;
 use crate::core::plan::AttrChange;
