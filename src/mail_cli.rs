@@ -8,7 +8,7 @@ use rand::RngCore;
 
 use dirsync::config::{Config, LoadedPolicy};
 use dirsync::mail::outbox::{now_unix, Pass};
-use dirsync::mail::{self, MailConfig, Mailer, NewUser, RunFacts};
+use dirsync::mail::{self, MailConfig, Mailer};
 use dirsync::sync::RunReport;
 
 #[derive(Subcommand)]
@@ -108,29 +108,8 @@ pub async fn after_run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.display().to_string());
-    let facts = RunFacts {
-        run_id: &run_id,
-        file_name: &file_name,
-        policy: &lp.name,
-        apply,
-        summary: &report.summary,
-        file_error: report.file_error.as_ref().map(|e| e.to_string()),
-        breaches: report.breaches.iter().map(|b| b.to_string()).collect(),
-        target_error: report.target_error.clone(),
-        warnings: &report.warnings,
-        results: &report.results,
-    };
-    let users: Vec<NewUser> = report
-        .credentials
-        .iter()
-        .map(|c| NewUser {
-            created: true,
-            username: c.key.as_str().to_string(),
-            email: c.email.clone(),
-            password: c.password.clone(),
-            must_change: c.must_change,
-        })
-        .collect();
+    let facts = report.mail_facts(&run_id, &file_name, &lp.name, apply);
+    let users = report.new_users();
     let lost = if report.credentials.is_empty() {
         String::new()
     } else {

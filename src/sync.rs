@@ -81,6 +81,44 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// What the mail module needs to know of this run (results mail).
+    pub fn mail_facts<'a>(
+        &'a self,
+        run_id: &'a str,
+        file_name: &'a str,
+        policy: &'a str,
+        apply: bool,
+    ) -> crate::mail::RunFacts<'a> {
+        crate::mail::RunFacts {
+            run_id,
+            file_name,
+            policy,
+            apply,
+            summary: &self.summary,
+            file_error: self.file_error.as_ref().map(|e| e.to_string()),
+            breaches: self.breaches.iter().map(|b| b.to_string()).collect(),
+            target_error: self.target_error.clone(),
+            warnings: &self.warnings,
+            results: &self.results,
+        }
+    }
+
+    /// The accounts created in this run with a generated password (credentials mails).
+    pub fn new_users(&self) -> Vec<crate::mail::NewUser> {
+        self.credentials
+            .iter()
+            .map(|c| crate::mail::NewUser {
+                created: true,
+                username: c.key.as_str().to_string(),
+                email: c.email.clone(),
+                password: c.password.clone(),
+                must_change: c.must_change,
+            })
+            .collect()
+    }
+}
+
 /// Where the results go by default: beside the input as `NAME.results.csv`.
 pub fn default_results_path(input: &Path) -> PathBuf {
     let stem = input

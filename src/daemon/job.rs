@@ -299,29 +299,8 @@ async fn queue_mails(
         return;
     };
     let run_id = format!("run-{}", run.id);
-    let facts = crate::mail::RunFacts {
-        run_id: &run_id,
-        file_name: &run.file_name,
-        policy: &lp.name,
-        apply: true,
-        summary: &report.summary,
-        file_error: report.file_error.as_ref().map(|e| e.to_string()),
-        breaches: report.breaches.iter().map(|b| b.to_string()).collect(),
-        target_error: report.target_error.clone(),
-        warnings: &report.warnings,
-        results: &report.results,
-    };
-    let users: Vec<crate::mail::NewUser> = report
-        .credentials
-        .iter()
-        .map(|c| crate::mail::NewUser {
-            created: true,
-            username: c.key.as_str().to_string(),
-            email: c.email.clone(),
-            password: c.password.clone(),
-            must_change: c.must_change,
-        })
-        .collect();
+    let facts = report.mail_facts(&run_id, &run.file_name, &lp.name, true);
+    let users = report.new_users();
     let now = now_ms().div_euclid(1000);
     let queued = async {
         let mut tx = ctx.outbox.pool().begin().await.map_err(|e| e.to_string())?;
