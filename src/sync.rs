@@ -326,18 +326,13 @@ pub async fn run_file(
             match backend.apply(&ops).await {
                 Ok(res) => {
                     for (&i, r) in chunk.iter().zip(res) {
-                        outcomes[i] = Some(match r {
-                            Ok(()) => Outcome::new(
-                                Verdict::Done,
-                                done_note(
-                                    generated[i],
-                                    passwords[i].is_some(),
-                                    must_change[i],
-                                    &plan.items[i].change,
-                                ),
-                            ),
-                            Err(m) => Outcome::new(Verdict::Failed, Some(m)),
-                        });
+                        outcomes[i] = Some(applied_outcome(
+                            r,
+                            generated[i],
+                            passwords[i].is_some(),
+                            must_change[i],
+                            &plan.items[i].change,
+                        ));
                     }
                 }
                 Err(e) => {
@@ -402,7 +397,22 @@ pub async fn run_file(
     })
 }
 
-pub(crate) fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
+/// What applying one op came to, with the notes a user needs (never the password).
+pub(crate) fn applied_outcome(
+    result: crate::backend::OpResult,
+    generated: bool,
+    has_password: bool,
+    must_change: bool,
+    change: &Change,
+) -> Outcome {
+    let message = match result {
+        Ok(()) => return Outcome::new(Verdict::Done, done_note(generated, has_password, must_change, change)),
+        Err(m) => m,
+    };
+    Outcome::new(Verdict::Failed, Some(message))
+}
+
+fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
     let mut parts = Vec::new();
     if generated {
         parts.push("password generated (given only to the user, never shown here)");

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use tracing::{info, warn};
 
-use super::{done_note, generate_password, write_atomically, Credential, RunReport, SyncError};
+use super::{applied_outcome, generate_password, write_atomically, Credential, RunReport, SyncError};
 use crate::backend::{Backend, Op};
 use crate::config::LoadedPolicy;
 use crate::core::plan::Breach;
@@ -345,18 +345,13 @@ pub async fn run_journaled(
         for (&i, r) in chunk.iter().zip(res) {
             done.push((
                 i,
-                match r {
-                    Ok(()) => Outcome::new(
-                        Verdict::Done,
-                        done_note(
-                            generated[i],
-                            passwords[i].is_some(),
-                            must_change[i],
-                            &plan.items[i].change,
-                        ),
-                    ),
-                    Err(m) => Outcome::new(Verdict::Failed, Some(m)),
-                },
+                applied_outcome(
+                    r,
+                    generated[i],
+                    passwords[i].is_some(),
+                    must_change[i],
+                    &plan.items[i].change,
+                ),
             ));
         }
         let texts: Vec<String> = done
