@@ -10,6 +10,7 @@ pub mod core;
 pub mod daemon;
 pub mod inbox;
 pub mod journal;
+pub mod keyfile;
 pub mod mail;
 pub mod runs;
 pub mod sync;

@@ -8,17 +8,15 @@
 //! journal shared by several daemons — reveals no password without the key
 //! file, which never leaves the daemon's state folder.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 
 use super::JournalError;
 use crate::core::Secret;
 
-const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
 
 /// Seals and opens journaled secrets.
@@ -36,46 +34,10 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// Read the key file, or create it (0600) on first start.
     pub fn open_or_create(path: &Path) -> Result<SecretBox, JournalError> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let err = |message: String| JournalError::Key {
+        let cipher = crate::keyfile::load_or_create(path, "the journal key").map_err(|message| JournalError::Key {
             path: path.to_path_buf(),
             message,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| err(format!("cannot create its folder: {e}")))?;
-        }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(mut f) => {
-                let mut key = [0u8; KEY_LEN];
-                rand::rng().fill_bytes(&mut key);
-                f.write_all(&key)
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| err(format!("cannot write it: {e}")))?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(err(format!("cannot create it: {e}"))),
-        }
-        let mut key = Vec::with_capacity(KEY_LEN);
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut key))
-            .map_err(|e| err(format!("cannot read it: {e}")))?;
-        if key.len() != KEY_LEN {
-            return Err(err(format!(
-                "it holds {} bytes, not {KEY_LEN}; restore it from backup (passwords journaled for unfinished runs \
-                 need it), or move it away to start with a new key",
-                key.len()
-            )));
-        }
-        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|e| err(format!("unusable key: {e}")))?;
+        })?;
         Ok(SecretBox {
             cipher,
             path: path.to_path_buf(),

@@ -8,11 +8,9 @@
 //! file can read it. The message id is the associated data, so a sealed body
 //! cannot be moved to another row. After delivery the body is deleted.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use rand::RngCore;
@@ -37,45 +35,7 @@ impl BodyKey {
     /// Read the key file, or create it (32 random bytes, hex, mode 0600) when
     /// it does not exist. A key file others can read is refused.
     pub fn load_or_create(path: &Path) -> Result<BodyKey, String> {
-        let shown = path.display();
-        if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create the folder for the outbox key {shown}: {e}"))?;
-            }
-            let mut key = [0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .and_then(|mut f| {
-                    f.write_all(hex::encode(key).as_bytes())?;
-                    f.sync_all()
-                });
-            match created {
-                Ok(()) => {}
-                // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(format!("cannot create the outbox key {shown}: {e}")),
-            }
-        }
-        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the outbox key {shown}: {e}"))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(format!(
-                "the outbox key {shown} can be read by other users; run `chmod 600 {shown}`"
-            ));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the outbox key {shown}: {e}"))?;
-        let bytes = hex::decode(text.trim()).map_err(|_| {
-            format!("the outbox key {shown} is not 64 hex digits; restore it from backup (or delete it if the outbox is empty)")
-        })?;
-        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| {
-            format!(
-                "the outbox key {shown} is not 32 bytes; restore it from backup (or delete it if the outbox is empty)"
-            )
-        })?;
+        let cipher = crate::keyfile::load_or_create(path, "the outbox key")?;
         Ok(BodyKey {
             cipher,
             path: path.to_path_buf(),
@@ -136,6 +96,7 @@ impl BodyKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn seal_open_and_key_file_mode() {
