@@ -269,7 +269,9 @@ pub async fn run_file(
                 must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
                 passwords[i] = match (&p.password, policy.passwords.generate) {
                     (Some(pw), _) => Some(pw.clone()),
-                    (None, Generate::New) if opts.apply => {
+                    // A preview checks the add as it will be made, with a
+                    // password (never shown, stored or sent).
+                    (None, Generate::New) => {
                         generated[i] = true;
                         Some(generate_password(policy))
                     }

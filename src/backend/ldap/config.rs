@@ -18,6 +18,10 @@ pub enum Flavour {
     Openldap,
     /// Active Directory: `userAccountControl`, `unicodePwd`, `pwdLastSet`.
     Ad,
+    /// 389 Directory Server / Red Hat Directory Server: `nsAccountLock`,
+    /// Password Modify, `passwordExpirationTime` for "change at next login".
+    #[serde(rename = "389ds")]
+    Ds389,
 }
 
 /// One base DN or several.
@@ -78,7 +82,7 @@ pub struct LdapTarget {
     /// Ops handed to one apply call (group memberships are batched per call).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// "openldap" (default) or "ad".
+    /// "openldap" (default), "ad" or "389ds".
     #[serde(default)]
     pub flavour: Flavour,
     /// Seconds to wait for a TCP/TLS connection.
@@ -180,7 +184,8 @@ impl LdapTarget {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LeaverMethod {
-    /// OpenLDAP ppolicy: `pwdAccountLockedTime` (binds then fail). AD: `userAccountControl` bit 2.
+    /// OpenLDAP ppolicy: `pwdAccountLockedTime` (binds then fail). AD:
+    /// `userAccountControl` bit 2. 389 DS: `nsAccountLock: TRUE`.
     #[default]
     Lock,
     /// Set `leaver.attribute` to `leaver.value` (servers without ppolicy).
@@ -343,7 +348,7 @@ impl LdapMapping {
                 }
             }
         }
-        if target.flavour == Flavour::Openldap && self.key_attribute.is_none() {
+        if target.flavour != Flavour::Ad && self.key_attribute.is_none() {
             if let Ok(t) = DnTemplate::parse(&self.dn) {
                 if t.rdns.first().and_then(|(_, v)| v.sole_field()) != Some("username") {
                     problems.push("ldap.key_attribute: needed when the first RDN is not {username}".into());

@@ -29,7 +29,7 @@ pub use config::{
 
 use self::conn::Pool;
 use self::dn::{DnTemplate, Template};
-use self::ops::Mapping;
+use self::ops::{Lock, Mapping};
 use self::schema::Schema;
 use super::{Backend, BackendError, Op, OpResult};
 use crate::core::{Policy, Secret, Snapshot};
@@ -53,7 +53,7 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
     let key_attr = match (&mapping.key_attribute, target.flavour) {
         (Some(k), _) => k.clone(),
         (None, Flavour::Ad) => "sAMAccountName".to_string(),
-        (None, Flavour::Openldap) => dn
+        (None, Flavour::Openldap | Flavour::Ds389) => dn
             .rdns
             .first()
             .map(|(a, _)| a.clone())
@@ -100,10 +100,14 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         fields,
         templates,
         attributes: policy.attributes.clone(),
-        leaver: mapping.leaver.method,
-        leaver_attr: match (&mapping.leaver.attribute, &mapping.leaver.value) {
-            (Some(a), Some(v)) => Some((a.clone(), v.clone())),
-            _ => None,
+        lock: match (mapping.leaver.method, target.flavour) {
+            (LeaverMethod::Attribute, _) => match (&mapping.leaver.attribute, &mapping.leaver.value) {
+                (Some(a), Some(v)) => Lock::Attribute(a.clone(), v.clone()),
+                _ => return Err("ldap.leaver: method = \"attribute\" needs attribute and value".into()),
+            },
+            (LeaverMethod::Lock, Flavour::Openldap) => Lock::PwdLockedTime,
+            (LeaverMethod::Lock, Flavour::Ad) => Lock::Uac,
+            (LeaverMethod::Lock, Flavour::Ds389) => Lock::Attribute("nsAccountLock".into(), "TRUE".into()),
         },
         strip_groups: mapping.leaver.strip_groups.unwrap_or(true),
         leavers_container: target.leavers.clone(),

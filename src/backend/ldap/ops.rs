@@ -5,7 +5,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha512};
 
-use super::config::{Flavour, GroupKind, LeaverMethod, PasswordMethod};
+use super::config::{Flavour, GroupKind, PasswordMethod};
 use super::dn::{Dn, DnTemplate, Template};
 use crate::backend::Op;
 use crate::core::{Change, Diff, Secret};
@@ -134,6 +134,30 @@ pub struct OpSteps {
     pub group_add: Vec<Membership>,
 }
 
+/// How a leaver's account is disabled (resolved from the flavour and
+/// `[ldap.leaver]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// OpenLDAP ppolicy: `pwdAccountLockedTime` (also the leave date).
+    PwdLockedTime,
+    /// Active Directory: `userAccountControl` bit 2 (ACCOUNTDISABLE).
+    Uac,
+    /// An attribute set to a value: `nsAccountLock: TRUE` on 389 DS, or
+    /// `[ldap.leaver] method = "attribute"`.
+    Attribute(String, String),
+}
+
+impl Lock {
+    /// The attribute that says whether an account is locked.
+    pub fn attribute(&self) -> &str {
+        match self {
+            Lock::PwdLockedTime => "pwdAccountLockedTime",
+            Lock::Uac => "userAccountControl",
+            Lock::Attribute(a, _) => a,
+        }
+    }
+}
+
 /// The mapping, resolved against the policy's attribute list.
 #[derive(Clone, Debug)]
 pub struct Mapping {
@@ -147,8 +171,7 @@ pub struct Mapping {
     pub templates: Vec<(String, Template, Vec<usize>)>,
     /// Policy attribute names, to resolve template placeholders.
     pub attributes: Vec<String>,
-    pub leaver: LeaverMethod,
-    pub leaver_attr: Option<(String, String)>,
+    pub lock: Lock,
     pub strip_groups: bool,
     pub leavers_container: Option<String>,
     pub group_kind: GroupKind,
@@ -375,13 +398,14 @@ impl Builder<'_> {
         }
         let mut steps = Vec::new();
         match self.map.flavour {
-            Flavour::Openldap => {
+            Flavour::Openldap | Flavour::Ds389 => {
                 if let (Some(pw), PasswordMethod::Ssha512) = (self.op.password, self.map.password) {
                     put("userPassword", ssha512(pw.expose(), &self.salt).into_bytes());
                 }
                 let passmod = self.map.password == PasswordMethod::Passmod;
                 if self.op.must_change && self.op.password.is_some() && !passmod {
-                    put("pwdReset", b"TRUE".to_vec());
+                    let (attr, value) = self.must_change_value();
+                    put(attr, value.as_bytes().to_vec());
                 }
                 steps.push(Step::Add {
                     dn: dn_s.clone(),
@@ -393,17 +417,33 @@ impl Builder<'_> {
                         password: pw.clone(),
                     });
                     // ppolicy clears pwdReset on an administrative reset
-                    // (without pwdMustChange), so it is set afterwards.
+                    // (without pwdMustChange), and 389 DS sets its own
+                    // expiration time, so the flag is set afterwards.
                     if self.op.must_change {
+                        let (attr, value) = self.must_change_value();
                         steps.push(Step::Modify {
                             dn: dn_s.clone(),
-                            mods: vec![m(ModKind::Replace, "pwdReset", &["TRUE"])],
+                            mods: vec![m(ModKind::Replace, attr, &[value])],
                         });
                     }
                 }
             }
             Flavour::Ad => {
-                // Created disabled; enabled only once the password is set.
+                // Windows refuses to enable an account without a password
+                // (Samba allows it): never create one that cannot be enabled.
+                if self.op.password.is_none() {
+                    return Err(
+                        "Active Directory cannot enable an account without a password: give the row \
+                                a password or set [passwords] generate = \"new\""
+                            .into(),
+                    );
+                }
+                // Created disabled with its password in the same add (so a
+                // password the domain's policy refuses writes nothing), then
+                // enabled: Windows refuses to enable an account first.
+                if let Some(pw) = self.op.password {
+                    put("unicodePwd", unicode_pwd(pw.expose()));
+                }
                 put(
                     "userAccountControl",
                     (UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE).to_string().into_bytes(),
@@ -412,22 +452,16 @@ impl Builder<'_> {
                     dn: dn_s.clone(),
                     attrs,
                 });
-                if let Some(pw) = self.op.password {
-                    let mut mods = vec![Modification {
-                        kind: ModKind::Replace,
-                        attr: "unicodePwd".into(),
-                        values: vec![unicode_pwd(pw.expose())],
-                    }];
-                    if self.op.must_change {
-                        mods.push(m(ModKind::Replace, "pwdLastSet", &["0"]));
-                    }
-                    mods.push(m(
-                        ModKind::Replace,
-                        "userAccountControl",
-                        &[&UAC_NORMAL_ACCOUNT.to_string()],
-                    ));
-                    steps.push(Step::Modify { dn: dn_s.clone(), mods });
+                let mut mods = Vec::new();
+                if self.op.must_change {
+                    mods.push(m(ModKind::Replace, "pwdLastSet", &["0"]));
                 }
+                mods.push(m(
+                    ModKind::Replace,
+                    "userAccountControl",
+                    &[&UAC_NORMAL_ACCOUNT.to_string()],
+                ));
+                steps.push(Step::Modify { dn: dn_s.clone(), mods });
             }
         }
         let mut group_add = Vec::new();
@@ -500,8 +534,9 @@ impl Builder<'_> {
         for g in &diff.groups_remove {
             group_remove.push(self.map.membership(g, &cur, self.key())?);
         }
-        if moved && self.map.group_kind.by_dn() {
-            // Memberships that stay follow the entry to its new DN.
+        // Memberships that stay follow the entry to its new DN (Active
+        // Directory's `member` is a linked attribute: the server moves it).
+        if moved && self.map.group_kind.by_dn() && self.map.flavour != Flavour::Ad {
             let account_groups = self.op.account.map(|a| a.groups.as_slice()).unwrap_or(&[]);
             for g in account_groups {
                 if !diff.groups_remove.iter().any(|r| r.eq_ignore_ascii_case(g)) {
@@ -521,38 +556,45 @@ impl Builder<'_> {
         })
     }
 
+    /// The attribute and value that say "change the password at next login".
+    fn must_change_value(&self) -> (&'static str, &'static str) {
+        match self.map.flavour {
+            Flavour::Openldap => ("pwdReset", "TRUE"),
+            Flavour::Ad => ("pwdLastSet", "0"),
+            // What 389 DS itself writes on an administrative reset when
+            // passwordMustChange is on; binds then may only change the password.
+            Flavour::Ds389 => ("passwordExpirationTime", "19700101000000Z"),
+        }
+    }
+
     fn unlock_mods(&self) -> Vec<Modification> {
         let mut mods = Vec::new();
-        match (self.map.flavour, self.map.leaver) {
-            (Flavour::Ad, _) => {
+        match &self.map.lock {
+            Lock::Uac => {
                 let uac = self.uac.unwrap_or(UAC_NORMAL_ACCOUNT | UAC_ACCOUNTDISABLE) & !UAC_ACCOUNTDISABLE;
                 mods.push(m(ModKind::Replace, "userAccountControl", &[&uac.to_string()]));
             }
-            (Flavour::Openldap, LeaverMethod::Lock) => {
+            Lock::PwdLockedTime => {
                 // Replace with nothing: removes the lock, and is no error when there is none.
                 mods.push(m(ModKind::Replace, "pwdAccountLockedTime", &[]));
             }
-            (Flavour::Openldap, LeaverMethod::Attribute) => {
-                if let Some((attr, _)) = &self.map.leaver_attr {
-                    // Restore the row's value when the attribute is mapped, else remove it.
-                    let mapped = self
-                        .map
-                        .fields
-                        .iter()
-                        .find(|(_, a)| a.eq_ignore_ascii_case(attr))
-                        .and_then(|(i, _)| self.op.person.and_then(|p| p.attrs.get(*i).cloned().flatten()));
-                    match mapped {
-                        Some(v) => mods.push(m(ModKind::Replace, attr, &[v.as_str()])),
-                        None => mods.push(m(ModKind::Replace, attr, &[])),
-                    }
+            Lock::Attribute(attr, _) => {
+                // Restore the row's value when the attribute is mapped, else remove it.
+                let mapped = self
+                    .map
+                    .fields
+                    .iter()
+                    .find(|(_, a)| a.eq_ignore_ascii_case(attr))
+                    .and_then(|(i, _)| self.op.person.and_then(|p| p.attrs.get(*i).cloned().flatten()));
+                match mapped {
+                    Some(v) => mods.push(m(ModKind::Replace, attr, &[v.as_str()])),
+                    None => mods.push(m(ModKind::Replace, attr, &[])),
                 }
             }
         }
         if self.op.must_change {
-            mods.push(match self.map.flavour {
-                Flavour::Ad => m(ModKind::Replace, "pwdLastSet", &["0"]),
-                Flavour::Openldap => m(ModKind::Replace, "pwdReset", &["TRUE"]),
-            });
+            let (attr, value) = self.must_change_value();
+            mods.push(m(ModKind::Replace, attr, &[value]));
         }
         // A mapped attribute restored above must not be replaced twice.
         let mut seen: Vec<String> = Vec::new();
@@ -577,24 +619,17 @@ impl Builder<'_> {
                 group_remove.push(self.map.membership(g, &cur, self.key())?);
             }
         }
-        let lock = match (self.map.flavour, self.map.leaver) {
-            (Flavour::Ad, _) => {
+        let lock = match &self.map.lock {
+            Lock::Uac => {
                 let uac = self.uac.unwrap_or(UAC_NORMAL_ACCOUNT) | UAC_ACCOUNTDISABLE;
                 m(ModKind::Replace, "userAccountControl", &[&uac.to_string()])
             }
-            (Flavour::Openldap, LeaverMethod::Lock) => m(
+            Lock::PwdLockedTime => m(
                 ModKind::Replace,
                 "pwdAccountLockedTime",
                 &[&generalized_time(self.op.now)],
             ),
-            (Flavour::Openldap, LeaverMethod::Attribute) => {
-                let (a, v) = self
-                    .map
-                    .leaver_attr
-                    .as_ref()
-                    .ok_or("ldap.leaver: method = \"attribute\" needs attribute and value")?;
-                m(ModKind::Replace, a, &[v])
-            }
+            Lock::Attribute(a, v) => m(ModKind::Replace, a, &[v]),
         };
         let mut steps = vec![Step::Modify {
             dn: cur.clone(),

@@ -9,8 +9,8 @@ use tracing::info;
 
 use super::conn::describe;
 use super::dn::{escape_filter_value, normalise, Dn};
-use super::ops::{self, UAC_ACCOUNTDISABLE};
-use super::{Flavour, LdapBackend, LeaverMethod};
+use super::ops::{self, Lock, UAC_ACCOUNTDISABLE};
+use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Account, AccountState, Snapshot, UserKey, Value};
 
@@ -70,7 +70,7 @@ impl LdapBackend {
     pub(super) async fn read_snapshot(&self) -> Result<Snapshot, BackendError> {
         let mut attrs: Vec<String> = vec![self.map.key_attr.clone()];
         attrs.extend(self.map.fields.iter().map(|(_, a)| a.clone()));
-        attrs.extend(self.lock_attr().map(str::to_string));
+        attrs.push(self.map.lock.attribute().to_string());
         let classes: String = self
             .map
             .object_classes
@@ -129,14 +129,6 @@ impl LdapBackend {
         v
     }
 
-    fn lock_attr(&self) -> Option<&str> {
-        match (self.map.flavour, self.map.leaver) {
-            (Flavour::Ad, _) => Some("userAccountControl"),
-            (Flavour::Openldap, LeaverMethod::Lock) => Some("pwdAccountLockedTime"),
-            (Flavour::Openldap, LeaverMethod::Attribute) => self.map.leaver_attr.as_ref().map(|(a, _)| a.as_str()),
-        }
-    }
-
     /// The account an entry holds, and its parsed DN.
     fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<Dn>)> {
         let key = e.first(&self.map.key_attr)?;
@@ -159,8 +151,8 @@ impl LdapBackend {
             _ => false,
         };
         let mut left_at = None;
-        let locked = match (self.map.flavour, self.map.leaver) {
-            (Flavour::Ad, _) => {
+        let locked = match &self.map.lock {
+            Lock::Uac => {
                 let uac = e.first("userAccountControl").and_then(|v| v.parse::<u32>().ok());
                 if let Some(u) = uac {
                     if let Ok(mut m) = self.uac.lock() {
@@ -169,17 +161,14 @@ impl LdapBackend {
                 }
                 uac.is_some_and(|u| u & UAC_ACCOUNTDISABLE != 0)
             }
-            (Flavour::Openldap, LeaverMethod::Lock) => match e.first("pwdAccountLockedTime") {
+            Lock::PwdLockedTime => match e.first("pwdAccountLockedTime") {
                 Some(t) => {
                     left_at = ops::parse_generalized_time(t);
                     true
                 }
                 None => false,
             },
-            (Flavour::Openldap, LeaverMethod::Attribute) => match &self.map.leaver_attr {
-                Some((a, v)) => e.first(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
-                None => false,
-            },
+            Lock::Attribute(a, v) => e.first(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
         };
         let account = Account {
             key: UserKey::new(key),

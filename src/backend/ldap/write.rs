@@ -99,7 +99,7 @@ impl LdapBackend {
 
     pub(super) async fn check_ops(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
         let schema = self.schema().await?;
-        let strict = self.map.flavour == Flavour::Openldap;
+        let strict = self.map.flavour != Flavour::Ad;
         let mut exists: HashMap<String, bool> = HashMap::new();
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
@@ -243,8 +243,25 @@ impl LdapBackend {
             .map(|(k, uncertain)| {
                 let steps = ok(k).map(|s| s.steps.as_slice()).unwrap_or(&[]);
                 async move {
-                    for s in steps {
+                    for (n, s) in steps.iter().enumerate() {
                         if let Err(e) = pool.run_step(k % conns, s, uncertain).await {
+                            // An entry added by this op whose password or
+                            // enabling then failed is taken out again, so the
+                            // row can simply be sent again.
+                            let e = match (n, steps.first()) {
+                                (1.., Some(Step::Add { dn, .. })) => {
+                                    let undo = Step::Delete { dn: dn.clone() };
+                                    match pool.run_step(k % conns, &undo, false).await {
+                                        Ok(()) => format!(
+                                            "{e}; the new entry was removed again: fix this and send the row again"
+                                        ),
+                                        Err(d) => format!(
+                                            "{e}; the new entry {dn} was left half made (removing it failed: {d})"
+                                        ),
+                                    }
+                                }
+                                _ => e,
+                            };
                             return (k, Err(e));
                         }
                     }

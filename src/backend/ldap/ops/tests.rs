@@ -19,7 +19,7 @@ const ATTRS: [&str; 8] = [
 
 fn mapping(flavour: Flavour) -> Mapping {
     let (dn, key, classes) = match flavour {
-        Flavour::Openldap => (
+        Flavour::Openldap | Flavour::Ds389 => (
             "uid={username},ou={department},ou=people,dc=example,dc=org",
             "uid",
             vec!["inetOrgPerson".to_string()],
@@ -55,8 +55,11 @@ fn mapping(flavour: Flavour) -> Mapping {
         fields: vec![(0, "givenName".into()), (1, "sn".into()), (3, "title".into())],
         templates,
         attributes: ATTRS.iter().map(|s| s.to_string()).collect(),
-        leaver: LeaverMethod::Lock,
-        leaver_attr: None,
+        lock: match flavour {
+            Flavour::Openldap => Lock::PwdLockedTime,
+            Flavour::Ad => Lock::Uac,
+            Flavour::Ds389 => Lock::Attribute("nsAccountLock".into(), "TRUE".into()),
+        },
         strip_groups: true,
         leavers_container: Some("ou=leavers,dc=example,dc=org".into()),
         group_kind: GroupKind::GroupOfNames,
@@ -251,6 +254,32 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
 }
 
 #[test]
+fn ad_move_leaves_memberships_to_the_server() {
+    // AD's member is a linked attribute: a rename carries it along, and
+    // removing the old DN would fail ("Unable to find GUID").
+    let map = mapping(Flavour::Ad);
+    let p = person("jsmith", "Jane", "Sales", &["staff"]);
+    let a = account(
+        "jsmith",
+        "cn=Jane Smith,ou=Finance,dc=corp,dc=example",
+        &["staff"],
+        AccountState::Active,
+    );
+    let change = Change::Update(Box::new(Diff {
+        attrs: vec![AttrChange {
+            attr: 4,
+            old: Some("Finance".into()),
+            new: Some("Sales".into()),
+        }],
+        groups_add: vec![],
+        groups_remove: vec![],
+    }));
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    assert!(matches!(s.steps[0], Step::Rename { .. }), "{s:?}");
+    assert!(s.group_remove_after.is_empty() && s.group_add.is_empty(), "{s:?}");
+}
+
+#[test]
 fn clearing_a_value_replaces_it_with_nothing() {
     let map = mapping(Flavour::Openldap);
     let mut p = person("jsmith", "Jane", "Finance", &[]);
@@ -308,8 +337,7 @@ fn openldap_leaver_strips_groups_locks_then_moves() {
 #[test]
 fn leaver_by_attribute_and_rejoin_restores_it() {
     let mut map = mapping(Flavour::Openldap);
-    map.leaver = LeaverMethod::Attribute;
-    map.leaver_attr = Some(("employeeType".into(), "leaver".into()));
+    map.lock = Lock::Attribute("employeeType".into(), "leaver".into());
     map.fields.push((6, "employeeType".into()));
     let dn = "uid=jsmith,ou=leavers,dc=example,dc=org";
     let a = account("jsmith", dn, &[], AccountState::Leaver);
@@ -372,22 +400,23 @@ fn ad_add_creates_disabled_then_sets_password_then_enables() {
     assert_eq!(attr(attrs, "sAMAccountName"), ["jsmith"]);
     assert_eq!(attr(attrs, "userPrincipalName"), ["jsmith@corp.example"]);
     assert_eq!(attr(attrs, "userAccountControl"), ["514"], "created disabled");
-    assert!(attr(attrs, "unicodePwd").is_empty());
-    // Password first, then must-change, then enable — one modify, in that order.
+    // The password is in the add: a password the policy refuses writes nothing.
     let mut quoted = Vec::new();
     for u in "\"Pässword1\"".encode_utf16() {
         quoted.extend_from_slice(&u.to_le_bytes());
     }
+    let pwd: Vec<&Vec<u8>> = attrs
+        .iter()
+        .filter(|(a, _)| a == "unicodePwd")
+        .flat_map(|(_, v)| v.iter())
+        .collect();
+    assert_eq!(pwd, [&quoted]);
+    // Then must-change and enable, in one modify.
     assert_eq!(
         s.steps[1],
         Step::Modify {
             dn: dn.into(),
             mods: vec![
-                Modification {
-                    kind: ModKind::Replace,
-                    attr: "unicodePwd".into(),
-                    values: vec![quoted]
-                },
                 m(ModKind::Replace, "pwdLastSet", &["0"]),
                 m(ModKind::Replace, "userAccountControl", &["512"]),
             ]
@@ -398,12 +427,60 @@ fn ad_add_creates_disabled_then_sets_password_then_enables() {
 }
 
 #[test]
-fn ad_add_without_password_stays_disabled() {
+fn ad_add_without_password_is_refused_before_writing() {
+    // Windows cannot enable an account without a password; one created
+    // disabled would read as a leaver on the next run.
     let map = mapping(Flavour::Ad);
     let p = person("jsmith", "Jane", "Finance", &[]);
     let change = Change::Add;
-    let s = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap();
-    assert_eq!(s.steps.len(), 1, "never enabled without a password: {s:?}");
+    let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
+    assert!(err.contains("without a password"), "{err}");
+    assert!(err.contains("generate = \"new\""), "says what to do: {err}");
+}
+
+#[test]
+fn ds389_lock_is_ns_account_lock_and_must_change_is_the_expiration_time() {
+    let map = mapping(Flavour::Ds389);
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let pw = Secret::new("s3cret-Pass");
+    let change = Change::Add;
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
+    assert!(matches!(&s.steps[1], Step::SetPassword { dn: d, .. } if d == dn));
+    // After the Password Modify, which sets its own expiration time.
+    assert_eq!(
+        s.steps[2],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "passwordExpirationTime", &["19700101000000Z"])]
+        }
+    );
+
+    let a = account("jsmith", dn, &[], AccountState::Active);
+    let leave = Change::Leave;
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap();
+    assert_eq!(
+        s.steps[0],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "nsAccountLock", &["TRUE"])]
+        }
+    );
+    let left = account(
+        "jsmith",
+        "uid=jsmith,ou=leavers,dc=example,dc=org",
+        &[],
+        AccountState::Leaver,
+    );
+    let rejoin = Change::Rejoin(Box::default());
+    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&left), None, false), None).unwrap();
+    assert_eq!(
+        s.steps[1],
+        Step::Modify {
+            dn: dn.into(),
+            mods: vec![m(ModKind::Replace, "nsAccountLock", &[])]
+        }
+    );
 }
 
 #[test]
