@@ -580,6 +580,35 @@ fn tls_certificates_are_verified(kind: Kind) {
     assert_eq!(env.apply(&[JANE]).code, 0);
 }
 
+matrix!(snapshot_pages_past_the_server_size_limit: samba_ad, ds389);
+/// Windows AD ends an unpaged search at 1,000 entries (Samba does not), so
+/// the snapshot always pages. On 389 DS the service account gets a size
+/// limit of 50 for unpaged searches; on both, pages of 25 hold 120 accounts.
+fn snapshot_pages_past_the_server_size_limit(kind: Kind) {
+    let env = Env::start(kind, "ignore", "");
+    if kind == Kind::Ds389 {
+        env.ldapmodify(&format!(
+            "dn: {}\nchangetype: modify\nreplace: nsSizeLimit\nnsSizeLimit: 50\n",
+            directories::Ds389::SERVICE_DN
+        ));
+    }
+    env.write_config("page_size = 25\n");
+    let rows: Vec<String> = (0..120)
+        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
+        .collect();
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let run = env.apply(&rows);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(env.people(), 120);
+    // Every account is found again: nothing new, nothing written.
+    let before = env.writes();
+    let run = env.apply(&rows);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!run.results.contains(",new,"), "{}", run.stdout);
+    assert!(run.stdout.contains("120 unchanged"), "{}", run.stdout);
+    assert_eq!(env.writes(), before);
+}
+
 matrix!(posix_groups_and_leaver_by_attribute: openldap, ds389);
 fn posix_groups_and_leaver_by_attribute(kind: Kind) {
     let env = Env::start(kind, "leaver", "");
@@ -675,6 +704,80 @@ fn hashed_password_method_writes_a_salted_hash_that_binds(kind: Kind) {
         .expect("the {SSHA512} hash verifies");
     // (op_counts is read before any ldapwhoami, itself an extended operation.)
     assert_eq!(extended, 0, "no Password Modify with ssha512");
+}
+
+matrix!(the_example_config_for_this_server_checks_clean);
+/// config/example/{ldap,ad,389ds} as shipped, pointed at the test server
+/// (only the connection and the password file differ): `config check`
+/// passes, and a dry run finds every mapped attribute in the real schema.
+fn the_example_config_for_this_server_checks_clean(kind: Kind) {
+    let env = Env::start(kind, "ignore", "");
+    let example = match kind {
+        Kind::OpenLdap => {
+            // Its [ldap.groups.dns] maps vpn to a group of another name.
+            env.add_group("vpn-users");
+            "ldap"
+        }
+        Kind::SambaAd => "ad",
+        Kind::Ds389 => "389ds",
+    };
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/example")
+        .join(example);
+    let dst = env.path("example");
+    std::fs::create_dir_all(dst.join("policies")).unwrap();
+    for entry in std::fs::read_dir(src.join("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join("policies").join(entry.file_name())).unwrap();
+    }
+    let cfg = std::fs::read_to_string(src.join("dirsync.toml")).unwrap();
+    let connection = ["url =", "starttls =", "ca_file =", "# ca_file =", "flavour ="];
+    let mut out = String::new();
+    for line in cfg.lines() {
+        if connection.iter().any(|k| line.starts_with(k)) {
+            continue;
+        }
+        if line.starts_with("bind_password_file =") {
+            out.push_str(&format!(
+                "bind_password_file = \"{}\"\n",
+                env.path("bind.secret").display()
+            ));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if line == "kind = \"ldap\"" {
+            out.push_str(&env.connection_toml());
+        }
+    }
+    std::fs::write(dst.join("dirsync.toml"), out).unwrap();
+    let dirsync = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .arg("--config")
+            .arg(dst.join("dirsync.toml"))
+            .args(args)
+            .output()
+            .expect("run dirsync");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let (code, said) = dirsync(&["config", "check"]);
+    assert_eq!(code, Some(0), "{said}");
+    let f = env.csv(&[JANE, BOB]);
+    let results = env.path("example-results.csv");
+    let (code, said) = dirsync(&[
+        "check",
+        &f.display().to_string(),
+        "--results",
+        &results.display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(&results).unwrap_or_default();
+    assert_eq!(code, Some(0), "{said}\n{text}");
+    assert!(text.contains("preview"), "{text}");
 }
 
 #[test]
