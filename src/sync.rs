@@ -420,8 +420,11 @@ fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Ch
         parts.push("password generated (given only to the user, never shown here)");
     } else if has_password && matches!(change, Change::Add) {
         parts.push("password from the file set");
+    } else if matches!(change, Change::Add) {
+        parts.push("no password set (none in the file, and passwords.generate is \"never\")");
     }
-    if must_change {
+    // A new account without a password has nothing to change.
+    if must_change && (has_password || !matches!(change, Change::Add)) {
         parts.push("must change password at next login");
     }
     (!parts.is_empty()).then(|| parts.join("; "))

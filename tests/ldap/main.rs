@@ -63,6 +63,15 @@ fn add_update_and_unchanged_rerun_with_zero_writes(kind: Kind) {
     let run = env.dirsync("apply", &f, &[]);
     assert_eq!(run.code, 0, "{}", run.results);
     assert_eq!(run.row("jsmith").0, "new");
+    let note = run.row("jsmith").2;
+    if env.ad() {
+        // AD cannot enable an account without one: the policy generates it.
+        assert!(note.contains("password generated"), "{note}");
+        assert!(env.must_change("jsmith"));
+    } else {
+        assert!(note.contains("no password set"), "{note}");
+        assert!(!note.contains("must change"), "nothing to change: {note}");
+    }
     let name = env.name_attr();
     let jane = env.user("jsmith", &[name, "givenName", "sn", "mail", "title", "telephoneNumber"]);
     assert_eq!(dns(&jane), [env.user_dn("jsmith", "Finance")]);
