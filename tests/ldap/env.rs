@@ -50,16 +50,12 @@ deletes = { max = 100 }
 {extra}
 "#;
 
-/// The `[ldap]` mapping for RFC servers (OpenLDAP, 389 DS).
+/// The `[ldap]` mapping for RFC servers (OpenLDAP, 389 DS); the fields are
+/// [`LDAP_FIELDS`].
 const LDAP_RFC: &str = r#"[ldap]
 object_classes = ["top", "person", "organizationalPerson", "inetOrgPerson"]
 dn = "uid={username},ou={department},ou=people,dc=example,dc=org"
-[ldap.fields]
-firstname = "givenName"
-surname = "sn"
-email = "mail"
-title = "title"
-phone = "telephoneNumber"
+{fields}
 [ldap.templates]
 cn = "{firstname} {surname}"
 [ldap.groups]
@@ -72,12 +68,7 @@ dn = "cn={group},ou=groups,dc=example,dc=org"
 const LDAP_AD: &str = r#"[ldap]
 object_classes = ["top", "person", "organizationalPerson", "user"]
 dn = "CN={username},OU={department},OU=people,DC=example,DC=org"
-[ldap.fields]
-firstname = "givenName"
-surname = "sn"
-email = "mail"
-title = "title"
-phone = "telephoneNumber"
+{fields}
 [ldap.templates]
 displayName = "{firstname} {surname}"
 userPrincipalName = "{username}@example.org"
@@ -85,6 +76,14 @@ userPrincipalName = "{username}@example.org"
 type = "group"
 dn = "CN={group},OU=groups,DC=example,DC=org"
 "#;
+
+/// The managed attributes: the same on every server.
+const LDAP_FIELDS: &str = r#"[ldap.fields]
+firstname = "givenName"
+surname = "sn"
+email = "mail"
+title = "title"
+phone = "telephoneNumber""#;
 
 /// An RFC 4514 attribute value, escaped (enough for the tests' names).
 pub fn escape_dn_value(v: &str) -> String {
@@ -325,7 +324,7 @@ impl Env {
         POLICY
             .replace("{absent}", absent)
             .replace("{generate}", generate)
-            .replace("{ldap}", ldap)
+            .replace("{ldap}", &ldap.replace("{fields}", LDAP_FIELDS))
             .replace("{extra}", extra)
     }
 

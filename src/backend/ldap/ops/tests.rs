@@ -201,6 +201,14 @@ fn hashed_password_goes_in_the_add_and_never_prints() {
     assert!(!format!("{s:?}").contains("SSHA512"), "hash hidden from Debug");
 }
 
+fn department_finance_to_sales() -> AttrChange {
+    AttrChange {
+        attr: 4,
+        old: Some("Finance".into()),
+        new: Some("Sales".into()),
+    }
+}
+
 #[test]
 fn update_replaces_only_what_differs_and_moves_with_modrdn() {
     let map = mapping(Flavour::Openldap);
@@ -218,11 +226,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
                 old: Some("Jane".into()),
                 new: Some("Janet".into()),
             },
-            AttrChange {
-                attr: 4,
-                old: Some("Finance".into()),
-                new: Some("Sales".into()),
-            },
+            department_finance_to_sales(),
         ],
         groups_add: vec![],
         groups_remove: vec![],
@@ -266,11 +270,7 @@ fn ad_move_leaves_memberships_to_the_server() {
         AccountState::Active,
     );
     let change = Change::Update(Box::new(Diff {
-        attrs: vec![AttrChange {
-            attr: 4,
-            old: Some("Finance".into()),
-            new: Some("Sales".into()),
-        }],
+        attrs: vec![department_finance_to_sales()],
         groups_add: vec![],
         groups_remove: vec![],
     }));
