@@ -2,22 +2,21 @@
 //! module that joins the core and the adapters.
 
 pub mod journaled;
+mod writes;
 
 use std::path::{Path, PathBuf};
 
 use rand::seq::IndexedRandom;
 use tracing::{info, warn};
 
+use self::writes::Writes;
 use crate::backend::ldap::LdapBackend;
 use crate::backend::sql::SqlBackend;
 use crate::backend::{Backend, BackendError, Op};
 use crate::config::{read_secret, Config, LoadedPolicy, TargetConfig};
 use crate::core::plan::Breach;
-use crate::core::policy::Generate;
 use crate::core::report::{write_rejection, write_results};
-use crate::core::{
-    parse_roster, plan, Change, FileError, Outcome, PlanOptions, Policy, Secret, Summary, UserKey, Verdict,
-};
+use crate::core::{parse_roster, plan, FileError, Outcome, PlanOptions, Policy, Secret, Summary, UserKey, Verdict};
 
 /// What went wrong with a run as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -257,46 +256,14 @@ pub async fn run_file(
     }
     let mut outcomes: Vec<Option<Outcome>> = plan.items.iter().map(|i| Outcome::from_plan(i, !opts.apply)).collect();
 
-    // Passwords for new accounts: the row's, or a generated one.
-    let email_idx = policy.attribute_index("email");
-    let mut passwords: Vec<Option<Secret>> = vec![None; plan.items.len()];
-    let mut generated = vec![false; plan.items.len()];
-    let mut must_change = vec![false; plan.items.len()];
-    for (i, item) in plan.items.iter().enumerate() {
-        let person = item.person.map(|p| &roster.persons[p]);
-        match (&item.change, person) {
-            (Change::Add, Some(p)) if item.will_write() => {
-                must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
-                passwords[i] = match (&p.password, policy.passwords.generate) {
-                    (Some(pw), _) => Some(pw.clone()),
-                    // A preview checks the add as it will be made, with a
-                    // password (never shown, stored or sent).
-                    (None, Generate::New) => {
-                        generated[i] = true;
-                        Some(generate_password(policy))
-                    }
-                    _ => None,
-                };
-            }
-            (Change::Rejoin(_), Some(p)) => must_change[i] = p.must_change == Some(true),
-            _ => {}
-        }
-    }
-
+    // Passwords for new accounts: the row's, or a generated one. A preview
+    // checks the add as it will be made, with a password (never shown,
+    // stored or sent).
+    let writes = Writes::prepare(&plan, &roster, policy, |i| {
+        plan.items[i].will_write().then(|| generate_password(policy))
+    });
     let write_idx: Vec<usize> = (0..plan.items.len()).filter(|i| outcomes[*i].is_none()).collect();
-    let op = |i: usize| -> Op<'_> {
-        let item = &plan.items[i];
-        let key = item.key.as_ref();
-        Op {
-            change: &item.change,
-            key: key.unwrap_or_else(|| unreachable!("writes always have a key")),
-            person: item.person.map(|p| &roster.persons[p]),
-            account: item.account.map(|a| snapshot.account(a)),
-            password: passwords[i].as_ref(),
-            must_change: must_change[i],
-            now: opts.now,
-        }
-    };
+    let op = |i: usize| writes.op(i, &plan, &roster, &snapshot, opts.now);
     let mut target_error = None;
     if !opts.apply {
         // A preview marks every write "preview" up front; the backend's
@@ -328,13 +295,7 @@ pub async fn run_file(
             match backend.apply(&ops).await {
                 Ok(res) => {
                     for (&i, r) in chunk.iter().zip(res) {
-                        outcomes[i] = Some(applied_outcome(
-                            r,
-                            generated[i],
-                            passwords[i].is_some(),
-                            must_change[i],
-                            &plan.items[i].change,
-                        ));
+                        outcomes[i] = Some(writes.outcome(i, r, &plan.items[i].change));
                     }
                 }
                 Err(e) => {
@@ -355,21 +316,7 @@ pub async fn run_file(
         .map(|o| o.unwrap_or_else(|| Outcome::new(Verdict::Skipped, Some("not processed".into()))))
         .collect();
 
-    let credentials = plan
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| generated[*i] && outcomes[*i].verdict == Verdict::Done)
-        .filter_map(|(i, item)| {
-            let p = &roster.persons[item.person?];
-            Some(Credential {
-                key: p.key.clone(),
-                email: email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string())),
-                password: passwords[i].clone()?,
-                must_change: must_change[i],
-            })
-        })
-        .collect();
+    let credentials = writes.credentials(&plan, &roster, policy, &outcomes);
 
     let apply_ms = t.elapsed().as_millis() as u64;
     let t = std::time::Instant::now();
@@ -397,35 +344,4 @@ pub async fn run_file(
         target_error,
         credentials,
     })
-}
-
-/// What applying one op came to, with the notes a user needs (never the password).
-pub(crate) fn applied_outcome(
-    result: crate::backend::OpResult,
-    generated: bool,
-    has_password: bool,
-    must_change: bool,
-    change: &Change,
-) -> Outcome {
-    let message = match result {
-        Ok(()) => return Outcome::new(Verdict::Done, done_note(generated, has_password, must_change, change)),
-        Err(m) => m,
-    };
-    Outcome::new(Verdict::Failed, Some(message))
-}
-
-fn done_note(generated: bool, has_password: bool, must_change: bool, change: &Change) -> Option<String> {
-    let mut parts = Vec::new();
-    if generated {
-        parts.push("password generated (given only to the user, never shown here)");
-    } else if has_password && matches!(change, Change::Add) {
-        parts.push("password from the file set");
-    } else if matches!(change, Change::Add) {
-        parts.push("no password set (none in the file, and passwords.generate is \"never\")");
-    }
-    // A new account without a password has nothing to change.
-    if must_change && (has_password || !matches!(change, Change::Add)) {
-        parts.push("must change password at next login");
-    }
-    (!parts.is_empty()).then(|| parts.join("; "))
 }

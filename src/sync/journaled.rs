@@ -12,11 +12,11 @@ use std::path::Path;
 
 use tracing::{info, warn};
 
-use super::{applied_outcome, generate_password, write_atomically, Credential, RunReport, SyncError};
+use super::writes::Writes;
+use super::{generate_password, write_atomically, RunReport, SyncError};
 use crate::backend::{Backend, Op};
 use crate::config::LoadedPolicy;
 use crate::core::plan::Breach;
-use crate::core::policy::Generate;
 use crate::core::report::{item_message, write_rejection, write_results_with};
 use crate::core::{
     parse_roster, plan, Change, Class, Outcome, PlanItem, PlanOptions, Roster, Secret, Summary, UserKey, Verdict,
@@ -272,36 +272,18 @@ pub async fn run_journaled(
     } else {
         HashMap::new()
     };
-    let email_idx = policy.attribute_index("email");
-    let mut passwords: Vec<Option<Secret>> = vec![None; n];
-    let mut generated = vec![false; n];
+    // A write still to make reuses its journaled password (the server may
+    // already hold it) or gets a new one, journaled before it is sent; a
+    // finished one keeps its journaled password for the credentials mail.
     let mut fresh = vec![false; n];
-    let mut must_change = vec![false; n];
-    for (i, item) in plan.items.iter().enumerate() {
-        let person = item.person.map(|p| &roster.persons[p]);
-        match (&item.change, person) {
-            (Change::Add, Some(p)) => {
-                must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
-                let known = sealed.remove(&idents[i]);
-                passwords[i] = match (&p.password, policy.passwords.generate) {
-                    (Some(pw), _) => Some(pw.clone()),
-                    (None, Generate::New) if outcomes[i].is_none() => {
-                        generated[i] = true;
-                        fresh[i] = known.is_none();
-                        Some(known.unwrap_or_else(|| generate_password(policy)))
-                    }
-                    (None, Generate::New) if known.is_some() => {
-                        generated[i] = true;
-                        known
-                    }
-                    _ => None,
-                };
-            }
-            (Change::Rejoin(_), Some(p)) => must_change[i] = p.must_change == Some(true),
-            _ => {}
+    let writes = Writes::prepare(&plan, &roster, policy, |i| {
+        let known = sealed.remove(&idents[i]);
+        if outcomes[i].is_some() {
+            return known;
         }
-    }
-
+        fresh[i] = known.is_none();
+        Some(known.unwrap_or_else(|| generate_password(policy)))
+    });
     let write_idx: Vec<usize> = (0..n).filter(|i| outcomes[*i].is_none()).collect();
     let batch = backend.batch_size().max(1);
     for chunk in write_idx.chunks(batch) {
@@ -316,43 +298,19 @@ pub async fn run_journaled(
         let secrets: Vec<(&str, &Secret)> = chunk
             .iter()
             .filter(|&&i| fresh[i])
-            .filter_map(|&i| passwords[i].as_ref().map(|p| (idents[i].as_str(), p)))
+            .filter_map(|&i| writes.password(i).map(|p| (idents[i].as_str(), p)))
             .collect();
         journal.record_intent(run_id, &intents, &secrets).await?;
         let ops: Vec<Op<'_>> = chunk
             .iter()
-            .map(|&i| {
-                let item = &plan.items[i];
-                Op {
-                    change: &item.change,
-                    // ok: only items with a key are written (rows and absent accounts)
-                    key: item
-                        .key
-                        .as_ref()
-                        .unwrap_or_else(|| unreachable!("writes always have a key")),
-                    person: item.person.map(|p| &roster.persons[p]),
-                    account: item.account.map(|a| snapshot.account(a)),
-                    password: passwords[i].as_ref(),
-                    must_change: must_change[i],
-                    now: jr.now,
-                }
-            })
+            .map(|&i| writes.op(i, &plan, &roster, &snapshot, jr.now))
             .collect();
         // A target failing as a whole ends this attempt; the run stays
         // unfinished and is resumed when the target is back.
         let res = backend.apply(&ops).await?;
         let mut done: Vec<(usize, Outcome)> = Vec::with_capacity(chunk.len());
         for (&i, r) in chunk.iter().zip(res) {
-            done.push((
-                i,
-                applied_outcome(
-                    r,
-                    generated[i],
-                    passwords[i].is_some(),
-                    must_change[i],
-                    &plan.items[i].change,
-                ),
-            ));
+            done.push((i, writes.outcome(i, r, &plan.items[i].change)));
         }
         let texts: Vec<String> = done
             .iter()
@@ -408,21 +366,7 @@ pub async fn run_journaled(
         }
     }
 
-    let credentials = plan
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(i, item)| generated[*i] && item.change == Change::Add && outcomes[*i].verdict == Verdict::Done)
-        .filter_map(|(i, item)| {
-            let p = &roster.persons[item.person?];
-            Some(Credential {
-                key: p.key.clone(),
-                email: email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string())),
-                password: passwords[i].clone()?,
-                must_change: must_change[i],
-            })
-        })
-        .collect();
+    let credentials = writes.credentials(&plan, &roster, policy, &outcomes);
 
     write_atomically(results, |w| {
         write_results_with(w, &roster, &plan, &outcomes, policy, &messages)
