@@ -24,6 +24,20 @@ pub enum Flavour {
     Ds389,
 }
 
+impl Flavour {
+    /// The server checks entries against the schema as published (AD lets
+    /// any object class take attributes its schema does not list for it).
+    pub fn strict_schema(self) -> bool {
+        self != Flavour::Ad
+    }
+
+    /// The server moves DN-valued memberships along with a renamed entry
+    /// (AD's `member` is a linked attribute).
+    pub fn moves_memberships(self) -> bool {
+        self == Flavour::Ad
+    }
+}
+
 /// One base DN or several.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]

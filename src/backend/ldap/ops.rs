@@ -536,7 +536,7 @@ impl Builder<'_> {
         }
         // Memberships that stay follow the entry to its new DN (Active
         // Directory's `member` is a linked attribute: the server moves it).
-        if moved && self.map.group_kind.by_dn() && self.map.flavour != Flavour::Ad {
+        if moved && self.map.group_kind.by_dn() && !self.map.flavour.moves_memberships() {
             let account_groups = self.op.account.map(|a| a.groups.as_slice()).unwrap_or(&[]);
             for g in account_groups {
                 if !diff.groups_remove.iter().any(|r| r.eq_ignore_ascii_case(g)) {

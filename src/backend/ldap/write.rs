@@ -99,7 +99,7 @@ impl LdapBackend {
 
     pub(super) async fn check_ops(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
         let schema = self.schema().await?;
-        let strict = self.map.flavour != Flavour::Ad;
+        let strict = self.map.flavour.strict_schema();
         let mut exists: HashMap<String, bool> = HashMap::new();
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
