@@ -222,9 +222,13 @@ impl SftpClient {
     /// Every file in the inbox folder that is not ignored (hidden, partial,
     /// marker or results files), complete or not.
     pub async fn list(&self) -> Result<Vec<RemoteFile>, SftpError> {
-        Ok(self
-            .list_dir(&self.dirs.inbox)
-            .await?
+        let all = self.list_dir(&self.dirs.inbox).await?;
+        Ok(self.candidates(all))
+    }
+
+    /// The entries of a listing that may be inbox files.
+    fn candidates(&self, listing: Vec<(String, FileAttributes)>) -> Vec<RemoteFile> {
+        listing
             .into_iter()
             .filter(|(n, _)| !is_ignored(n) && !self.dirs.is_own_folder(n))
             .map(|(name, a)| RemoteFile {
@@ -232,7 +236,7 @@ impl SftpClient {
                 size: a.size.unwrap_or(0),
                 mtime: a.mtime,
             })
-            .collect())
+            .collect()
     }
 
     /// The files that are complete now, oldest first: see [`complete_files`].
@@ -242,15 +246,7 @@ impl SftpClient {
             .iter()
             .filter_map(|(n, _)| n.strip_suffix(".done").map(str::to_string))
             .collect();
-        let files = all
-            .into_iter()
-            .filter(|(n, _)| !is_ignored(n) && !self.dirs.is_own_folder(n))
-            .map(|(name, a)| RemoteFile {
-                name,
-                size: a.size.unwrap_or(0),
-                mtime: a.mtime,
-            })
-            .collect();
+        let files = self.candidates(all);
         Ok(complete_files(self.settle, state, files, &markers))
     }
 
