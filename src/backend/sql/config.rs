@@ -186,6 +186,19 @@ pub struct SqlGroups {
 }
 
 impl SqlMapping {
+    /// The optional columns that are set, with the key that names each.
+    fn optional_columns(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("sql.status_column", &self.status_column),
+            ("sql.left_at_column", &self.left_at_column),
+            ("sql.must_change_column", &self.must_change_column),
+            ("sql.password_column", &self.password_column),
+            ("sql.deleted_at_column", &self.deleted_at_column),
+        ]
+        .into_iter()
+        .filter_map(|(what, c)| c.as_deref().map(|c| (what, c)))
+    }
+
     /// Every column of the accounts table the mapping names, with the key
     /// that names it.
     pub fn account_columns(&self) -> Vec<(String, &str)> {
@@ -193,16 +206,8 @@ impl SqlMapping {
         for (f, c) in &self.columns {
             out.push((format!("sql.columns.{f}"), c.as_str()));
         }
-        for (what, c) in [
-            ("sql.status_column", &self.status_column),
-            ("sql.left_at_column", &self.left_at_column),
-            ("sql.must_change_column", &self.must_change_column),
-            ("sql.password_column", &self.password_column),
-            ("sql.deleted_at_column", &self.deleted_at_column),
-        ] {
-            if let Some(c) = c {
-                out.push((what.to_string(), c.as_str()));
-            }
+        for (what, c) in self.optional_columns() {
+            out.push((what.to_string(), c));
         }
         if let Some(s) = &self.scope {
             out.push(("sql.scope.column".to_string(), s.column.as_str()));
@@ -233,16 +238,8 @@ impl SqlMapping {
             }
             idents.push(("sql.columns", c));
         }
-        for (what, c) in [
-            ("sql.status_column", &self.status_column),
-            ("sql.left_at_column", &self.left_at_column),
-            ("sql.must_change_column", &self.must_change_column),
-            ("sql.password_column", &self.password_column),
-            ("sql.deleted_at_column", &self.deleted_at_column),
-        ] {
-            if let Some(c) = c {
-                idents.push((what, c));
-            }
+        for (what, c) in self.optional_columns() {
+            idents.push((what, c));
         }
         if let Some(s) = &self.scope {
             idents.push(("sql.scope.column", &s.column));
