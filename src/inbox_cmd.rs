@@ -1,6 +1,7 @@
 //! `dirsync inbox test|poll NAME`: an SFTP inbox without the daemon. Files
 //! run through `sync::run_file` with apply, like `dirsync apply`.
 
+use dirsync::clock::now_unix as now;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,13 +14,6 @@ use dirsync::inbox::sftp::{
     self, FileHandler, HostKeyPin, Outcome, Processed, Settle, SftpClient, SftpError, SftpInbox,
 };
 use dirsync::sync::{open_backend, run_file, RunOptions};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Runs each file with apply. Keeps each run's results under
 /// `state_dir/sftp/INBOX/` by the file's sha256, so a file handed over

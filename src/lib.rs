@@ -5,6 +5,7 @@
 //! outside world; `sync` is the only module that joins core and adapters.
 
 pub mod backend;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;

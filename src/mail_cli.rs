@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use rand::RngCore;
 
+use dirsync::clock::now_unix;
 use dirsync::config::{Config, LoadedPolicy};
-use dirsync::mail::outbox::{now_unix, Pass};
+use dirsync::mail::outbox::Pass;
 use dirsync::mail::{self, MailConfig, Mailer};
 use dirsync::sync::RunReport;
 

@@ -2,6 +2,7 @@
 
 mod inbox_cmd;
 
+use dirsync::clock::now_unix as now;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -156,13 +157,6 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
         eprintln!("{} problem(s) in the configuration", errors.len());
         ExitCode::from(2)
     })
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 async fn run(cli: Cli) -> ExitCode {

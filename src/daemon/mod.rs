@@ -8,6 +8,7 @@
 mod job;
 mod sftp;
 
+use crate::clock::now_ms;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,13 +35,6 @@ const TICK: Duration = Duration::from_millis(500);
 pub enum DaemonError {
     #[error("{0}")]
     Journal(#[from] JournalError),
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Unix milliseconds as RFC 3339 (UTC), for people.

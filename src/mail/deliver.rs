@@ -9,8 +9,9 @@ use std::time::Duration;
 use sqlx::Row;
 use tracing::{error, info, warn};
 
-use super::outbox::{now_unix, Outbox, OutboxError};
+use super::outbox::{Outbox, OutboxError};
 use super::transport::{Mailer, SendError};
+use crate::clock::now_unix;
 
 /// First retry after a minute, doubling up to an hour.
 const BACKOFF_FIRST: i64 = 60;

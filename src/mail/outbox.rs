@@ -154,13 +154,6 @@ pub struct Outbox {
     pub(super) owner: String,
 }
 
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Outbox {
     /// Open (and create) the outbox at a `sqlite://` or `postgres://` URL.
     pub async fn open(url: &str, key_file: &Path) -> Result<Outbox, OutboxError> {
