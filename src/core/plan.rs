@@ -370,8 +370,16 @@ fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, p
         }
         // Borrow; clone only what differs.
         let old = acct.attrs.get(i).and_then(|v| v.as_ref());
+        let case_blind = snapshot.case_blind.get(i).copied().unwrap_or(false);
+        let same = |o: &Value, v: &Value| {
+            if case_blind {
+                o.as_str().to_lowercase() == v.as_str().to_lowercase()
+            } else {
+                o.as_str() == v.as_str()
+            }
+        };
         match new {
-            Some(v) if old.map(|o| o.as_str()) != Some(v.as_str()) => d.attrs.push(AttrChange {
+            Some(v) if !old.is_some_and(|o| same(o, v)) => d.attrs.push(AttrChange {
                 attr: i,
                 old: old.cloned(),
                 new: Some(v.clone()),
@@ -609,6 +617,27 @@ mod tests {
         assert_eq!(d.groups_add, vec![Value::from("vpn")]);
         // Absent with the default policy writes nothing.
         assert!(!plan.items[6].will_write());
+    }
+
+    #[test]
+    fn a_case_blind_attribute_differing_only_in_case_is_unchanged() {
+        // firstname stands in for a DN component such as the department's OU.
+        let p = policy(SyncRules::default(), Limits::default());
+        let text = format!("{HEAD}a,SAM,Smith,a@example.org,staff,\n");
+        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let mut snap = snapshot(&p, vec![account(&p, "a", "Sam", AccountState::Active, &["staff"])]);
+        let plan_with = |snap: &Snapshot| plan(&roster, snap, &p, 0, PlanOptions::default());
+        assert_eq!(
+            plan_with(&snap).items[0].change.name(),
+            "update",
+            "compared exactly by default"
+        );
+        snap.case_blind = vec![true; p.attributes.len()];
+        assert_eq!(plan_with(&snap).items[0].change.name(), "unchanged");
+        // Any other difference is still a change.
+        let mut other = snapshot(&p, vec![account(&p, "a", "Samuel", AccountState::Active, &["staff"])]);
+        other.case_blind = vec![true; p.attributes.len()];
+        assert_eq!(plan_with(&other).items[0].change.name(), "update");
     }
 
     #[test]

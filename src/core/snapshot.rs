@@ -30,6 +30,10 @@ pub struct Snapshot {
     index: HashMap<UserKey, usize, Hasher>,
     /// Per policy attribute: the target stores it, so it is compared.
     pub managed: Vec<bool>,
+    /// Per policy attribute: the target matches it without regard to case
+    /// (an LDAP DN component, read back from the DN), so a value that
+    /// differs only in case is the same value. Missing entries: false.
+    pub case_blind: Vec<bool>,
 }
 
 impl Snapshot {
@@ -38,6 +42,7 @@ impl Snapshot {
             accounts: Vec::new(),
             index: HashMap::default(),
             managed,
+            case_blind: Vec::new(),
         }
     }
 
@@ -46,6 +51,7 @@ impl Snapshot {
             accounts: Vec::with_capacity(n),
             index: HashMap::with_capacity_and_hasher(n, Hasher::default()),
             managed,
+            case_blind: Vec::new(),
         }
     }
 

@@ -147,6 +147,11 @@ fn department_change_is_a_move_not_delete_and_add(kind: Kind) {
     let run = env.apply(&[moved, BOB]);
     assert_eq!(run.row("jsmith").0, "unchanged", "{}", run.results);
     assert_eq!(env.writes(), before);
+    // A department spelled in another letter case names the same OU (DNs
+    // compare without case): unchanged, not an update every night.
+    let run = env.apply(&[&moved.replace(",Sales,", ",SALES,"), BOB]);
+    assert_eq!(run.row("jsmith").0, "unchanged", "{}", run.results);
+    assert_eq!(env.writes(), before);
 }
 
 matrix!(leaver_is_locked_moved_and_stripped_then_joiner_is_restored);

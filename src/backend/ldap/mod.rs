@@ -39,6 +39,8 @@ pub struct LdapBackend {
     target: LdapTarget,
     map: Arc<Mapping>,
     managed: Vec<bool>,
+    /// Per policy attribute: compared without case (see `Snapshot::case_blind`).
+    case_blind: Vec<bool>,
     pool: Pool,
     /// AD: each account's `userAccountControl`, read by the snapshot (key folded).
     uac: Mutex<HashMap<String, u32>>,
@@ -127,13 +129,18 @@ impl LdapBackend {
     ) -> Result<LdapBackend, BackendError> {
         let map = resolve(target, mapping, policy).map_err(BackendError::Schema)?;
         let mut managed = vec![false; policy.attributes.len()];
-        for (i, _) in &map.fields {
-            managed[*i] = true;
-        }
+        // Read back from the DN (not mapped to an attribute too): DNs match
+        // without case, so a case-only difference is no change.
+        let mut case_blind = vec![false; policy.attributes.len()];
         for (_, t) in &map.dn.rdns {
             if let Some(i) = t.sole_field().and_then(|f| policy.attribute_index(f)) {
                 managed[i] = true;
+                case_blind[i] = true;
             }
+        }
+        for (i, _) in &map.fields {
+            managed[*i] = true;
+            case_blind[*i] = false;
         }
         let pool = Pool::new(target, password)?;
         pool.get(0).await?;
@@ -141,6 +148,7 @@ impl LdapBackend {
             target: target.clone(),
             map: Arc::new(map),
             managed,
+            case_blind,
             pool,
             uac: Mutex::new(HashMap::new()),
             schema: OnceCell::new(),

@@ -79,6 +79,7 @@ impl LdapBackend {
             .collect();
         let filter = format!("(&{classes}({}=*))", self.map.key_attr);
         let mut snap = Snapshot::new(self.managed.clone());
+        snap.case_blind = self.case_blind.clone();
         let mut dn_index: HashMap<String, UserKey> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         let scopes = self.scopes();
