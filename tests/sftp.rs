@@ -1,6 +1,8 @@
 //! SFTP inbox against a real OpenSSH sshd (tests/support/servers.rs), driving
 //! the built `dirsync` binary: `inbox test`, `inbox poll`, and `serve`.
 
+#[path = "common/mime.rs"]
+mod mime;
 #[path = "support/servers.rs"]
 mod servers;
 
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mail_parser::{Message, MessageParser};
+use mime::{parse, smtp_section, to_of};
 use servers::{Smtp, Sshd};
 use tempfile::TempDir;
 
@@ -689,14 +691,6 @@ fn an_oversized_file_is_rejected_unread() {
     assert!(results.contains("max_file_mb"), "{results}");
 }
 
-fn to_of(m: &Message) -> String {
-    m.to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_lowercase()
-}
-
 /// `dirsync serve` runs an SFTP file like a dropped one: through the journal
 /// (listed by `dirsync runs` under the SFTP inbox's name), results back on
 /// the server and mailed to the submitter, credentials to the new users; an
@@ -705,13 +699,7 @@ fn to_of(m: &Message) -> String {
 fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
     let env = Env::start();
     let smtp = Smtp::start().unwrap_or_else(|e| panic!("cannot start the test SMTP server: {e}"));
-    env.extend_config(
-        &format!(
-            "[mail]\nfrom = \"dirsync <dirsync@example.org>\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 5\n",
-            smtp.port()
-        ),
-        "",
-    );
+    env.extend_config(&smtp_section(smtp.port(), ""), "");
     let sample = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example/sample.csv")).expect("sample");
     fs::write(env.inbox().join("staff.csv"), &sample).expect("upload file");
     let serve = env.spawn_serve();
@@ -740,14 +728,11 @@ fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
     let msgs = smtp
         .wait_for_messages(5, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", serve.log()));
-    let to: Vec<String> = msgs
-        .iter()
-        .map(|raw| to_of(&MessageParser::default().parse(&raw[..]).expect("MIME")))
-        .collect();
+    let to: Vec<String> = msgs.iter().map(|raw| to_of(&parse(raw))).collect();
     assert_eq!(to.iter().filter(|t| *t == "hr@example.org").count(), 1, "{to:?}");
     let results_mail = msgs
         .iter()
-        .map(|raw| MessageParser::default().parse(&raw[..]).expect("MIME"))
+        .map(|raw| parse(raw))
         .find(|m| to_of(m) == "hr@example.org")
         .expect("results mail");
     let att = results_mail.attachments().next().expect("results attached");
