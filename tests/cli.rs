@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::sqlite::{SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
@@ -92,13 +92,35 @@ impl Env {
         (out.status.code().unwrap_or(-1), results, stdout)
     }
 
+    /// Replace `from` with `to` in the file `name` (config or policy).
+    fn edit(&self, name: &str, from: &str, to: &str) {
+        let path = self.path(name);
+        let text = std::fs::read_to_string(&path).expect("read").replace(from, to);
+        std::fs::write(&path, text).expect("write");
+    }
+
+    /// A connection to the target database, opened in `mode` (ro, rwc).
+    fn pool(&self, rt: &tokio::runtime::Runtime, mode: &str) -> SqlitePool {
+        let url = format!("sqlite://{}?mode={mode}", self.path("state/dir.db").display());
+        rt.block_on(SqlitePoolOptions::new().max_connections(1).connect(&url))
+            .expect("connect")
+    }
+
+    /// Make the application's own tables in the target database.
+    fn create_tables(&self, stmts: &[&str]) {
+        std::fs::create_dir_all(self.path("state")).expect("mkdir");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let pool = self.pool(&rt, "rwc");
+        for stmt in stmts {
+            rt.block_on(sqlx::query(stmt).execute(&pool)).expect("create");
+        }
+    }
+
     /// Rows of `users` as "username|first|last|email|title|type|status|must_change|groups", read independently.
     fn users(&self) -> Vec<String> {
-        let db = self.path("state/dir.db");
-        let url = format!("sqlite://{}?mode=ro", db.display());
         let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let pool = self.pool(&rt, "ro");
         rt.block_on(async {
-            let pool = SqlitePoolOptions::new().max_connections(1).connect(&url).await.expect("connect");
             let rows = sqlx::query(
                 "SELECT u.username, u.first_name, u.last_name, u.email, u.title, u.user_type, u.status, u.must_change, \
                  (SELECT group_concat(group_name, ';') FROM (SELECT group_name FROM user_groups g WHERE g.username = u.username ORDER BY group_name)) \
@@ -125,21 +147,15 @@ impl Env {
     }
 
     fn password_hash(&self, user: &str) -> Option<String> {
-        let url = format!("sqlite://{}?mode=ro", self.path("state/dir.db").display());
         let rt = tokio::runtime::Runtime::new().expect("runtime");
-        rt.block_on(async {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect(&url)
-                .await
-                .expect("connect");
+        let pool = self.pool(&rt, "ro");
+        rt.block_on(
             sqlx::query_scalar::<_, Option<String>>("SELECT password_hash FROM users WHERE username = ?")
                 .bind(user)
-                .fetch_one(&pool)
-                .await
-                .ok()
-                .flatten()
-        })
+                .fetch_one(&pool),
+        )
+        .ok()
+        .flatten()
     }
 }
 
@@ -385,11 +401,7 @@ fn template_help_and_config_check() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("policy staff"));
 
     // A typo in a policy fails config check with the file and the key.
-    let policy = env.path("policies/staff.toml");
-    let text = std::fs::read_to_string(&policy)
-        .expect("read")
-        .replace("[sync]", "[sync]\nabsnet = \"delete\"");
-    std::fs::write(&policy, text).expect("write");
+    env.edit("policies/staff.toml", "[sync]", "[sync]\nabsnet = \"delete\"");
     let out = env.run(&["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -406,21 +418,10 @@ fn template_help_and_config_check() {
 fn a_failing_row_is_reported_and_the_others_are_applied() {
     let env = Env::new("ignore");
     // An application schema with a constraint dirsync does not know about.
-    let db = env.path("state/dir.db");
-    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .connect(&format!("sqlite://{}?mode=rwc", db.display()))
-            .await
-            .expect("connect");
-        for stmt in [
-            "CREATE TABLE users (username TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, title TEXT CHECK (length(title) <= 10), user_type TEXT, status TEXT, left_at INTEGER, must_change INTEGER, password_hash TEXT)",
-            "CREATE TABLE user_groups (username TEXT, group_name TEXT)",
-        ] {
-            sqlx::query(stmt).execute(&pool).await.expect("create");
-        }
-    });
+    env.create_tables(&[
+        "CREATE TABLE users (username TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, title TEXT CHECK (length(title) <= 10), user_type TEXT, status TEXT, left_at INTEGER, must_change INTEGER, password_hash TEXT)",
+        "CREATE TABLE user_groups (username TEXT, group_name TEXT)",
+    ]);
     let csv = env.file(
         "rows.csv",
         "username,firstname,surname,email,title\na,A,A,a@example.org,Clerk\nb,B,B,b@example.org,Chief Executive Officer\nc,C,C,c@example.org,Clerk\n",
@@ -440,25 +441,9 @@ fn a_failing_row_is_reported_and_the_others_are_applied() {
 #[test]
 fn a_schema_missing_a_mapped_column_is_reported_before_any_write() {
     let env = Env::new("ignore");
-    let config = env.path("dirsync.toml");
-    let text = std::fs::read_to_string(&config)
-        .expect("read")
-        .replace("create_schema = true", "create_schema = false");
-    std::fs::write(&config, text).expect("write");
-    let db = env.path("state/dir.db");
-    std::fs::create_dir_all(db.parent().expect("parent")).expect("mkdir");
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .connect(&format!("sqlite://{}?mode=rwc", db.display()))
-            .await
-            .expect("connect");
-        // No `title` column, no membership table.
-        sqlx::query("CREATE TABLE users (username TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, user_type TEXT, status TEXT, left_at INTEGER, must_change INTEGER, password_hash TEXT)")
-            .execute(&pool)
-            .await
-            .expect("create");
-    });
+    env.edit("dirsync.toml", "create_schema = true", "create_schema = false");
+    // No `title` column, no membership table.
+    env.create_tables(&["CREATE TABLE users (username TEXT PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, user_type TEXT, status TEXT, left_at INTEGER, must_change INTEGER, password_hash TEXT)"]);
     let csv = env.file("hr.csv", FIRST);
     let (code, results, out) = env.sync("apply", &csv, &[]);
     assert_eq!(code, 2, "{out}");
@@ -467,15 +452,9 @@ fn a_schema_missing_a_mapped_column_is_reported_before_any_write() {
         "{out}"
     );
     assert!(results.contains("not processed: target unavailable"), "{results}");
-    let n: i64 = rt.block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .connect(&format!("sqlite://{}?mode=ro", db.display()))
-            .await
-            .expect("connect");
-        sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&pool)
-            .await
-            .expect("count")
-    });
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let n: i64 = rt
+        .block_on(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&env.pool(&rt, "ro")))
+        .expect("count");
     assert_eq!(n, 0, "nothing written");
 }

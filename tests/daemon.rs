@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
@@ -85,6 +85,13 @@ impl Env {
         Daemon::start(self)
     }
 
+    /// `start`, then wait (20 s at most) until it says it is ready.
+    fn start_ready(&self) -> Daemon {
+        let d = self.start();
+        d.wait_log("Ready.", Duration::from_secs(20));
+        d
+    }
+
     fn archived(&self, name: &str) -> Option<PathBuf> {
         let archive = self.inbox.join("archive");
         for day in fs::read_dir(&archive).ok()?.flatten() {
@@ -111,6 +118,25 @@ impl Env {
         walk(&self.inbox, &mut out);
         out.sort();
         out
+    }
+
+    /// Wait (`secs` at most) until `name` is archived, and return its path;
+    /// if it is not, fail with `what` and the daemon's log.
+    #[track_caller]
+    fn wait_archived(&self, d: &Daemon, name: &str, secs: u64, what: &str) -> PathBuf {
+        let archived = wait_until(Duration::from_secs(secs), || self.archived(name).is_some());
+        assert!(archived, "{what}:\n{}", d.log());
+        self.archived(name).expect("archived") // ok: test
+    }
+
+    /// `dirsync --config … ARGS`, run to the end.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run dirsync") // ok: test
     }
 
     fn users(&self) -> usize {
@@ -309,19 +335,14 @@ fn top_level_files(dir: &Path) -> Vec<String> {
 fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_refused() {
     // A long settle time: the file is taken at once because it was renamed in.
     let env = Env::new(500, 60, false);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     env.drop_renamed("sample.csv", &sample());
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
-        "sample.csv not archived with its results:\n{}",
-        d.log()
-    );
+    let results = env.wait_archived(&d, "sample.results.csv", 20, "sample.csv not archived with its results");
     let archived = env
         .archived("sample.csv")
         .expect("sample.csv archived beside its results"); // ok: test
     assert_eq!(fs::read(&archived).expect("read"), sample()); // ok: test
-    let rows = results_rows(&env.archived("sample.results.csv").expect("results")); // ok: test
+    let rows = results_rows(&results);
     assert_eq!(rows.len(), 5);
     assert_eq!(rows.iter().filter(|r| r.1 == "new" && r.2 == "done").count(), 4);
     assert_eq!(rows.iter().filter(|r| r.1 == "error" && r.2 == "skipped").count(), 1);
@@ -348,14 +369,8 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
     // With a .force marker dropped first, it is applied again (all unchanged).
     fs::write(env.inbox.join("sample.csv.force"), b"").expect("force marker"); // ok: test
     env.drop_renamed("sample.csv", &sample());
-    assert!(
-        wait_until(Duration::from_secs(20), || env
-            .archived("sample-run3.results.csv")
-            .is_some()),
-        "forced file not archived:\n{}",
-        d.log()
-    );
-    let rows = results_rows(&env.archived("sample-run3.results.csv").expect("results")); // ok: test
+    let results = env.wait_archived(&d, "sample-run3.results.csv", 20, "forced file not archived");
+    let rows = results_rows(&results);
     assert_eq!(rows.iter().filter(|r| r.1 == "unchanged").count(), 4);
     assert!(
         env.archived("sample-run3.csv.force").is_some(),
@@ -364,12 +379,7 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
     assert_eq!(env.users(), 4);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
 
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .arg("runs")
-        .output()
-        .expect("dirsync runs"); // ok: test
+    let out = env.run(&["runs"]);
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert_eq!(listing.lines().count(), 4, "{listing}");
@@ -377,12 +387,7 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
         listing.contains("duplicate") && listing.contains("applied"),
         "{listing}"
     );
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["runs", "show", "1"])
-        .output()
-        .expect("dirsync runs show"); // ok: test
+    let out = env.run(&["runs", "show", "1"]);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("tbroken") && shown.contains("not an email address"),
@@ -393,8 +398,7 @@ fn dropped_file_is_processed_once_and_archived_with_results_and_duplicates_are_r
 #[test]
 fn a_bad_file_is_rejected_with_its_results_and_the_daemon_goes_on() {
     let env = Env::new(500, 1, false);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     env.drop_renamed("broken.csv", b"username,firstname,surname,email\n");
     env.drop_renamed("sample.csv", &sample());
     let rejected = env.inbox.join("rejected/broken.results.csv");
@@ -415,8 +419,7 @@ fn a_bad_file_is_rejected_with_its_results_and_the_daemon_goes_on() {
 #[test]
 fn slowly_written_file_is_not_taken_before_it_settles() {
     let env = Env::new(500, 2, false);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     let content = sample();
     let text = String::from_utf8_lossy(&content).into_owned();
     let path = env.inbox.join("slow.csv");
@@ -428,12 +431,8 @@ fn slowly_written_file_is_not_taken_before_it_settles() {
         assert!(path.exists(), "taken while still being written:\n{}", d.log());
     }
     drop(f);
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("slow.results.csv").is_some()),
-        "not archived after settling:\n{}",
-        d.log()
-    );
-    let rows = results_rows(&env.archived("slow.results.csv").expect("results")); // ok: test
+    let results = env.wait_archived(&d, "slow.results.csv", 20, "not archived after settling");
+    let rows = results_rows(&results);
     assert_eq!(rows.len(), 5, "the whole file was read");
     assert_eq!(env.users(), 4);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
@@ -453,11 +452,7 @@ fn marker_inbox_waits_for_the_marker() {
     );
     assert_eq!(env.users(), 0);
     fs::write(env.inbox.join("staff.csv.done"), b"").expect("marker"); // ok: test
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("staff.results.csv").is_some()),
-        "not archived after the marker:\n{}",
-        d.log()
-    );
+    env.wait_archived(&d, "staff.results.csv", 20, "not archived after the marker");
     assert!(
         env.archived("staff.csv.done").is_some(),
         "the marker is kept beside the file"
@@ -483,19 +478,14 @@ fn marker_inbox_waits_for_the_marker() {
 #[test]
 fn sighup_with_a_broken_config_keeps_the_old_one() {
     let env = Env::new(500, 1, false);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     fs::write(&env.config, "this is = = not toml [").expect("break config"); // ok: test
     d.signal(libc::SIGHUP);
     d.wait_log("Configuration reload refused", Duration::from_secs(20));
     assert!(d.running(), "the daemon died on a broken config:\n{}", d.log());
     // Still serving with the old config.
     env.drop_renamed("sample.csv", &sample());
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
-        "not processed after a refused reload:\n{}",
-        d.log()
-    );
+    env.wait_archived(&d, "sample.results.csv", 20, "not processed after a refused reload");
     assert_eq!(env.users(), 4);
     // A good config is taken.
     fs::write(&env.config, config_text(500, &inbox_toml(1, true))).expect("fix config"); // ok: test
@@ -508,8 +498,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one() {
 fn sigterm_mid_run_exits_cleanly_and_the_run_resumes_on_restart() {
     let env = Env::new(50, 1, false);
     let file = roster(3000, 11);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     env.drop_renamed("big.csv", &file);
     assert!(
         wait_until(Duration::from_secs(60), || env.users() >= 100),
@@ -526,14 +515,10 @@ fn sigterm_mid_run_exits_cleanly_and_the_run_resumes_on_restart() {
         "the run is journaled as unfinished"
     );
     let mut d = env.start();
-    assert!(
-        wait_until(Duration::from_secs(120), || env.archived("big.results.csv").is_some()),
-        "the run did not resume:\n{}",
-        d.log()
-    );
+    let results = env.wait_archived(&d, "big.results.csv", 120, "the run did not resume");
     assert!(d.log().contains("Resuming"), "{}", d.log());
     assert_eq!(env.users(), 3000);
-    let rows = results_rows(&env.archived("big.results.csv").expect("results")); // ok: test
+    let rows = results_rows(&results);
     assert_eq!(rows.len(), 3000);
     assert!(
         rows.iter().all(|r| r.1 == "new" && r.2 == "done"),
@@ -547,8 +532,7 @@ fn two_files_for_one_target_are_applied_one_after_the_other() {
     let env = Env::new(100, 1, false);
     let a = roster(1500, 21);
     let b = roster(1500, 22);
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     let sa = env.dir.join("staging/a.csv");
     let sb = env.dir.join("staging/b.csv");
     fs::write(&sa, &a).expect("write"); // ok: test
@@ -612,8 +596,7 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     let mut kill_points = Vec::new();
 
     // Life 1: kill right after the drop (before or during the claim).
-    let mut d = env.start();
-    d.wait_log("Ready.", Duration::from_secs(20));
+    let mut d = env.start_ready();
     env.drop_renamed("big.csv", &file);
     std::thread::sleep(Duration::from_millis(30));
     let mut kill = |d: &mut Daemon, what: String, hashes: &mut HashMap<String, String>| {
@@ -832,12 +815,7 @@ fn inbox_config_mistakes_fail_config_check() {
         ),
     ] {
         fs::write(&env.config, config_text(500, inbox)).expect("config"); // ok: test
-        let out = Command::new(BIN)
-            .arg("--config")
-            .arg(&env.config)
-            .args(["config", "check"])
-            .output()
-            .expect("dirsync config check"); // ok: test
+        let out = env.run(&["config", "check"]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{inbox}: {stderr}");
         assert!(stderr.contains(says), "{inbox}: expected {says:?} in {stderr}");
@@ -852,11 +830,7 @@ fn a_file_claimed_just_before_a_crash_is_run_at_the_next_start() {
     fs::create_dir_all(env.inbox.join("processing")).expect("mkdir"); // ok: test
     fs::write(env.inbox.join("processing/sample.csv"), sample()).expect("write"); // ok: test
     let mut d = env.start();
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
-        "the orphaned claim was not run:\n{}",
-        d.log()
-    );
+    env.wait_archived(&d, "sample.results.csv", 20, "the orphaned claim was not run");
     assert_eq!(env.users(), 4);
     assert_eq!(env.results_files().len(), 1);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
@@ -964,11 +938,7 @@ fn the_journal_can_live_in_postgresql() {
     let mut d = env.start();
     d.wait_log("Ready.", Duration::from_secs(30));
     env.drop_renamed("sample.csv", &sample());
-    assert!(
-        wait_until(Duration::from_secs(20), || env.archived("sample.results.csv").is_some()),
-        "not archived with a PostgreSQL journal:\n{}",
-        d.log()
-    );
+    env.wait_archived(&d, "sample.results.csv", 20, "not archived with a PostgreSQL journal");
     env.drop_part_renamed("sample.csv", &sample());
     assert!(
         wait_until(Duration::from_secs(20), || env
@@ -980,12 +950,7 @@ fn the_journal_can_live_in_postgresql() {
     );
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
     assert!(!env.journal.exists(), "no SQLite journal when PostgreSQL is configured");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["runs", "show", "1"])
-        .output()
-        .expect("dirsync runs show"); // ok: test
+    let out = env.run(&["runs", "show", "1"]);
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
         shown.contains("finished (applied)") && shown.contains("tbroken"),

@@ -2,6 +2,8 @@
 //! `python3-aiosmtpd`), messages parsed with a MIME parser, passwords checked
 //! against the SQLite target's argon2id hashes with the `sqlite3` CLI.
 
+#[path = "common/mime.rs"]
+mod mime;
 #[path = "support/servers.rs"]
 mod servers;
 
@@ -12,7 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use mail_parser::{Message, MessageParser, MimeHeaders};
+use mail_parser::MimeHeaders;
+use mime::{parse, smtp_section, to_of};
 use servers::Smtp;
 use tempfile::TempDir;
 
@@ -28,13 +31,6 @@ const SUBMITTER: &str = "hr@example.org";
 
 fn smtp() -> Smtp {
     Smtp::start().unwrap_or_else(|e| panic!("cannot start the test SMTP server: {e}"))
-}
-
-fn smtp_section(port: u16, extra: &str) -> String {
-    format!(
-        "[mail]\nfrom = \"dirsync <dirsync@example.org>\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
-         timeout_secs = 5\n{extra}\n"
-    )
 }
 
 /// A config (SQLite target, cheap argon2) with the sample roster in a temp dir.
@@ -109,18 +105,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn parse(raw: &[u8]) -> Message<'_> {
-    MessageParser::default().parse(raw).expect("a MIME message")
-}
-
-fn to_of(m: &Message) -> String {
-    m.to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_lowercase()
 }
 
 /// The envelope recipients aiosmtpd recorded (X-RcptTo).

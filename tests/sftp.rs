@@ -1,6 +1,8 @@
 //! SFTP inbox against a real OpenSSH sshd (tests/support/servers.rs), driving
 //! the built `dirsync` binary: `inbox test`, `inbox poll`, and `serve`.
 
+#[path = "common/mime.rs"]
+mod mime;
 #[path = "support/servers.rs"]
 mod servers;
 
@@ -11,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mail_parser::{Message, MessageParser};
+use mime::{parse, smtp_section, to_of};
 use servers::{Smtp, Sshd};
 use tempfile::TempDir;
 
@@ -149,6 +151,78 @@ submitter = "hr@example.org"
         fs::write(self.config(), format!("{text}{inbox}\n")).expect("config");
     }
 
+    /// `dirsync inbox poll hr --once`, expected to succeed: its stdout.
+    #[track_caller]
+    fn poll_once_ok(&self) -> String {
+        let out = self.run(&["inbox", "poll", "hr", "--once"]);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Replace `from` with `to` in dirsync.toml.
+    fn replace_in_config(&self, from: &str, to: &str) {
+        let text = fs::read_to_string(self.config()).expect("config");
+        fs::write(self.config(), text.replace(from, to)).expect("config");
+    }
+
+    /// `dirsync` with `args`, expected to fail with exit code 2: its stderr.
+    #[track_caller]
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        stderr
+    }
+
+    /// Wait (20 s at most) until `poll` has claimed `file`: it is in processing/.
+    fn wait_claimed(&self, poll: &Poll, file: &str) {
+        let claimed = self.inbox().join("processing").join(file);
+        wait_for(
+            "the file to be claimed",
+            Duration::from_secs(20),
+            || claimed.exists(),
+            || poll.log(),
+        );
+    }
+
+    /// Wait (`secs` at most) until `poll` has archived `file`, and nothing else.
+    fn wait_archived(&self, poll: &Poll, file: &str, secs: u64, what: &str) {
+        wait_for(
+            what,
+            Duration::from_secs(secs),
+            || self.finished_in("archive") == [file],
+            || poll.log(),
+        );
+    }
+
+    /// The results file `name` has `rows` rows, every one new and done:
+    /// each applied exactly once.
+    #[track_caller]
+    fn assert_all_new_and_done(&self, name: &str, rows: usize, what: &str) {
+        let results = self.results(name);
+        let v = verdicts(&results);
+        assert_eq!(v.len(), rows, "{results}");
+        assert!(v.iter().all(|(c, r)| c == "new" && r == "done"), "{what}: {results}");
+    }
+
+    /// A plain file where the results folder should be: every upload fails.
+    /// (Tests run as root, and so does sshd: permissions would not stop it.)
+    fn block_results(&self) {
+        fs::write(self.inbox().join("results"), b"not a folder").expect("block results");
+    }
+
+    /// The results folder back in place of `block_results`' file.
+    fn unblock_results(&self, poll: &Poll) {
+        let results_dir = self.inbox().join("results");
+        fs::remove_file(&results_dir).unwrap_or_else(|e| panic!("unblock: {e}\n{}", poll.log()));
+        fs::create_dir(&results_dir).expect("mkdir results");
+    }
+
+    /// The results file `name` in the inbox's results/ folder.
+    fn results(&self, name: &str) -> String {
+        fs::read_to_string(self.inbox().join("results").join(name)).expect("results")
+    }
+
     /// `dirsync runs`: the data lines, as tab-separated fields.
     fn runs(&self) -> Vec<Vec<String>> {
         let out = self.run(&["runs"]);
@@ -162,29 +236,18 @@ submitter = "hr@example.org"
 
     /// Like `users`, but 0 while the table does not exist or is busy.
     fn users_now(&self) -> usize {
-        let db = self.dir.path().join("state/directory.db");
-        if !db.exists() {
+        if !self.dir.path().join("state/directory.db").exists() {
             return 0;
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let url = format!("sqlite://{}", db.display());
-            let Ok(mut conn) = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await else {
-                return 0;
-            };
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users")
-                .fetch_one(&mut conn)
-                .await
-                .map(|n| usize::try_from(n).unwrap_or(0))
-                .unwrap_or(0)
-        })
+        self.count_users().unwrap_or(0)
     }
 
     /// Rows in the target's users table, read independently of dirsync.
     fn users(&self) -> usize {
+        self.count_users().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn count_users(&self) -> Result<usize, String> {
         let db = self.dir.path().join("state/directory.db");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -194,12 +257,12 @@ submitter = "hr@example.org"
             let url = format!("sqlite://{}", db.display());
             let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
                 .await
-                .expect("open the target database");
+                .map_err(|e| format!("open the target database: {e}"))?;
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
                 .fetch_one(&mut conn)
                 .await
-                .expect("count users");
-            usize::try_from(n).expect("count")
+                .map_err(|e| format!("count users: {e}"))?;
+            usize::try_from(n).map_err(|e| format!("count: {e}"))
         })
     }
 
@@ -245,6 +308,20 @@ struct Poll {
 impl Poll {
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Wait (`secs` at most) until the log says `needle`.
+    fn wait_log(&self, needle: &str, secs: u64, what: &str) {
+        wait_for(
+            what,
+            Duration::from_secs(secs),
+            || self.log().contains(needle),
+            || self.log(),
+        );
+    }
+    /// kill -9, and reap it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
     /// SIGTERM, and expect a clean exit.
     fn stop(mut self) -> String {
@@ -329,9 +406,7 @@ fn complete_file_is_processed_and_results_appear_on_the_server() {
     // `inbox test` takes nothing.
     assert!(env.inbox().join("staff.csv").exists());
 
-    let out = env.run(&["inbox", "poll", "hr", "--once"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+    let stdout = env.poll_once_ok();
     assert!(stdout.contains("staff.csv: archived"), "{stdout}");
     assert!(stdout.contains("garbage.csv: rejected"), "{stdout}");
 
@@ -343,7 +418,7 @@ fn complete_file_is_processed_and_results_appear_on_the_server() {
         env.files_in("results"),
         vec!["garbage.results.csv", "staff.results.csv"]
     );
-    let results = fs::read_to_string(env.inbox().join("results/staff.results.csv")).expect("results");
+    let results = env.results("staff.results.csv");
     let v = verdicts(&results);
     assert_eq!(
         v.iter().filter(|(c, r)| c == "new" && r == "done").count(),
@@ -379,15 +454,10 @@ fn a_file_still_growing_is_not_taken() {
             .expect("file still in the inbox");
         f.write_all(format!("{line}\n").as_bytes()).expect("append");
     }
-    wait_for(
-        "the settled file to be archived",
-        Duration::from_secs(30),
-        || env.finished_in("archive") == vec!["grow.csv".to_string()],
-        || poll.log(),
-    );
+    env.wait_archived(&poll, "grow.csv", 30, "the settled file to be archived");
     let log = poll.stop();
     assert_eq!(env.files_in("."), Vec::<String>::new(), "{log}");
-    let results = fs::read_to_string(env.inbox().join("results/grow.results.csv")).expect("results");
+    let results = env.results("grow.results.csv");
     assert_eq!(verdicts(&results).len(), rows, "{results}");
     assert_eq!(env.users(), rows);
 }
@@ -401,9 +471,7 @@ fn a_wrong_host_key_is_refused() {
     // A pinned fingerprint that is not the server's.
     env.write_config(&format!("host_key_fingerprint = \"SHA256:{}\"", "A".repeat(43)));
     for args in [&["inbox", "test", "hr"][..], &["inbox", "poll", "hr", "--once"][..]] {
-        let out = env.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let stderr = env.refused(args);
         assert!(
             stderr.contains("does not match the pinned host_key_fingerprint"),
             "{stderr}"
@@ -413,29 +481,18 @@ fn a_wrong_host_key_is_refused() {
 
     // known_hosts with another key for this host: changed.
     let keys = tempfile::tempdir().expect("tmp");
-    let other = keys.path().join("other");
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-    let other_pub = fs::read_to_string(other.with_extension("pub")).expect("pub");
+    let other_pub = keygen(&keys.path().join("other"), "ed25519", "");
     let mut parts = other_pub.split_whitespace();
     let (kind, key) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let kh = env.dir.path().join("known_hosts");
     fs::write(&kh, format!("[127.0.0.1]:{} {kind} {key}\n", env.sshd.port())).expect("known_hosts");
     env.write_config(&format!("known_hosts = \"{}\"", kh.display()));
-    let out = env.run(&["inbox", "test", "hr"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = env.refused(&["inbox", "test", "hr"]);
     assert!(stderr.contains("CHANGED"), "{stderr}");
 
     // known_hosts without this host: unknown, never trusted on first use.
     fs::write(&kh, format!("otherhost {kind} {key}\n")).expect("known_hosts");
-    let out = env.run(&["inbox", "test", "hr"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = env.refused(&["inbox", "test", "hr"]);
     assert!(stderr.contains("unknown"), "{stderr}");
     assert_eq!(
         fs::read_to_string(&kh).unwrap_or_default(),
@@ -458,35 +515,19 @@ fn server_stopped_mid_download_then_restarted_processes_the_file_once() {
     let rows = 1000; // about 50 KB: two 32 KiB read requests, a pause after each
     fs::write(env.inbox().join("big.csv"), roster(rows)).expect("drop file");
     let poll = env.spawn_poll(&[("DIRSYNC_TEST_SFTP_READ_DELAY_MS", "1500")]);
-    wait_for(
-        "the file to be claimed",
-        Duration::from_secs(20),
-        || env.inbox().join("processing/big.csv").exists(),
-        || poll.log(),
-    );
+    env.wait_claimed(&poll, "big.csv");
     thread::sleep(Duration::from_millis(500));
     env.sshd.stop().expect("stop sshd");
     thread::sleep(Duration::from_secs(3));
     assert!(env.files_in("results").is_empty(), "{}", poll.log());
     assert!(env.inbox().join("processing/big.csv").exists());
     env.sshd.restart().expect("restart sshd");
-    wait_for(
-        "the file to be archived after the restart",
-        Duration::from_secs(60),
-        || env.finished_in("archive") == vec!["big.csv".to_string()],
-        || poll.log(),
-    );
+    env.wait_archived(&poll, "big.csv", 60, "the file to be archived after the restart");
     let log = poll.stop();
     assert!(log.contains("retrying"), "the outage was logged: {log}");
     assert_eq!(env.files_in("results"), vec!["big.results.csv"]);
     assert_eq!(env.files_in("processing"), Vec::<String>::new());
-    let results = fs::read_to_string(env.inbox().join("results/big.results.csv")).expect("results");
-    let v = verdicts(&results);
-    assert_eq!(v.len(), rows);
-    assert!(
-        v.iter().all(|(c, r)| c == "new" && r == "done"),
-        "run exactly once: {results}"
-    );
+    env.assert_all_new_and_done("big.results.csv", rows, "run exactly once");
     assert_eq!(env.users(), rows);
 }
 
@@ -496,19 +537,11 @@ fn a_claimed_file_is_resumed_after_dirsync_is_killed() {
     let rows = 50;
     fs::write(env.inbox().join("resume.csv"), roster(rows)).expect("drop file");
     let mut poll = env.spawn_poll(&[("DIRSYNC_TEST_SFTP_READ_DELAY_MS", "5000")]);
-    wait_for(
-        "the file to be claimed",
-        Duration::from_secs(20),
-        || env.inbox().join("processing/resume.csv").exists(),
-        || poll.log(),
-    );
+    env.wait_claimed(&poll, "resume.csv");
     // kill -9 mid-download.
-    let _ = poll.child.kill();
-    let _ = poll.child.wait();
+    poll.kill();
     assert!(env.inbox().join("processing/resume.csv").exists());
-    let out = env.run(&["inbox", "poll", "hr", "--once"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("resume.csv: archived"));
+    assert!(env.poll_once_ok().contains("resume.csv: archived"));
     assert_eq!(env.finished_in("archive"), vec!["resume.csv"]);
     assert_eq!(env.files_in("results"), vec!["resume.results.csv"]);
     assert_eq!(env.users(), rows);
@@ -518,51 +551,29 @@ fn a_claimed_file_is_resumed_after_dirsync_is_killed() {
 fn results_upload_fails_then_succeeds_on_retry() {
     let env = Env::start();
     let rows = 5;
-    // Tests run as root, and so does sshd: permissions would not stop it.
-    // A plain file where the results folder should be makes every upload fail.
-    let results_dir = env.inbox().join("results");
-    fs::write(&results_dir, b"not a folder").expect("block results");
+    env.block_results();
     fs::write(env.inbox().join("upload.csv"), roster(rows)).expect("drop file");
     let poll = env.spawn_poll(&[]);
-    wait_for(
-        "the upload to fail",
-        Duration::from_secs(20),
-        || poll.log().contains("stays in processing"),
-        || poll.log(),
-    );
+    poll.wait_log("stays in processing", 20, "the upload to fail");
     thread::sleep(Duration::from_secs(2)); // a retry or two, still failing
     assert!(env.inbox().join("processing/upload.csv").exists(), "{}", poll.log());
     assert!(env.finished_in("archive").is_empty());
     assert_eq!(env.users(), rows, "the run itself was done");
 
-    fs::remove_file(&results_dir).unwrap_or_else(|e| panic!("unblock: {e}\n{}", poll.log()));
-    fs::create_dir(&results_dir).expect("mkdir results");
-    wait_for(
-        "the retry to upload and archive",
-        Duration::from_secs(30),
-        || env.finished_in("archive") == vec!["upload.csv".to_string()],
-        || poll.log(),
-    );
+    env.unblock_results(&poll);
+    env.wait_archived(&poll, "upload.csv", 30, "the retry to upload and archive");
     let log = poll.stop();
     assert_eq!(env.files_in("results"), vec!["upload.results.csv"], "{log}");
-    let results = fs::read_to_string(results_dir.join("upload.results.csv")).expect("results");
-    let v = verdicts(&results);
-    assert_eq!(v.len(), rows);
-    assert!(
-        v.iter().all(|(c, r)| c == "new" && r == "done"),
-        "not run again: {results}"
-    );
+    env.assert_all_new_and_done("upload.results.csv", rows, "not run again");
     assert_eq!(env.users(), rows);
 }
 
 #[test]
 fn marker_mode_waits_for_the_marker() {
     let env = Env::start();
-    let config = fs::read_to_string(env.config()).expect("config");
-    fs::write(env.config(), config + "marker = true\n").expect("config");
+    env.extend_config("", "marker = true");
     fs::write(env.inbox().join("m.csv"), roster(3)).expect("drop file");
-    let out = env.run(&["inbox", "poll", "hr", "--once"]);
-    assert!(out.status.success());
+    env.poll_once_ok();
     assert_eq!(env.files_in("."), vec!["m.csv"], "no marker: not taken");
     fs::write(env.inbox().join("m.csv.done"), b"").expect("marker");
     let out = env.run(&["inbox", "poll", "hr", "--once"]);
@@ -619,9 +630,7 @@ fn key_authentication_and_its_errors() {
 
     // Wrong passphrase.
     fs::write(&pass, "wrong\n").expect("passphrase");
-    let out = env.run(&["inbox", "test", "hr"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = env.refused(&["inbox", "test", "hr"]);
     assert!(
         stderr.contains("cannot load the private key") && stderr.contains("passphrase"),
         "{stderr}"
@@ -631,9 +640,7 @@ fn key_authentication_and_its_errors() {
     let stranger = keys.path().join("id_stranger");
     keygen(&stranger, "ed25519", "");
     env.write_config_with(&pin, &format!("key_file = \"{}\"", stranger.display()));
-    let out = env.run(&["inbox", "test", "hr"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = env.refused(&["inbox", "test", "hr"]);
     assert!(
         stderr.contains("refused user") && stderr.contains("authorized_keys"),
         "{stderr}"
@@ -642,9 +649,7 @@ fn key_authentication_and_its_errors() {
     // Nobody listening.
     env.write_config(&pin);
     env.sshd.stop().expect("stop sshd");
-    let out = env.run(&["inbox", "test", "hr"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let stderr = env.refused(&["inbox", "test", "hr"]);
     assert!(
         stderr.contains("cannot connect") && stderr.contains("refused"),
         "{stderr}"
@@ -655,26 +660,20 @@ fn key_authentication_and_its_errors() {
 fn target_down_keeps_the_file_in_processing_until_it_is_back() {
     let env = Env::start();
     fs::write(env.inbox().join("later.csv"), roster(4)).expect("drop file");
-    let good = fs::read_to_string(env.config()).expect("config");
     // A database that cannot be opened: its "folder" is a file.
-    fs::write(
-        env.config(),
-        good.replace(
-            "sqlite://state/directory.db",
-            "sqlite://policies/staff.toml/directory.db",
-        ),
-    )
-    .expect("config");
+    let (good, bad) = (
+        "sqlite://state/directory.db",
+        "sqlite://policies/staff.toml/directory.db",
+    );
+    env.replace_in_config(good, bad);
     let out = env.run(&["inbox", "poll", "hr", "--once"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("later.csv: stays in processing/"));
     assert_eq!(env.files_in("processing"), vec!["later.csv"]);
     assert!(env.files_in("results").is_empty());
 
-    fs::write(env.config(), good).expect("config");
-    let out = env.run(&["inbox", "poll", "hr", "--once"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("later.csv: archived"));
+    env.replace_in_config(bad, good);
+    assert!(env.poll_once_ok().contains("later.csv: archived"));
     assert_eq!(env.finished_in("archive"), vec!["later.csv"]);
     assert_eq!(env.users(), 4);
 }
@@ -682,25 +681,14 @@ fn target_down_keeps_the_file_in_processing_until_it_is_back() {
 #[test]
 fn an_oversized_file_is_rejected_unread() {
     let env = Env::start();
-    let config = fs::read_to_string(env.config()).expect("config");
-    fs::write(env.config(), config + "max_file_mb = 1\n").expect("config");
+    env.extend_config("", "max_file_mb = 1");
     let mut big = roster(2).into_bytes();
     big.resize(1024 * 1024 + 1, b'x');
     fs::write(env.inbox().join("huge.csv"), &big).expect("drop file");
-    let out = env.run(&["inbox", "poll", "hr", "--once"]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("huge.csv: rejected"));
+    assert!(env.poll_once_ok().contains("huge.csv: rejected"));
     assert_eq!(env.finished_in("rejected"), vec!["huge.csv"]);
-    let results = fs::read_to_string(env.inbox().join("results/huge.results.csv")).expect("results");
+    let results = env.results("huge.results.csv");
     assert!(results.contains("max_file_mb"), "{results}");
-}
-
-fn to_of(m: &Message) -> String {
-    m.to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap_or_default()
-        .to_lowercase()
 }
 
 /// `dirsync serve` runs an SFTP file like a dropped one: through the journal
@@ -711,24 +699,13 @@ fn to_of(m: &Message) -> String {
 fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
     let env = Env::start();
     let smtp = Smtp::start().unwrap_or_else(|e| panic!("cannot start the test SMTP server: {e}"));
-    env.extend_config(
-        &format!(
-            "[mail]\nfrom = \"dirsync <dirsync@example.org>\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout_secs = 5\n",
-            smtp.port()
-        ),
-        "",
-    );
+    env.extend_config(&smtp_section(smtp.port(), ""), "");
     let sample = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example/sample.csv")).expect("sample");
     fs::write(env.inbox().join("staff.csv"), &sample).expect("upload file");
     let serve = env.spawn_serve();
-    wait_for(
-        "the file to be archived on the server",
-        Duration::from_secs(60),
-        || env.finished_in("archive") == vec!["staff.csv".to_string()],
-        || serve.log(),
-    );
+    env.wait_archived(&serve, "staff.csv", 60, "the file to be archived on the server");
     assert_eq!(env.files_in("results"), vec!["staff.results.csv"], "{}", serve.log());
-    let results = fs::read_to_string(env.inbox().join("results/staff.results.csv")).expect("results");
+    let results = env.results("staff.results.csv");
     let v = verdicts(&results);
     assert_eq!(
         v.iter().filter(|(c, r)| c == "new" && r == "done").count(),
@@ -751,14 +728,11 @@ fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
     let msgs = smtp
         .wait_for_messages(5, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\n{}", serve.log()));
-    let to: Vec<String> = msgs
-        .iter()
-        .map(|raw| to_of(&MessageParser::default().parse(&raw[..]).expect("MIME")))
-        .collect();
+    let to: Vec<String> = msgs.iter().map(|raw| to_of(&parse(raw))).collect();
     assert_eq!(to.iter().filter(|t| *t == "hr@example.org").count(), 1, "{to:?}");
     let results_mail = msgs
         .iter()
-        .map(|raw| MessageParser::default().parse(&raw[..]).expect("MIME"))
+        .map(|raw| parse(raw))
         .find(|m| to_of(m) == "hr@example.org")
         .expect("results mail");
     let att = results_mail.attachments().next().expect("results attached");
@@ -777,7 +751,7 @@ fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
         || serve.log(),
     );
     let log = serve.stop();
-    let again = fs::read_to_string(env.inbox().join("results/again.results.csv")).expect("results");
+    let again = env.results("again.results.csv");
     assert!(
         again.contains("duplicate") && again.contains("not applied again") && again.contains("staff.csv"),
         "{again}\n{log}"
@@ -812,12 +786,7 @@ fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
 #[test]
 fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
     let env = Env::start();
-    let config = fs::read_to_string(env.config()).expect("config");
-    fs::write(
-        env.config(),
-        config.replace("create_schema = true", "create_schema = true\nbatch_size = 5"),
-    )
-    .expect("config");
+    env.replace_in_config("create_schema = true", "create_schema = true\nbatch_size = 5");
     let rows = 3000;
     fs::write(env.inbox().join("big.csv"), roster(rows)).expect("upload file");
     let mut serve = env.spawn_serve();
@@ -827,8 +796,7 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
         || env.users_now() > 0,
         || serve.log(),
     );
-    let _ = serve.child.kill();
-    let _ = serve.child.wait();
+    serve.kill();
     let at_kill = env.users_now();
     eprintln!("killed at {at_kill} of {rows} rows");
     assert!(
@@ -840,24 +808,13 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
     assert!(env.files_in("results").is_empty());
 
     let serve = env.spawn_serve();
-    wait_for(
-        "the file to be archived after the restart",
-        Duration::from_secs(120),
-        || env.finished_in("archive") == vec!["big.csv".to_string()],
-        || serve.log(),
-    );
+    env.wait_archived(&serve, "big.csv", 120, "the file to be archived after the restart");
     let log = serve.stop();
     assert!(log.contains("Resuming an unfinished run"), "{log}");
     assert_eq!(env.files_in("results"), vec!["big.results.csv"], "{log}");
     assert_eq!(env.files_in("processing"), Vec::<String>::new());
     assert!(env.finished_in("rejected").is_empty());
-    let results = fs::read_to_string(env.inbox().join("results/big.results.csv")).expect("results");
-    let v = verdicts(&results);
-    assert_eq!(v.len(), rows);
-    assert!(
-        v.iter().all(|(c, r)| c == "new" && r == "done"),
-        "each row applied exactly once: {results}"
-    );
+    env.assert_all_new_and_done("big.results.csv", rows, "each row applied exactly once");
     assert_eq!(env.users(), rows);
     let runs = env.runs();
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
@@ -872,40 +829,24 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
 fn serve_restarted_after_the_run_uploads_the_original_results() {
     let env = Env::start();
     let rows = 5;
-    // A plain file where the results folder should be: every upload fails.
-    let results_dir = env.inbox().join("results");
-    fs::write(&results_dir, b"not a folder").expect("block results");
+    env.block_results();
     fs::write(env.inbox().join("upload.csv"), roster(rows)).expect("upload file");
     let mut serve = env.spawn_serve();
-    wait_for(
-        "the results upload to fail",
-        Duration::from_secs(30),
-        || serve.log().contains("stays in processing"),
-        || serve.log(),
-    );
+    serve.wait_log("stays in processing", 30, "the results upload to fail");
     assert_eq!(env.users(), rows, "the run itself was done");
-    let _ = serve.child.kill();
-    let _ = serve.child.wait();
+    serve.kill();
     assert!(env.inbox().join("processing/upload.csv").exists());
 
-    fs::remove_file(&results_dir).expect("unblock");
-    fs::create_dir(&results_dir).expect("mkdir results");
+    env.unblock_results(&serve);
     let serve = env.spawn_serve();
-    wait_for(
-        "the file to be archived after the restart",
-        Duration::from_secs(60),
-        || env.finished_in("archive") == vec!["upload.csv".to_string()],
-        || serve.log(),
-    );
+    env.wait_archived(&serve, "upload.csv", 60, "the file to be archived after the restart");
     let log = serve.stop();
     assert!(log.contains("handed over again"), "{log}");
     assert_eq!(env.files_in("results"), vec!["upload.results.csv"], "{log}");
-    let results = fs::read_to_string(results_dir.join("upload.results.csv")).expect("results");
-    let v = verdicts(&results);
-    assert_eq!(v.len(), rows, "{results}");
-    assert!(
-        v.iter().all(|(c, r)| c == "new" && r == "done"),
-        "the original results, not a duplicate notice: {results}"
+    env.assert_all_new_and_done(
+        "upload.results.csv",
+        rows,
+        "the original results, not a duplicate notice",
     );
     assert_eq!(env.users(), rows);
     assert_eq!(env.runs().len(), 1);
@@ -920,11 +861,10 @@ fn serve_reloads_a_changed_sftp_inbox_on_sighup() {
     env.write_config(&format!("host_key_fingerprint = \"SHA256:{}\"", "A".repeat(43)));
     fs::write(env.inbox().join("hup.csv"), roster(3)).expect("upload file");
     let serve = env.spawn_serve();
-    wait_for(
+    serve.wait_log(
+        "does not match the pinned host_key_fingerprint",
+        30,
         "the wrong pin to be refused",
-        Duration::from_secs(30),
-        || serve.log().contains("does not match the pinned host_key_fingerprint"),
-        || serve.log(),
     );
     assert_eq!(env.files_in("."), vec!["hup.csv"], "nothing taken");
     fs::write(env.config(), good).expect("config");
@@ -932,12 +872,7 @@ fn serve_reloads_a_changed_sftp_inbox_on_sighup() {
         .arg("-HUP")
         .arg(serve.child.id().to_string())
         .status();
-    wait_for(
-        "the file to be archived after the reload",
-        Duration::from_secs(60),
-        || env.finished_in("archive") == vec!["hup.csv".to_string()],
-        || serve.log(),
-    );
+    env.wait_archived(&serve, "hup.csv", 60, "the file to be archived after the reload");
     let log = serve.stop();
     assert!(log.contains("SFTP inbox changed; restarting its poller"), "{log}");
     assert_eq!(env.users(), 3);

@@ -200,14 +200,20 @@ CREATE TABLE writes (n bigint NOT NULL);
 INSERT INTO writes VALUES (0);
 ",
     );
+    s.push_str(&write_triggers("FOR EACH ROW UPDATE writes SET n = n + 1;"));
+    s + &maria_user()
+}
+
+/// A trigger on every write to app_users and app_groups, each doing `action`
+/// (counting the write in `writes`).
+fn write_triggers(action: &str) -> String {
+    let mut s = String::new();
     for t in ["app_users", "app_groups"] {
         for ev in ["INSERT", "UPDATE", "DELETE"] {
-            s.push_str(&format!(
-                "CREATE TRIGGER w_{t}_{ev} AFTER {ev} ON {t} FOR EACH ROW UPDATE writes SET n = n + 1;\n"
-            ));
+            s.push_str(&format!("CREATE TRIGGER w_{t}_{ev} AFTER {ev} ON {t} {action}\n"));
         }
     }
-    s + &maria_user()
+    s
 }
 
 /// The service account dirsync logs in as, with a password.
@@ -244,13 +250,7 @@ CREATE TABLE writes (n INTEGER NOT NULL);
 INSERT INTO writes VALUES (0);
 ",
     );
-    for t in ["app_users", "app_groups"] {
-        for ev in ["INSERT", "UPDATE", "DELETE"] {
-            s.push_str(&format!(
-                "CREATE TRIGGER w_{t}_{ev} AFTER {ev} ON {t} BEGIN UPDATE writes SET n = n + 1; END;\n"
-            ));
-        }
-    }
+    s.push_str(&write_triggers("BEGIN UPDATE writes SET n = n + 1; END;"));
     s
 }
 
@@ -434,11 +434,22 @@ fn hash(db: &dyn Db, login: &str) -> String {
     ))
 }
 
+/// `csv` without the lines that start with `prefix`.
+fn without(csv: &str, prefix: &str) -> String {
+    csv.lines()
+        .filter(|l| !l.starts_with(prefix))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 fn suite(db: &dyn Db) {
     let n = db.name();
     let s = Setup::new(db);
     let main = s.path("dirsync.toml");
-    let pol = |p: &'static str| ["--policy", p];
+    // `dirsync CMD --policy POLICY DAY.csv`, the file holding `csv`.
+    let run = |cmd: &str, policy: &str, day: &str, csv: &str| {
+        dirsync(db, &main, &[cmd, "--policy", policy], Some((day, csv)))
+    };
 
     // A mapping naming a missing column, or a column of the wrong type, is
     // reported before anything is read or written: exit 2.
@@ -474,12 +485,7 @@ toolong,Tom,Long,tom@example.org,Senior Principal Engineer,IT,staff,,,
 
     // A dry run already names the value too long for its column (where the
     // catalogue knows a length) and writes nothing.
-    let r = dirsync(
-        db,
-        &main,
-        &[&["check"][..], &pol("main")].concat(),
-        Some(("day1", &csv1)),
-    );
+    let r = run("check", "main", "day1", &csv1);
     if n != "sqlite" {
         assert_eq!(r.code, 1, "{n}: {}{}", r.stdout, r.stderr);
         assert!(
@@ -495,12 +501,7 @@ toolong,Tom,Long,tom@example.org,Senior Principal Engineer,IT,staff,,,
     // and one row too long for varchar(10) that fails alone.
     db.exec("INSERT INTO app_groups (login, grp) VALUES ('jsmith', 'app-admins')");
     let w0 = writes(db);
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("main")].concat(),
-        Some(("day1", &csv1)),
-    );
+    let r = run("apply", "main", "day1", &csv1);
     assert_eq!(r.code, 1, "{n}: {}{}", r.stdout, r.stderr);
     assert!(r.results.contains(db.too_long()), "{n}: {}", r.results);
     assert!(r.stdout.contains("4 done, 1 failed"), "{n}: {}", r.stdout);
@@ -534,18 +535,9 @@ toolong,Tom,Long,tom@example.org,Senior Principal Engineer,IT,staff,,,
     assert_ne!(writes(db), w0);
 
     // Unchanged re-run (without the bad row): nothing written at all.
-    let csv1b: String = csv1
-        .lines()
-        .filter(|l| !l.starts_with("toolong"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let csv1b = without(&csv1, "toolong");
     let w1 = writes(db);
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("main")].concat(),
-        Some(("day1b", &csv1b)),
-    );
+    let r = run("apply", "main", "day1b", &csv1b);
     assert_eq!(r.code, 0, "{n}: {}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("4 unchanged"), "{n}: {}", r.stdout);
     assert_eq!(writes(db), w1, "{n}: an unchanged run writes nothing");
@@ -558,12 +550,7 @@ bob,Bob,\"Robert'); DROP TABLE users;--\",bob@example.org,%,_,staff,leaver,,
 nul,NULL,Null,nul@example.org,_,NULL,,,,
 "
     );
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("main")].concat(),
-        Some(("day2", &csv2)),
-    );
+    let r = run("apply", "main", "day2", &csv2);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert_eq!(
         user(db, "jsmith"),
@@ -595,12 +582,7 @@ bob,Bob,\"Robert'); DROP TABLE users;--\",bob@example.org,%,_,staff;vpn,,1,
 nul,NULL,Null,nul@example.org,_,NULL,,,,
 "
     );
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("main")].concat(),
-        Some(("day3", &csv3)),
-    );
+    let r = run("apply", "main", "day3", &csv3);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert!(r.stdout.contains("1 joiner"), "{n}: {}", r.stdout);
     assert_eq!(
@@ -611,12 +593,7 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
     assert_eq!(groups(db, "bob"), "staff,vpn", "{n}");
 
     // Absent = leaver: akhan (not in the file) becomes a leaver.
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("leaver")].concat(),
-        Some(("day4", &csv3)),
-    );
+    let r = run("apply", "leaver", "day4", &csv3);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert_eq!(
         user(db, "akhan"),
@@ -626,27 +603,13 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
     assert_eq!(groups(db, "akhan"), "", "{n}");
 
     // Absent = delete with deleted_at: soft delete, then out of scope.
-    let csv5: String = csv3
-        .lines()
-        .filter(|l| !l.starts_with("nul,"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("softdelete")].concat(),
-        Some(("day5", &csv5)),
-    );
+    let csv5 = without(&csv3, "nul,");
+    let r = run("apply", "softdelete", "day5", &csv5);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert!(user(db, "nul").ends_with("|deleted"), "{n}: {}", user(db, "nul"));
     assert!(user(db, "akhan").ends_with("|deleted"), "{n}: {}", user(db, "akhan"));
     let w5 = writes(db);
-    let r = dirsync(
-        db,
-        &main,
-        &[&["check"][..], &pol("softdelete")].concat(),
-        Some(("day5b", &csv5)),
-    );
+    let r = run("check", "softdelete", "day5b", &csv5);
     assert!(
         r.stdout.contains("2 unchanged") && !r.stdout.contains("delete"),
         "{n}: {}",
@@ -655,22 +618,12 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
     assert_eq!(writes(db), w5);
 
     // A soft-deleted account named again is revived, not duplicated.
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("main")].concat(),
-        Some(("day6", &csv3)),
-    );
+    let r = run("apply", "main", "day6", &csv3);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert_eq!(user(db, "nul"), "NULL|Null|nul@example.org|_|NULL|active|in|0|-", "{n}");
 
     // Absent = delete without deleted_at: the row goes, with its managed groups.
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("harddelete")].concat(),
-        Some(("day7", &csv5)),
-    );
+    let r = run("apply", "harddelete", "day7", &csv5);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     assert_eq!(
         db.q("SELECT COUNT(*) FROM app_users WHERE login IN ('nul', 'akhan')"),
@@ -681,12 +634,7 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
 
     // bcrypt for applications that expect it.
     let csv8 = format!("{HEADER}bc,Bea,Crypt,bea@example.org,,,,,,Pa55word!\n");
-    let r = dirsync(
-        db,
-        &main,
-        &[&["apply"][..], &pol("bcrypt")].concat(),
-        Some(("day8", &csv8)),
-    );
+    let r = run("apply", "bcrypt", "day8", &csv8);
     assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
     let h = hash(db, "bc");
     assert!(h.starts_with("$2b$04$"), "{n}: {h}");

@@ -13,6 +13,7 @@ mod servers;
 
 mod env;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,39 @@ fn kind(name: &str) -> Kind {
 const JANE: &str = "jsmith,Jane,Smith,jane@example.org,Clerk,Finance,+44 20 7946 0101,staff;vpn,";
 const BOB: &str = "bjones,Bob,Jones,bob@example.org,Engineer,Sales,+44 20 7946 0102,staff,";
 const ANN: &str = "alee,Ann,Lee,ann@example.org,Director,Finance,,,";
+
+/// Rows for `n` people user00000, user00001, … in Finance and staff.
+fn numbered(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
+        .collect()
+}
+
+/// An entry dirsync does not manage (another object class) where `user`'s
+/// account in Finance would go.
+fn take_name(env: &Env, user: &str) {
+    let taken = env.user_dn(user, "Finance");
+    if env.ad() {
+        env.ldapadd(&format!("dn: {taken}\nobjectClass: contact\n"));
+    } else {
+        env.ldapadd(&format!("dn: {taken}\nobjectClass: account\nuid: {user}\n"));
+    }
+}
+
+/// The built `dirsync` on a config of its own: exit code, stdout, stderr.
+fn dirsync_on(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run dirsync");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 matrix!(add_update_and_unchanged_rerun_with_zero_writes);
 fn add_update_and_unchanged_rerun_with_zero_writes(kind: Kind) {
@@ -171,13 +205,9 @@ fn leaver_is_locked_moved_and_stripped_then_joiner_is_restored(kind: Kind) {
         env.group_dn("wiki")
     ));
 
-    let f = env.csv_with(
-        &header,
-        &[
-            "jsmith,Jane,Smith,jane@example.org,Clerk,Finance,+44 20 7946 0101,staff;vpn,leaver,,",
-            &format!("{BOB},,"),
-        ],
-    );
+    // Jane's row as given, and Bob's as before (without a password).
+    let with_bob = |jane: &str| env.csv_with(&header, &[jane, &format!("{BOB},,")]);
+    let f = with_bob("jsmith,Jane,Smith,jane@example.org,Clerk,Finance,+44 20 7946 0101,staff;vpn,leaver,,");
     let run = env.dirsync("apply", &f, &[]);
     assert_eq!(run.code, 0, "{}", run.results);
     assert_eq!(run.row("jsmith").0, "leaver");
@@ -207,13 +237,7 @@ fn leaver_is_locked_moved_and_stripped_then_joiner_is_restored(kind: Kind) {
     assert_eq!(env.writes(), before);
 
     // Joiner: back to the OU the row names, unlocked, groups restored.
-    let f = env.csv_with(
-        &header,
-        &[
-            "jsmith,Jane,Smith,jane@example.org,Clerk,Sales,+44 20 7946 0101,staff;vpn,,,",
-            &format!("{BOB},,"),
-        ],
-    );
+    let f = with_bob("jsmith,Jane,Smith,jane@example.org,Clerk,Sales,+44 20 7946 0101,staff;vpn,,,");
     let run = env.dirsync("apply", &f, &[]);
     assert_eq!(run.code, 0, "{}", run.results);
     assert_eq!(run.row("jsmith").0, "joiner");
@@ -405,9 +429,7 @@ fn server_restart_mid_run_loses_and_duplicates_nothing(kind: Kind) {
     env.write_config("max_in_flight = 8\nbatch_size = 200\n");
     // Samba writes (and hashes passwords) an order of magnitude slower.
     let n = if env.ad() { 600 } else { 3000 };
-    let rows: Vec<String> = (0..n)
-        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
-        .collect();
+    let rows = numbered(n as usize);
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let f = env.csv(&rows);
     let results = env.path("restart-results.csv");
@@ -509,12 +531,7 @@ matrix!(errors_read_the_same_on_every_server);
 fn errors_read_the_same_on_every_server(kind: Kind) {
     let env = Env::start(kind, "ignore", "");
     // A name taken by an entry dirsync does not manage (another object class).
-    let taken = env.user_dn("taken", "Finance");
-    if env.ad() {
-        env.ldapadd(&format!("dn: {taken}\nobjectClass: contact\n"));
-    } else {
-        env.ldapadd(&format!("dn: {taken}\nobjectClass: account\nuid: taken\n"));
-    }
+    take_name(&env, "taken");
     env.require_long_passwords();
     let header = format!("{HEADER},password");
     let f = env.csv_with(
@@ -607,9 +624,7 @@ fn snapshot_pages_past_the_server_size_limit(kind: Kind) {
         ));
     }
     env.write_config("page_size = 25\n");
-    let rows: Vec<String> = (0..120)
-        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
-        .collect();
+    let rows = numbered(120);
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let run = env.apply(&rows);
     assert_eq!(run.code, 0, "{}", run.stdout);
@@ -673,15 +688,8 @@ matrix!(transactions_add_in_groups_and_a_refused_group_falls_back_row_by_row);
 fn transactions_add_in_groups_and_a_refused_group_falls_back_row_by_row(kind: Kind) {
     let env = Env::start(kind, "ignore", "");
     env.write_config("transaction_size = 50\n");
-    let taken = env.user_dn("user00077", "Finance");
-    if env.ad() {
-        env.ldapadd(&format!("dn: {taken}\nobjectClass: contact\n"));
-    } else {
-        env.ldapadd(&format!("dn: {taken}\nobjectClass: account\nuid: user00077\n"));
-    }
-    let rows: Vec<String> = (0..200)
-        .map(|i| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,staff,"))
-        .collect();
+    take_name(&env, "user00077");
+    let rows = numbered(200);
     let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
     let extended = match &env.server {
         env::Server::OpenLdap(s) => Some(s.op_counts().unwrap().extended),
@@ -766,18 +774,8 @@ fn the_example_config_for_this_server_checks_clean(kind: Kind) {
     }
     std::fs::write(dst.join("dirsync.toml"), out).unwrap();
     let dirsync = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
-            .arg("--config")
-            .arg(dst.join("dirsync.toml"))
-            .args(args)
-            .output()
-            .expect("run dirsync");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code(), said)
+        let (code, stdout, stderr) = dirsync_on(&dst.join("dirsync.toml"), args);
+        (code, format!("{stdout}{stderr}"))
     };
     let (code, said) = dirsync(&["config", "check"]);
     assert_eq!(code, Some(0), "{said}");
@@ -804,14 +802,8 @@ fn config_check_rejects_a_bad_ldap_mapping_with_reasons() {
     )
     .unwrap();
     std::fs::write(dir.path().join("p.toml"), "target = \"dir\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
-        .arg("--config")
-        .arg(dir.path().join("dirsync.toml"))
-        .args(["config", "check"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let (code, _, err) = dirsync_on(&dir.path().join("dirsync.toml"), &["config", "check"]);
+    assert_eq!(code, Some(2));
     assert!(err.contains("bind_password"), "inline passwords are refused: {err}");
 
     std::fs::write(
@@ -826,14 +818,8 @@ fn config_check_rejects_a_bad_ldap_mapping_with_reasons() {
          dn = \"uid={username},ou=other,dc=example,dc=org\"\n[ldap.templates]\ncn = \"{nickname}\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dirsync"))
-        .arg("--config")
-        .arg(dir.path().join("dirsync.toml"))
-        .args(["config", "check"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let (code, _, err) = dirsync_on(&dir.path().join("dirsync.toml"), &["config", "check"]);
+    assert_eq!(code, Some(2));
     assert!(err.contains("{nickname} is not a field"), "{err}");
     assert!(err.contains("outside the managed base"), "{err}");
     assert!(err.contains("add [ldap.groups]"), "{err}");
