@@ -179,6 +179,26 @@ pub fn generate_password(policy: &Policy) -> Secret {
     Secret::new(s)
 }
 
+/// A file rejected as a whole: its results say why, and nothing is written.
+pub(crate) fn rejected_file(
+    bytes: &[u8],
+    policy: &Policy,
+    results: &Path,
+    e: FileError,
+) -> Result<RunReport, SyncError> {
+    let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
+    write_atomically(results, |w| write_rejection(w, text.as_deref(), &e))?;
+    Ok(RunReport {
+        summary: Summary::default(),
+        results: results.to_path_buf(),
+        file_error: Some(e),
+        breaches: Vec::new(),
+        warnings: Vec::new(),
+        target_error: None,
+        credentials: Vec::new(),
+    })
+}
+
 /// Write the results atomically: a temp file beside it, then rename.
 pub(crate) fn write_atomically(
     path: &Path,
@@ -211,17 +231,7 @@ pub async fn run_file(
         Ok(r) => r,
         Err(e) => {
             warn!(policy = %lp.name, reason = %e, "File rejected as a whole; nothing written.");
-            let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
-            write_atomically(results, |w| write_rejection(w, text.as_deref(), &e))?;
-            return Ok(RunReport {
-                summary: Summary::default(),
-                results: results.to_path_buf(),
-                file_error: Some(e),
-                breaches: Vec::new(),
-                warnings: Vec::new(),
-                target_error: None,
-                credentials: Vec::new(),
-            });
+            return rejected_file(bytes, policy, results, e);
         }
     };
     let parse_ms = started.elapsed().as_millis() as u64;

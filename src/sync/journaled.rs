@@ -13,11 +13,11 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use super::writes::Writes;
-use super::{generate_password, write_atomically, RunReport, SyncError};
+use super::{generate_password, rejected_file, write_atomically, RunReport, SyncError};
 use crate::backend::{Backend, Op};
 use crate::config::LoadedPolicy;
 use crate::core::plan::Breach;
-use crate::core::report::{item_message, write_rejection, write_results_with};
+use crate::core::report::{item_message, write_results_with};
 use crate::core::{
     parse_roster, plan, Change, Class, Outcome, PlanItem, PlanOptions, Roster, Secret, Summary, UserKey, Verdict,
 };
@@ -128,17 +128,7 @@ pub async fn run_journaled(
         Ok(r) => r,
         Err(e) => {
             warn!(reason = %e, "File rejected as a whole; nothing written.");
-            let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
-            write_atomically(results, |w| write_rejection(w, text.as_deref(), &e))?;
-            return Ok(Finish::Done(RunReport {
-                summary: Summary::default(),
-                results: results.to_path_buf(),
-                file_error: Some(e),
-                breaches: Vec::new(),
-                warnings: Vec::new(),
-                target_error: None,
-                credentials: Vec::new(),
-            }));
+            return rejected_file(bytes, policy, results, e).map(Finish::Done);
         }
     };
     let snapshot = backend.snapshot().await?;
