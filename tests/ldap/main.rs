@@ -565,6 +565,25 @@ fn errors_read_the_same_on_every_server(kind: Kind) {
     assert_eq!(result, "failed");
     assert!(message.contains("an entry with this name already exists"), "{message}");
 
+    if env.ad() {
+        // Windows cannot enable an account without a password: such a row
+        // is refused before anything is written, in a dry run too.
+        env.edit_policy(|p| p.replace("generate = \"new\"", "generate = \"never\""));
+        let f = env.csv(&["nopass,No,Pass,np@example.org,T,Finance,,staff,"]);
+        for verb in ["check", "apply"] {
+            let run = env.dirsync(verb, &f, &[]);
+            assert_eq!(run.code, 1, "{verb}: {}", run.results);
+            let (_, result, message) = run.row("nopass");
+            assert_eq!(result, "failed", "{verb}");
+            assert!(
+                message.contains("cannot enable an account without a password"),
+                "{verb}: {message}"
+            );
+        }
+        assert_eq!(entries(&env.user("nopass", &["1.1"])), 0);
+        env.edit_policy(|p| p.replace("generate = \"never\"", "generate = \"new\""));
+    }
+
     // Bound as an account that may only read: every write refused alike.
     let reader = env.add_reader();
     env.write_config_as(Some(&reader), "");
