@@ -426,6 +426,16 @@ impl Env {
         }
     }
 
+    /// Stop the server (its data stays; `restart` brings it back).
+    pub fn stop(&mut self) {
+        let r = match &mut self.server {
+            Server::OpenLdap(s) => s.stop(),
+            Server::SambaAd(s) => s.stop(),
+            Server::Ds389(s) => s.stop(),
+        };
+        r.unwrap_or_else(|e| panic!("stop {:?}: {e}", self.kind));
+    }
+
     pub fn restart(&mut self) {
         let r = match &mut self.server {
             Server::OpenLdap(s) => s.restart(),

@@ -469,6 +469,72 @@ fn server_restart_mid_run_loses_and_duplicates_nothing(kind: Kind) {
     assert_eq!(env.members("staff").len(), n as usize + 1, "every member once");
 }
 
+matrix!(server_gone_mid_run_ends_the_run_and_the_next_run_completes_it);
+/// The server stops for good during a run (slapd 2.5.13 can crash under
+/// transactions): dirsync gives up as a whole once it cannot reach it,
+/// rather than waiting out every row's retries, and says so; the file run
+/// again when the server is back finishes the job without duplicates.
+fn server_gone_mid_run_ends_the_run_and_the_next_run_completes_it(kind: Kind) {
+    let mut env = Env::start(kind, "ignore", "");
+    env.write_config("max_in_flight = 8\nbatch_size = 200\n");
+    let n = if env.ad() { 600 } else { 3000 };
+    let rows = numbered(n as usize);
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let f = env.csv(&rows);
+    let results = env.path("gone-results.csv");
+    let start = env.writes();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .arg("--config")
+        .arg(env.path("dirsync.toml"))
+        .arg("apply")
+        .arg(&f)
+        .arg("--results")
+        .arg(&results)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dirsync");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env.writes() - start < n / 10 {
+        assert!(Instant::now() < deadline, "dirsync made no progress");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "dirsync ended before the server went"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.stop();
+    // Not a speed target: a bound on waiting for a run that must end.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for dirsync") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dirsync did not end with the server gone");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).unwrap();
+    assert_ne!(status.code(), Some(0), "{stderr}");
+    let text = std::fs::read_to_string(&results).unwrap_or_default();
+    assert!(
+        text.contains("the server stopped answering during the run") && text.contains("run the file again"),
+        "{}",
+        &text[..text.len().min(3000)]
+    );
+    env.restart();
+    let run = env.dirsync("apply", &f, &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(env.people(), n as usize);
+    let before = env.writes();
+    let run = env.dirsync("apply", &f, &[]);
+    assert!(!run.results.contains(",new,"), "nothing left to add");
+    assert_eq!(env.writes(), before);
+    assert_eq!(env.members("staff").len(), n as usize + 1, "every member once");
+}
+
 matrix!(safety_limit_holds_the_leavers_and_writes_nothing);
 fn safety_limit_holds_the_leavers_and_writes_nothing(kind: Kind) {
     let env = Env::start(kind, "leaver", "");

@@ -104,6 +104,11 @@ pub struct Pool {
     password: Secret,
     tls: Option<Arc<rustls::ClientConfig>>,
     slots: Vec<tokio::sync::Mutex<Option<Ldap>>>,
+    /// Why the server is taken to be gone: set when an operation used up
+    /// its retries without reaching it, cleared by the next connection
+    /// made. While set, operations fail at once instead of each waiting
+    /// out its own retries (thousands of rows × retries × backoff).
+    gone: std::sync::Mutex<Option<String>>,
 }
 
 /// What one attempt at a step came to.
@@ -125,6 +130,7 @@ impl Pool {
             slots: (0..target.connections.max(1))
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
+            gone: std::sync::Mutex::new(None),
         })
     }
 
@@ -180,7 +186,19 @@ impl Pool {
         }
         let l = self.open().await?;
         *g = Some(l.clone());
+        self.set_gone(None);
         Ok(l)
+    }
+
+    /// Why the server is taken to be gone, if it is (see `gone`).
+    pub fn gone(&self) -> Option<String> {
+        self.gone.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn set_gone(&self, why: Option<String>) {
+        if let Ok(mut g) = self.gone.lock() {
+            *g = why;
+        }
     }
 
     /// Forget connection `i` (it failed); the next `get` reconnects.
@@ -200,7 +218,12 @@ impl Pool {
         F: Fn(Ldap) -> Fut,
         Fut: std::future::Future<Output = Result<LdapResult, LdapError>>,
     {
+        if let Some(why) = self.gone() {
+            return Err(format!("{what}: not tried, the server is gone ({why})"));
+        }
         let mut last = String::new();
+        // Whether the last failure was not reaching the server at all.
+        let mut unreachable = false;
         for attempt in 0..=self.target.retries {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt - 1)).await;
@@ -209,9 +232,11 @@ impl Pool {
                 Ok(l) => l,
                 Err(e) => {
                     last = e.to_string();
+                    unreachable = true;
                     continue;
                 }
             };
+            unreachable = false;
             let outcome = match f(ldap).await {
                 Ok(r) if transient_rc(r.rc) => Attempt::Retry(describe(&r)),
                 Ok(r) => Attempt::Done(r),
@@ -228,6 +253,9 @@ impl Pool {
                     last = m;
                 }
             }
+        }
+        if unreachable {
+            self.set_gone(Some(last.clone()));
         }
         Err(format!(
             "{what}: gave up after {} attempts: {last}",
@@ -362,6 +390,9 @@ impl Pool {
     /// of an add. All or nothing: on failure the caller adds them one by one.
     pub async fn add_in_txn(&self, i: usize, adds: &[&Step], in_flight: usize) -> Result<(), TxnFailure> {
         let timeout = self.op_timeout();
+        if let Some(why) = self.gone() {
+            return Err(TxnFailure::Lost(why));
+        }
         let mut l = self.get(i).await.map_err(|e| TxnFailure::Lost(e.to_string()))?;
         let lost = |e: LdapError| TxnFailure::Lost(e.to_string());
         let start = l.with_timeout(timeout).extended(StartTxn).await.map_err(lost)?;

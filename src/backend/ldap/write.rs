@@ -293,6 +293,15 @@ impl LdapBackend {
             .collect();
         self.members_phase(true, adds, &mut errs).await;
 
+        // The server went away during the batch: the run fails as a whole
+        // (what was not written is planned again on the next run) rather
+        // than row by row.
+        if let Some(why) = self.pool.gone() {
+            let why = why.trim_start_matches("cannot connect: ");
+            return Err(BackendError::Connect(format!(
+                "the server stopped answering during the run ({why})"
+            )));
+        }
         Ok(errs
             .into_iter()
             .map(|e| if e.is_empty() { Ok(()) } else { Err(e.join("; ")) })
