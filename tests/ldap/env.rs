@@ -426,6 +426,15 @@ impl Env {
         }
     }
 
+    /// Whether the server process is alive.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.server {
+            Server::OpenLdap(s) => s.is_running(),
+            Server::SambaAd(s) => s.is_running(),
+            Server::Ds389(s) => s.is_running(),
+        }
+    }
+
     /// Stop the server (its data stays; `restart` brings it back).
     pub fn stop(&mut self) {
         let r = match &mut self.server {

@@ -88,9 +88,11 @@ pub struct LdapTarget {
     pub connections: usize,
     /// New entries added per LDAP transaction (RFC 5805; OpenLDAP's mdb
     /// commits them in one database write: initial loads about 1.5x faster).
-    /// Default 0: off. Experimental: slapd 2.5.13 crashed once with two
-    /// transactions open at once (dirsync now opens one at a time). Servers
-    /// without transactions are detected; entries are then added one by one.
+    /// Default 0: off. Experimental: slapd 2.5.13 segfaults now and then
+    /// under transactions (about one test run in eight on a loaded machine,
+    /// with one transaction open at a time); the run then ends as a target
+    /// error and the next run completes it. Servers without transactions
+    /// are detected; entries are then added one by one.
     #[serde(default = "default_transaction_size")]
     pub transaction_size: usize,
     /// Ops handed to one apply call (group memberships are batched per call).
