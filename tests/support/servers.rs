@@ -664,20 +664,52 @@ fn mkdir(path: &Path) -> Result<(), String> {
     fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
 }
 
+/// What a guard supplies so that its `is_running()`, `stop()` and
+/// `restart()` can be the shared [`guard_running`], [`guard_stop`] and
+/// [`guard_restart`]. (The guards keep those three as inherent methods, so
+/// callers need not import this trait.)
+trait Guard {
+    /// The server's name in messages.
+    const SERVER: &'static str;
+
+    /// The running server process; `None` while stopped.
+    fn proc_slot(&mut self) -> &mut Option<Proc>;
+
+    /// Start the server on the guard's port with its data (`start()` picks
+    /// the port first; `restart()` reuses it).
+    fn launch(&self) -> Result<Proc, LaunchError>;
+}
+
+/// Shared is_running(): whether the server process is alive.
+fn guard_running(guard: &mut impl Guard) -> bool {
+    guard.proc_slot().as_mut().is_some_and(Proc::running)
+}
+
 /// Shared stop(): graceful shutdown, error if it had to be killed or had
 /// already died.
-fn stop_proc(server: &str, proc: &mut Option<Proc>) -> Result<(), String> {
-    let Some(mut p) = proc.take() else {
+fn guard_stop<G: Guard>(guard: &mut G) -> Result<(), String> {
+    let Some(mut p) = guard.proc_slot().take() else {
         return Ok(());
     };
     if !p.running() {
-        return Err(format!("{server} had already exited before stop()"));
+        return Err(format!("{} had already exited before stop()", G::SERVER));
     }
     let sig = p.stop_signal;
     match p.shut_down(sig, STOP_TIMEOUT) {
         Some(_) => Ok(()),
-        None => Err(format!("{server}: could not reap the process")),
+        None => Err(format!("{}: could not reap the process", G::SERVER)),
     }
+}
+
+/// Shared restart(): stop if running, then launch again on the same port.
+fn guard_restart(guard: &mut impl Guard) -> Result<(), String> {
+    if let Some(mut p) = guard.proc_slot().take() {
+        let sig = p.stop_signal;
+        p.shut_down(sig, STOP_TIMEOUT);
+    }
+    let proc = relaunch(|| guard.launch())?;
+    *guard.proc_slot() = Some(proc);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -900,35 +932,6 @@ pwdAllowUserChange: TRUE
         )
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let debug = std::env::var("DIRSYNC_SLAPD_DEBUG").unwrap_or_else(|_| "none".into());
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("-d")
-            .arg(debug)
-            .arg("-h")
-            .arg(self.url() + "/")
-            .arg("-f")
-            .arg(self.dir.join("slapd.conf"))
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            self.ldap_client("ldapsearch", None, Some(PROBE_TIMEOUT))
-                .and_then(|mut c| {
-                    c.args(["-b", Self::BASE, "-s", "base", "(objectClass=*)", "1.1"]);
-                    run_ok("ldapsearch of the base", c, None, PROBE_TIMEOUT)
-                })
-                .map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "slapd",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
-    }
-
     /// `ldap://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
@@ -1046,23 +1049,55 @@ pwdAllowUserChange: TRUE
 
     /// Whether the server process is alive.
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays. Connections are dropped.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("slapd", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same
     /// data. Monitor counters restart from zero.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Slapd {
+    const SERVER: &'static str = "slapd";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let debug = std::env::var("DIRSYNC_SLAPD_DEBUG").unwrap_or_else(|_| "none".into());
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-d")
+            .arg(debug)
+            .arg("-h")
+            .arg(self.url() + "/")
+            .arg("-f")
+            .arg(self.dir.join("slapd.conf"))
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            self.ldap_client("ldapsearch", None, Some(PROBE_TIMEOUT))
+                .and_then(|mut c| {
+                    c.args(["-b", Self::BASE, "-s", "base", "(objectClass=*)", "1.1"]);
+                    run_ok("ldapsearch of the base", c, None, PROBE_TIMEOUT)
+                })
+                .map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "slapd",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1160,35 +1195,6 @@ impl Postgres {
         Ok(me)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new(self.bin_dir.join("postgres"));
-        cmd.arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .arg("-c")
-            .arg(format!("port={}", self.port))
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", self.dir.path().display()))
-            .args(["-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"])
-            .current_dir(self.dir.path());
-        self.run_as.apply(&mut cmd);
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            let c = self.psql_cmd(Self::SUPERUSER, "postgres", PROBE_TIMEOUT);
-            run_ok("psql SELECT 1", c, Some(b"SELECT 1;"), PROBE_TIMEOUT).map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "postgres",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGINT,  // "fast" shutdown
-            drop_signal: sys::SIGQUIT, // "immediate" shutdown, still cleans up
-            ready: &mut ready,
-        })
-    }
-
     fn psql_cmd(&self, user: &str, db: &str, connect_timeout: Duration) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("psql"));
         cmd.env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().max(1).to_string())
@@ -1245,22 +1251,54 @@ impl Postgres {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Fast shutdown (SIGINT: disconnects clients, checkpoints); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("postgres", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Postgres {
+    const SERVER: &'static str = "postgres";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new(self.bin_dir.join("postgres"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("port={}", self.port))
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.dir.path().display()))
+            .args(["-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off"])
+            .current_dir(self.dir.path());
+        self.run_as.apply(&mut cmd);
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            let c = self.psql_cmd(Self::SUPERUSER, "postgres", PROBE_TIMEOUT);
+            run_ok("psql SELECT 1", c, Some(b"SELECT 1;"), PROBE_TIMEOUT).map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "postgres",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGINT,  // "fast" shutdown
+            drop_signal: sys::SIGQUIT, // "immediate" shutdown, still cleans up
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1330,39 +1368,6 @@ impl MariaDb {
         Ok(me)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let d = self.dir.path().display();
-        let mut cmd = Command::new("/usr/sbin/mariadbd");
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={d}/data"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--port={}", self.port))
-            .arg(format!("--socket={d}/mysqld.sock"))
-            .arg(format!("--pid-file={d}/mysqld.pid"))
-            .arg("--innodb-buffer-pool-size=64M")
-            .arg("--innodb-flush-log-at-trx-commit=2")
-            .current_dir(self.dir.path());
-        self.run_as.apply(&mut cmd);
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            run_ok(
-                "mariadb SELECT 1",
-                self.client(None, PROBE_TIMEOUT),
-                Some(b"SELECT 1;"),
-                PROBE_TIMEOUT,
-            )
-            .map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "mariadb",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
-    }
-
     fn client(&self, db: Option<&str>, connect_timeout: Duration) -> Command {
         // --no-defaults must come first.
         let mut cmd = Command::new("/usr/bin/mariadb");
@@ -1404,22 +1409,58 @@ impl MariaDb {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("mariadb", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for MariaDb {
+    const SERVER: &'static str = "mariadb";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let d = self.dir.path().display();
+        let mut cmd = Command::new("/usr/sbin/mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={d}/data"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--socket={d}/mysqld.sock"))
+            .arg(format!("--pid-file={d}/mysqld.pid"))
+            .arg("--innodb-buffer-pool-size=64M")
+            .arg("--innodb-flush-log-at-trx-commit=2")
+            .current_dir(self.dir.path());
+        self.run_as.apply(&mut cmd);
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            run_ok(
+                "mariadb SELECT 1",
+                self.client(None, PROBE_TIMEOUT),
+                Some(b"SELECT 1;"),
+                PROBE_TIMEOUT,
+            )
+            .map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "mariadb",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1541,29 +1582,6 @@ Subsystem sftp internal-sftp -d {d}/root
         write_file(&self.dir.join("sshd_config"), &config)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/sbin/sshd");
-        cmd.args(["-D", "-e", "-f"])
-            .arg(self.dir.join("sshd_config"))
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            let banner = read_banner(self.port)?;
-            if banner.starts_with("SSH-2.0-") {
-                Ok(())
-            } else {
-                Err(format!("unexpected greeting {banner:?}"))
-            }
-        };
-        launch(LaunchSpec {
-            server: "sshd",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -1624,22 +1642,48 @@ Subsystem sftp internal-sftp -d {d}/root
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Stop the listener (SIGTERM) and kill its open sessions; files stay.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("sshd", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port and host key.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Sshd {
+    const SERVER: &'static str = "sshd";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/sbin/sshd");
+        cmd.args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            let banner = read_banner(self.port)?;
+            if banner.starts_with("SSH-2.0-") {
+                Ok(())
+            } else {
+                Err(format!("unexpected greeting {banner:?}"))
+            }
+        };
+        launch(LaunchSpec {
+            server: "sshd",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1694,32 +1738,6 @@ impl Smtp {
         })?;
         me.proc = Some(proc);
         Ok(me)
-    }
-
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.env("PYTHONUNBUFFERED", "1")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.maildir())
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            let banner = read_banner(self.port)?;
-            if banner.starts_with("220") {
-                Ok(())
-            } else {
-                Err(format!("unexpected greeting {banner:?}"))
-            }
-        };
-        launch(LaunchSpec {
-            server: "smtp (aiosmtpd)",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
     }
 
     pub fn port(&self) -> u16 {
@@ -1778,21 +1796,50 @@ impl Smtp {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Stop the server (SIGTERM); stored messages stay.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("smtp", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Smtp {
+    const SERVER: &'static str = "smtp";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.env("PYTHONUNBUFFERED", "1")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(self.maildir())
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            let banner = read_banner(self.port)?;
+            if banner.starts_with("220") {
+                Ok(())
+            } else {
+                Err(format!("unexpected greeting {banner:?}"))
+            }
+        };
+        launch(LaunchSpec {
+            server: "smtp (aiosmtpd)",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            ready: &mut ready,
+        })
     }
 }
