@@ -12,6 +12,8 @@
 
 #[path = "../tests/support/directories.rs"]
 mod directories;
+#[path = "../tests/support/servers.rs"]
+mod servers;
 
 use std::process::Command;
 use std::time::Instant;
