@@ -391,24 +391,79 @@ pub fn unicode_pwd_base64(password: &str) -> String {
 // ldap-utils clients
 // ---------------------------------------------------------------------------
 
-/// An `ldap-utils` command that reads no ldap.conf/.ldaprc, trusts only
-/// `ca_file` and demands a valid certificate.
-fn ldap_tool(tool: &str, ca_file: &Path, cwd: &Path) -> Result<Command, String> {
-    let path = require(&format!("/usr/bin/{tool}"), "ldap-utils")?;
-    let mut cmd = Command::new(path);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("LDAP") {
-            cmd.env_remove(k);
+/// The `ldap-utils` clients of one server, the same for both guards: where
+/// it listens, the CA that verifies it and whom to bind as by default.
+struct LdapClient<'a> {
+    url: String,
+    /// `-ZZ`: StartTLS on a plain `ldap://` URL, or fail.
+    starttls: bool,
+    ca_file: PathBuf,
+    cwd: &'a Path,
+    /// DN and password of the default bind.
+    admin: (&'static str, &'static str),
+}
+
+impl LdapClient<'_> {
+    /// `tool -x -H <url> [-ZZ] -D <dn> -w <password>`, bound as `bind`
+    /// (default: the admin). It reads no ldap.conf/.ldaprc, trusts only
+    /// `ca_file` and demands a valid certificate.
+    fn command(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
+        let path = require(&format!("/usr/bin/{tool}"), "ldap-utils")?;
+        let mut cmd = Command::new(path);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LDAP") {
+                cmd.env_remove(k);
+            }
         }
+        // LDAPNOINIT would also disable the LDAPTLS_* variables: instead
+        // point the config at /dev/null and .ldaprc at a name that does not
+        // exist.
+        cmd.env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "dirsync-test-no-ldaprc")
+            .env("LDAPTLS_CACERT", &self.ca_file)
+            .env("LDAPTLS_REQCERT", "demand")
+            .current_dir(self.cwd);
+        let (dn, pw) = bind.unwrap_or(self.admin);
+        cmd.arg("-x").arg("-H").arg(&self.url);
+        if self.starttls {
+            cmd.arg("-ZZ");
+        }
+        cmd.arg("-D").arg(dn).arg("-w").arg(pw);
+        Ok(cmd)
     }
-    // LDAPNOINIT would also disable the LDAPTLS_* variables: instead point
-    // the config at /dev/null and .ldaprc at a name that does not exist.
-    cmd.env("LDAPCONF", "/dev/null")
-        .env("LDAPRC", "dirsync-test-no-ldaprc")
-        .env("LDAPTLS_CACERT", ca_file)
-        .env("LDAPTLS_REQCERT", "demand")
-        .current_dir(cwd);
-    Ok(cmd)
+
+    /// `ldapsearch -LLL -o ldif-wrap=no` as the admin, subtree scope, paged
+    /// `page` entries at a time.
+    fn search(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
+        let mut cmd = self.command("ldapsearch", None)?;
+        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
+            .arg(format!("pr={page}/noprompt"))
+            .args(["-b", base, filter])
+            .args(attrs);
+        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+    }
+
+    /// `tool` (`ldapadd`, `ldapmodify`) with the LDIF on stdin, as the admin.
+    fn feed_ldif(&self, tool: &str, ldif: &str) -> Result<(), String> {
+        let cmd = self.command(tool, None)?;
+        run_ok(tool, cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+    }
+
+    /// Whether `dn` can bind with `password`: `tool` with `args` (a cheap
+    /// operation) bound as `dn`, 5 s network timeout.
+    fn bind_check(&self, dn: &str, password: &str, tool: &str, args: &[&str]) -> Result<(), String> {
+        let mut cmd = self.command(tool, Some((dn, password)))?;
+        cmd.args(["-o", "nettimeout=5"]).args(args);
+        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+    }
+
+    /// Readiness probe: a base-scope search of `base` as the admin.
+    fn probe(&self, base: &str) -> Result<(), String> {
+        let mut cmd = self.command("ldapsearch", None)?;
+        cmd.args(["-o", "nettimeout=5", "-b", base, "-s", "base", "(objectClass=*)", "1.1"]);
+        let what = format!("ldapsearch of the base at {}", self.url);
+        run_ok(&what, cmd, None, PROBE_TIMEOUT).map(|_| ())
+    }
 }
 
 /// Count the `dn:` lines of an LDIF search result.
@@ -737,20 +792,22 @@ impl SambaAd {
         self.dir.log()
     }
 
+    /// The `ldap-utils` clients over LDAPS, Administrator by default.
+    fn ldaps(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.ldaps_url(),
+            starttls: false,
+            ca_file: self.ca_file(),
+            cwd: self.dir.path(),
+            admin: (Self::ADMIN_DN, Self::ADMIN_PASSWORD),
+        }
+    }
+
     /// An `ldap-utils` command against [`Self::ldaps_url`] with the CA
     /// verified, bound as `bind` (default: Administrator). Add the tool's
     /// own arguments and run it yourself for anything the helpers lack.
     pub fn client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
-        let mut cmd = ldap_tool(tool, &self.ca_file(), self.dir.path())?;
-        let (dn, pw) = bind.unwrap_or((Self::ADMIN_DN, Self::ADMIN_PASSWORD));
-        cmd.arg("-x")
-            .arg("-H")
-            .arg(self.ldaps_url())
-            .arg("-D")
-            .arg(dn)
-            .arg("-w")
-            .arg(pw);
-        Ok(cmd)
+        self.ldaps().command(tool, bind)
     }
 
     /// `ldapsearch -LLL -o ldif-wrap=no` as Administrator over LDAPS,
@@ -761,25 +818,18 @@ impl SambaAd {
 
     /// Like [`Self::ldapsearch`] with the given page size.
     pub fn ldapsearch_paged(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
-        let mut cmd = self.client("ldapsearch", None)?;
-        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
-            .arg(format!("pr={page}/noprompt"))
-            .args(["-b", base, filter])
-            .args(attrs);
-        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+        self.ldaps().search(base, filter, attrs, page)
     }
 
     /// `ldapadd` the LDIF as Administrator over LDAPS.
     pub fn ldapadd_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapadd", None)?;
-        run_ok("ldapadd", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapadd", ldif)
     }
 
     /// `ldapmodify` the LDIF (with `changetype:` lines) as Administrator
     /// over LDAPS.
     pub fn ldapmodify_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapmodify", None)?;
-        run_ok("ldapmodify", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapmodify", ldif)
     }
 
     /// Reset `dn`'s password as Administrator (`replace: unicodePwd`).
@@ -796,19 +846,8 @@ impl SambaAd {
     /// `Invalid credentials (49)` with `data 52e` (wrong password) or
     /// `data 533` (account disabled).
     pub fn bind_check(&self, dn: &str, password: &str) -> Result<(), String> {
-        let mut cmd = self.client("ldapsearch", Some((dn, password)))?;
-        cmd.args([
-            "-o",
-            "nettimeout=5",
-            "-LLL",
-            "-b",
-            "",
-            "-s",
-            "base",
-            "(objectClass=*)",
-            "1.1",
-        ]);
-        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+        let root_dse = ["-LLL", "-b", "", "-s", "base", "(objectClass=*)", "1.1"];
+        self.ldaps().bind_check(dn, password, "ldapsearch", &root_dse)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -843,18 +882,7 @@ impl Guard for SambaAd {
         let addr = SocketAddr::from((self.ip, 636));
         let mut ready = || {
             tcp_connect_addr(addr, Duration::from_millis(500))?;
-            let mut c = self.client("ldapsearch", None)?;
-            c.args([
-                "-o",
-                "nettimeout=5",
-                "-b",
-                Self::BASE,
-                "-s",
-                "base",
-                "(objectClass=*)",
-                "1.1",
-            ]);
-            run_ok("ldapsearch of the base over LDAPS", c, None, PROBE_TIMEOUT).map(|_| ())
+            self.ldaps().probe(Self::BASE)
         };
         launch(LaunchSpec {
             server: "samba",
@@ -1113,17 +1141,14 @@ create_suffix_entry = True
         if effective_uid()? == 0 {
             cmd.uid(account.uid).gid(account.gid);
         }
-        let ldapi = format!("ldapi://{}", percent_encode_path(&prefix.join("run/slapd.socket")));
-        let ldapi_client = |tool: &str| -> Result<Command, String> {
-            let mut c = ldap_tool(tool, &ca.ca_pem(), &root)?;
-            c.args(["-x", "-H", &ldapi, "-D", Ds389::ADMIN_DN, "-w", Ds389::ADMIN_PASSWORD]);
-            Ok(c)
+        let ldapi = LdapClient {
+            url: format!("ldapi://{}", percent_encode_path(&prefix.join("run/slapd.socket"))),
+            starttls: false,
+            ca_file: ca.ca_pem(),
+            cwd: &root,
+            admin: (Ds389::ADMIN_DN, Ds389::ADMIN_PASSWORD),
         };
-        let mut ready = || {
-            let mut c = ldapi_client("ldapsearch")?;
-            c.args(["-b", "", "-s", "base", "(objectClass=*)", "1.1"]);
-            run_ok("ldapsearch over LDAPI", c, None, PROBE_TIMEOUT).map(|_| ())
-        };
+        let mut ready = || ldapi.probe("");
         let mut proc = launch(LaunchSpec {
             server: "389-ds (template)",
             cmd,
@@ -1134,7 +1159,7 @@ create_suffix_entry = True
             ready: &mut ready,
         })
         .map_err(|e| e.message)?;
-        let mut c = ldapi_client("ldapadd")?;
+        let mut c = ldapi.command("ldapadd", None)?;
         c.arg("-c");
         run_ok(
             "389-ds: ldapadd of the base tree",
@@ -1142,7 +1167,7 @@ create_suffix_entry = True
             Some(Ds389::base_ldif().as_bytes()),
             CLIENT_TIMEOUT,
         )?;
-        let c = ldapi_client("ldapmodify")?;
+        let c = ldapi.command("ldapmodify", None)?;
         run_ok(
             "389-ds: ldapmodify of cn=config",
             c,
@@ -1461,19 +1486,37 @@ nsslapd-dbcachesize: 33554432
         self.dir.log()
     }
 
+    /// The `ldap-utils` clients over LDAPS, Directory Manager by default.
+    fn ldaps(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.ldaps_url(),
+            starttls: false,
+            ca_file: self.ca_file(),
+            cwd: self.dir.path(),
+            admin: (Self::ADMIN_DN, Self::ADMIN_PASSWORD),
+        }
+    }
+
+    /// The same over StartTLS on the plain port ([`Self::url`], `-ZZ`).
+    fn starttls(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.url(),
+            starttls: true,
+            ..self.ldaps()
+        }
+    }
+
     /// An `ldap-utils` command against [`Self::ldaps_url`] with the CA
     /// verified, bound as `bind` (default: Directory Manager).
     pub fn client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
-        let mut cmd = ldap_tool(tool, &self.ca_file(), self.dir.path())?;
-        let (dn, pw) = bind.unwrap_or((Self::ADMIN_DN, Self::ADMIN_PASSWORD));
-        cmd.arg("-x")
-            .arg("-H")
-            .arg(self.ldaps_url())
-            .arg("-D")
-            .arg(dn)
-            .arg("-w")
-            .arg(pw);
-        Ok(cmd)
+        self.ldaps().command(tool, bind)
+    }
+
+    /// Like [`Self::client`], over StartTLS on the plain port
+    /// ([`Self::url`] with `-ZZ`: TLS or nothing), as dirsync's
+    /// `starttls = true` connects.
+    pub fn starttls_client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
+        self.starttls().command(tool, bind)
     }
 
     /// `ldapsearch -LLL -o ldif-wrap=no` as Directory Manager over LDAPS,
@@ -1484,41 +1527,26 @@ nsslapd-dbcachesize: 33554432
 
     /// Like [`Self::ldapsearch`] with the given page size.
     pub fn ldapsearch_paged(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
-        let mut cmd = self.client("ldapsearch", None)?;
-        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
-            .arg(format!("pr={page}/noprompt"))
-            .args(["-b", base, filter])
-            .args(attrs);
-        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+        self.ldaps().search(base, filter, attrs, page)
     }
 
     /// `ldapadd` the LDIF as Directory Manager over LDAPS.
     pub fn ldapadd_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapadd", None)?;
-        run_ok("ldapadd", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapadd", ldif)
     }
 
     /// `ldapmodify` the LDIF (with `changetype:` lines) as Directory
     /// Manager over LDAPS.
     pub fn ldapmodify_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapmodify", None)?;
-        run_ok("ldapmodify", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapmodify", ldif)
     }
 
     /// Set `dn`'s password with the Password Modify extended operation
     /// (`ldappasswd -ZZ`, StartTLS on [`Self::url`], CA verified) as
     /// Directory Manager.
     pub fn ldappasswd(&self, dn: &str, new_password: &str) -> Result<(), String> {
-        let mut cmd = ldap_tool("ldappasswd", &self.ca_file(), self.dir.path())?;
-        cmd.args(["-x", "-ZZ", "-H"]).arg(self.url()).args([
-            "-D",
-            Self::ADMIN_DN,
-            "-w",
-            Self::ADMIN_PASSWORD,
-            "-s",
-            new_password,
-            dn,
-        ]);
+        let mut cmd = self.starttls().command("ldappasswd", None)?;
+        cmd.args(["-s", new_password, dn]);
         run_ok(&format!("ldappasswd {dn}"), cmd, None, CLIENT_TIMEOUT).map(|_| ())
     }
 
@@ -1527,9 +1555,7 @@ nsslapd-dbcachesize: 33554432
     /// wrong password, `Server is unwilling to perform (53)` with "Account
     /// inactivated" for `nsAccountLock: true`.
     pub fn bind_check(&self, dn: &str, password: &str) -> Result<(), String> {
-        let mut cmd = self.client("ldapwhoami", Some((dn, password)))?;
-        cmd.args(["-o", "nettimeout=5"]);
-        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+        self.ldaps().bind_check(dn, password, "ldapwhoami", &[])
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -1576,18 +1602,7 @@ impl Guard for Ds389 {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.tls_port));
         let mut ready = || {
             tcp_connect_addr(addr, Duration::from_millis(500))?;
-            let mut c = self.client("ldapsearch", None)?;
-            c.args([
-                "-o",
-                "nettimeout=5",
-                "-b",
-                Self::BASE,
-                "-s",
-                "base",
-                "(objectClass=*)",
-                "1.1",
-            ]);
-            run_ok("ldapsearch of the base over LDAPS", c, None, PROBE_TIMEOUT).map(|_| ())
+            self.ldaps().probe(Self::BASE)
         };
         launch(LaunchSpec {
             server: "389-ds",
