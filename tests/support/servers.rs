@@ -921,114 +921,33 @@ impl Slapd {
         Ok(me)
     }
 
+    /// `slapd.conf`: `tests/support/slapd.conf.in` (shared with
+    /// `benches/slapd.sh`) filled in for `dir`.
     fn config(dir: &Path) -> String {
-        let d = dir.display();
-        let (admin, admin_pw, svc) = (Self::ADMIN_DN, Self::ADMIN_PASSWORD, Self::SERVICE_DN);
-        format!(
-            r#"# Written by tests/support/servers.rs
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload ppolicy
-moduleload argon2
-moduleload pw-sha2
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
-pidfile {d}/slapd.pid
-argsfile {d}/slapd.args
-
-database monitor
-access to dn.subtree="cn=Monitor"
-  by dn.exact="{admin}" read
-  by dn.exact="{svc}" read
-  by * none
-
-database mdb
-maxsize 4294967296
-dbnosync
-suffix "{base}"
-rootdn "{admin}"
-rootpw {admin_pw}
-directory {d}/data
-lastmod on
-index objectClass eq
-index uid eq
-index mail eq
-index cn eq
-limits dn.exact="{svc}" size=unlimited time=unlimited
-access to attrs=userPassword
-  by dn.exact="{svc}" write
-  by self write
-  by anonymous auth
-  by * none
-access to *
-  by dn.exact="{svc}" write
-  by self read
-  by users read
-  by * none
-overlay ppolicy
-ppolicy_default "{policy}"
-"#,
-            base = Self::BASE,
-            policy = Self::POLICY_DN,
-        )
+        Self::fill(include_str!("slapd.conf.in")).replace("@DIR@", &dir.display().to_string())
     }
 
+    /// The base tree: `tests/support/slapd-base.ldif.in` (also shared)
+    /// filled in.
     fn base_ldif() -> String {
-        format!(
-            "dn: {base}
-objectClass: top
-objectClass: dcObject
-objectClass: organization
-o: example.org
-dc: example
+        Self::fill(include_str!("slapd-base.ldif.in"))
+    }
 
-dn: {people}
-objectClass: organizationalUnit
-ou: people
-
-dn: {leavers}
-objectClass: organizationalUnit
-ou: leavers
-
-dn: {groups}
-objectClass: organizationalUnit
-ou: groups
-
-dn: ou=services,{base}
-objectClass: organizationalUnit
-ou: services
-
-dn: {svc}
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: dirsync
-userPassword: {svc_pw}
-
-dn: ou=policies,{base}
-objectClass: organizationalUnit
-ou: policies
-
-dn: {policy}
-objectClass: top
-objectClass: device
-objectClass: pwdPolicy
-cn: default
-pwdAttribute: userPassword
-pwdLockout: TRUE
-pwdMaxFailure: 0
-pwdMustChange: FALSE
-pwdAllowUserChange: TRUE
-",
-            base = Self::BASE,
-            people = Self::PEOPLE_DN,
-            leavers = Self::LEAVERS_DN,
-            groups = Self::GROUPS_DN,
-            svc = Self::SERVICE_DN,
-            svc_pw = Self::SERVICE_PASSWORD,
-            policy = Self::POLICY_DN,
-        )
+    /// Replace the templates' `@NAME@` placeholders but `@DIR@`.
+    fn fill(template: &str) -> String {
+        [
+            ("@BASE@", Self::BASE),
+            ("@ADMIN_DN@", Self::ADMIN_DN),
+            ("@ADMIN_PASSWORD@", Self::ADMIN_PASSWORD),
+            ("@SERVICE_DN@", Self::SERVICE_DN),
+            ("@SERVICE_PASSWORD@", Self::SERVICE_PASSWORD),
+            ("@PEOPLE_DN@", Self::PEOPLE_DN),
+            ("@LEAVERS_DN@", Self::LEAVERS_DN),
+            ("@GROUPS_DN@", Self::GROUPS_DN),
+            ("@POLICY_DN@", Self::POLICY_DN),
+        ]
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| text.replace(name, value))
     }
 
     /// `ldap://127.0.0.1:PORT`
