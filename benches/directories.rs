@@ -12,6 +12,8 @@
 
 #[path = "../tests/support/directories.rs"]
 mod directories;
+#[path = "../tests/support/servers.rs"]
+mod servers;
 
 use std::process::Command;
 use std::time::Instant;
@@ -97,32 +99,12 @@ fn ds389(n: usize) {
              sn: Last{i}\ncn: First{i} Last{i}\nmail: u{i}@example.org\ntitle: Clerk\n\n"
         ));
     }
-    let cmd = b
-        .client("ldapadd", Some((Ds389::SERVICE_DN, Ds389::SERVICE_PASSWORD)))
+    // The same StartTLS as dirsync.
+    let mut ldapadd = b
+        .starttls_client("ldapadd", Some((Ds389::SERVICE_DN, Ds389::SERVICE_PASSWORD)))
         .expect("ldapadd");
-    // The guard's client speaks LDAPS; the same StartTLS as dirsync instead.
-    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut ldapadd = Command::new("/usr/bin/ldapadd");
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            ldapadd.env(k, v);
-        }
-    }
-    let mut skip = false;
-    for a in &args {
-        if skip {
-            ldapadd.arg(b.url());
-            skip = false;
-        } else if a == "-H" {
-            ldapadd.arg("-H");
-            skip = true;
-        } else {
-            ldapadd.arg(a);
-        }
-    }
-    ldapadd.args(["-ZZ", "-c"]);
+    ldapadd.arg("-c");
     let theirs = timed_stdin(&mut ldapadd, &ldif);
-    drop(cmd);
     report("389 DS 2.3 (StartTLS)", n, ours, theirs);
 }
 

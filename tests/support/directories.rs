@@ -2,12 +2,16 @@
 //! Samba as an Active Directory domain controller ([`SambaAd`]) and
 //! 389 Directory Server ([`Ds389`]).
 //!
-//! Same contract as `servers.rs` (which it does not depend on; the few
-//! process helpers are copied so either file can be included alone):
+//! Same contract as `servers.rs`, and built on its plumbing (process
+//! spawning and ownership, launch and readiness, `stop()`/`restart()`,
+//! temp dirs, ports, running client commands): the includer must include
+//! `servers.rs` too, as a sibling module named `servers`:
 //!
 //! ```ignore
 //! #[path = "support/directories.rs"]
 //! mod directories;
+//! #[path = "support/servers.rs"]
+//! mod servers;
 //! ```
 //!
 //! It needs only `std` and the `tempfile` dev-dependency, plus the Debian
@@ -48,7 +52,7 @@
 //! guards read no `ldap.conf`/`.ldaprc` (`LDAPCONF=/dev/null`) and get the CA
 //! through `LDAPTLS_CACERT` with `LDAPTLS_REQCERT=demand`.
 //!
-//! Process ownership is as in `servers.rs`: each server is a direct child of
+//! Process ownership is `servers.rs`'s: each server is a direct child of
 //! the test process, spawned from one long-lived thread with
 //! `PR_SET_PDEATHSIG = SIGKILL` (so it dies with the test process even when
 //! that is killed); dropping a guard kills the server and whatever it forked
@@ -59,18 +63,20 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
-use std::thread;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use super::servers::{
+    effective_uid, guard_restart, guard_running, guard_stop, keep_dirs, launch, log_tail, mkdir, passwd_lookup,
+    retry_addr_in_use, run_ok, sys, tcp_connect_addr, try_free_port, write_file, Account, Guard, LaunchError,
+    LaunchSpec, Limits, Proc, ServerDir, CLIENT_TIMEOUT, PROBE_TIMEOUT,
+};
 
 /// How long `start()` / `restart()` wait for a server to answer (after the
 /// once-per-process provisioning, which has its own limit).
@@ -80,234 +86,19 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Upper bound for one provisioning command (`samba-tool domain provision`,
 /// `dscreate`). Generous: both take 10–25 s on a loaded 2-core machine.
 pub const PROVISION_TIMEOUT: Duration = Duration::from_secs(300);
-/// Upper bound for one client command (`ldapadd`, ...): only there so a hung
-/// server cannot hang the test run forever.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-const DROP_GRACE: Duration = Duration::from_secs(5);
-const START_ATTEMPTS: usize = 4;
-const LOG_TAIL_LINES: usize = 40;
 const INSTALL_HINT: &str = "run scripts/install-test-deps-directories";
-const KEEP_ENV: &str = "DIRSYNC_TEST_KEEP_DIRS";
 
-fn keep_dirs() -> bool {
-    std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty())
-}
-
-// ---------------------------------------------------------------------------
-// Low-level process helpers (std only; libc calls declared by hand)
-// ---------------------------------------------------------------------------
-
-mod sys {
-    use std::io;
-    use std::os::raw::{c_int, c_ulong};
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
-    pub const SIGKILL: c_int = 9;
-    pub const SIGTERM: c_int = 15;
-
-    unsafe extern "C" {
-        fn kill(pid: c_int, sig: c_int) -> c_int;
-        fn atexit(cb: extern "C" fn()) -> c_int;
-        #[cfg(target_os = "linux")]
-        fn prctl(option: c_int, ...) -> c_int;
-    }
-
-    /// Send `sig` to `pid` (only live, unreaped children or descendants
-    /// checked by start time are passed, so the pid cannot be reused).
-    pub fn signal(pid: u32, sig: c_int) -> bool {
-        let Ok(pid) = c_int::try_from(pid) else {
-            return false;
-        };
-        if pid <= 0 {
-            return false;
-        }
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe { kill(pid, sig) == 0 }
-    }
-
-    /// Run `cb` when the process exits normally (exit(3), i.e. also when
-    /// the test harness returns from main).
-    pub fn at_exit(cb: extern "C" fn()) -> bool {
-        // SAFETY: atexit(3) only stores the function pointer.
-        unsafe { atexit(cb) == 0 }
-    }
-
-    /// SIGKILL the child when the thread that spawned it dies. Runs after
-    /// `Command::uid` has switched users, so the setting survives.
-    pub fn die_with_parent(cmd: &mut Command) {
-        #[cfg(target_os = "linux")]
-        {
-            const PR_SET_PDEATHSIG: c_int = 1;
-            // SAFETY: runs between fork and exec, one async-signal-safe
-            // syscall, no allocation.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if prctl(PR_SET_PDEATHSIG, SIGKILL as c_ulong) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        let _ = cmd;
-    }
-}
-
-/// Spawn `cmd` from a dedicated thread that lives until the process exits,
-/// with PR_SET_PDEATHSIG, so the server dies with the test process but not
-/// with the (short-lived) test thread that started it.
-fn spawn_owned(mut cmd: Command) -> io::Result<Child> {
-    type Request = (Command, mpsc::Sender<io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        let spawned = thread::Builder::new()
-            .name("test-directory-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            });
-        if let Err(e) = spawned {
-            eprintln!("directories.rs: cannot start spawner thread: {e}");
-        }
-        Mutex::new(tx)
-    });
-    sys::die_with_parent(&mut cmd);
-    let (reply_tx, reply_rx) = mpsc::channel();
-    tx.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("spawner thread is not running"))?;
-    reply_rx
-        .recv()
-        .map_err(|_| io::Error::other("spawner thread dropped the request"))?
-}
-
-/// Parent pid and start time (field 22 of /proc/PID/stat) of a process.
-fn proc_stat(pid: u32) -> Option<(u32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ppid = fields.get(1)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((ppid, start))
-}
-
-/// All live descendants of `root` as (pid, start time) pairs.
-fn descendants(root: u32) -> Vec<(u32, u64)> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let all: Vec<(u32, u32, u64)> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
-        .collect();
-    let mut found = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid, start) in &all {
-            if ppid == parent && !found.iter().any(|&(p, _)| p == pid) {
-                found.push((pid, start));
-                frontier.push(pid);
-            }
-        }
-    }
-    found
-}
-
-/// Run a short-lived command with a time limit, feeding `input` to its
-/// stdin. Returns its output whatever the exit status.
-fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<Output, String> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run {program}: {e}"))?;
-    let writer = match (input, child.stdin.take()) {
-        (Some(data), Some(mut stdin)) => {
-            let data = data.to_vec();
-            Some(thread::spawn(move || {
-                let _ = stdin.write_all(&data);
-            }))
-        }
-        _ => None,
-    };
-    fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            buf
-        })
-    }
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} did not finish within {}s (killed)",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
-
-/// Run a command and return its stdout, or an error quoting its output.
-fn run_ok(what: &str, cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<String, String> {
-    let out = run_with_timeout(cmd, input, timeout).map_err(|e| format!("{what}: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            tail_lines(String::from_utf8_lossy(&out.stderr).trim_end(), LOG_TAIL_LINES),
-            if stdout.trim().is_empty() {
-                String::new()
-            } else {
-                format!("\nstdout: {}", tail_lines(stdout.trim_end(), LOG_TAIL_LINES))
-            }
-        ))
-    }
-}
-
-fn tail_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
+/// The guards' waits (longer than `servers.rs`'s) and install hint.
+const LIMITS: Limits = Limits {
+    start: START_TIMEOUT,
+    stop: STOP_TIMEOUT,
+    relaunch: Duration::from_secs(15),
+    install_hint: INSTALL_HINT,
+};
 
 /// Err unless `path` exists, naming the Debian package that provides it.
 fn require(path: &str, package: &str) -> Result<PathBuf, String> {
-    let p = PathBuf::from(path);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{path} not found: install the Debian package `{package}` ({INSTALL_HINT})"
-        ))
-    }
+    LIMITS.require(path, package)
 }
 
 /// The first existing path of `candidates` (merged-/usr differences).
@@ -324,52 +115,8 @@ fn require_any(candidates: &[&str], package: &str) -> Result<PathBuf, String> {
         })
 }
 
-/// The effective uid of this process (owner of /proc/self).
-fn effective_uid() -> Result<u32, String> {
-    fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .map_err(|e| format!("cannot stat /proc/self: {e}"))
-}
-
-#[derive(Clone, Debug)]
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
-    group: String,
-}
-
-fn passwd_lookup(matches: impl Fn(&str, u32) -> bool) -> Option<Account> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        let (name, uid, gid): (&str, u32, u32) = (f.first()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
-        matches(name, uid).then(|| Account {
-            name: name.to_string(),
-            uid,
-            gid,
-            group: groups
-                .lines()
-                .find_map(|g| {
-                    let gf: Vec<&str> = g.split(':').collect();
-                    (gf.get(2)?.parse::<u32>().ok()? == gid).then(|| gf[0].to_string())
-                })
-                .unwrap_or_else(|| gid.to_string()),
-        })
-    })
-}
-
-fn write_file(path: &Path, contents: &str) -> Result<(), String> {
-    fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
 fn read_file(path: &Path) -> Result<String, String> {
     fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
-fn mkdir(path: &Path) -> Result<(), String> {
-    fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
 }
 
 fn chmod(path: &Path, mode: u32) -> Result<(), String> {
@@ -406,42 +153,8 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), String> {
 }
 
 // ---------------------------------------------------------------------------
-// Temp dirs, templates and logs
+// Templates
 // ---------------------------------------------------------------------------
-
-/// A temp dir that is removed on drop unless `DIRSYNC_TEST_KEEP_DIRS` is set.
-struct ServerDir {
-    dir: TempDir,
-}
-
-impl ServerDir {
-    fn new(server: &str) -> Result<ServerDir, String> {
-        // The pid lets a later process remove the dir if this one is killed.
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("dirsync-{server}-pid{}-", std::process::id()))
-            .tempdir()
-            .map_err(|e| format!("{server}: cannot create temp dir: {e}"))?;
-        Ok(ServerDir { dir })
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-    fn log(&self) -> PathBuf {
-        self.join("server.log")
-    }
-}
-
-impl Drop for ServerDir {
-    fn drop(&mut self) {
-        if keep_dirs() {
-            self.dir.disable_cleanup(true);
-            eprintln!("directories.rs: keeping {}", self.dir.path().display());
-        }
-    }
-}
 
 static TEMPLATE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -509,189 +222,9 @@ fn remove_stale_templates() {
     }
 }
 
-const LOG_MARKER: &str = "=== directories.rs: launching";
-
-/// The last lines of `log` since the most recent launch marker.
-fn log_tail(log: &Path) -> String {
-    let Ok(bytes) = fs::read(log) else {
-        return format!("(no log at {})", log.display());
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let since = text.rfind(LOG_MARKER).map_or(&text[..], |i| &text[i..]);
-    let mut out = format!("--- last lines of {} ({KEEP_ENV}=1 keeps it) ---\n", log.display());
-    out.push_str(&tail_lines(since, LOG_TAIL_LINES));
-    out
-}
-
-/// A running server process owned by a guard.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Signal the server, wait up to `grace`, then SIGKILL it and whatever
-    /// it forked.
-    fn shut_down(&mut self, sig: i32, grace: Duration) -> Option<ExitStatus> {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            return Some(status);
-        }
-        let pid = self.child.id();
-        let kids = descendants(pid);
-        sys::signal(pid, sig);
-        let deadline = Instant::now() + grace;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = self.child.kill();
-                    break self.child.wait().ok();
-                }
-            }
-        };
-        for (kid, start) in kids {
-            if proc_stat(kid).is_some_and(|(_, s)| s == start) {
-                sys::signal(kid, sys::SIGKILL);
-            }
-        }
-        status
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.shut_down(sys::SIGKILL, DROP_GRACE);
-    }
-}
-
-/// Why a launch failed; `addr_in_use` means "try another address/port".
-struct LaunchError {
-    message: String,
-    addr_in_use: bool,
-}
-
-impl LaunchError {
-    fn fatal(message: String) -> LaunchError {
-        LaunchError {
-            message,
-            addr_in_use: false,
-        }
-    }
-}
-
-fn mentions_addr_in_use(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    t.contains("address already in use")
-        || t.contains("address is in use") // NSPR (389 DS): "Local Network address is in use."
-        || t.contains("nt_status_address_already_associated") // Samba
-}
-
-/// Spawn the server (stdout/stderr appended to `log`) and wait until
-/// `ready` passes. On failure the process is killed and the error quotes
-/// the log.
-fn launch(
-    server: &str,
-    mut cmd: Command,
-    log: &Path,
-    ready: &mut dyn FnMut() -> Result<(), String>,
-) -> Result<Proc, LaunchError> {
-    let open_log = || {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| LaunchError::fatal(format!("{server}: cannot open {}: {e}", log.display())))
-    };
-    let mut marker = open_log()?;
-    let _ = writeln!(marker, "{LOG_MARKER} {cmd:?}");
-    cmd.stdin(Stdio::null()).stdout(open_log()?).stderr(open_log()?);
-    let child =
-        spawn_owned(cmd).map_err(|e| LaunchError::fatal(format!("{server}: cannot spawn: {e} ({INSTALL_HINT}?)")))?;
-    let mut proc = Proc { child };
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = proc.child.try_wait() {
-            let tail = log_tail(log);
-            return Err(LaunchError {
-                addr_in_use: mentions_addr_in_use(&tail),
-                message: format!("{server} exited during startup ({status})\n{tail}"),
-            });
-        }
-        let last = match ready() {
-            Ok(()) if proc.running() => return Ok(proc),
-            Ok(()) => continue,
-            Err(e) => e,
-        };
-        if started.elapsed() >= START_TIMEOUT {
-            drop(proc);
-            let tail = log_tail(log);
-            return Err(LaunchError {
-                addr_in_use: mentions_addr_in_use(&tail),
-                message: format!(
-                    "{server} not ready within {}s; last probe: {last}\n{tail}",
-                    START_TIMEOUT.as_secs()
-                ),
-            });
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn stop_proc(server: &str, proc: &mut Option<Proc>) -> Result<(), String> {
-    let Some(mut p) = proc.take() else {
-        return Ok(());
-    };
-    if !p.running() {
-        return Err(format!("{server} had already exited before stop()"));
-    }
-    match p.shut_down(sys::SIGTERM, STOP_TIMEOUT) {
-        Some(_) => Ok(()),
-        None => Err(format!("{server}: could not reap the process")),
-    }
-}
-
-/// Relaunch on the same address; a port still held by the dying process
-/// is retried for a few seconds.
-fn relaunch(mut attempt: impl FnMut() -> Result<Proc, LaunchError>) -> Result<Proc, String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        match attempt() {
-            Ok(p) => return Ok(p),
-            Err(e) if e.addr_in_use && Instant::now() < deadline => thread::sleep(Duration::from_millis(250)),
-            Err(e) => return Err(e.message),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Ports and loopback addresses
+// Loopback addresses
 // ---------------------------------------------------------------------------
-
-/// A free TCP port on 127.0.0.1, never returned before by this process.
-fn try_free_port() -> Result<u16, String> {
-    static HANDED_OUT: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let set = HANDED_OUT.get_or_init(|| Mutex::new(HashSet::new()));
-    for _ in 0..100 {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| format!("cannot read local address: {e}"))?
-            .port();
-        drop(listener);
-        if port < 1024 {
-            continue;
-        }
-        if set.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
-            return Ok(port);
-        }
-    }
-    Err("no unused loopback port found in 100 tries".to_string())
-}
 
 /// A 127.0.0.x address (x in 2..=254) on which nothing listens on the AD
 /// ports, never returned before by this process. Other processes are
@@ -714,10 +247,6 @@ fn free_loopback_ip() -> Result<Ipv4Addr, String> {
         }
     }
     Err("no 127.0.0.x address with ports 389/636/3268/3269 free".to_string())
-}
-
-fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
-    TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -862,24 +391,79 @@ pub fn unicode_pwd_base64(password: &str) -> String {
 // ldap-utils clients
 // ---------------------------------------------------------------------------
 
-/// An `ldap-utils` command that reads no ldap.conf/.ldaprc, trusts only
-/// `ca_file` and demands a valid certificate.
-fn ldap_tool(tool: &str, ca_file: &Path, cwd: &Path) -> Result<Command, String> {
-    let path = require(&format!("/usr/bin/{tool}"), "ldap-utils")?;
-    let mut cmd = Command::new(path);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("LDAP") {
-            cmd.env_remove(k);
+/// The `ldap-utils` clients of one server, the same for both guards: where
+/// it listens, the CA that verifies it and whom to bind as by default.
+struct LdapClient<'a> {
+    url: String,
+    /// `-ZZ`: StartTLS on a plain `ldap://` URL, or fail.
+    starttls: bool,
+    ca_file: PathBuf,
+    cwd: &'a Path,
+    /// DN and password of the default bind.
+    admin: (&'static str, &'static str),
+}
+
+impl LdapClient<'_> {
+    /// `tool -x -H <url> [-ZZ] -D <dn> -w <password>`, bound as `bind`
+    /// (default: the admin). It reads no ldap.conf/.ldaprc, trusts only
+    /// `ca_file` and demands a valid certificate.
+    fn command(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
+        let path = require(&format!("/usr/bin/{tool}"), "ldap-utils")?;
+        let mut cmd = Command::new(path);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("LDAP") {
+                cmd.env_remove(k);
+            }
         }
+        // LDAPNOINIT would also disable the LDAPTLS_* variables: instead
+        // point the config at /dev/null and .ldaprc at a name that does not
+        // exist.
+        cmd.env("LDAPCONF", "/dev/null")
+            .env("LDAPRC", "dirsync-test-no-ldaprc")
+            .env("LDAPTLS_CACERT", &self.ca_file)
+            .env("LDAPTLS_REQCERT", "demand")
+            .current_dir(self.cwd);
+        let (dn, pw) = bind.unwrap_or(self.admin);
+        cmd.arg("-x").arg("-H").arg(&self.url);
+        if self.starttls {
+            cmd.arg("-ZZ");
+        }
+        cmd.arg("-D").arg(dn).arg("-w").arg(pw);
+        Ok(cmd)
     }
-    // LDAPNOINIT would also disable the LDAPTLS_* variables: instead point
-    // the config at /dev/null and .ldaprc at a name that does not exist.
-    cmd.env("LDAPCONF", "/dev/null")
-        .env("LDAPRC", "dirsync-test-no-ldaprc")
-        .env("LDAPTLS_CACERT", ca_file)
-        .env("LDAPTLS_REQCERT", "demand")
-        .current_dir(cwd);
-    Ok(cmd)
+
+    /// `ldapsearch -LLL -o ldif-wrap=no` as the admin, subtree scope, paged
+    /// `page` entries at a time.
+    fn search(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
+        let mut cmd = self.command("ldapsearch", None)?;
+        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
+            .arg(format!("pr={page}/noprompt"))
+            .args(["-b", base, filter])
+            .args(attrs);
+        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+    }
+
+    /// `tool` (`ldapadd`, `ldapmodify`) with the LDIF on stdin, as the admin.
+    fn feed_ldif(&self, tool: &str, ldif: &str) -> Result<(), String> {
+        let cmd = self.command(tool, None)?;
+        run_ok(tool, cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+    }
+
+    /// Whether `dn` can bind with `password`: `tool` with `args` (a cheap
+    /// operation) bound as `dn`, 5 s network timeout.
+    fn bind_check(&self, dn: &str, password: &str, tool: &str, args: &[&str]) -> Result<(), String> {
+        let mut cmd = self.command(tool, Some((dn, password)))?;
+        cmd.args(["-o", "nettimeout=5"]).args(args);
+        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+    }
+
+    /// Readiness probe: a base-scope search of `base` as the admin.
+    fn probe(&self, base: &str) -> Result<(), String> {
+        let mut cmd = self.command("ldapsearch", None)?;
+        cmd.args(["-o", "nettimeout=5", "-b", base, "-s", "base", "(objectClass=*)", "1.1"]);
+        let what = format!("ldapsearch of the base at {}", self.url);
+        run_ok(&what, cmd, None, PROBE_TIMEOUT).map(|_| ())
+    }
 }
 
 /// Count the `dn:` lines of an LDIF search result.
@@ -1107,9 +691,8 @@ impl SambaAd {
             ip: Ipv4Addr::LOCALHOST,
             dir,
         };
-        let mut last = String::new();
-        for _ in 0..START_ATTEMPTS {
-            me.ip = free_loopback_ip().map_err(|e| format!("samba: {e}"))?;
+        let proc = retry_addr_in_use("samba", "address", || {
+            me.ip = free_loopback_ip().map_err(|e| LaunchError::fatal(format!("samba: {e}")))?;
             ca.issue(
                 &me.dir.join("tls"),
                 &format!("{}.{}", Self::HOST_NAME, Self::DNS_DOMAIN),
@@ -1118,20 +701,13 @@ impl SambaAd {
                     format!("DNS:{}.{}", Self::HOST_NAME, Self::DNS_DOMAIN),
                     "DNS:localhost".to_string(),
                 ],
-            )?;
-            write_file(&me.dir.join("smb.conf"), &me.config())?;
-            match me.launch() {
-                Ok(p) => {
-                    me.proc = Some(p);
-                    return Ok(me);
-                }
-                Err(e) if e.addr_in_use => last = e.message,
-                Err(e) => return Err(e.message),
-            }
-        }
-        Err(format!(
-            "samba: address taken on {START_ATTEMPTS} attempts; last error:\n{last}"
-        ))
+            )
+            .map_err(LaunchError::fatal)?;
+            write_file(&me.dir.join("smb.conf"), &me.config()).map_err(LaunchError::fatal)?;
+            me.launch()
+        })?;
+        me.proc = Some(proc);
+        Ok(me)
     }
 
     fn config(&self) -> String {
@@ -1170,30 +746,6 @@ impl SambaAd {
             realm = Self::REALM,
             ip = self.ip,
         )
-    }
-
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/sbin/samba");
-        cmd.args(["-F", "--debug-stdout", "-M", "single", "-s"])
-            .arg(self.dir.join("smb.conf"))
-            .current_dir(self.dir.path());
-        let addr = SocketAddr::from((self.ip, 636));
-        let mut ready = || {
-            tcp_connect(addr, Duration::from_millis(500))?;
-            let mut c = self.client("ldapsearch", None)?;
-            c.args([
-                "-o",
-                "nettimeout=5",
-                "-b",
-                Self::BASE,
-                "-s",
-                "base",
-                "(objectClass=*)",
-                "1.1",
-            ]);
-            run_ok("ldapsearch of the base over LDAPS", c, None, PROBE_TIMEOUT).map(|_| ())
-        };
-        launch("samba", cmd, &self.dir.log(), &mut ready)
     }
 
     /// `ldaps://127.0.0.x` (port 636).
@@ -1240,20 +792,22 @@ impl SambaAd {
         self.dir.log()
     }
 
+    /// The `ldap-utils` clients over LDAPS, Administrator by default.
+    fn ldaps(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.ldaps_url(),
+            starttls: false,
+            ca_file: self.ca_file(),
+            cwd: self.dir.path(),
+            admin: (Self::ADMIN_DN, Self::ADMIN_PASSWORD),
+        }
+    }
+
     /// An `ldap-utils` command against [`Self::ldaps_url`] with the CA
     /// verified, bound as `bind` (default: Administrator). Add the tool's
     /// own arguments and run it yourself for anything the helpers lack.
     pub fn client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
-        let mut cmd = ldap_tool(tool, &self.ca_file(), self.dir.path())?;
-        let (dn, pw) = bind.unwrap_or((Self::ADMIN_DN, Self::ADMIN_PASSWORD));
-        cmd.arg("-x")
-            .arg("-H")
-            .arg(self.ldaps_url())
-            .arg("-D")
-            .arg(dn)
-            .arg("-w")
-            .arg(pw);
-        Ok(cmd)
+        self.ldaps().command(tool, bind)
     }
 
     /// `ldapsearch -LLL -o ldif-wrap=no` as Administrator over LDAPS,
@@ -1264,25 +818,18 @@ impl SambaAd {
 
     /// Like [`Self::ldapsearch`] with the given page size.
     pub fn ldapsearch_paged(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
-        let mut cmd = self.client("ldapsearch", None)?;
-        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
-            .arg(format!("pr={page}/noprompt"))
-            .args(["-b", base, filter])
-            .args(attrs);
-        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+        self.ldaps().search(base, filter, attrs, page)
     }
 
     /// `ldapadd` the LDIF as Administrator over LDAPS.
     pub fn ldapadd_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapadd", None)?;
-        run_ok("ldapadd", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapadd", ldif)
     }
 
     /// `ldapmodify` the LDIF (with `changetype:` lines) as Administrator
     /// over LDAPS.
     pub fn ldapmodify_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapmodify", None)?;
-        run_ok("ldapmodify", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapmodify", ldif)
     }
 
     /// Reset `dn`'s password as Administrator (`replace: unicodePwd`).
@@ -1299,38 +846,53 @@ impl SambaAd {
     /// `Invalid credentials (49)` with `data 52e` (wrong password) or
     /// `data 533` (account disabled).
     pub fn bind_check(&self, dn: &str, password: &str) -> Result<(), String> {
-        let mut cmd = self.client("ldapsearch", Some((dn, password)))?;
-        cmd.args([
-            "-o",
-            "nettimeout=5",
-            "-LLL",
-            "-b",
-            "",
-            "-s",
-            "base",
-            "(objectClass=*)",
-            "1.1",
-        ]);
-        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+        let root_dse = ["-LLL", "-b", "", "-s", "base", "(objectClass=*)", "1.1"];
+        self.ldaps().bind_check(dn, password, "ldapsearch", &root_dse)
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("samba", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same address with the same
     /// data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            p.shut_down(sys::SIGTERM, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for SambaAd {
+    const SERVER: &'static str = "samba";
+    const LIMITS: &'static Limits = &LIMITS;
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/sbin/samba");
+        cmd.args(["-F", "--debug-stdout", "-M", "single", "-s"])
+            .arg(self.dir.join("smb.conf"))
+            .current_dir(self.dir.path());
+        let addr = SocketAddr::from((self.ip, 636));
+        let mut ready = || {
+            tcp_connect_addr(addr, Duration::from_millis(500))?;
+            self.ldaps().probe(Self::BASE)
+        };
+        launch(LaunchSpec {
+            server: "samba",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1579,19 +1141,25 @@ create_suffix_entry = True
         if effective_uid()? == 0 {
             cmd.uid(account.uid).gid(account.gid);
         }
-        let ldapi = format!("ldapi://{}", percent_encode_path(&prefix.join("run/slapd.socket")));
-        let ldapi_client = |tool: &str| -> Result<Command, String> {
-            let mut c = ldap_tool(tool, &ca.ca_pem(), &root)?;
-            c.args(["-x", "-H", &ldapi, "-D", Ds389::ADMIN_DN, "-w", Ds389::ADMIN_PASSWORD]);
-            Ok(c)
+        let ldapi = LdapClient {
+            url: format!("ldapi://{}", percent_encode_path(&prefix.join("run/slapd.socket"))),
+            starttls: false,
+            ca_file: ca.ca_pem(),
+            cwd: &root,
+            admin: (Ds389::ADMIN_DN, Ds389::ADMIN_PASSWORD),
         };
-        let mut ready = || {
-            let mut c = ldapi_client("ldapsearch")?;
-            c.args(["-b", "", "-s", "base", "(objectClass=*)", "1.1"]);
-            run_ok("ldapsearch over LDAPI", c, None, PROBE_TIMEOUT).map(|_| ())
-        };
-        let mut proc = launch("389-ds (template)", cmd, &log, &mut ready).map_err(|e| e.message)?;
-        let mut c = ldapi_client("ldapadd")?;
+        let mut ready = || ldapi.probe("");
+        let mut proc = launch(LaunchSpec {
+            server: "389-ds (template)",
+            cmd,
+            log: log.clone(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: &LIMITS,
+            ready: &mut ready,
+        })
+        .map_err(|e| e.message)?;
+        let mut c = ldapi.command("ldapadd", None)?;
         c.arg("-c");
         run_ok(
             "389-ds: ldapadd of the base tree",
@@ -1599,7 +1167,7 @@ create_suffix_entry = True
             Some(Ds389::base_ldif().as_bytes()),
             CLIENT_TIMEOUT,
         )?;
-        let c = ldapi_client("ldapmodify")?;
+        let c = ldapi.command("ldapmodify", None)?;
         run_ok(
             "389-ds: ldapmodify of cn=config",
             c,
@@ -1800,23 +1368,15 @@ nsslapd-dbcachesize: 33554432
             dir,
         };
         let template_prefix = template.prefix.to_string_lossy().into_owned();
-        let mut last = String::new();
-        for _ in 0..START_ATTEMPTS {
-            me.port = try_free_port().map_err(|e| format!("389-ds: {e}"))?;
-            me.tls_port = try_free_port().map_err(|e| format!("389-ds: {e}"))?;
-            me.configure(&template_prefix)?;
-            match me.launch() {
-                Ok(p) => {
-                    me.proc = Some(p);
-                    return Ok(me);
-                }
-                Err(e) if e.addr_in_use => last = e.message,
-                Err(e) => return Err(e.message),
-            }
-        }
-        Err(format!(
-            "389-ds: ports taken on {START_ATTEMPTS} attempts; last error:\n{last}"
-        ))
+        let proc = retry_addr_in_use("389-ds", "ports", || {
+            let port = || try_free_port().map_err(|e| LaunchError::fatal(format!("389-ds: {e}")));
+            me.port = port()?;
+            me.tls_port = port()?;
+            me.configure(&template_prefix).map_err(LaunchError::fatal)?;
+            me.launch()
+        })?;
+        me.proc = Some(proc);
+        Ok(me)
     }
 
     fn prefix(&self) -> PathBuf {
@@ -1884,42 +1444,6 @@ nsslapd-dbcachesize: 33554432
         Ok(())
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/sbin/ns-slapd");
-        cmd.arg("-D")
-            .arg(self.config_dir())
-            .arg("-i")
-            .arg(self.prefix().join("run/slapd.pid"))
-            .args(["-d", "0"])
-            .current_dir(self.dir.path());
-        if effective_uid().map_err(LaunchError::fatal)? == 0 {
-            cmd.uid(self.account.uid).gid(self.account.gid);
-        }
-        let log = self.dir.log();
-        // ns-slapd (as the server user) appends its error log there too.
-        if !log.exists() {
-            write_file(&log, "").map_err(LaunchError::fatal)?;
-        }
-        let _ = std::os::unix::fs::chown(&log, Some(self.account.uid), Some(self.account.gid));
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.tls_port));
-        let mut ready = || {
-            tcp_connect(addr, Duration::from_millis(500))?;
-            let mut c = self.client("ldapsearch", None)?;
-            c.args([
-                "-o",
-                "nettimeout=5",
-                "-b",
-                Self::BASE,
-                "-s",
-                "base",
-                "(objectClass=*)",
-                "1.1",
-            ]);
-            run_ok("ldapsearch of the base over LDAPS", c, None, PROBE_TIMEOUT).map(|_| ())
-        };
-        launch("389-ds", cmd, &log, &mut ready)
-    }
-
     /// `ldap://127.0.0.1:PORT` (plain; StartTLS available).
     pub fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
@@ -1962,19 +1486,37 @@ nsslapd-dbcachesize: 33554432
         self.dir.log()
     }
 
+    /// The `ldap-utils` clients over LDAPS, Directory Manager by default.
+    fn ldaps(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.ldaps_url(),
+            starttls: false,
+            ca_file: self.ca_file(),
+            cwd: self.dir.path(),
+            admin: (Self::ADMIN_DN, Self::ADMIN_PASSWORD),
+        }
+    }
+
+    /// The same over StartTLS on the plain port ([`Self::url`], `-ZZ`).
+    fn starttls(&self) -> LdapClient<'_> {
+        LdapClient {
+            url: self.url(),
+            starttls: true,
+            ..self.ldaps()
+        }
+    }
+
     /// An `ldap-utils` command against [`Self::ldaps_url`] with the CA
     /// verified, bound as `bind` (default: Directory Manager).
     pub fn client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
-        let mut cmd = ldap_tool(tool, &self.ca_file(), self.dir.path())?;
-        let (dn, pw) = bind.unwrap_or((Self::ADMIN_DN, Self::ADMIN_PASSWORD));
-        cmd.arg("-x")
-            .arg("-H")
-            .arg(self.ldaps_url())
-            .arg("-D")
-            .arg(dn)
-            .arg("-w")
-            .arg(pw);
-        Ok(cmd)
+        self.ldaps().command(tool, bind)
+    }
+
+    /// Like [`Self::client`], over StartTLS on the plain port
+    /// ([`Self::url`] with `-ZZ`: TLS or nothing), as dirsync's
+    /// `starttls = true` connects.
+    pub fn starttls_client(&self, tool: &str, bind: Option<(&str, &str)>) -> Result<Command, String> {
+        self.starttls().command(tool, bind)
     }
 
     /// `ldapsearch -LLL -o ldif-wrap=no` as Directory Manager over LDAPS,
@@ -1985,41 +1527,26 @@ nsslapd-dbcachesize: 33554432
 
     /// Like [`Self::ldapsearch`] with the given page size.
     pub fn ldapsearch_paged(&self, base: &str, filter: &str, attrs: &[&str], page: u32) -> Result<String, String> {
-        let mut cmd = self.client("ldapsearch", None)?;
-        cmd.args(["-LLL", "-o", "ldif-wrap=no", "-E"])
-            .arg(format!("pr={page}/noprompt"))
-            .args(["-b", base, filter])
-            .args(attrs);
-        run_ok(&format!("ldapsearch -b {base} {filter}"), cmd, None, CLIENT_TIMEOUT)
+        self.ldaps().search(base, filter, attrs, page)
     }
 
     /// `ldapadd` the LDIF as Directory Manager over LDAPS.
     pub fn ldapadd_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapadd", None)?;
-        run_ok("ldapadd", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapadd", ldif)
     }
 
     /// `ldapmodify` the LDIF (with `changetype:` lines) as Directory
     /// Manager over LDAPS.
     pub fn ldapmodify_ldif(&self, ldif: &str) -> Result<(), String> {
-        let cmd = self.client("ldapmodify", None)?;
-        run_ok("ldapmodify", cmd, Some(ldif.as_bytes()), CLIENT_TIMEOUT).map(|_| ())
+        self.ldaps().feed_ldif("ldapmodify", ldif)
     }
 
     /// Set `dn`'s password with the Password Modify extended operation
     /// (`ldappasswd -ZZ`, StartTLS on [`Self::url`], CA verified) as
     /// Directory Manager.
     pub fn ldappasswd(&self, dn: &str, new_password: &str) -> Result<(), String> {
-        let mut cmd = ldap_tool("ldappasswd", &self.ca_file(), self.dir.path())?;
-        cmd.args(["-x", "-ZZ", "-H"]).arg(self.url()).args([
-            "-D",
-            Self::ADMIN_DN,
-            "-w",
-            Self::ADMIN_PASSWORD,
-            "-s",
-            new_password,
-            dn,
-        ]);
+        let mut cmd = self.starttls().command("ldappasswd", None)?;
+        cmd.args(["-s", new_password, dn]);
         run_ok(&format!("ldappasswd {dn}"), cmd, None, CLIENT_TIMEOUT).map(|_| ())
     }
 
@@ -2028,27 +1555,63 @@ nsslapd-dbcachesize: 33554432
     /// wrong password, `Server is unwilling to perform (53)` with "Account
     /// inactivated" for `nsAccountLock: true`.
     pub fn bind_check(&self, dn: &str, password: &str) -> Result<(), String> {
-        let mut cmd = self.client("ldapwhoami", Some((dn, password)))?;
-        cmd.args(["-o", "nettimeout=5"]);
-        run_ok(&format!("bind as {dn}"), cmd, None, PROBE_TIMEOUT).map(|_| ())
+        self.ldaps().bind_check(dn, password, "ldapwhoami", &[])
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("389-ds", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same ports with the same
     /// data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            p.shut_down(sys::SIGTERM, STOP_TIMEOUT);
+        guard_restart(self)
+    }
+}
+
+impl Guard for Ds389 {
+    const SERVER: &'static str = "389-ds";
+    const LIMITS: &'static Limits = &LIMITS;
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/sbin/ns-slapd");
+        cmd.arg("-D")
+            .arg(self.config_dir())
+            .arg("-i")
+            .arg(self.prefix().join("run/slapd.pid"))
+            .args(["-d", "0"])
+            .current_dir(self.dir.path());
+        if effective_uid().map_err(LaunchError::fatal)? == 0 {
+            cmd.uid(self.account.uid).gid(self.account.gid);
         }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        let log = self.dir.log();
+        // ns-slapd (as the server user) appends its error log there too.
+        if !log.exists() {
+            write_file(&log, "").map_err(LaunchError::fatal)?;
+        }
+        let _ = std::os::unix::fs::chown(&log, Some(self.account.uid), Some(self.account.gid));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.tls_port));
+        let mut ready = || {
+            tcp_connect_addr(addr, Duration::from_millis(500))?;
+            self.ldaps().probe(Self::BASE)
+        };
+        launch(LaunchSpec {
+            server: "389-ds",
+            cmd,
+            log,
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }

@@ -43,11 +43,17 @@
 //!
 //! Logs: each server writes stdout and stderr to `<dir>/server.log`
 //! (appended over restarts; `log_path()` on each guard).
+//!
+//! `directories.rs` (Samba AD DC, 389 DS) builds its guards on this file's
+//! plumbing (process spawning and ownership, [`Guard`], `launch`, temp
+//! dirs, ports, `run_ok`, ...), which is `pub(crate)` for it; its includer
+//! declares this file as a sibling module named `servers`. What differs
+//! between the two families of guards (waits, install script) is a
+//! [`Limits`].
 
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -70,13 +76,58 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// hung server cannot hang the test run forever.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Upper bound for one readiness probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `Drop` waits after the polite signal before `SIGKILL`.
 const DROP_GRACE: Duration = Duration::from_secs(5);
 /// Start attempts on fresh ports when the port was taken meanwhile.
 const PORT_ATTEMPTS: usize = 4;
+/// How many lines of a log or of a failed command's output errors quote.
 const LOG_TAIL_LINES: usize = 40;
 const INSTALL_HINT: &str = "run scripts/install-test-deps";
+/// Set (non-empty) to keep the guards' temp dirs.
+const KEEP_ENV: &str = "DIRSYNC_TEST_KEEP_DIRS";
+
+/// The waits of one family of guards and where their packages come from:
+/// [`LIMITS`] for this file's, slower ones for `directories.rs`'s.
+pub(crate) struct Limits {
+    /// How long `start()` / `restart()` wait for the server to answer.
+    pub start: Duration,
+    /// How long `stop()` / `restart()` wait for a graceful shutdown before
+    /// `SIGKILL`.
+    pub stop: Duration,
+    /// How long `restart()` retries a port the old process still holds.
+    pub relaunch: Duration,
+    /// What to run when a package is missing.
+    pub install_hint: &'static str,
+}
+
+/// This file's guards.
+const LIMITS: Limits = Limits {
+    start: START_TIMEOUT,
+    stop: STOP_TIMEOUT,
+    relaunch: Duration::from_secs(10),
+    install_hint: INSTALL_HINT,
+};
+
+impl Limits {
+    /// Err unless `path` exists, naming the Debian package that provides it.
+    pub(crate) fn require(&self, path: &str, package: &str) -> Result<PathBuf, String> {
+        let p = PathBuf::from(path);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "{path} not found: install the Debian package `{package}` ({})",
+                self.install_hint
+            ))
+        }
+    }
+}
+
+/// Whether [`KEEP_ENV`] asks to keep the temp dirs.
+pub(crate) fn keep_dirs() -> bool {
+    std::env::var_os(KEEP_ENV).is_some_and(|v| !v.is_empty())
+}
 
 // ---------------------------------------------------------------------------
 // Ports
@@ -123,8 +174,12 @@ pub fn try_free_port() -> Result<u16, String> {
 
 /// Connect to `127.0.0.1:port` within `timeout`.
 pub fn tcp_connect(port: u16, timeout: Duration) -> Result<TcpStream, String> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    tcp_connect_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), timeout)
+}
+
+/// Connect to `addr` within `timeout`.
+pub fn tcp_connect_addr(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
     Ok(stream)
@@ -156,7 +211,7 @@ fn read_banner(port: u16) -> Result<String, String> {
 // Low-level process helpers (std only; two libc calls declared by hand)
 // ---------------------------------------------------------------------------
 
-mod sys {
+pub(crate) mod sys {
     use std::io;
     use std::os::raw::{c_int, c_ulong};
     use std::os::unix::process::CommandExt;
@@ -169,6 +224,7 @@ mod sys {
 
     unsafe extern "C" {
         fn kill(pid: c_int, sig: c_int) -> c_int;
+        fn atexit(cb: extern "C" fn()) -> c_int;
         #[cfg(target_os = "linux")]
         fn prctl(option: c_int, ...) -> c_int;
     }
@@ -187,8 +243,16 @@ mod sys {
         unsafe { kill(pid, sig) == 0 }
     }
 
+    /// Run `cb` when the process exits normally (exit(3), i.e. also when
+    /// the test harness returns from main).
+    pub fn at_exit(cb: extern "C" fn()) -> bool {
+        // SAFETY: atexit(3) only stores the function pointer.
+        unsafe { atexit(cb) == 0 }
+    }
+
     /// Make the child receive SIGKILL when the thread that spawned it dies
-    /// (we spawn from a thread that lives as long as the process).
+    /// (we spawn from a thread that lives as long as the process). Runs
+    /// after `Command::uid` has switched users, so the setting survives.
     pub fn die_with_parent(cmd: &mut Command) {
         #[cfg(target_os = "linux")]
         {
@@ -327,7 +391,7 @@ fn run_with_timeout(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -
 }
 
 /// Run a client command and return its stdout, or an error quoting stderr.
-fn run_ok(what: &str, cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<String, String> {
+pub(crate) fn run_ok(what: &str, cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<String, String> {
     let out = run_with_timeout(cmd, input, timeout).map_err(|e| format!("{what}: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
@@ -336,51 +400,59 @@ fn run_ok(what: &str, cmd: Command, input: Option<&[u8]>, timeout: Duration) -> 
         Err(format!(
             "{what} failed ({}): {}{}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end(),
+            tail_lines(String::from_utf8_lossy(&out.stderr).trim_end(), LOG_TAIL_LINES),
             if stdout.trim().is_empty() {
                 String::new()
             } else {
-                format!("\nstdout: {}", stdout.trim_end())
+                format!("\nstdout: {}", tail_lines(stdout.trim_end(), LOG_TAIL_LINES))
             }
         ))
     }
 }
 
-/// Err unless `path` exists, naming the Debian package that provides it.
+/// The last `n` lines of `text`.
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// [`Limits::require`] with this file's install hint.
 fn require(path: &str, package: &str) -> Result<PathBuf, String> {
-    let p = PathBuf::from(path);
-    if p.exists() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{path} not found: install the Debian package `{package}` ({INSTALL_HINT})"
-        ))
-    }
+    LIMITS.require(path, package)
 }
 
-/// A local account from /etc/passwd.
+/// A local account from /etc/passwd, with its primary group's name.
 #[derive(Clone, Debug)]
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
+pub(crate) struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub group: String,
 }
 
-fn passwd_lookup(matches: impl Fn(&str, u32) -> bool) -> Option<Account> {
+pub(crate) fn passwd_lookup(matches: impl Fn(&str, u32) -> bool) -> Option<Account> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let groups = fs::read_to_string("/etc/group").unwrap_or_default();
     passwd.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
-        let (name, uid, gid) = (f.first()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+        let (name, uid, gid): (&str, u32, u32) = (f.first()?, f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
         matches(name, uid).then(|| Account {
             name: name.to_string(),
             uid,
             gid,
+            group: groups
+                .lines()
+                .find_map(|g| {
+                    let gf: Vec<&str> = g.split(':').collect();
+                    (gf.get(2)?.parse::<u32>().ok()? == gid).then(|| gf[0].to_string())
+                })
+                .unwrap_or_else(|| gid.to_string()),
         })
     })
 }
 
 /// The effective uid of this process (owner of /proc/self).
-fn effective_uid() -> Result<u32, String> {
+pub(crate) fn effective_uid() -> Result<u32, String> {
     fs::metadata("/proc/self")
         .map(|m| m.uid())
         .map_err(|e| format!("cannot stat /proc/self: {e}"))
@@ -429,36 +501,39 @@ impl RunAs {
 // Temp dir, log and process plumbing shared by all guards
 // ---------------------------------------------------------------------------
 
-/// A temp dir that is removed on drop unless `DIRSYNC_TEST_KEEP_DIRS` is set.
-struct ServerDir {
+/// A temp dir that is removed on drop unless [`KEEP_ENV`] is set.
+pub(crate) struct ServerDir {
     dir: TempDir,
 }
 
 impl ServerDir {
-    fn new(server: &str) -> Result<ServerDir, String> {
+    /// `dirsync-<server>-pid<PID>-...` in the temp dir: the pid lets a later
+    /// process tell the dirs of killed test processes (`directories.rs`
+    /// removes its own).
+    pub(crate) fn new(server: &str) -> Result<ServerDir, String> {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("dirsync-{server}-"))
+            .prefix(&format!("dirsync-{server}-pid{}-", std::process::id()))
             .tempdir()
             .map_err(|e| format!("{server}: cannot create temp dir: {e}"))?;
         Ok(ServerDir { dir })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.join("server.log")
     }
 }
 
 impl Drop for ServerDir {
     fn drop(&mut self) {
-        if std::env::var_os("DIRSYNC_TEST_KEEP_DIRS").is_some_and(|v| !v.is_empty()) {
+        if keep_dirs() {
             self.dir.disable_cleanup(true);
             eprintln!("servers.rs: keeping {}", self.dir.path().display());
         }
@@ -468,26 +543,21 @@ impl Drop for ServerDir {
 const LOG_MARKER: &str = "=== servers.rs: launching";
 
 /// The last lines of `log` since the most recent launch marker.
-fn log_tail(log: &Path) -> String {
+pub(crate) fn log_tail(log: &Path) -> String {
     let Ok(bytes) = fs::read(log) else {
         return format!("(no log at {})", log.display());
     };
     let text = String::from_utf8_lossy(&bytes);
     let since = text.rfind(LOG_MARKER).map_or(&text[..], |i| &text[i..]);
-    let lines: Vec<&str> = since.lines().collect();
-    let start = lines.len().saturating_sub(LOG_TAIL_LINES);
-    let mut out = format!(
-        "--- last lines of {} (DIRSYNC_TEST_KEEP_DIRS=1 keeps it) ---",
-        log.display()
-    );
-    for line in &lines[start..] {
-        let _ = write!(out, "\n{line}");
-    }
-    out
+    format!(
+        "--- last lines of {} ({KEEP_ENV}=1 keeps it) ---\n{}",
+        log.display(),
+        tail_lines(since, LOG_TAIL_LINES)
+    )
 }
 
 /// A running server process owned by a guard.
-struct Proc {
+pub(crate) struct Proc {
     child: Child,
     /// Signal for a graceful shutdown (`stop()`/`restart()`).
     stop_signal: i32,
@@ -496,13 +566,13 @@ struct Proc {
 }
 
 impl Proc {
-    fn running(&mut self) -> bool {
+    pub(crate) fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Signal the server, wait up to `grace`, then SIGKILL it. Afterwards
     /// SIGKILL whatever it had forked (e.g. sshd's per-connection processes).
-    fn shut_down(&mut self, sig: i32, grace: Duration) -> Option<ExitStatus> {
+    pub(crate) fn shut_down(&mut self, sig: i32, grace: Duration) -> Option<ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Some(status);
         }
@@ -537,14 +607,14 @@ impl Drop for Proc {
     }
 }
 
-/// Why a launch failed; `addr_in_use` means "try another port".
-struct LaunchError {
-    message: String,
-    addr_in_use: bool,
+/// Why a launch failed; `addr_in_use` means "try another address/port".
+pub(crate) struct LaunchError {
+    pub message: String,
+    pub addr_in_use: bool,
 }
 
 impl LaunchError {
-    fn fatal(message: String) -> LaunchError {
+    pub(crate) fn fatal(message: String) -> LaunchError {
         LaunchError {
             message,
             addr_in_use: false,
@@ -552,28 +622,39 @@ impl LaunchError {
     }
 }
 
+/// Whether a server's log says it lost the race for its address.
+fn mentions_addr_in_use(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("address already in use")
+        || t.contains("address is in use") // NSPR (389 DS): "Local Network address is in use."
+        || t.contains("nt_status_address_already_associated") // Samba
+}
+
 /// What to launch and how to tell it is ready.
-struct LaunchSpec<'a> {
-    server: &'static str,
-    cmd: Command,
-    log: PathBuf,
-    stop_signal: i32,
-    drop_signal: i32,
+pub(crate) struct LaunchSpec<'a> {
+    pub server: &'static str,
+    pub cmd: Command,
+    pub log: PathBuf,
+    pub stop_signal: i32,
+    pub drop_signal: i32,
+    /// The start timeout and install hint (the guard's [`Guard::LIMITS`]).
+    pub limits: &'static Limits,
     /// Called repeatedly until it returns Ok or the deadline passes; Err is
     /// "not ready yet" and its message is reported on timeout.
-    ready: &'a mut dyn FnMut() -> Result<(), String>,
+    pub ready: &'a mut dyn FnMut() -> Result<(), String>,
 }
 
 /// Spawn the server with its output appended to its log and wait until
 /// `ready` passes. On failure the process is killed and the error quotes
 /// the log.
-fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
+pub(crate) fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
     let LaunchSpec {
         server,
         mut cmd,
         log,
         stop_signal,
         drop_signal,
+        limits,
         ready,
     } = spec;
     let open_log = || {
@@ -588,8 +669,8 @@ fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
     let out = open_log()?;
     let err = open_log()?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    let child =
-        spawn_owned(cmd).map_err(|e| LaunchError::fatal(format!("{server}: cannot spawn: {e} ({INSTALL_HINT}?)")))?;
+    let child = spawn_owned(cmd)
+        .map_err(|e| LaunchError::fatal(format!("{server}: cannot spawn: {e} ({}?)", limits.install_hint)))?;
     let mut proc = Proc {
         child,
         stop_signal,
@@ -600,7 +681,7 @@ fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
         if let Ok(Some(status)) = proc.child.try_wait() {
             let tail = log_tail(&log);
             return Err(LaunchError {
-                addr_in_use: tail.to_ascii_lowercase().contains("address already in use"),
+                addr_in_use: mentions_addr_in_use(&tail),
                 message: format!("{server} exited during startup ({status})\n{tail}"),
             });
         }
@@ -615,13 +696,16 @@ fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
             }
             Err(e) => e,
         };
-        if started.elapsed() >= START_TIMEOUT {
+        if started.elapsed() >= limits.start {
             drop(proc); // kills it
-            return Err(LaunchError::fatal(format!(
-                "{server} not ready within {}s; last probe: {last}\n{}",
-                START_TIMEOUT.as_secs(),
-                log_tail(&log)
-            )));
+            let tail = log_tail(&log);
+            return Err(LaunchError {
+                addr_in_use: mentions_addr_in_use(&tail),
+                message: format!(
+                    "{server} not ready within {}s; last probe: {last}\n{tail}",
+                    limits.start.as_secs()
+                ),
+            });
         }
         thread::sleep(Duration::from_millis(50));
     }
@@ -629,24 +713,36 @@ fn launch(spec: LaunchSpec<'_>) -> Result<Proc, LaunchError> {
 
 /// Try `attempt(port)` on fresh ports while it fails with "address in use".
 fn on_free_port<T>(server: &str, mut attempt: impl FnMut(u16) -> Result<T, LaunchError>) -> Result<T, String> {
+    retry_addr_in_use(server, "port", || {
+        let port = try_free_port().map_err(|e| LaunchError::fatal(format!("{server}: {e}")))?;
+        attempt(port)
+    })
+}
+
+/// Call `attempt` (which picks a fresh `what`: port, address, ...) again
+/// while it fails with "address in use", [`PORT_ATTEMPTS`] times at most.
+pub(crate) fn retry_addr_in_use<T>(
+    server: &str,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, LaunchError>,
+) -> Result<T, String> {
     let mut last = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let port = try_free_port().map_err(|e| format!("{server}: {e}"))?;
-        match attempt(port) {
+        match attempt() {
             Ok(t) => return Ok(t),
             Err(e) if e.addr_in_use => last = e.message,
             Err(e) => return Err(e.message),
         }
     }
     Err(format!(
-        "{server}: port taken on {PORT_ATTEMPTS} attempts; last error:\n{last}"
+        "{server}: {what} taken on {PORT_ATTEMPTS} attempts; last error:\n{last}"
     ))
 }
 
 /// Relaunch on the same port; a port still held (e.g. by the dying process)
-/// is retried for a few seconds.
-fn relaunch(mut attempt: impl FnMut() -> Result<Proc, LaunchError>) -> Result<Proc, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// is retried for `window`.
+fn relaunch(window: Duration, mut attempt: impl FnMut() -> Result<Proc, LaunchError>) -> Result<Proc, String> {
+    let deadline = Instant::now() + window;
     loop {
         match attempt() {
             Ok(p) => return Ok(p),
@@ -656,28 +752,63 @@ fn relaunch(mut attempt: impl FnMut() -> Result<Proc, LaunchError>) -> Result<Pr
     }
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, contents: &str) -> Result<(), String> {
     fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn mkdir(path: &Path) -> Result<(), String> {
+pub(crate) fn mkdir(path: &Path) -> Result<(), String> {
     fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+/// What a guard supplies so that its `is_running()`, `stop()` and
+/// `restart()` can be the shared [`guard_running`], [`guard_stop`] and
+/// [`guard_restart`]. (The guards keep those three as inherent methods, so
+/// callers need not import this trait.)
+pub(crate) trait Guard {
+    /// The server's name in messages.
+    const SERVER: &'static str;
+
+    /// Its waits; pass the same to [`LaunchSpec::limits`].
+    const LIMITS: &'static Limits = &LIMITS;
+
+    /// The running server process; `None` while stopped.
+    fn proc_slot(&mut self) -> &mut Option<Proc>;
+
+    /// Start the server on the guard's port with its data (`start()` picks
+    /// the port first; `restart()` reuses it).
+    fn launch(&self) -> Result<Proc, LaunchError>;
+}
+
+/// Shared is_running(): whether the server process is alive.
+pub(crate) fn guard_running(guard: &mut impl Guard) -> bool {
+    guard.proc_slot().as_mut().is_some_and(Proc::running)
 }
 
 /// Shared stop(): graceful shutdown, error if it had to be killed or had
 /// already died.
-fn stop_proc(server: &str, proc: &mut Option<Proc>) -> Result<(), String> {
-    let Some(mut p) = proc.take() else {
+pub(crate) fn guard_stop<G: Guard>(guard: &mut G) -> Result<(), String> {
+    let Some(mut p) = guard.proc_slot().take() else {
         return Ok(());
     };
     if !p.running() {
-        return Err(format!("{server} had already exited before stop()"));
+        return Err(format!("{} had already exited before stop()", G::SERVER));
     }
     let sig = p.stop_signal;
-    match p.shut_down(sig, STOP_TIMEOUT) {
+    match p.shut_down(sig, G::LIMITS.stop) {
         Some(_) => Ok(()),
-        None => Err(format!("{server}: could not reap the process")),
+        None => Err(format!("{}: could not reap the process", G::SERVER)),
     }
+}
+
+/// Shared restart(): stop if running, then launch again on the same port.
+pub(crate) fn guard_restart<G: Guard>(guard: &mut G) -> Result<(), String> {
+    if let Some(mut p) = guard.proc_slot().take() {
+        let sig = p.stop_signal;
+        p.shut_down(sig, G::LIMITS.stop);
+    }
+    let proc = relaunch(G::LIMITS.relaunch, || guard.launch())?;
+    *guard.proc_slot() = Some(proc);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -790,143 +921,33 @@ impl Slapd {
         Ok(me)
     }
 
+    /// `slapd.conf`: `tests/support/slapd.conf.in` (shared with
+    /// `benches/slapd.sh`) filled in for `dir`.
     fn config(dir: &Path) -> String {
-        let d = dir.display();
-        let (admin, admin_pw, svc) = (Self::ADMIN_DN, Self::ADMIN_PASSWORD, Self::SERVICE_DN);
-        format!(
-            r#"# Written by tests/support/servers.rs
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload ppolicy
-moduleload argon2
-moduleload pw-sha2
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
-pidfile {d}/slapd.pid
-argsfile {d}/slapd.args
-
-database monitor
-access to dn.subtree="cn=Monitor"
-  by dn.exact="{admin}" read
-  by dn.exact="{svc}" read
-  by * none
-
-database mdb
-maxsize 4294967296
-dbnosync
-suffix "{base}"
-rootdn "{admin}"
-rootpw {admin_pw}
-directory {d}/data
-lastmod on
-index objectClass eq
-index uid eq
-index mail eq
-index cn eq
-limits dn.exact="{svc}" size=unlimited time=unlimited
-access to attrs=userPassword
-  by dn.exact="{svc}" write
-  by self write
-  by anonymous auth
-  by * none
-access to *
-  by dn.exact="{svc}" write
-  by self read
-  by users read
-  by * none
-overlay ppolicy
-ppolicy_default "{policy}"
-"#,
-            base = Self::BASE,
-            policy = Self::POLICY_DN,
-        )
+        Self::fill(include_str!("slapd.conf.in")).replace("@DIR@", &dir.display().to_string())
     }
 
+    /// The base tree: `tests/support/slapd-base.ldif.in` (also shared)
+    /// filled in.
     fn base_ldif() -> String {
-        format!(
-            "dn: {base}
-objectClass: top
-objectClass: dcObject
-objectClass: organization
-o: example.org
-dc: example
-
-dn: {people}
-objectClass: organizationalUnit
-ou: people
-
-dn: {leavers}
-objectClass: organizationalUnit
-ou: leavers
-
-dn: {groups}
-objectClass: organizationalUnit
-ou: groups
-
-dn: ou=services,{base}
-objectClass: organizationalUnit
-ou: services
-
-dn: {svc}
-objectClass: organizationalRole
-objectClass: simpleSecurityObject
-cn: dirsync
-userPassword: {svc_pw}
-
-dn: ou=policies,{base}
-objectClass: organizationalUnit
-ou: policies
-
-dn: {policy}
-objectClass: top
-objectClass: device
-objectClass: pwdPolicy
-cn: default
-pwdAttribute: userPassword
-pwdLockout: TRUE
-pwdMaxFailure: 0
-pwdMustChange: FALSE
-pwdAllowUserChange: TRUE
-",
-            base = Self::BASE,
-            people = Self::PEOPLE_DN,
-            leavers = Self::LEAVERS_DN,
-            groups = Self::GROUPS_DN,
-            svc = Self::SERVICE_DN,
-            svc_pw = Self::SERVICE_PASSWORD,
-            policy = Self::POLICY_DN,
-        )
+        Self::fill(include_str!("slapd-base.ldif.in"))
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let debug = std::env::var("DIRSYNC_SLAPD_DEBUG").unwrap_or_else(|_| "none".into());
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("-d")
-            .arg(debug)
-            .arg("-h")
-            .arg(self.url() + "/")
-            .arg("-f")
-            .arg(self.dir.join("slapd.conf"))
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            self.ldap_client("ldapsearch", None, Some(PROBE_TIMEOUT))
-                .and_then(|mut c| {
-                    c.args(["-b", Self::BASE, "-s", "base", "(objectClass=*)", "1.1"]);
-                    run_ok("ldapsearch of the base", c, None, PROBE_TIMEOUT)
-                })
-                .map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "slapd",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
+    /// Replace the templates' `@NAME@` placeholders but `@DIR@`.
+    fn fill(template: &str) -> String {
+        [
+            ("@BASE@", Self::BASE),
+            ("@ADMIN_DN@", Self::ADMIN_DN),
+            ("@ADMIN_PASSWORD@", Self::ADMIN_PASSWORD),
+            ("@SERVICE_DN@", Self::SERVICE_DN),
+            ("@SERVICE_PASSWORD@", Self::SERVICE_PASSWORD),
+            ("@PEOPLE_DN@", Self::PEOPLE_DN),
+            ("@LEAVERS_DN@", Self::LEAVERS_DN),
+            ("@GROUPS_DN@", Self::GROUPS_DN),
+            ("@POLICY_DN@", Self::POLICY_DN),
+        ]
+        .iter()
+        .fold(template.to_string(), |text, (name, value)| text.replace(name, value))
     }
 
     /// `ldap://127.0.0.1:PORT`
@@ -1046,23 +1067,56 @@ pwdAllowUserChange: TRUE
 
     /// Whether the server process is alive.
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays. Connections are dropped.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("slapd", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same
     /// data. Monitor counters restart from zero.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Slapd {
+    const SERVER: &'static str = "slapd";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let debug = std::env::var("DIRSYNC_SLAPD_DEBUG").unwrap_or_else(|_| "none".into());
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("-d")
+            .arg(debug)
+            .arg("-h")
+            .arg(self.url() + "/")
+            .arg("-f")
+            .arg(self.dir.join("slapd.conf"))
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            self.ldap_client("ldapsearch", None, Some(PROBE_TIMEOUT))
+                .and_then(|mut c| {
+                    c.args(["-b", Self::BASE, "-s", "base", "(objectClass=*)", "1.1"]);
+                    run_ok("ldapsearch of the base", c, None, PROBE_TIMEOUT)
+                })
+                .map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "slapd",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1160,35 +1214,6 @@ impl Postgres {
         Ok(me)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new(self.bin_dir.join("postgres"));
-        cmd.arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .arg("-c")
-            .arg(format!("port={}", self.port))
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", self.dir.path().display()))
-            .args(["-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"])
-            .current_dir(self.dir.path());
-        self.run_as.apply(&mut cmd);
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            let c = self.psql_cmd(Self::SUPERUSER, "postgres", PROBE_TIMEOUT);
-            run_ok("psql SELECT 1", c, Some(b"SELECT 1;"), PROBE_TIMEOUT).map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "postgres",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGINT,  // "fast" shutdown
-            drop_signal: sys::SIGQUIT, // "immediate" shutdown, still cleans up
-            ready: &mut ready,
-        })
-    }
-
     fn psql_cmd(&self, user: &str, db: &str, connect_timeout: Duration) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("psql"));
         cmd.env("PGCONNECT_TIMEOUT", connect_timeout.as_secs().max(1).to_string())
@@ -1245,22 +1270,55 @@ impl Postgres {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Fast shutdown (SIGINT: disconnects clients, checkpoints); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("postgres", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Postgres {
+    const SERVER: &'static str = "postgres";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new(self.bin_dir.join("postgres"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("port={}", self.port))
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", self.dir.path().display()))
+            .args(["-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off"])
+            .args(["-c", "full_page_writes=off"])
+            .current_dir(self.dir.path());
+        self.run_as.apply(&mut cmd);
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            let c = self.psql_cmd(Self::SUPERUSER, "postgres", PROBE_TIMEOUT);
+            run_ok("psql SELECT 1", c, Some(b"SELECT 1;"), PROBE_TIMEOUT).map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "postgres",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGINT,  // "fast" shutdown
+            drop_signal: sys::SIGQUIT, // "immediate" shutdown, still cleans up
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1330,39 +1388,6 @@ impl MariaDb {
         Ok(me)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let d = self.dir.path().display();
-        let mut cmd = Command::new("/usr/sbin/mariadbd");
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={d}/data"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--port={}", self.port))
-            .arg(format!("--socket={d}/mysqld.sock"))
-            .arg(format!("--pid-file={d}/mysqld.pid"))
-            .arg("--innodb-buffer-pool-size=64M")
-            .arg("--innodb-flush-log-at-trx-commit=2")
-            .current_dir(self.dir.path());
-        self.run_as.apply(&mut cmd);
-        let mut ready = || {
-            tcp_connect(self.port, Duration::from_millis(500))?;
-            run_ok(
-                "mariadb SELECT 1",
-                self.client(None, PROBE_TIMEOUT),
-                Some(b"SELECT 1;"),
-                PROBE_TIMEOUT,
-            )
-            .map(|_| ())
-        };
-        launch(LaunchSpec {
-            server: "mariadb",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
-    }
-
     fn client(&self, db: Option<&str>, connect_timeout: Duration) -> Command {
         // --no-defaults must come first.
         let mut cmd = Command::new("/usr/bin/mariadb");
@@ -1404,22 +1429,59 @@ impl MariaDb {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Graceful shutdown (SIGTERM); data stays.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("mariadb", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port with the same data.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for MariaDb {
+    const SERVER: &'static str = "mariadb";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let d = self.dir.path().display();
+        let mut cmd = Command::new("/usr/sbin/mariadbd");
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={d}/data"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--socket={d}/mysqld.sock"))
+            .arg(format!("--pid-file={d}/mysqld.pid"))
+            .arg("--innodb-buffer-pool-size=64M")
+            .arg("--innodb-flush-log-at-trx-commit=2")
+            .current_dir(self.dir.path());
+        self.run_as.apply(&mut cmd);
+        let mut ready = || {
+            tcp_connect(self.port, Duration::from_millis(500))?;
+            run_ok(
+                "mariadb SELECT 1",
+                self.client(None, PROBE_TIMEOUT),
+                Some(b"SELECT 1;"),
+                PROBE_TIMEOUT,
+            )
+            .map(|_| ())
+        };
+        launch(LaunchSpec {
+            server: "mariadb",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1541,29 +1603,6 @@ Subsystem sftp internal-sftp -d {d}/root
         write_file(&self.dir.join("sshd_config"), &config)
     }
 
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/sbin/sshd");
-        cmd.args(["-D", "-e", "-f"])
-            .arg(self.dir.join("sshd_config"))
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            let banner = read_banner(self.port)?;
-            if banner.starts_with("SSH-2.0-") {
-                Ok(())
-            } else {
-                Err(format!("unexpected greeting {banner:?}"))
-            }
-        };
-        launch(LaunchSpec {
-            server: "sshd",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -1624,22 +1663,49 @@ Subsystem sftp internal-sftp -d {d}/root
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Stop the listener (SIGTERM) and kill its open sessions; files stay.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("sshd", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port and host key.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Sshd {
+    const SERVER: &'static str = "sshd";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/sbin/sshd");
+        cmd.args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            let banner = read_banner(self.port)?;
+            if banner.starts_with("SSH-2.0-") {
+                Ok(())
+            } else {
+                Err(format!("unexpected greeting {banner:?}"))
+            }
+        };
+        launch(LaunchSpec {
+            server: "sshd",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
 
@@ -1694,32 +1760,6 @@ impl Smtp {
         })?;
         me.proc = Some(proc);
         Ok(me)
-    }
-
-    fn launch(&self) -> Result<Proc, LaunchError> {
-        let mut cmd = Command::new("/usr/bin/python3");
-        cmd.env("PYTHONUNBUFFERED", "1")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.maildir())
-            .current_dir(self.dir.path());
-        let mut ready = || {
-            let banner = read_banner(self.port)?;
-            if banner.starts_with("220") {
-                Ok(())
-            } else {
-                Err(format!("unexpected greeting {banner:?}"))
-            }
-        };
-        launch(LaunchSpec {
-            server: "smtp (aiosmtpd)",
-            cmd,
-            log: self.dir.log(),
-            stop_signal: sys::SIGTERM,
-            drop_signal: sys::SIGKILL,
-            ready: &mut ready,
-        })
     }
 
     pub fn port(&self) -> u16 {
@@ -1778,21 +1818,51 @@ impl Smtp {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::running)
+        guard_running(self)
     }
 
     /// Stop the server (SIGTERM); stored messages stay.
     pub fn stop(&mut self) -> Result<(), String> {
-        stop_proc("smtp", &mut self.proc)
+        guard_stop(self)
     }
 
     /// Stop if running, then start again on the same port.
     pub fn restart(&mut self) -> Result<(), String> {
-        if let Some(mut p) = self.proc.take() {
-            let sig = p.stop_signal;
-            p.shut_down(sig, STOP_TIMEOUT);
-        }
-        self.proc = Some(relaunch(|| self.launch())?);
-        Ok(())
+        guard_restart(self)
+    }
+}
+
+impl Guard for Smtp {
+    const SERVER: &'static str = "smtp";
+
+    fn proc_slot(&mut self) -> &mut Option<Proc> {
+        &mut self.proc
+    }
+
+    fn launch(&self) -> Result<Proc, LaunchError> {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.env("PYTHONUNBUFFERED", "1")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(self.maildir())
+            .current_dir(self.dir.path());
+        let mut ready = || {
+            let banner = read_banner(self.port)?;
+            if banner.starts_with("220") {
+                Ok(())
+            } else {
+                Err(format!("unexpected greeting {banner:?}"))
+            }
+        };
+        launch(LaunchSpec {
+            server: "smtp (aiosmtpd)",
+            cmd,
+            log: self.dir.log(),
+            stop_signal: sys::SIGTERM,
+            drop_signal: sys::SIGKILL,
+            limits: Self::LIMITS,
+            ready: &mut ready,
+        })
     }
 }
