@@ -1,7 +1,7 @@
 //! `dirsync inbox test|poll NAME`: an SFTP inbox without the daemon. Files
-//! run through `sync::run_file` with apply, like `dirsync apply`.
+//! are kept under `state_dir/sftp/INBOX/` and run like `dirsync apply`:
+//! journaled, through the one pipeline.
 
-use dirsync::clock::now_unix as now;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,19 +13,21 @@ use dirsync::config::Config;
 use dirsync::inbox::sftp::{
     self, FileHandler, HostKeyPin, Outcome, Processed, Settle, SftpClient, SftpError, SftpInbox,
 };
-use dirsync::sync::{open_backend, run_file, RunOptions};
+use dirsync::sync::{CliRun, Finish};
+
+use crate::cli_run::Session;
 
 /// Runs each file with apply. Keeps each run's results under
 /// `state_dir/sftp/INBOX/` by the file's sha256, so a file handed over
 /// again (dirsync stopped after the run, before the upload) is not applied a
 /// second time: its first results are sent again.
 struct SyncHandler {
-    config: Arc<Config>,
+    session: Arc<Session>,
 }
 
 impl SyncHandler {
     fn cache_dir(&self, inbox: &SftpInbox) -> PathBuf {
-        self.config.service.state_dir.join("sftp").join(&inbox.name)
+        self.session.config.service.state_dir.join("sftp").join(&inbox.name)
     }
 }
 
@@ -50,33 +52,46 @@ impl FileHandler for SyncHandler {
         let sha = hex::encode(Sha256::digest(&bytes));
         let dir = self.cache_dir(inbox);
         if let Some(done) = read_cached(&dir, &sha) {
-            info!(inbox = %inbox.name, file = %file_name, sha256 = %sha, "Already run; sending its results again.");
+            info!(inbox = ?inbox.name, file = ?file_name, sha256 = %sha, "Already run; sending its results again.");
             return Ok(done);
         }
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let lp = self.config.policy(Some(&inbox.policy))?;
-        let backend = open_backend(&self.config, lp)
-            .await
-            .map_err(|e| format!("cannot open the target: {e}"))?;
-        let tmp = dir.join(format!("{sha}.running.results.csv"));
-        let opts = RunOptions {
-            apply: true,
+        let config = &self.session.config;
+        let lp = config.policy(Some(&inbox.policy))?;
+        // The file is kept (by content) so that an interrupted run resumes.
+        let file = dir.join(format!("{sha}.csv"));
+        if !file.exists() {
+            let tmp = dir.join(format!(".{sha}.csv.tmp"));
+            std::fs::write(&tmp, &bytes)
+                .and_then(|_| std::fs::rename(&tmp, &file))
+                .map_err(|e| format!("cannot keep {}: {e}", file.display()))?;
+        }
+        let running = dir.join(format!("{sha}.running.results.csv"));
+        let cli = CliRun {
+            file: &file,
+            policy: lp,
+            preview: false,
             allow_over_limit: false,
-            now: now(),
+            results: Some(running.clone()),
+            submitter: inbox.submitter.as_deref(),
         };
-        let report = run_file(backend.as_ref(), lp, &bytes, &tmp, &opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        let results = std::fs::read(&tmp).map_err(|e| format!("cannot read {}: {e}", tmp.display()))?;
+        let report = match self.session.start(&cli).await.map_err(|e| e.to_string())?.finish {
+            Finish::Ended(r) => r,
+            Finish::Stopped => return Err("stopped; the file resumes at the next poll".into()),
+        };
+        self.session.deliver(&report).await;
+        let results =
+            std::fs::read(&report.results).map_err(|e| format!("cannot read {}: {e}", report.results.display()))?;
         let rejected = report.file_error.is_some();
         if report.target_error.is_none() {
-            // Done for good: remember it. After a target error the file may
-            // be sent again and must run again.
+            // Done for good: remember it. After a target error the file is
+            // sent again and its run resumes.
             let suffix = if rejected { "rejected" } else { "archived" };
             let keep = dir.join(format!("{sha}.{suffix}.results.csv"));
-            std::fs::rename(&tmp, &keep).map_err(|e| format!("cannot keep {}: {e}", keep.display()))?;
+            std::fs::copy(&report.results, &keep).map_err(|e| format!("cannot keep {}: {e}", keep.display()))?;
+            let _ = std::fs::remove_file(&file);
         }
-        info!(inbox = %inbox.name, file = %file_name, summary = %report.summary, "Run finished.");
+        info!(inbox = ?inbox.name, file = ?file_name, run_id = report.run_id, summary = %report.summary, "Run finished.");
         Ok(Processed { results, rejected })
     }
 }
@@ -164,8 +179,12 @@ pub async fn poll(config: Config, name: &str, once: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let session = match Session::open(config).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let handler: Arc<dyn FileHandler> = Arc::new(SyncHandler {
-        config: Arc::new(config),
+        session: Arc::new(session),
     });
     if !once {
         sftp::run_sftp_inbox(inbox, handler, shutdown_signal()).await;

@@ -13,5 +13,6 @@ pub mod inbox;
 pub mod journal;
 pub mod keyfile;
 pub mod mail;
+pub mod redact;
 pub mod runs;
 pub mod sync;

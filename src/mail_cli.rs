@@ -1,16 +1,13 @@
 //! `dirsync mail ...` and the mail step after `check` / `apply`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use rand::RngCore;
 
 use dirsync::clock::now_unix;
-use dirsync::config::{Config, LoadedPolicy};
+use dirsync::config::Config;
 use dirsync::mail::outbox::Pass;
 use dirsync::mail::{self, MailConfig, Mailer};
-use dirsync::sync::RunReport;
 
 #[derive(Subcommand)]
 pub enum MailCommand {
@@ -36,7 +33,7 @@ pub enum MailCommand {
     },
 }
 
-fn mail_config(config: &Config) -> Result<&MailConfig, String> {
+pub fn mail_config(config: &Config) -> Result<&MailConfig, String> {
     config.mail.as_ref().ok_or_else(|| {
         format!(
             "{} has no [mail] section; add one (see config/example/dirsync.toml)",
@@ -78,70 +75,19 @@ fn print_pass(pass: &Pass) {
     }
 }
 
-/// After a run: enqueue the results mail (to `mail_to`) and the credentials
-/// mails, then make one delivery pass.
-pub async fn after_run(
-    config: &Config,
-    lp: &LoadedPolicy,
-    file: &Path,
-    apply: bool,
-    report: &RunReport,
-    mail_to: Option<&str>,
-) -> Result<(), String> {
-    let Some(cfg) = config.mail.as_ref() else {
-        if !report.credentials.is_empty() {
-            eprintln!(
-                "warning: {} generated password(s) were mailed to nobody: there is no [mail] section; \
-                 reset those passwords or configure mail",
-                report.credentials.len()
-            );
-        }
-        return Ok(());
-    };
-    if mail_to.is_none() && report.credentials.is_empty() {
-        return Ok(());
-    }
-    let now = now_unix();
-    let mut r = [0u8; 4];
-    rand::rng().fill_bytes(&mut r);
-    let run_id = format!("cli-{now}-{}", hex::encode(r));
-    let file_name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| file.display().to_string());
-    let facts = report.mail_facts(&run_id, &file_name, &lp.name, apply);
-    let users = report.new_users();
-    let lost = if report.credentials.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; the {} generated password(s) of this run reached nobody: fix this, then reset those users' passwords",
-            report.credentials.len()
-        )
-    };
-    let not_queued = |e: String| format!("{e}; the mails of this run were not queued{lost}");
-    let outbox = mail::open_outbox(cfg).await.map_err(not_queued)?;
-    let mut tx = outbox.pool().begin().await.map_err(|e| not_queued(e.to_string()))?;
-    let run_mails = mail::enqueue_run(&mut tx, outbox.key(), cfg, lp, &facts, mail_to, &users, now)
-        .await
-        .map_err(not_queued)?;
-    tx.commit().await.map_err(|e| not_queued(e.to_string()))?;
-    for n in &run_mails.notes {
-        eprintln!("warning: {n}");
-    }
-    println!("mail: {} queued (run {run_id})", run_mails.mails.len());
+/// After a run queued mails: one delivery pass, now.
+pub async fn deliver_now(cfg: &MailConfig, outbox: &mail::Outbox) {
     let mailer = match Mailer::from_config(cfg) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("mail error: {e}; the mails stay in the outbox");
-            return Ok(());
+            return;
         }
     };
     match outbox.deliver_due(&mailer, mail::deliver_options(cfg, false)).await {
         Ok(pass) => print_pass(&pass),
         Err(e) => eprintln!("mail error: {e}; the mails stay in the outbox"),
     }
-    Ok(())
 }
 
 pub async fn run(config: &Config, command: MailCommand) -> ExitCode {

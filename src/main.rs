@@ -1,8 +1,8 @@
 //! The `dirsync` command line.
 
+mod cli_run;
 mod inbox_cmd;
 
-use dirsync::clock::now_unix as now;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
 use dirsync::runs;
-use dirsync::sync::{default_results_path, open_backend, run_file, RunOptions};
+use dirsync::core::Class;
+use dirsync::sync::open_backend;
 
 mod mail_cli;
 
@@ -71,7 +72,8 @@ enum Command {
     /// Run as a service: watch every [[inbox]] folder, run each complete file,
     /// resume unfinished runs. SIGTERM/SIGINT stop cleanly; SIGHUP reloads.
     Serve,
-    /// Recent runs from the journal; `runs show ID` for one run's problem rows.
+    /// Runs from the journal (command line and daemon alike): list, show,
+    /// approve or reject held changes, resume an unfinished run.
     Runs {
         #[command(subcommand)]
         command: Option<RunsCommand>,
@@ -102,11 +104,56 @@ enum InboxCommand {
 
 #[derive(Subcommand)]
 enum RunsCommand {
-    /// One run, with its rejected, held and failed rows.
+    /// One run, with its held changes (key, change, diff), rejected and
+    /// failed rows, and the decisions on it.
     Show {
         /// The run id (first column of `dirsync runs`).
         id: i64,
     },
+    /// Apply exactly the held changes `runs show` lists: the target is read
+    /// again and the file planned again; a change that is still the same is
+    /// applied, one no longer needed is reported as such, and when the plan
+    /// changed in a way not shown the approval is refused.
+    Approve {
+        id: i64,
+        /// Only these classes (repeat for several); default: every held class.
+        #[arg(long, value_enum)]
+        class: Vec<ClassArg>,
+        /// Who approves (recorded in the journal); default: the login name.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Close a run awaiting approval without writing its held changes.
+    Reject {
+        id: i64,
+        /// Who rejects (recorded in the journal); default: the login name.
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resume an unfinished run (killed, or stopped by a target failure).
+    Resume { id: i64 },
+}
+
+/// A change class, as `--class` takes it.
+#[derive(Clone, Copy, ValueEnum)]
+enum ClassArg {
+    Adds,
+    Updates,
+    Leavers,
+    Rejoins,
+    Deletes,
+}
+
+impl From<ClassArg> for Class {
+    fn from(c: ClassArg) -> Class {
+        match c {
+            ClassArg::Adds => Class::Adds,
+            ClassArg::Updates => Class::Updates,
+            ClassArg::Leavers => Class::Leavers,
+            ClassArg::Rejoins => Class::Rejoins,
+            ClassArg::Deletes => Class::Deletes,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -161,8 +208,8 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Check(args) => sync_command(&cli.config, args, false).await,
-        Command::Apply(args) => sync_command(&cli.config, args, true).await,
+        Command::Check(args) => run_command(&cli.config, args, false).await,
+        Command::Apply(args) => run_command(&cli.config, args, true).await,
         Command::Template { policy } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
@@ -288,6 +335,16 @@ async fn run(cli: Cli) -> ExitCode {
             let result = match command {
                 None => runs::list(&config, limit).await,
                 Some(RunsCommand::Show { id }) => runs::show(&config, id).await,
+                Some(RunsCommand::Approve { id, class, by }) => {
+                    let classes: Vec<Class> = class.into_iter().map(Class::from).collect();
+                    let by = by.unwrap_or_else(cli_run::default_operator);
+                    return cli_run::approve(config, id, &classes, &by).await;
+                }
+                Some(RunsCommand::Reject { id, by }) => {
+                    let by = by.unwrap_or_else(cli_run::default_operator);
+                    return cli_run::reject(config, id, &by).await;
+                }
+                Some(RunsCommand::Resume { id }) => return cli_run::resume(config, id).await,
             };
             match result {
                 Ok(code) => code,
@@ -316,72 +373,19 @@ async fn shutdown_signal() {
     }
 }
 
-async fn sync_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCode {
+async fn run_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCode {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let lp = match config.policy(args.policy.as_deref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = mail_cli::precheck(&config, args.mail_to.as_deref()) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    let bytes = match std::fs::read(&args.file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.file.display());
-            return ExitCode::from(2);
-        }
-    };
-    let backend = match open_backend(&config, lp).await {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let results = args.results.clone().unwrap_or_else(|| default_results_path(&args.file));
-    let opts = RunOptions {
-        apply,
+    let req = cli_run::RunRequest {
+        file: args.file,
+        policy: args.policy,
+        results: args.results,
         allow_over_limit: args.allow_over_limit,
-        now: now(),
+        mail_to: args.mail_to,
     };
-    match run_file(backend.as_ref(), lp, &bytes, &results, &opts).await {
-        Ok(report) => {
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
-            if let Some(e) = &report.file_error {
-                println!("{}: rejected, nothing written: {e}", args.file.display());
-            } else {
-                let mode = if apply { "applied" } else { "preview, nothing written" };
-                println!("{}: {} [{mode}]", args.file.display(), report.summary);
-                for b in &report.breaches {
-                    println!("held: {b}");
-                }
-                if let Some(e) = &report.target_error {
-                    println!("target error: {e}");
-                }
-            }
-            println!("results: {}", report.results.display());
-            if let Err(e) = mail_cli::after_run(&config, lp, &args.file, apply, &report, args.mail_to.as_deref()).await
-            {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    cli_run::check_or_apply(config, req, apply).await
 }
 
 fn main() -> ExitCode {

@@ -1,25 +1,25 @@
-//! `dirsync runs` and `dirsync runs show ID`: the journal, for people.
+//! `dirsync runs` and `dirsync runs show ID`: the journal, for people. Runs
+//! from the command line (inbox `(cli)`) and the daemon alike.
 
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::core::Verdict;
 use crate::daemon::timestamp;
-use crate::journal::{Journal, JournalError, RunRecord};
+use crate::journal::{JournalError, RunRecord, RunState};
 
 fn when(ms: Option<i64>) -> String {
     ms.map(timestamp).unwrap_or_else(|| "-".into())
 }
 
-fn state(r: &RunRecord) -> String {
-    match &r.outcome {
-        Some(o) => format!("{} ({o})", r.state.as_str()),
-        None => r.state.as_str().to_string(),
-    }
+/// A value from outside (a file name, a key) on one line of a table.
+fn cell(s: &str) -> String {
+    s.escape_debug().to_string()
 }
 
 /// Recent runs, newest first.
 pub async fn list(config: &Config, limit: i64) -> Result<ExitCode, JournalError> {
-    let journal = Journal::open(&config.service).await?;
+    let journal = crate::sync::open_journal(config).await?;
     let runs = journal.recent_runs(limit.max(1)).await?;
     if runs.is_empty() {
         println!("no runs yet (journal {})", journal.describe());
@@ -30,20 +30,52 @@ pub async fn list(config: &Config, limit: i64) -> Result<ExitCode, JournalError>
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
-            r.file_name,
-            r.inbox,
+            cell(&r.file_name),
+            cell(&r.inbox),
             when(r.started.or(Some(r.claimed_at))),
             when(r.finished),
-            state(r),
+            r.state.as_str(),
             r.summary.as_deref().unwrap_or("-")
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// One run with its rejected, held and failed rows.
+fn header(r: &RunRecord) {
+    println!("run {}", r.id);
+    println!("file      {}", cell(&r.file_name));
+    println!("inbox     {}", cell(&r.inbox));
+    println!("policy    {} (target {})", r.policy, r.target);
+    println!("sha256    {}", r.sha256);
+    println!("claimed   {}", timestamp(r.claimed_at));
+    println!("started   {}", when(r.started));
+    println!("finished  {}", when(r.finished));
+    println!("state     {}", r.state.as_str());
+    if r.forced {
+        println!("forced    yes (.force marker)");
+    }
+    if r.allow_over_limit {
+        println!("limits    overridden (--allow-over-limit)");
+    }
+    println!("counts    {}", r.summary.as_deref().unwrap_or("-"));
+    println!("file at   {}", r.file_path().display());
+    if let Some(p) = &r.results {
+        println!("results   {}", p.display());
+    }
+    if let Some(s) = &r.submitter {
+        println!("mailed to {}", cell(s));
+    }
+    for b in &r.breaches {
+        println!("limit     {b}");
+    }
+    if let Some(n) = &r.note {
+        println!("note      {n}");
+    }
+}
+
+/// One run with its held changes, rejected and failed rows, and decisions.
 pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
-    let journal = Journal::open(&config.service).await?;
+    let journal = crate::sync::open_journal(config).await?;
     let Some(r) = journal.run(id).await? else {
         eprintln!(
             "error: no run {id} in the journal {}; `dirsync runs` lists them",
@@ -51,39 +83,53 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
         );
         return Ok(ExitCode::from(2));
     };
-    println!("run {}", r.id);
-    println!("file      {}", r.file_name);
-    println!("inbox     {}", r.inbox);
-    println!("policy    {} (target {})", r.policy, r.target);
-    println!("sha256    {}", r.sha256);
-    println!("claimed   {}", timestamp(r.claimed_at));
-    println!("started   {}", when(r.started));
-    println!("finished  {}", when(r.finished));
-    println!("state     {}", state(&r));
-    if r.forced {
-        println!("forced    yes (.force marker)");
-    }
-    println!("counts    {}", r.summary.as_deref().unwrap_or("-"));
-    match &r.dest {
-        Some(d) => println!("file at   {}", d.display()),
-        None => println!("file at   {}", r.claimed.display()),
-    }
-    if let Some(n) = &r.note {
-        println!("note      {n}");
+    header(&r);
+    for a in journal.approvals(id).await? {
+        let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();
+        println!(
+            "decision  {} {} by {} at {}{}",
+            a.decision.as_str(),
+            classes.join(","),
+            cell(&a.by),
+            timestamp(a.at),
+            a.note.map(|n| format!(": {n}")).unwrap_or_default()
+        );
     }
     let items = journal.problem_items(id).await?;
-    if items.is_empty() {
-        println!("no rejected, held or failed rows");
+    let (held, other): (Vec<_>, Vec<_>) = items.iter().partition(|it| it.verdict == Some(Verdict::Held));
+    if !held.is_empty() {
+        println!();
+        let waiting = if r.state == RunState::AwaitingApproval {
+            format!(
+                " — approve with `dirsync runs approve {id}` (or --class CLASS), or `dirsync runs reject {id}`"
+            )
+        } else {
+            String::new()
+        };
+        println!("held changes ({}){waiting}", held.len());
+        println!("line\tkey\tchange\tdiff");
+        for it in &held {
+            println!(
+                "{}\t{}\t{}\t{}",
+                it.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                cell(it.user_key.as_deref().unwrap_or("-")),
+                it.change.as_str(),
+                it.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if other.is_empty() {
+        println!("no rejected or failed rows");
     } else {
         println!();
         println!("line\tkey\tchange\tresult\tmessage");
-        for it in &items {
+        for it in &other {
             println!(
                 "{}\t{}\t{}\t{}\t{}",
                 it.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-                it.user_key.as_deref().unwrap_or("-"),
-                it.change,
-                it.verdict.as_deref().unwrap_or("pending"),
+                cell(it.user_key.as_deref().unwrap_or("-")),
+                it.change.as_str(),
+                it.verdict.map(Verdict::as_str).unwrap_or("pending"),
                 it.message.as_deref().unwrap_or("")
             );
         }

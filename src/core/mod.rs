@@ -9,7 +9,7 @@ pub mod roster;
 pub mod snapshot;
 pub mod types;
 
-pub use plan::{plan, Change, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
+pub use plan::{plan, Change, ChangeKind, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
 pub use policy::{Column, Policy};
 pub use report::{Outcome, Summary, Verdict};
 pub use roster::{parse_roster, Entry, FileError, Rejection, Roster, RowError};

@@ -72,7 +72,8 @@ pub enum Change {
 }
 
 /// Change classes that safety limits count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Class {
     Adds,
     Updates,
@@ -100,19 +101,97 @@ impl Class {
     }
 }
 
+/// A change without its data: what the journal records and people read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChangeKind {
+    Add,
+    Update,
+    Unchanged,
+    Leave,
+    Rejoin,
+    Delete,
+    Absent,
+    Reject,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 8] = [
+        ChangeKind::Add,
+        ChangeKind::Update,
+        ChangeKind::Unchanged,
+        ChangeKind::Leave,
+        ChangeKind::Rejoin,
+        ChangeKind::Delete,
+        ChangeKind::Absent,
+        ChangeKind::Reject,
+    ];
+
+    /// The word in the results file's `change` column (seed: New / Update / Old / Error).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Add => "new",
+            ChangeKind::Update => "update",
+            ChangeKind::Unchanged => "unchanged",
+            ChangeKind::Leave => "leaver",
+            ChangeKind::Rejoin => "joiner",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Absent => "absent",
+            ChangeKind::Reject => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind of change a safety-limit class counts.
+    pub fn of_class(class: Class) -> ChangeKind {
+        match class {
+            Class::Adds => ChangeKind::Add,
+            Class::Updates => ChangeKind::Update,
+            Class::Leavers => ChangeKind::Leave,
+            Class::Rejoins => ChangeKind::Rejoin,
+            Class::Deletes => ChangeKind::Delete,
+        }
+    }
+
+    pub fn class(self) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| ChangeKind::of_class(*c) == self)
+    }
+
+    /// The change as a plan would hold it, without its data (a diff is
+    /// empty): for a journaled item whose change is no longer planned.
+    pub fn bare(self) -> Change {
+        match self {
+            ChangeKind::Add => Change::Add,
+            ChangeKind::Update => Change::Update(Box::default()),
+            ChangeKind::Unchanged => Change::Unchanged,
+            ChangeKind::Leave => Change::Leave,
+            ChangeKind::Rejoin => Change::Rejoin(Box::default()),
+            ChangeKind::Delete => Change::Delete,
+            ChangeKind::Absent => Change::Absent,
+            ChangeKind::Reject => Change::Reject(Vec::new()),
+        }
+    }
+}
+
 impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Change::Add => ChangeKind::Add,
+            Change::Update(_) => ChangeKind::Update,
+            Change::Unchanged => ChangeKind::Unchanged,
+            Change::Leave => ChangeKind::Leave,
+            Change::Rejoin(_) => ChangeKind::Rejoin,
+            Change::Delete => ChangeKind::Delete,
+            Change::Absent => ChangeKind::Absent,
+            Change::Reject(_) => ChangeKind::Reject,
+        }
+    }
+
     /// The word in the results file's `change` column (seed: New / Update / Old / Error).
     pub fn name(&self) -> &'static str {
-        match self {
-            Change::Add => "new",
-            Change::Update(_) => "update",
-            Change::Unchanged => "unchanged",
-            Change::Leave => "leaver",
-            Change::Rejoin(_) => "joiner",
-            Change::Delete => "delete",
-            Change::Absent => "absent",
-            Change::Reject(_) => "error",
-        }
+        self.kind().as_str()
     }
 
     pub fn class(&self) -> Option<Class> {
@@ -167,7 +246,7 @@ impl PlanItem {
 }
 
 /// A safety limit that the plan exceeds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Breach {
     pub class: Class,
     pub count: usize,
@@ -179,7 +258,7 @@ impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} exceed limits.{} ({}; {} managed accounts); check the file, then re-run with --allow-over-limit to apply them",
+            "{} {} exceed limits.{} ({}; {} managed accounts); held for approval",
             self.count,
             self.class.as_str(),
             self.class.as_str(),
@@ -778,7 +857,7 @@ mod tests {
             why.contains("1 leavers exceed limits.leavers (max_percent = 10 (this is 50.0%)"),
             "{why}"
         );
-        assert!(why.contains("--allow-over-limit"), "{why}");
+        assert!(why.contains("held for approval"), "{why}");
         // on_limit = stop holds everything.
         let p = policy(
             SyncRules::default(),

@@ -1,47 +1,26 @@
 //! One run's life in the daemon: claimed file → journal → (wait for the
-//! target) → journaled sync → results → filed away. Shared state between the
-//! service loop and the run tasks.
+//! target's lock) → the one pipeline (`sync::drive`) → filed away with its
+//! results. A run whose target failed stays in `processing/` and is tried
+//! again; every other end (done, awaiting approval, rejected, duplicate) is
+//! filed into `archive/DATE/` or `rejected/`.
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use super::inboxes::inbox_config;
+use super::shared::Shared;
 use super::{notify_systemd, now_ms, timestamp};
-use crate::config::Config;
 use crate::inbox::folder::{file_away, results_beside};
 use crate::inbox::FolderInbox;
-use crate::journal::{Done, Journal, JournalError, NewRun, RunRecord, RunState};
-use crate::sync::journaled::{run_journaled, Finish, JournaledRun};
-use crate::sync::{open_backend, write_atomically};
+use crate::journal::{JournalError, NewRun, RunRecord, RunState, Terminal};
+use crate::sync::{drive, write_atomically, Ctx, Finish, MailOut, SyncError};
 
 /// How long a run whose target failed waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(30);
-
-/// What the tasks share.
-pub(super) struct Shared {
-    pub(super) journal: Journal,
-    pub(super) config: RwLock<Arc<Config>>,
-    /// One lock per target: runs against a target never interleave.
-    pub(super) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Runs being worked on, so a run is never worked on twice at once.
-    pub(super) active: Mutex<HashSet<i64>>,
-    pub(super) stopping: AtomicBool,
-    pub(super) retry: mpsc::UnboundedSender<i64>,
-    /// The mail outbox, when `[mail]` is configured.
-    pub(super) mail: Option<MailCtx>,
-}
-
-/// The outbox runs queue their mails into, and the sender's wake-up.
-pub(super) struct MailCtx {
-    pub(super) outbox: crate::mail::Outbox,
-    pub(super) wake: Arc<tokio::sync::Notify>,
-}
 
 /// Why a run did not finish this time.
 enum Again {
@@ -54,47 +33,6 @@ enum Again {
 impl From<JournalError> for Again {
     fn from(e: JournalError) -> Self {
         Again::Later(e.to_string())
-    }
-}
-
-impl Shared {
-    pub(super) fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(c) => Arc::clone(&c),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = match self.locks.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        Arc::clone(locks.entry(target.to_string()).or_default())
-    }
-
-    fn set_active(&self, id: i64, on: bool) -> bool {
-        let mut active = match self.active.lock() {
-            Ok(a) => a,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if on {
-            active.insert(id)
-        } else {
-            active.remove(&id)
-        }
-    }
-
-    /// A task is working on run `id` now.
-    pub(super) fn is_active(&self, id: i64) -> bool {
-        match self.active.lock() {
-            Ok(a) => a.contains(&id),
-            Err(poisoned) => poisoned.into_inner().contains(&id),
-        }
-    }
-
-    pub(super) fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
     }
 }
 
@@ -116,7 +54,7 @@ pub(super) async fn process(sh: Arc<Shared>, id: i64) {
             return;
         }
     };
-    let span = info_span!("run", run_id = id, inbox = %run.inbox, file = %run.file_name);
+    let span = info_span!("run", run_id = id, inbox = ?run.inbox, file = ?run.file_name);
     let result = work(&sh, run).instrument(span.clone()).await;
     sh.set_active(id, false);
     let _enter = span.enter();
@@ -124,10 +62,10 @@ pub(super) async fn process(sh: Arc<Shared>, id: i64) {
         Ok(()) => {}
         Err(Again::Never) => {}
         Err(Again::Later(why)) if !sh.stopping() => {
-            warn!(error = %why, retry_in_s = RETRY.as_secs(), "Run not finished; it is tried again later.");
+            warn!(error = ?why, retry_in_s = RETRY.as_secs(), "Run not finished; it is tried again later.");
             retry_later(&sh, id);
         }
-        Err(Again::Later(why)) => info!(error = %why, "Run not finished; it resumes on restart."),
+        Err(Again::Later(why)) => info!(error = ?why, "Run not finished; it resumes on restart."),
     }
     notify_systemd(&[sd_notify::NotifyState::Status("idle; watching the inboxes")]);
 }
@@ -142,21 +80,20 @@ fn retry_later(sh: &Arc<Shared>, id: i64) {
 
 async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
     let id = run.id;
-    match run.state {
-        RunState::Finished => return Ok(()),
-        RunState::Done => return finish_files(sh, &run).await,
-        RunState::Claimed | RunState::Applying => {}
-    }
     let config = sh.config();
-    let Some(inbox_cfg) = super::sftp::inbox_config(&config, &run.inbox) else {
+    let Some(inbox_cfg) = inbox_config(&config, &run.inbox) else {
         error!("The run's inbox is no longer configured; its file waits in processing/ until the inbox is configured again (then send SIGHUP).");
         return Err(Again::Never);
     };
+    let inbox = FolderInbox::new(&inbox_cfg);
+    if !run.state.resumable() {
+        // Ended, not yet filed (the process stopped in between).
+        return file(sh, &inbox, &run).await;
+    }
     let Some(lp) = config.policies.get(&run.policy) else {
-        error!(policy = %run.policy, "The run's policy is no longer configured; its file waits in processing/.");
+        error!(policy = ?run.policy, "The run's policy is no longer configured; its file waits in processing/.");
         return Err(Again::Never);
     };
-    let inbox = FolderInbox::new(&inbox_cfg);
     // "The same target" is the same place, whatever the config calls it.
     let place = config
         .target(lp)
@@ -167,188 +104,124 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
     if sh.stopping() {
         return Err(Again::Later("shutting down".into()));
     }
-    let status = format!("run {id}: {} ({})", run.file_name, run.inbox);
+    let status = format!("run {id}: {} ({})", run.file_name.escape_debug(), run.inbox.escape_debug());
     notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
-    sh.journal.mark_started(id, now_ms()).await?;
-    let bytes = match tokio::fs::read(&run.claimed).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            error!(path = %run.claimed.display(), "The claimed file is gone from processing/; the run is abandoned. Drop the file again to run it.");
+
+    if run.state == RunState::Claimed && !run.forced {
+        if let Some(prev) = sh.journal.applied_before(&run.sha256, &run.policy, id).await? {
+            return duplicate(sh, &inbox, &run, &prev).await;
+        }
+    }
+
+    let wake = || {
+        if let Some(m) = &sh.mail {
+            m.wake.notify_one();
+        }
+    };
+    let mail = match (&sh.mail, config.mail.as_ref()) {
+        (Some(m), Some(cfg)) => Some(MailOut {
+            cfg,
+            outbox: &m.outbox,
+            wake: &wake,
+        }),
+        _ => None,
+    };
+    let stop = || sh.stopping();
+    let ctx = Ctx {
+        config: &config,
+        journal: &sh.journal,
+        mail,
+        stop: &stop,
+    };
+    info!(state = run.state.as_str(), "Run started.");
+    let report = match drive(&ctx, id).await {
+        Ok(Finish::Ended(report)) => report,
+        Ok(Finish::Stopped) => return Err(Again::Later("shutting down".into())),
+        Err(SyncError::FileGone { path, .. }) => {
+            error!(path = ?path, "The claimed file is gone from processing/; the run is abandoned. Drop the file again to run it.");
             sh.journal
                 .mark_abandoned(id, "the claimed file was removed from processing/", now_ms())
                 .await?;
             return Err(Again::Never);
         }
-        Err(e) => return Err(Again::Later(format!("reading {}: {e}", run.claimed.display()))),
-    };
-    let results = results_beside(&run.claimed);
-
-    if run.state == RunState::Claimed && !run.forced {
-        if let Some(prev) = sh.journal.applied_before(&run.sha256, &run.policy, id).await? {
-            let when = prev.finished.or(prev.started).unwrap_or(prev.claimed_at);
-            let message = format!(
-                "identical to {:?}, applied by run {} at {}; not applied again. To apply it again, drop {}.force first, then the file",
-                prev.file_name,
-                prev.id,
-                timestamp(when),
-                run.file_name
-            );
-            warn!(
-                previous_run = prev.id,
-                "File identical to one already applied; not applied again."
-            );
-            write_atomically(&results, |w| {
-                let mut out = csv::Writer::from_writer(w);
-                out.write_record(["change", "result", "message"])?;
-                out.write_record(["duplicate", "skipped", message.as_str()])?;
-                out.flush()
-            })
-            .map_err(|e| Again::Later(e.to_string()))?;
-            let now = now_ms();
-            let dest = inbox.destination(id, &run.file_name, true, now);
-            sh.journal
-                .mark_done(
-                    id,
-                    &Done {
-                        outcome: "duplicate",
-                        summary: "not applied: identical to an applied file",
-                        dest: &dest,
-                        note: Some(&message),
-                        now_ms: now,
-                    },
-                )
-                .await?;
-            let run = sh.journal.run(id).await?.unwrap_or(run);
-            return finish_files(sh, &run).await;
-        }
-    }
-
-    let backend = open_backend(&config, lp)
-        .await
-        .map_err(|e| Again::Later(format!("target {}: {e}", lp.target)))?;
-    let stop = || sh.stopping();
-    let jr = JournaledRun {
-        journal: &sh.journal,
-        run_id: id,
-        resuming: run.state == RunState::Applying,
-        now: run.claimed_at.div_euclid(1000),
-        stop: &stop,
-    };
-    info!(resuming = jr.resuming, "Run started.");
-    let report = match run_journaled(backend.as_ref(), lp, &bytes, &results, &jr).await {
-        Ok(Finish::Done(report)) => report,
-        Ok(Finish::Stopped) => return Err(Again::Later("shutting down".into())),
         Err(e) => return Err(Again::Later(e.to_string())),
     };
-    let rejected = report.file_error.is_some();
-    // Queue the run's mails before the run is marked done: enqueueing is
-    // idempotent per run (stable Message-IDs), so a crash in between
-    // re-queues nothing twice, and a done run always has its mails queued.
-    queue_mails(sh, &config, lp, &inbox_cfg, &run, &report).await;
-    let now = now_ms();
-    let dest = inbox.destination(id, &run.file_name, rejected, now);
-    let summary = match &report.file_error {
-        Some(e) => format!("file rejected: {e}"),
-        None => report.summary.to_string(),
-    };
+    if let Some(e) = &report.target_error {
+        if report.state == RunState::Failed {
+            return Err(Again::Later(format!("target: {e}")));
+        }
+    }
+    match report.state {
+        RunState::Rejected => warn!(summary = %report.summary, "File rejected as a whole; nothing written."),
+        RunState::AwaitingApproval => warn!(
+            summary = %report.summary,
+            "Safety limits held changes back; the run awaits approval (`dirsync runs show {id}`, `dirsync runs approve {id}`)."
+        ),
+        _ => info!(summary = %report.summary, credentials = report.credentials.len(), "Run done."),
+    }
+    let run = sh.journal.run(id).await?.unwrap_or(run);
+    file(sh, &inbox, &run).await
+}
+
+/// A file identical to one applied before is not run again.
+async fn duplicate(sh: &Shared, inbox: &FolderInbox, run: &RunRecord, prev: &RunRecord) -> Result<(), Again> {
+    let when = prev.finished.or(prev.started).unwrap_or(prev.claimed_at);
+    let message = format!(
+        "identical to {:?}, applied by run {} at {}; not applied again. To apply it again, drop {}.force first, then the file",
+        prev.file_name,
+        prev.id,
+        timestamp(when),
+        run.file_name
+    );
+    warn!(previous_run = prev.id, "File identical to one already applied; not applied again.");
+    let results = results_beside(&run.claimed);
+    write_atomically(&results, |w| {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(["change", "result", "message"])?;
+        out.write_record(["duplicate", "skipped", message.as_str()])?;
+        out.flush()
+    })
+    .map_err(|e| Again::Later(e.to_string()))?;
     sh.journal
-        .mark_done(
-            id,
-            &Done {
-                outcome: if rejected { "rejected" } else { "applied" },
-                summary: &summary,
-                dest: &dest,
-                note: report.target_error.as_deref(),
-                now_ms: now,
+        .mark_state(
+            run.id,
+            &Terminal {
+                state: RunState::Duplicate,
+                summary: "not applied: identical to an applied file",
+                note: Some(&message),
+                now_ms: now_ms(),
             },
         )
         .await?;
-    if rejected {
-        warn!(summary = %summary, "File rejected as a whole; nothing written.");
-    } else {
-        info!(
-            summary = %summary,
-            credentials = report.credentials.len(),
-            "Run done."
-        );
-    }
-    let run = sh.journal.run(id).await?.unwrap_or(run);
-    finish_files(sh, &run).await?;
-    sh.journal.forget_secrets(id).await?;
-    Ok(())
+    let run = sh.journal.run(run.id).await?.unwrap_or_else(|| run.clone());
+    file(sh, inbox, &run).await
 }
 
-/// Queue the results mail (to the inbox's submitter) and the credentials
-/// mails (to new users) of a finished run. Failure is logged, never fatal:
-/// the run's writes are done and its results file exists either way.
-async fn queue_mails(
-    sh: &Shared,
-    config: &Config,
-    lp: &crate::config::LoadedPolicy,
-    inbox: &crate::config::InboxConfig,
-    run: &RunRecord,
-    report: &crate::sync::RunReport,
-) {
-    let (Some(ctx), Some(cfg)) = (&sh.mail, config.mail.as_ref()) else {
-        if !report.credentials.is_empty() {
-            warn!(
-                credentials = report.credentials.len(),
-                "Generated passwords were mailed to nobody: there is no [mail] section. Configure mail, then reset those users' passwords."
-            );
-        }
-        return;
-    };
-    let run_id = format!("run-{}", run.id);
-    let facts = report.mail_facts(&run_id, &run.file_name, &lp.name, true);
-    let users = report.new_users();
-    let now = now_ms().div_euclid(1000);
-    let queued = async {
-        let mut tx = ctx.outbox.pool().begin().await.map_err(|e| e.to_string())?;
-        let mails = crate::mail::enqueue_run(
-            &mut tx,
-            ctx.outbox.key(),
-            cfg,
-            lp,
-            &facts,
-            inbox.submitter.as_deref(),
-            &users,
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(mails)
+/// Move an ended run's file and results to `archive/DATE/` (or
+/// `rejected/`), recording where before the move, and that it is filed after.
+async fn file(sh: &Shared, inbox: &FolderInbox, run: &RunRecord) -> Result<(), Again> {
+    if run.filed {
+        return Ok(());
     }
-    .await;
-    match queued {
-        Ok(m) => {
-            for n in &m.notes {
-                warn!(note = %n, "Mail note.");
-            }
-            info!(mails = m.mails.len(), "Mails queued.");
-            ctx.wake.notify_one();
+    let dest = match &run.dest {
+        Some(d) => d.clone(),
+        None => {
+            let rejected = matches!(run.state, RunState::Rejected | RunState::Duplicate);
+            let d = inbox.destination(run.id, &run.file_name, rejected, run.finished.unwrap_or_else(now_ms));
+            sh.journal.set_dest(run.id, &d).await?;
+            d
         }
-        Err(e) => error!(
-            error = %e,
-            credentials = report.credentials.len(),
-            "Cannot queue this run's mails; the generated passwords reached nobody. Fix the outbox, then reset those users' passwords."
-        ),
-    }
-}
-
-/// Move a done run's files where the journal says, then mark it finished.
-async fn finish_files(sh: &Shared, run: &RunRecord) -> Result<(), Again> {
-    let Some(dest) = &run.dest else {
-        return Err(Again::Later("the run has no destination yet".into()));
     };
-    file_away(&run.claimed, dest).map_err(|e| {
+    file_away(&run.claimed, &dest).map_err(|e| {
         Again::Later(format!(
             "moving {} to {}: {e}; check the folder's permissions",
             run.claimed.display(),
             dest.display()
         ))
     })?;
-    sh.journal.mark_finished(run.id).await?;
-    info!(dest = %dest.display(), results = %results_beside(dest).display(), "Run filed away with its results.");
+    let results = results_beside(&dest);
+    sh.journal.mark_filed(run.id, &results).await?;
+    info!(dest = ?dest, results = ?results, "Run filed away with its results.");
     Ok(())
 }
 
@@ -362,17 +235,18 @@ pub(super) async fn journal_claim(
 ) -> Option<i64> {
     let config = sh.config();
     let Some(lp) = config.policies.get(&inbox.config.policy) else {
-        error!(inbox = %inbox.name(), "The inbox's policy is not configured.");
+        error!(inbox = ?inbox.name(), "The inbox's policy is not configured.");
         return None;
     };
     let bytes = match tokio::fs::read(path).await {
         Ok(b) => b,
         Err(e) => {
-            warn!(inbox = %inbox.name(), file = name, error = %e, "Cannot read a claimed file; it is tried again at the next start.");
+            warn!(inbox = ?inbox.name(), file = ?name, error = %e, "Cannot read a claimed file; it is tried again at the next start.");
             return None;
         }
     };
     let sha = hex::encode(Sha256::digest(&bytes));
+    let results = results_beside(path);
     let new = NewRun {
         inbox: inbox.name(),
         file_name: name,
@@ -381,15 +255,19 @@ pub(super) async fn journal_claim(
         policy: &lp.name,
         target: &lp.target,
         forced,
+        allow_over_limit: false,
+        preview: false,
+        results: Some(&results),
+        submitter: inbox.config.submitter.as_deref(),
         now_ms: now_ms(),
     };
     match sh.journal.create_run(&new).await {
         Ok(id) => {
-            info!(run_id = id, inbox = %inbox.name(), file = name, forced, "File claimed.");
+            info!(run_id = id, inbox = ?inbox.name(), file = ?name, forced, "File claimed.");
             Some(id)
         }
         Err(e) => {
-            error!(inbox = %inbox.name(), file = name, error = %e, "Cannot journal a claimed file; it stays in processing/ and is picked up at the next start.");
+            error!(inbox = ?inbox.name(), file = ?name, error = %e, "Cannot journal a claimed file; it stays in processing/ and is picked up at the next start.");
             None
         }
     }

@@ -5,8 +5,10 @@
 //! and the old one stays); the caller's `shutdown` future stops it cleanly:
 //! runs finish the batch in flight, journal it, and resume on the next start.
 
+mod inboxes;
 mod job;
 mod sftp;
+mod shared;
 
 use crate::clock::now_ms;
 use std::collections::{HashMap, HashSet};
@@ -23,8 +25,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::inbox::FolderInbox;
-use crate::journal::{Journal, JournalError};
-use job::{journal_claim, process, MailCtx, Shared};
+use crate::journal::JournalError;
+use job::{journal_claim, process};
+use shared::{MailCtx, Shared};
 
 /// How often the folders are scanned (settle checks, and the fallback for
 /// events the watcher missed).
@@ -68,7 +71,7 @@ fn watch(inboxes: &[FolderInbox]) -> (Option<notify::RecommendedWatcher>, Events
     };
     for inbox in inboxes {
         if let Err(e) = watcher.watch(&inbox.dir, RecursiveMode::NonRecursive) {
-            warn!(inbox = %inbox.name(), folder = %inbox.dir.display(), error = %e, "Cannot watch the folder; scanning it instead.");
+            warn!(inbox = ?inbox.name(), folder = ?inbox.dir, error = %e, "Cannot watch the folder; scanning it instead.");
         }
     }
     (Some(watcher), rx)
@@ -77,16 +80,16 @@ fn watch(inboxes: &[FolderInbox]) -> (Option<notify::RecommendedWatcher>, Events
 fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
     let mut old: HashMap<String, FolderInbox> = old.into_iter().map(|i| (i.config.name.clone(), i)).collect();
     let mut out = Vec::new();
-    for cfg in &sftp::folder_inboxes(config) {
+    for cfg in &inboxes::folder_inboxes(config) {
         let inbox = match old.remove(&cfg.name) {
             Some(i) if i.config == *cfg => i,
             _ => FolderInbox::new(cfg),
         };
         match inbox.prepare() {
             Ok(()) => {
-                info!(inbox = %inbox.name(), folder = %inbox.dir.display(), marker = cfg.marker, settle_s = cfg.settle_seconds, "Watching inbox.")
+                info!(inbox = ?inbox.name(), folder = ?inbox.dir, marker = cfg.marker, settle_s = cfg.settle_seconds, "Watching inbox.")
             }
-            Err(e) => error!(inbox = %inbox.name(), error = %e, "Inbox not usable; the others go on."),
+            Err(e) => error!(inbox = ?inbox.name(), error = %e, "Inbox not usable; the others go on."),
         }
         out.push(inbox);
     }
@@ -95,7 +98,7 @@ fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
 
 /// Serve until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    let journal = Journal::open(&config.service).await?;
+    let journal = crate::sync::open_journal(&config).await?;
     info!(
         journal = %journal.describe(),
         inboxes = config.inboxes.len(),
@@ -147,12 +150,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     });
     let mut tasks = JoinSet::new();
 
-    sh.journal.forget_finished_secrets().await?;
+    sh.journal.forget_ended_secrets().await?;
     // Resume what a previous process left unfinished, oldest first.
     let unfinished = sh.journal.unfinished_runs().await?;
     let claimed: HashSet<std::path::PathBuf> = unfinished.iter().map(|r| r.claimed.clone()).collect();
     for r in &unfinished {
-        info!(run_id = r.id, inbox = %r.inbox, file = %r.file_name, state = r.state.as_str(), "Resuming an unfinished run.");
+        info!(run_id = r.id, inbox = ?r.inbox, file = ?r.file_name, state = r.state.as_str(), "Resuming an unfinished run.");
         tasks.spawn(process(Arc::clone(&sh), r.id));
     }
     // Files claimed just before a crash, before their run was journaled.
@@ -242,7 +245,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Err(e) => {
                     let msg = e.to_string();
                     if scan_errors.get(inbox.name()) != Some(&msg) {
-                        warn!(inbox = %inbox.name(), folder = %inbox.dir.display(), error = %msg, "Cannot scan the inbox folder; trying again.");
+                        warn!(inbox = ?inbox.name(), folder = ?inbox.dir, error = %msg, "Cannot scan the inbox folder; trying again.");
                         scan_errors.insert(inbox.name().to_string(), msg);
                     }
                     continue;
@@ -257,7 +260,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        warn!(inbox = %inbox.name(), file = %name, error = %e, "Cannot claim the file; trying again.")
+                        warn!(inbox = ?inbox.name(), file = ?name, error = %e, "Cannot claim the file; trying again.")
                     }
                 }
             }

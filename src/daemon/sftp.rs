@@ -19,7 +19,7 @@
 //! journal's dedupe answers with "identical, not applied again".
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +28,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use super::job::{journal_claim, process, Shared};
-use crate::config::{Config, InboxConfig};
+use super::inboxes::inbox_config;
+use super::job::{journal_claim, process};
+use super::shared::Shared;
+use crate::config::Config;
 use crate::inbox::folder::{results_beside, PROCESSING};
 use crate::inbox::sftp::{run_sftp_inbox, FileHandler, Processed, SftpInbox};
 use crate::inbox::FolderInbox;
@@ -37,52 +39,6 @@ use crate::journal::{RunRecord, RunState};
 
 /// How often a handler looks whether a run another task works on finished.
 const WAIT_STEP: Duration = Duration::from_millis(250);
-
-/// `{state_dir}/sftp/{name}/`: the spool folder of an SFTP inbox.
-pub(super) fn spool_dir(config: &Config, name: &str) -> PathBuf {
-    config.service.state_dir.join("sftp").join(name)
-}
-
-/// The folder inbox a `[[sftp_inbox]]`'s files run through.
-fn spool_inbox(config: &Config, s: &SftpInbox) -> InboxConfig {
-    InboxConfig {
-        name: s.name.clone(),
-        folder: Some(spool_dir(config, &s.name)),
-        policy: s.policy.clone(),
-        submitter: s.submitter.clone(),
-        settle_seconds: 5,
-        marker: false,
-    }
-}
-
-/// Every folder the daemon runs files from: the `[[inbox]]` drop folders,
-/// then the spool folder of each `[[sftp_inbox]]` (created when missing).
-pub(super) fn folder_inboxes(config: &Config) -> Vec<InboxConfig> {
-    let mut out = config.inboxes.clone();
-    for s in &config.sftp_inboxes {
-        let cfg = spool_inbox(config, s);
-        if let Some(dir) = &cfg.folder {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                warn!(inbox = %s.name, folder = %dir.display(), error = %e,
-                    "Cannot create the SFTP inbox's spool folder; check that the state folder is writable by dirsync.");
-            }
-        }
-        out.push(cfg);
-    }
-    out
-}
-
-/// The folder inbox (drop folder or SFTP spool) called `name`.
-pub(super) fn inbox_config(config: &Config, name: &str) -> Option<InboxConfig> {
-    if let Some(i) = config.inboxes.iter().find(|i| i.name == name) {
-        return Some(i.clone());
-    }
-    config
-        .sftp_inboxes
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| spool_inbox(config, s))
-}
 
 /// Hands downloaded files to the journal and waits for their runs.
 struct DaemonHandler {
@@ -146,7 +102,7 @@ impl DaemonHandler {
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("run {id} is not in the journal"))?;
-            if run.state == RunState::Finished {
+            if run.filed {
                 return results_of(&run);
             }
             if self.sh.stopping() {
@@ -177,7 +133,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// A finished run's results file and whether its file went to `rejected/`.
 fn results_of(run: &RunRecord) -> Result<Processed, String> {
-    if run.outcome.as_deref() == Some("abandoned") {
+    if run.state == RunState::Abandoned {
         return Err(format!(
             "run {} was abandoned ({}); the file is run again at the next poll",
             run.id,
@@ -196,7 +152,7 @@ fn results_of(run: &RunRecord) -> Result<Processed, String> {
     Ok(Processed {
         results,
         // As a dropped file: a rejected file and a duplicate go to rejected/.
-        rejected: run.outcome.as_deref() != Some("applied"),
+        rejected: matches!(run.state, RunState::Rejected | RunState::Duplicate),
     })
 }
 
@@ -221,7 +177,7 @@ impl FileHandler for DaemonHandler {
         };
         let id = match known {
             Some(run) => {
-                info!(run_id = run.id, inbox = %inbox.name, file = file_name, "SFTP file handed over again; its run goes on.");
+                info!(run_id = run.id, inbox = ?inbox.name, file = ?file_name, "SFTP file handed over again; its run goes on.");
                 run.id
             }
             None => self.spool(inbox, file_name, &bytes).await?,
@@ -279,7 +235,7 @@ impl SftpPollers {
             let poller = match old.remove(&cfg.name) {
                 Some(p) if p.key == key => p,
                 Some(p) => {
-                    info!(inbox = %cfg.name, "SFTP inbox changed; restarting its poller.");
+                    info!(inbox = ?cfg.name, "SFTP inbox changed; restarting its poller.");
                     let _ = p.stop.send(true);
                     start(&self.sh, cfg.clone(), Some(p.task))
                 }
@@ -288,7 +244,7 @@ impl SftpPollers {
             self.running.insert(cfg.name.clone(), poller);
         }
         for (name, p) in old {
-            info!(inbox = %name, "SFTP inbox removed from the configuration; stopping its poller.");
+            info!(inbox = ?name, "SFTP inbox removed from the configuration; stopping its poller.");
             let _ = p.stop.send(true);
             self.retired.push(p.task);
         }
@@ -304,7 +260,7 @@ impl SftpPollers {
         let retired = self.retired.into_iter().map(|t| ("(removed)".to_string(), t));
         for (name, task) in running.chain(retired) {
             if let Err(e) = task.await {
-                warn!(inbox = %name, error = %e, "An SFTP poller failed unexpectedly; its files resume at the next start.");
+                warn!(inbox = ?name, error = %e, "An SFTP poller failed unexpectedly; its files resume at the next start.");
             }
         }
     }

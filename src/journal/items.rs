@@ -1,54 +1,111 @@
 //! The journal's per-item side: the plan, each write's intent and outcome,
-//! and the sealed passwords generated for a run.
+//! the approvals that reopen held items, and the sealed passwords generated
+//! for a run.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{Journal, Result};
-use crate::core::Secret;
+use super::{Journal, JournalError, Result};
+use crate::core::plan::ChangeKind;
+use crate::core::{Secret, UserKey, Verdict};
 
-/// One plan item as journaled. `ident` is stable across re-plans of the
-/// same file: `row:N` (the Nth roster entry) or `absent:KEY`.
-#[derive(Clone, Debug, Default)]
+/// Which plan item a record is, stable across re-plans of the same file:
+/// the Nth roster entry, or an account in scope that the file does not name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemId {
+    Row(usize),
+    /// Case-folded key.
+    Absent(String),
+}
+
+impl ItemId {
+    pub fn absent(key: &UserKey) -> ItemId {
+        ItemId::Absent(key.folded().to_string())
+    }
+
+    fn parse(s: &str) -> Option<ItemId> {
+        if let Some(n) = s.strip_prefix("row:") {
+            return n.parse().ok().map(ItemId::Row);
+        }
+        s.strip_prefix("absent:").map(|k| ItemId::Absent(k.to_string()))
+    }
+}
+
+/// As stored (and as the seal's associated data): `row:N` or `absent:KEY`.
+impl fmt::Display for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ItemId::Row(n) => write!(f, "row:{n}"),
+            ItemId::Absent(k) => write!(f, "absent:{k}"),
+        }
+    }
+}
+
+/// One plan item as journaled.
+#[derive(Clone, Debug)]
 pub struct ItemRecord {
-    pub ident: String,
+    pub id: ItemId,
     pub line: Option<i64>,
     pub user_key: Option<String>,
-    /// The change's name (`new`, `update`, …).
-    pub change: String,
+    pub change: ChangeKind,
+    /// What the change does, as shown to people ("title: Clerk → Accountant").
+    /// An approval applies a held change only while it still reads the same.
+    pub detail: Option<String>,
     /// The write was about to be made (its outcome may be missing).
     pub intent: bool,
-    pub verdict: Option<String>,
+    /// An operator approved this held item; it waits to be applied.
+    pub approved: bool,
+    pub verdict: Option<Verdict>,
     pub message: Option<String>,
 }
 
+/// An item's outcome, for [`Journal::record_outcomes`].
+pub struct OutcomeRecord<'a> {
+    pub id: &'a ItemId,
+    pub change: ChangeKind,
+    pub verdict: Verdict,
+    pub message: &'a str,
+}
+
+const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
+
 impl Journal {
     /// Journal the whole plan (and what the plan alone decided) in one
-    /// transaction, and move the run to `applying`.
-    pub async fn record_plan(&self, id: i64, items: &[ItemRecord], breaches: &str) -> Result<()> {
+    /// transaction, with the run's breaches, and move the run to `state`.
+    pub async fn record_plan(
+        &self,
+        id: i64,
+        items: &[ItemRecord],
+        breaches: &[crate::core::plan::Breach],
+        state: super::RunState,
+    ) -> Result<()> {
+        let breaches =
+            serde_json::to_string(breaches).map_err(|e| JournalError::Query(format!("breaches: {e}")))?;
         let mut tx = self.pool.begin().await?;
         for chunk in items.chunks(100) {
-            let values = vec!["(?, ?, ?, ?, ?, 0, ?, ?)"; chunk.len()].join(", ");
+            let values = vec!["(?, ?, ?, ?, ?, ?, 0, 0, ?, ?)"; chunk.len()].join(", ");
             let sql = self.sql(&format!(
-                "INSERT INTO run_items (run_id, ident, line, user_key, change, intent, verdict, message) \
-                 VALUES {values} ON CONFLICT (run_id, ident) DO NOTHING"
+                "INSERT INTO run_items (run_id, {ITEM_COLUMNS}) VALUES {values} ON CONFLICT (run_id, ident) DO NOTHING"
             ));
             let mut q = sqlx::query(&sql);
             for it in chunk {
                 q = q
                     .bind(id)
-                    .bind(it.ident.clone())
+                    .bind(it.id.to_string())
                     .bind(it.line)
                     .bind(it.user_key.clone())
-                    .bind(it.change.clone())
-                    .bind(it.verdict.clone())
+                    .bind(it.change.as_str())
+                    .bind(it.detail.clone())
+                    .bind(it.verdict.map(Verdict::as_str))
                     .bind(it.message.clone());
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query(&self.sql("UPDATE runs SET state = 'applying', breaches = ? WHERE id = ?"))
+        sqlx::query(&self.sql("UPDATE runs SET state = ?, breaches = ? WHERE id = ?"))
+            .bind(state.as_str())
             .bind(breaches)
             .bind(id)
             .execute(&mut *tx)
@@ -57,57 +114,60 @@ impl Journal {
         Ok(())
     }
 
-    /// Every journaled item of a run, by ident.
-    pub async fn items(&self, id: i64) -> Result<HashMap<String, ItemRecord>> {
-        let rows = sqlx::query(
-            &self.sql("SELECT ident, line, user_key, change, intent, verdict, message FROM run_items WHERE run_id = ?"),
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+    /// Every journaled item of a run.
+    pub async fn items(&self, id: i64) -> Result<HashMap<ItemId, ItemRecord>> {
+        let rows = sqlx::query(&self.sql(&format!("SELECT {ITEM_COLUMNS} FROM run_items WHERE run_id = ?")))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = HashMap::with_capacity(rows.len());
         for r in &rows {
-            let it = item_from_row(r)?;
-            out.insert(it.ident.clone(), it);
+            let it = item_from_row(id, r)?;
+            out.insert(it.id.clone(), it);
         }
         Ok(out)
     }
 
-    /// The rejected and failed items of a run, in file order.
+    /// The rejected, failed and held items of a run, in file order.
     pub async fn problem_items(&self, id: i64) -> Result<Vec<ItemRecord>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT ident, line, user_key, change, intent, verdict, message FROM run_items \
-             WHERE run_id = ? AND (change = 'error' OR verdict = 'failed' OR verdict = 'held') \
-             ORDER BY line, ident",
-        ))
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {ITEM_COLUMNS} FROM run_items WHERE run_id = ? \
+             AND (change = 'error' OR verdict = 'failed' OR verdict = 'held') ORDER BY line, ident"
+        )))
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(item_from_row).collect()
+        rows.iter().map(|r| item_from_row(id, r)).collect()
     }
 
     /// Before a batch is applied: its changes, and the passwords generated
     /// for it (sealed), in one transaction.
-    pub async fn record_intent(&self, id: i64, changes: &[(&str, &str)], secrets: &[(&str, &Secret)]) -> Result<()> {
+    pub async fn record_intent(
+        &self,
+        id: i64,
+        changes: &[(&ItemId, ChangeKind)],
+        secrets: &[(&ItemId, &Secret)],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for (ident, secret) in secrets {
-            let sealed = self.seal.seal(id, ident, secret)?;
+        for (item, secret) in secrets {
+            let ident = item.to_string();
+            let sealed = self.seal.seal(id, &ident, secret)?;
             sqlx::query(&self.sql(
                 "INSERT INTO run_secrets (run_id, ident, sealed) VALUES (?, ?, ?) \
                  ON CONFLICT (run_id, ident) DO NOTHING",
             ))
             .bind(id)
-            .bind(*ident)
+            .bind(ident)
             .bind(sealed)
             .execute(&mut *tx)
             .await?;
         }
         let sql = self.sql("UPDATE run_items SET intent = 1, change = ? WHERE run_id = ? AND ident = ?");
-        for (ident, change) in changes {
+        for (item, change) in changes {
             sqlx::query(&sql)
-                .bind(*change)
+                .bind(change.as_str())
                 .bind(id)
-                .bind(*ident)
+                .bind(item.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -115,17 +175,20 @@ impl Journal {
         Ok(())
     }
 
-    /// After a batch: each item's change, verdict and results message.
-    pub async fn record_outcomes(&self, id: i64, outcomes: &[(&str, &str, &str, &str)]) -> Result<()> {
+    /// After a batch: each item's change, verdict and results message. An
+    /// approved item is approved no more once it has its outcome.
+    pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord<'_>]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let sql = self.sql("UPDATE run_items SET change = ?, verdict = ?, message = ? WHERE run_id = ? AND ident = ?");
-        for (ident, change, verdict, message) in outcomes {
+        let sql = self.sql(
+            "UPDATE run_items SET change = ?, verdict = ?, message = ?, approved = 0 WHERE run_id = ? AND ident = ?",
+        );
+        for o in outcomes {
             sqlx::query(&sql)
-                .bind(*change)
-                .bind(*verdict)
-                .bind(*message)
+                .bind(o.change.as_str())
+                .bind(o.verdict.as_str())
+                .bind(o.message)
                 .bind(id)
-                .bind(*ident)
+                .bind(o.id.to_string())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -134,7 +197,7 @@ impl Journal {
     }
 
     /// The passwords generated for a run, unsealed.
-    pub async fn secrets(&self, id: i64) -> Result<HashMap<String, Secret>> {
+    pub async fn secrets(&self, id: i64) -> Result<HashMap<ItemId, Secret>> {
         let rows = sqlx::query(&self.sql("SELECT ident, sealed FROM run_secrets WHERE run_id = ?"))
             .bind(id)
             .fetch_all(&self.pool)
@@ -144,13 +207,15 @@ impl Journal {
             let ident: String = r.try_get(0)?;
             let sealed: String = r.try_get(1)?;
             let secret = self.seal.open(id, &ident, &sealed)?;
-            out.insert(ident, secret);
+            let item = ItemId::parse(&ident)
+                .ok_or_else(|| JournalError::Query(format!("run {id}: unknown item {ident:?}")))?;
+            out.insert(item, secret);
         }
         Ok(out)
     }
 
-    /// Drop a finished run's passwords: once the run is done (and its
-    /// credentials handed on) the journal need not hold them.
+    /// Drop a run's passwords: once its credentials mails are queued (sealed
+    /// in the outbox), the journal need not hold them.
     pub async fn forget_secrets(&self, id: i64) -> Result<()> {
         sqlx::query(&self.sql("DELETE FROM run_secrets WHERE run_id = ?"))
             .bind(id)
@@ -158,26 +223,41 @@ impl Journal {
             .await?;
         Ok(())
     }
-
-    /// Drop the passwords of finished runs (a crash can come between a run's
-    /// end and [`Journal::forget_secrets`]).
-    pub async fn forget_finished_secrets(&self) -> Result<()> {
-        sqlx::query("DELETE FROM run_secrets WHERE run_id IN (SELECT id FROM runs WHERE state = 'finished')")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
-fn item_from_row(r: &AnyRow) -> Result<ItemRecord> {
-    let intent: i64 = r.try_get(4)?;
+fn item_from_row(run: i64, r: &AnyRow) -> Result<ItemRecord> {
+    let ident: String = r.try_get(0)?;
+    let change: String = r.try_get(3)?;
+    let intent: i64 = r.try_get(5)?;
+    let approved: i64 = r.try_get(6)?;
+    let verdict: Option<String> = r.try_get(7)?;
+    let bad = |what: &str| JournalError::Query(format!("run {run}, item {ident:?}: unknown {what}"));
     Ok(ItemRecord {
-        ident: r.try_get(0)?,
+        id: ItemId::parse(&ident).ok_or_else(|| bad("item"))?,
         line: r.try_get(1)?,
         user_key: r.try_get(2)?,
-        change: r.try_get(3)?,
+        change: ChangeKind::parse(&change).ok_or_else(|| bad("change"))?,
+        detail: r.try_get(4)?,
         intent: intent != 0,
-        verdict: r.try_get(5)?,
-        message: r.try_get(6)?,
+        approved: approved != 0,
+        verdict: match verdict {
+            None => None,
+            Some(v) => Some(Verdict::parse(&v).ok_or_else(|| bad("verdict"))?),
+        },
+        message: r.try_get(8)?,
     })
+}
+
+impl Journal {
+    /// Drop the passwords of runs that have ended (a crash can come between
+    /// a run's end and [`Journal::forget_secrets`]).
+    pub async fn forget_ended_secrets(&self) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM run_secrets WHERE run_id IN \
+             (SELECT id FROM runs WHERE state NOT IN ('claimed', 'running', 'failed'))",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

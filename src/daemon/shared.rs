@@ -1,0 +1,72 @@
+//! What the daemon's tasks share: the journal, the config (reloaded on
+//! SIGHUP), one lock per target, the runs being worked on, the outbox.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::journal::Journal;
+
+/// What the tasks share.
+pub(super) struct Shared {
+    pub(super) journal: Journal,
+    pub(super) config: RwLock<Arc<Config>>,
+    /// One lock per target: runs against a target never interleave.
+    pub(super) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Runs being worked on, so a run is never worked on twice at once.
+    pub(super) active: Mutex<HashSet<i64>>,
+    pub(super) stopping: AtomicBool,
+    pub(super) retry: mpsc::UnboundedSender<i64>,
+    /// The mail outbox, when `[mail]` is configured.
+    pub(super) mail: Option<MailCtx>,
+}
+
+/// The outbox runs queue their mails into, and the sender's wake-up.
+pub(super) struct MailCtx {
+    pub(super) outbox: crate::mail::Outbox,
+    pub(super) wake: Arc<tokio::sync::Notify>,
+}
+
+impl Shared {
+    pub(super) fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub(super) fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = match self.locks.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Arc::clone(locks.entry(target.to_string()).or_default())
+    }
+
+    pub(super) fn set_active(&self, id: i64, on: bool) -> bool {
+        let mut active = match self.active.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if on {
+            active.insert(id)
+        } else {
+            active.remove(&id)
+        }
+    }
+
+    /// A task is working on run `id` now.
+    pub(super) fn is_active(&self, id: i64) -> bool {
+        match self.active.lock() {
+            Ok(a) => a.contains(&id),
+            Err(poisoned) => poisoned.into_inner().contains(&id),
+        }
+    }
+
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,114 @@
+//! The journal's tables, and the upgrade of a journal written by an earlier
+//! dirsync (runs ended in `finished` with an `outcome`; no approvals).
+
+use sqlx::AnyPool;
+
+const TABLES: [&str; 6] = [
+    "CREATE TABLE IF NOT EXISTS runs (
+        id BIGINT PRIMARY KEY,
+        inbox TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        claimed TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        forced BIGINT NOT NULL DEFAULT 0,
+        claimed_at BIGINT NOT NULL,
+        started BIGINT,
+        finished BIGINT,
+        summary TEXT,
+        breaches TEXT,
+        dest TEXT,
+        note TEXT,
+        allow_over_limit BIGINT NOT NULL DEFAULT 0,
+        results TEXT,
+        filed BIGINT NOT NULL DEFAULT 0,
+        submitter TEXT,
+        superseded_by BIGINT)",
+    "CREATE INDEX IF NOT EXISTS runs_sha256 ON runs (sha256)",
+    "CREATE TABLE IF NOT EXISTS run_items (
+        run_id BIGINT NOT NULL,
+        ident TEXT NOT NULL,
+        line BIGINT,
+        user_key TEXT,
+        change TEXT NOT NULL,
+        intent BIGINT NOT NULL DEFAULT 0,
+        verdict TEXT,
+        message TEXT,
+        detail TEXT,
+        approved BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, ident))",
+    "CREATE TABLE IF NOT EXISTS run_secrets (
+        run_id BIGINT NOT NULL,
+        ident TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        PRIMARY KEY (run_id, ident))",
+    "CREATE TABLE IF NOT EXISTS run_approvals (
+        run_id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        decision TEXT NOT NULL,
+        classes TEXT NOT NULL,
+        by_name TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        note TEXT,
+        PRIMARY KEY (run_id, seq))",
+    "CREATE TABLE IF NOT EXISTS journal_meta (version BIGINT NOT NULL)",
+];
+
+/// The journal's layout version: 2 added approvals and the run states of
+/// one pipeline.
+const VERSION: i64 = 2;
+
+/// Columns a version-1 journal lacks, added in place.
+const UPGRADE: [&str; 7] = [
+    "ALTER TABLE runs ADD COLUMN allow_over_limit BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN results TEXT",
+    "ALTER TABLE runs ADD COLUMN filed BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN submitter TEXT",
+    "ALTER TABLE runs ADD COLUMN superseded_by BIGINT",
+    "ALTER TABLE run_items ADD COLUMN detail TEXT",
+    "ALTER TABLE run_items ADD COLUMN approved BIGINT NOT NULL DEFAULT 0",
+];
+
+/// Version-1 states and outcomes as version-2 states (`filed` says whether
+/// the daemon has moved the files).
+const STATES: [&str; 8] = [
+    "UPDATE runs SET filed = 1 WHERE state = 'finished'",
+    "UPDATE runs SET state = 'running' WHERE state = 'applying'",
+    "UPDATE runs SET state = 'done' WHERE state IN ('done', 'finished') AND outcome = 'applied'",
+    "UPDATE runs SET state = 'rejected' WHERE state IN ('done', 'finished') AND outcome = 'rejected'",
+    "UPDATE runs SET state = 'duplicate' WHERE state IN ('done', 'finished') AND outcome = 'duplicate'",
+    "UPDATE runs SET state = 'abandoned' WHERE state IN ('done', 'finished') AND outcome = 'abandoned'",
+    "UPDATE runs SET state = 'done' WHERE state = 'finished'",
+    "UPDATE runs SET outcome = NULL",
+];
+
+/// Create the tables, or upgrade a journal an earlier dirsync wrote.
+pub(super) async fn create_or_upgrade(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    // An existing runs table without a version is a version-1 journal.
+    let had_runs = sqlx::query("SELECT COUNT(*) FROM runs").fetch_one(pool).await.is_ok();
+    let had_meta = matches!(
+        sqlx::query("SELECT version FROM journal_meta").fetch_optional(pool).await,
+        Ok(Some(_))
+    );
+    // A journal created by this version that stopped before its version row.
+    let current_runs = sqlx::query("SELECT filed FROM runs LIMIT 1").fetch_optional(pool).await.is_ok();
+    for stmt in TABLES {
+        sqlx::query(stmt).execute(pool).await?;
+    }
+    if had_meta {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    if had_runs && !current_runs {
+        for stmt in UPGRADE.iter().chain(STATES.iter()) {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+    }
+    sqlx::query(&format!("INSERT INTO journal_meta (version) VALUES ({VERSION})"))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}

@@ -1,0 +1,92 @@
+//! A run from the command line: `check` and `apply` journal the file as a
+//! run of the pseudo-inbox `(cli)` and drive it like any other. `apply` of
+//! a file whose earlier run did not finish (killed, or the target failed)
+//! resumes that run: the journal knows it by content hash and policy.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::pipeline::{drive, Ctx, Finish};
+use super::SyncError;
+use crate::clock::now_ms;
+use crate::config::LoadedPolicy;
+use crate::journal::{NewRun, CLI_INBOX};
+
+/// What the command line asked for.
+pub struct CliRun<'a> {
+    pub file: &'a Path,
+    pub policy: &'a LoadedPolicy,
+    /// `check`: plan and validate, write nothing.
+    pub preview: bool,
+    pub allow_over_limit: bool,
+    /// `--results`; default beside the file.
+    pub results: Option<PathBuf>,
+    /// `--mail-to`: who gets the results mail.
+    pub submitter: Option<&'a str>,
+}
+
+/// How the command line's run was found.
+pub struct Started {
+    pub run_id: i64,
+    /// An unfinished run of the same file was resumed.
+    pub resumed: bool,
+    pub finish: Finish,
+}
+
+/// Journal the file as a run (or find its unfinished one) and drive it.
+pub async fn start_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<Started, SyncError> {
+    let path = std::path::absolute(r.file).unwrap_or_else(|_| r.file.to_path_buf());
+    let bytes = std::fs::read(&path).map_err(|source| SyncError::FileRead {
+        id: 0,
+        path: path.clone(),
+        source,
+    })?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let existing = if r.preview {
+        None
+    } else {
+        ctx.journal.unfinished_cli_run(&sha, &r.policy.name).await?
+    };
+    let (run_id, resumed) = match existing {
+        Some(run) => {
+            tracing::info!(run_id = run.id, "Resuming the unfinished run of this file.");
+            (run.id, true)
+        }
+        None => {
+            let results = r
+                .results
+                .clone()
+                .map(|p| std::path::absolute(&p).unwrap_or(p))
+                .unwrap_or_else(|| super::default_results_path(&path));
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string());
+            let id = ctx
+                .journal
+                .create_run(&NewRun {
+                    inbox: CLI_INBOX,
+                    file_name: &file_name,
+                    claimed: &path,
+                    sha256: &sha,
+                    policy: &r.policy.name,
+                    target: &r.policy.target,
+                    forced: false,
+                    allow_over_limit: r.allow_over_limit,
+                    preview: r.preview,
+                    results: Some(&results),
+                    submitter: r.submitter,
+                    now_ms: now_ms(),
+                })
+                .await?;
+            (id, false)
+        }
+    };
+    let finish = drive(ctx, run_id).await?;
+    Ok(Started {
+        run_id,
+        resumed,
+        finish,
+    })
+}
