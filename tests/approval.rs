@@ -241,7 +241,7 @@ fn issue_12_held_leavers_are_shown_then_approved_and_applied() {
     );
     // The archived results file now says what the approval did.
     let text = fs::read_to_string(&results).expect("results"); // ok: test
-    assert_eq!(text.matches(",leaver,done,").count(), 5, "{text}");
+    assert_eq!(text.matches(",absent,done,made a leaver").count(), 5, "{text}");
     assert!(!text.contains(",held,"), "{text}");
     // A second results mail for the run says what the approval did.
     let mails = env.results_mails();
@@ -289,10 +289,8 @@ fn issue_12_an_approval_refuses_a_plan_that_changed_and_skips_what_was_fixed() {
     }
     let show = stdout(&env.run(&["runs", "show", "2"]));
     assert!(show.contains("refused") && show.contains("approve leavers by bob"), "{show}");
-    let results = fs::read_to_string(
-        sqlite(&env.journal, "SELECT results FROM runs WHERE id = 2"),
-    )
-    .expect("results"); // ok: test
+    let results = fs::read_to_string(env.dir.join(sqlite(&env.journal, "SELECT results FROM runs WHERE id = 2")))
+        .expect("results"); // ok: test
     let u00 = results.lines().find(|l| l.contains("u00")).unwrap_or_default();
     assert!(u00.contains("no longer needed"), "{results}");
 }
