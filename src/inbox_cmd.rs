@@ -80,6 +80,12 @@ impl FileHandler for SyncHandler {
             Finish::Stopped => return Err("stopped; the file resumes at the next poll".into()),
         };
         self.session.deliver(&report).await;
+        if let (Some(e), dirsync::journal::RunState::Failed) = (&report.target_error, report.state) {
+            return Err(format!(
+                "target: {e}; the file stays in processing/ and its run (run {}) resumes at the next poll",
+                report.run_id
+            ));
+        }
         let results =
             std::fs::read(&report.results).map_err(|e| format!("cannot read {}: {e}", report.results.display()))?;
         let rejected = report.file_error.is_some();

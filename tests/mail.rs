@@ -635,7 +635,15 @@ fn outbox_on_postgresql_survives_smtp_down() {
         .psql("SELECT COUNT(*) FROM dirsync_mail_outbox WHERE state = 'sent' AND body IS NULL")
         .expect("psql");
     assert_eq!(sent.trim(), "5");
-    assert!(!s.path("state/journal.db").exists(), "the outbox lives in PostgreSQL");
+    // The run's journal is SQLite (no [service] journal); the outbox is not in it.
+    let tables = std::process::Command::new("sqlite3")
+        .arg(s.path("state/journal.db"))
+        .arg(".tables")
+        .output()
+        .expect("sqlite3");
+    let tables = String::from_utf8_lossy(&tables.stdout);
+    assert!(tables.contains("runs"), "{tables}");
+    assert!(!tables.contains("outbox"), "the outbox lives in PostgreSQL: {tables}");
 }
 
 /// aiosmtpd that requires a login (dirsync / right-password), over plain SMTP.

@@ -768,13 +768,13 @@ fn serve_runs_an_sftp_file_through_the_journal_and_refuses_an_identical_one() {
         ("staff.csv", "hr"),
         "{runs:?}"
     );
-    assert_eq!(runs[1][5], "finished (applied)", "{runs:?}");
+    assert_eq!(runs[1][5], "done", "{runs:?}");
     assert_eq!(
         (runs[0][1].as_str(), runs[0][2].as_str()),
         ("again.csv", "hr"),
         "{runs:?}"
     );
-    assert_eq!(runs[0][5], "finished (duplicate)", "{runs:?}");
+    assert_eq!(runs[0][5], "duplicate", "{runs:?}");
     // As for a dropped file, the duplicate's answer is its results file; no
     // more mail went out.
     assert_eq!(smtp.messages().len(), 5, "{log}");
@@ -818,7 +818,7 @@ fn serve_killed_mid_run_processes_the_sftp_file_exactly_once() {
     assert_eq!(env.users(), rows);
     let runs = env.runs();
     assert_eq!(runs.len(), 1, "one run: {runs:?}");
-    assert_eq!(runs[0][5], "finished (applied)", "{runs:?}");
+    assert_eq!(runs[0][5], "done", "{runs:?}");
 }
 
 /// The run finished but its results could not be uploaded, and `serve` was
