@@ -757,6 +757,7 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     pg.0.restart().expect("restart PostgreSQL"); // ok: test
     let landed_cli = pg.users().expect("PostgreSQL answers");
     assert!(landed_cli >= done && landed_cli < ROWS, "{landed_cli} rows in the target, {done} done");
+    eprintln!("CLI: {done} rows done before the target went, {landed_cli} in the target");
 
     let out = env.run(&["apply", file.to_str().expect("utf-8 path")]);
     assert_eq!(out.code, Some(0), "{}", out.all());
@@ -789,6 +790,7 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     assert!(wait_until(Duration::from_secs(5), || beside.exists()));
     let done = check_failed_midway(&results_rows(&beside), ROWS, ROWS);
     assert!(done < ROWS);
+    eprintln!("daemon: {done} rows done before the target went");
     assert_eq!(env.jq("SELECT filed FROM runs WHERE id = 2"), "0");
     assert!(d.running(), "the daemon died:\n{}", d.log());
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
