@@ -82,7 +82,10 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--config").arg(&self.config).args(args).env("DIRSYNC_LOG", "warn");
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("DIRSYNC_LOG", "warn");
         c
     }
 
@@ -176,7 +179,10 @@ struct Out {
 
 impl Out {
     fn all(&self) -> String {
-        format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -264,7 +270,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}", self.log());
+        panic!(
+            "dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -293,7 +302,11 @@ fn roster(rows: usize, seed: u64) -> Vec<u8> {
         .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
         .output()
         .expect("run dirsync-genroster"); // ok: test
-    assert!(out.status.success(), "genroster: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "genroster: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -477,7 +490,12 @@ fn issue_12_cli_apply_killed_anywhere_then_applied_again_creates_each_user_once_
         let exited = matches!(child.try_wait(), Ok(Some(_)));
         if exited {
             let out = finish(child, Duration::from_secs(5), "apply");
-            assert_eq!(out.code, Some(0), "{desc}: apply ended on its own, not with 0: {}", out.all());
+            assert_eq!(
+                out.code,
+                Some(0),
+                "{desc}: apply ended on its own, not with 0: {}",
+                out.all()
+            );
             kill_points.push(format!("{desc}: finished before the kill"));
             final_out = Some(out);
             check_hashes(&mut hashes);
@@ -505,7 +523,12 @@ fn issue_12_cli_apply_killed_anywhere_then_applied_again_creates_each_user_once_
                 Duration::from_secs(120),
                 "the last apply",
             );
-            assert_eq!(out.code, Some(0), "the last apply: {}\nkills: {kill_points:#?}", out.all());
+            assert_eq!(
+                out.code,
+                Some(0),
+                "the last apply: {}\nkills: {kill_points:#?}",
+                out.all()
+            );
             assert!(
                 out.stdout.contains("resuming run 1"),
                 "the last apply resumes the killed run: {}",
@@ -550,14 +573,23 @@ fn issue_12_cli_apply_killed_anywhere_then_applied_again_creates_each_user_once_
         };
         let user = field("User name:").to_lowercase();
         let pw = field("Password:");
-        assert_eq!(to, format!("{user}@example.org"), "the credentials mail goes to the user");
+        assert_eq!(
+            to,
+            format!("{user}@example.org"),
+            "the credentials mail goes to the user"
+        );
         assert!(
             creds.insert(user.clone(), pw).is_none(),
             "two credentials mails for {user}"
         );
     }
     assert_eq!(results_mails, 1, "one results mail to the submitter");
-    assert_eq!(creds.len(), ROWS, "one credentials mail per user ({} .eml files)", emls.len());
+    assert_eq!(
+        creds.len(),
+        ROWS,
+        "one credentials mail per user ({} .eml files)",
+        emls.len()
+    );
     assert_eq!(emls.len(), ROWS + 1);
     for (user, pw) in &creds {
         let hash = hashes
@@ -615,7 +647,11 @@ fn issue_12_target_down_before_the_snapshot_cli_and_daemon_alike() {
     let file = env.file("f.csv", &content);
     let out = env.run(&["apply", file.to_str().expect("utf-8 path")]);
     assert_eq!(out.code, Some(2), "{}", out.all());
-    assert!(out.stdout.contains("not run, the target is unavailable"), "{}", out.all());
+    assert!(
+        out.stdout.contains("not run, the target is unavailable"),
+        "{}",
+        out.all()
+    );
     let cli_results = env.dir.join("files/f.results.csv");
     let rows = results_rows(&cli_results);
     assert_eq!(rows.len(), ROWS);
@@ -623,7 +659,11 @@ fn issue_12_target_down_before_the_snapshot_cli_and_daemon_alike() {
         assert_eq!(r.result, "skipped", "{r:?}");
         assert!(r.message.starts_with("not processed: "), "{r:?}");
     }
-    assert_eq!(env.jq("SELECT id || ' ' || inbox || ' ' || state FROM runs"), "1 (cli) failed");
+    assert_eq!(
+        env.jq("SELECT id || ' ' || inbox || ' ' || state FROM runs"),
+        "1 (cli) failed"
+    );
+    eprintln!("CLI, target down: {}", rows[0].message);
 
     // The daemon: the same results beside the file in processing/, the run
     // failed, the file kept for a retry.
@@ -636,10 +676,13 @@ fn issue_12_target_down_before_the_snapshot_cli_and_daemon_alike() {
     let daemon_results = env.inbox.join("processing/f.results.csv");
     assert_eq!(
         fs::read_to_string(&daemon_results).expect("processing/f.results.csv"), // ok: test
-        fs::read_to_string(&cli_results).expect("the CLI's results"), // ok: test
+        fs::read_to_string(&cli_results).expect("the CLI's results"),           // ok: test
         "the daemon and the command line write the same results"
     );
-    assert!(env.inbox.join("processing/f.csv").exists(), "the file stays in processing/");
+    assert!(
+        env.inbox.join("processing/f.csv").exists(),
+        "the file stays in processing/"
+    );
     assert!(env.archived("f.csv").is_none());
     assert_eq!(env.jq("SELECT filed FROM runs WHERE id = 2"), "0");
     assert!(d.running(), "the daemon died:\n{}", d.log());
@@ -734,11 +777,9 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     // mid-run rather than after it.
     let out = env.run(&["config", "check"]);
     assert_eq!(out.code, Some(0), "config check: {}", out.all());
-    pg.q(
-        "CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS \
+    pg.q("CREATE FUNCTION slow_down() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN PERFORM pg_sleep(0.001); RETURN NEW; END $$;\n\
-         CREATE TRIGGER slow_down BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_down();",
-    );
+         CREATE TRIGGER slow_down BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_down();");
 
     // The command line.
     let a = roster(ROWS, 3131);
@@ -756,7 +797,10 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     assert!(done < ROWS, "the run finished before the server stopped");
     pg.0.restart().expect("restart PostgreSQL"); // ok: test
     let landed_cli = pg.users().expect("PostgreSQL answers");
-    assert!(landed_cli >= done && landed_cli < ROWS, "{landed_cli} rows in the target, {done} done");
+    assert!(
+        landed_cli >= done && landed_cli < ROWS,
+        "{landed_cli} rows in the target, {done} done"
+    );
     eprintln!("CLI: {done} rows done before the target went, {landed_cli} in the target");
 
     let out = env.run(&["apply", file.to_str().expect("utf-8 path")]);
@@ -785,7 +829,10 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
         env.jq("SELECT state FROM runs WHERE inbox = 'hr'") == "failed"
     });
     assert!(failed, "the daemon's run did not fail:\n{}", d.log());
-    assert!(env.inbox.join("processing/b.csv").exists(), "the file stays in processing/");
+    assert!(
+        env.inbox.join("processing/b.csv").exists(),
+        "the file stays in processing/"
+    );
     let beside = env.inbox.join("processing/b.results.csv");
     assert!(wait_until(Duration::from_secs(5), || beside.exists()));
     let done = check_failed_midway(&results_rows(&beside), ROWS, ROWS);
@@ -803,7 +850,11 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     assert!(!env.inbox.join("processing/b.csv").exists());
     assert_eq!(env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2"), "done 1");
     let rows = results_rows(&env.archived("b.results.csv").expect("archived")); // ok: test
-    assert_eq!(rows.len(), 2 * ROWS, "the file's rows, then the accounts of a.csv as absent");
+    assert_eq!(
+        rows.len(),
+        2 * ROWS,
+        "the file's rows, then the accounts of a.csv as absent"
+    );
     let (rows, absent) = rows.split_at(ROWS);
     assert!(
         rows.iter().all(|r| r.change == "new" && r.result == "done"),
