@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
-use dirsync::runs;
 use dirsync::core::Class;
+use dirsync::runs;
 use dirsync::sync::open_backend;
 
 mod mail_cli;

@@ -100,9 +100,7 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
     if !held.is_empty() {
         println!();
         let waiting = if r.state == RunState::AwaitingApproval {
-            format!(
-                " — approve with `dirsync runs approve {id}` (or --class CLASS), or `dirsync runs reject {id}`"
-            )
+            format!(" — approve with `dirsync runs approve {id}` (or --class CLASS), or `dirsync runs reject {id}`")
         } else {
             String::new()
         };

@@ -50,7 +50,11 @@ fn sqlite(db: &Path, query: &str) -> String {
         .arg(query)
         .output()
         .expect("run sqlite3: install it with scripts/install-test-deps (Debian package sqlite3)"); // ok: test
-    assert!(out.status.success(), "sqlite3 {query:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sqlite3 {query:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -193,7 +197,10 @@ impl Env {
         let results = self.drop_and_wait(d, "day2.csv", &day2);
         assert_eq!(self.run_state(2), "awaiting-approval", "{}", d.log());
         assert_eq!(self.status("u00"), "active");
-        assert_eq!(sqlite(&self.db, "SELECT title FROM users WHERE username = 'u09'"), "Manager");
+        assert_eq!(
+            sqlite(&self.db, "SELECT title FROM users WHERE username = 'u09'"),
+            "Manager"
+        );
         let text = fs::read_to_string(&results).expect("results"); // ok: test
         assert!(
             text.contains("held") && text.contains("dirsync runs approve 2 --class leavers"),
@@ -217,7 +224,11 @@ fn issue_12_held_leavers_are_shown_then_approved_and_applied() {
         "two results mails expected:\n{}",
         d.log()
     );
-    assert!(env.results_mails()[1].contains("runs approve 2"), "{}", env.results_mails()[1]);
+    assert!(
+        env.results_mails()[1].contains("runs approve 2"),
+        "{}",
+        env.results_mails()[1]
+    );
 
     // What is held, with the key, the change and the command to approve it.
     let show = env.run(&["runs", "show", "2"]);
@@ -225,7 +236,10 @@ fn issue_12_held_leavers_are_shown_then_approved_and_applied() {
     assert!(text.contains("state     awaiting-approval"), "{text}");
     assert!(text.contains("held changes (5)"), "{text}");
     for u in ["u00", "u01", "u02", "u03", "u04"] {
-        assert!(text.contains(&format!("-\t{u}\tleaver")), "{u} not listed as held:\n{text}");
+        assert!(
+            text.contains(&format!("-\t{u}\tleaver")),
+            "{u} not listed as held:\n{text}"
+        );
     }
 
     let out = env.run(&["runs", "approve", "2", "--by", "alice"]);
@@ -236,7 +250,10 @@ fn issue_12_held_leavers_are_shown_then_approved_and_applied() {
     assert_eq!(env.status("u05"), "active");
     assert_eq!(env.run_state(2), "done");
     assert_eq!(
-        sqlite(&env.journal, "SELECT decision || ' ' || classes || ' ' || by_name FROM run_approvals"),
+        sqlite(
+            &env.journal,
+            "SELECT decision || ' ' || classes || ' ' || by_name FROM run_approvals"
+        ),
         "approve leavers alice"
     );
     // The archived results file now says what the approval did.
@@ -276,7 +293,11 @@ fn issue_12_an_approval_refuses_a_plan_that_changed_and_skips_what_was_fixed() {
         assert_eq!(env.status(u), "active", "{u} was written by a refused approval");
     }
     assert_eq!(env.run_state(2), "awaiting-approval");
-    assert!(sqlite(&env.journal, "SELECT note FROM run_approvals WHERE decision = 'refused'").contains("u99"));
+    assert!(sqlite(
+        &env.journal,
+        "SELECT note FROM run_approvals WHERE decision = 'refused'"
+    )
+    .contains("u99"));
 
     // The extra account goes away again: the plan is the one shown, except
     // u00, which someone already fixed.
@@ -288,9 +309,15 @@ fn issue_12_an_approval_refuses_a_plan_that_changed_and_skips_what_was_fixed() {
         assert_eq!(env.status(u), "leaver", "{u}");
     }
     let show = stdout(&env.run(&["runs", "show", "2"]));
-    assert!(show.contains("refused") && show.contains("approve leavers by bob"), "{show}");
-    let results = fs::read_to_string(env.dir.join(sqlite(&env.journal, "SELECT results FROM runs WHERE id = 2")))
-        .expect("results"); // ok: test
+    assert!(
+        show.contains("refused") && show.contains("approve leavers by bob"),
+        "{show}"
+    );
+    let results = fs::read_to_string(
+        env.dir
+            .join(sqlite(&env.journal, "SELECT results FROM runs WHERE id = 2")),
+    )
+    .expect("results"); // ok: test
     let u00 = results.lines().find(|l| l.contains("u00")).unwrap_or_default();
     assert!(u00.contains("no longer needed"), "{results}");
 }

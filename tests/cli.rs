@@ -347,7 +347,10 @@ fn rejected_files_write_nothing_and_explain() {
         );
     }
     // A rejected file never reaches the target: its database was not even created.
-    assert!(!env.path("state/dir.db").exists(), "the target was opened for a rejected file");
+    assert!(
+        !env.path("state/dir.db").exists(),
+        "the target was opened for a rejected file"
+    );
 }
 
 #[test]

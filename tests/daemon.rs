@@ -678,10 +678,7 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     }
     // The journal agrees: one run, every item with exactly one outcome.
     assert_eq!(sqlite(&env.journal, "SELECT COUNT(*) FROM runs"), "1");
-    assert_eq!(
-        sqlite(&env.journal, "SELECT state || ' ' || filed FROM runs"),
-        "done 1"
-    );
+    assert_eq!(sqlite(&env.journal, "SELECT state || ' ' || filed FROM runs"), "done 1");
     assert_eq!(
         sqlite(
             &env.journal,
@@ -954,8 +951,5 @@ fn the_journal_can_live_in_postgresql() {
     assert!(!env.journal.exists(), "no SQLite journal when PostgreSQL is configured");
     let out = env.run(&["runs", "show", "1"]);
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        shown.contains("state     done") && shown.contains("tbroken"),
-        "{shown}"
-    );
+    assert!(shown.contains("state     done") && shown.contains("tbroken"), "{shown}");
 }

@@ -254,9 +254,7 @@ impl Daemon {
 
     /// SIGTERM, then the exit code.
     fn stop(&mut self, timeout: Duration) -> Option<i32> {
-        let Some(c) = self.child.as_mut() else {
-            return None;
-        };
+        let c = self.child.as_mut()?;
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         assert_eq!(rc, 0, "kill(SIGTERM)");

@@ -104,7 +104,11 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
     if sh.stopping() {
         return Err(Again::Later("shutting down".into()));
     }
-    let status = format!("run {id}: {} ({})", run.file_name.escape_debug(), run.inbox.escape_debug());
+    let status = format!(
+        "run {id}: {} ({})",
+        run.file_name.escape_debug(),
+        run.inbox.escape_debug()
+    );
     notify_systemd(&[sd_notify::NotifyState::Status(&status)]);
 
     if run.state == RunState::Claimed && !run.forced {
@@ -173,7 +177,10 @@ async fn duplicate(sh: &Shared, inbox: &FolderInbox, run: &RunRecord, prev: &Run
         timestamp(when),
         run.file_name
     );
-    warn!(previous_run = prev.id, "File identical to one already applied; not applied again.");
+    warn!(
+        previous_run = prev.id,
+        "File identical to one already applied; not applied again."
+    );
     let results = results_beside(&run.claimed);
     write_atomically(&results, |w| {
         let mut out = csv::Writer::from_writer(w);

@@ -51,12 +51,13 @@ fn class_list(classes: &[Class]) -> String {
 impl Journal {
     /// The decisions on a run, oldest first.
     pub async fn approvals(&self, run: i64) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT seq, decision, classes, by_name, at, note FROM run_approvals WHERE run_id = ? ORDER BY seq",
-        ))
-        .bind(run)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(&self.sql(
+                "SELECT seq, decision, classes, by_name, at, note FROM run_approvals WHERE run_id = ? ORDER BY seq",
+            ))
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let decision: String = r.try_get(1)?;

@@ -82,8 +82,7 @@ impl Journal {
         breaches: &[crate::core::plan::Breach],
         state: super::RunState,
     ) -> Result<()> {
-        let breaches =
-            serde_json::to_string(breaches).map_err(|e| JournalError::Query(format!("breaches: {e}")))?;
+        let breaches = serde_json::to_string(breaches).map_err(|e| JournalError::Query(format!("breaches: {e}")))?;
         let mut tx = self.pool.begin().await?;
         for chunk in items.chunks(100) {
             let values = vec!["(?, ?, ?, ?, ?, ?, 0, 0, ?, ?)"; chunk.len()].join(", ");

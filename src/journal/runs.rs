@@ -171,7 +171,11 @@ impl Journal {
         // Ids are small integers people can type; a second daemon sharing a
         // PostgreSQL journal that takes the same id makes the insert fail,
         // and the next try takes the next one.
-        let state = if r.preview { RunState::Preview } else { RunState::Claimed };
+        let state = if r.preview {
+            RunState::Preview
+        } else {
+            RunState::Claimed
+        };
         for _ in 0..5 {
             let id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM runs")
                 .fetch_one(&self.pool)
@@ -282,15 +286,18 @@ impl Journal {
     /// A newer run of the same inbox and policy supersedes the runs still
     /// awaiting approval there. Returns their ids.
     pub async fn supersede_waiting(&self, newer: &RunRecord) -> Result<Vec<i64>> {
-        let rows = sqlx::query(&self.sql(
-            "SELECT id FROM runs WHERE inbox = ? AND policy = ? AND id < ? AND state = 'awaiting-approval'",
-        ))
+        let rows = sqlx::query(
+            &self.sql("SELECT id FROM runs WHERE inbox = ? AND policy = ? AND id < ? AND state = 'awaiting-approval'"),
+        )
         .bind(&newer.inbox)
         .bind(&newer.policy)
         .bind(newer.id)
         .fetch_all(&self.pool)
         .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
         for id in &ids {
             sqlx::query(&self.sql(
                 "UPDATE runs SET state = 'superseded', superseded_by = ?, \

@@ -90,11 +90,16 @@ pub(super) async fn create_or_upgrade(pool: &AnyPool) -> Result<(), sqlx::Error>
     // An existing runs table without a version is a version-1 journal.
     let had_runs = sqlx::query("SELECT COUNT(*) FROM runs").fetch_one(pool).await.is_ok();
     let had_meta = matches!(
-        sqlx::query("SELECT version FROM journal_meta").fetch_optional(pool).await,
+        sqlx::query("SELECT version FROM journal_meta")
+            .fetch_optional(pool)
+            .await,
         Ok(Some(_))
     );
     // A journal created by this version that stopped before its version row.
-    let current_runs = sqlx::query("SELECT filed FROM runs LIMIT 1").fetch_optional(pool).await.is_ok();
+    let current_runs = sqlx::query("SELECT filed FROM runs LIMIT 1")
+        .fetch_optional(pool)
+        .await
+        .is_ok();
     for stmt in TABLES {
         sqlx::query(stmt).execute(pool).await?;
     }

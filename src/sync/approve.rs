@@ -22,7 +22,7 @@ use crate::journal::{Approval, Decision, ItemId, ItemRecord, RunRecord, RunState
 #[derive(Debug)]
 pub enum Approved {
     /// The held changes were applied (or found no longer needed).
-    Applied(RunReport),
+    Applied(Box<RunReport>),
     /// The plan changed since it was shown; nothing written. The reasons.
     Refused(Vec<String>),
     /// Asked to stop mid-way; the approval stands and the run resumes.
@@ -44,11 +44,7 @@ async fn awaiting(ctx: &Ctx<'_>, id: i64) -> Result<RunRecord, SyncError> {
 }
 
 /// The held items, and the classes to decide on (all held ones when none given).
-fn held_classes(
-    id: i64,
-    records: &HashMap<ItemId, ItemRecord>,
-    asked: &[Class],
-) -> Result<BTreeSet<Class>, SyncError> {
+fn held_classes(id: i64, records: &HashMap<ItemId, ItemRecord>, asked: &[Class]) -> Result<BTreeSet<Class>, SyncError> {
     let held: BTreeSet<Class> = records
         .values()
         .filter(|r| r.verdict == Some(Verdict::Held))
@@ -70,7 +66,10 @@ fn held_classes(
 }
 
 fn who(r: &ItemRecord) -> String {
-    let line = r.line.map(|l| format!("line {l}")).unwrap_or_else(|| "absent account".into());
+    let line = r
+        .line
+        .map(|l| format!("line {l}"))
+        .unwrap_or_else(|| "absent account".into());
     format!("{line} ({})", r.user_key.as_deref().unwrap_or("?"))
 }
 
@@ -94,12 +93,14 @@ pub async fn approve(ctx: &Ctx<'_>, id: i64, classes: &[Class], by: &str) -> Res
         Ok(roster) => {
             let backend = open_backend(ctx.config, lp).await.map_err(|e| match e {
                 OpenError::Config(m) => SyncError::Config(m),
-                OpenError::Target(e) => {
-                    SyncError::Config(format!("target unavailable: {e}; nothing approved, try again when it is back"))
-                }
+                OpenError::Target(e) => SyncError::Config(format!(
+                    "target unavailable: {e}; nothing approved, try again when it is back"
+                )),
             })?;
             let snapshot = backend.snapshot().await.map_err(|e| {
-                SyncError::Config(format!("target unavailable: {e}; nothing approved, try again when it is back"))
+                SyncError::Config(format!(
+                    "target unavailable: {e}; nothing approved, try again when it is back"
+                ))
             })?;
             let fresh = plan(
                 &roster,
@@ -116,9 +117,7 @@ pub async fn approve(ctx: &Ctx<'_>, id: i64, classes: &[Class], by: &str) -> Res
                 if item.hold.is_some() {
                     continue; // held by the policy itself, never written
                 }
-                let shown = records
-                    .get(&item_id(item))
-                    .filter(|r| r.verdict == Some(Verdict::Held));
+                let shown = records.get(&item_id(item)).filter(|r| r.verdict == Some(Verdict::Held));
                 let now = detail(item, policy);
                 match shown {
                     Some(r) if r.change == kind && r.detail == now => {}

@@ -59,7 +59,9 @@ pub enum SyncError {
 }
 
 /// Open the journal `[service]` names (the daemon's and the command line's alike).
-pub async fn open_journal(config: &crate::config::Config) -> Result<crate::journal::Journal, crate::journal::JournalError> {
+pub async fn open_journal(
+    config: &crate::config::Config,
+) -> Result<crate::journal::Journal, crate::journal::JournalError> {
     crate::journal::Journal::open(&crate::journal::JournalLocation {
         url: config.service.journal_url(),
         key_file: config.service.state_dir.join("journal.key"),

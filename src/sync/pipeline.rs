@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::mails::{self, MailOut};
-use super::resume::{self, Progress};
 use super::results::{default_results_path, write_atomically, write_refusal};
+use super::resume::{self, Progress};
 use super::target::{generate_password, open_backend, OpenError};
 use super::writes::Writes;
 use super::{RunReport, SyncError};
@@ -40,7 +40,7 @@ pub struct Ctx<'a> {
 pub enum Finish {
     /// The run ended this pass in `report.state` (done, preview, rejected,
     /// awaiting-approval, or failed when the target failed).
-    Ended(RunReport),
+    Ended(Box<RunReport>),
     /// Asked to stop; the batch in flight was finished and journaled.
     Stopped,
 }
@@ -143,8 +143,17 @@ impl Pass<'_> {
             kind: FileErrorKind::Target,
             message: format!("{e}; nothing was written, run the file again when the target is back"),
         };
-        write_refusal(bytes, &self.lp.policy, &self.results, &why)?;
-        let mut report = self.report(if self.preview { RunState::Preview } else { RunState::Failed });
+        // A run that already wrote keeps its results file: it says what was
+        // done; the rows still open resume when the target is back.
+        let wrote = !self.ctx.journal.items(self.run.id).await?.is_empty() && self.results.exists();
+        if !wrote {
+            write_refusal(bytes, &self.lp.policy, &self.results, &why)?;
+        }
+        let mut report = self.report(if self.preview {
+            RunState::Preview
+        } else {
+            RunState::Failed
+        });
         report.target_error = Some(e);
         self.end(report).await
     }
@@ -157,7 +166,11 @@ impl Pass<'_> {
             Err(e) => {
                 warn!(reason = ?e.to_string(), "File rejected as a whole; nothing written.");
                 write_refusal(bytes, policy, &self.results, &e)?;
-                let mut report = self.report(if self.preview { RunState::Preview } else { RunState::Rejected });
+                let mut report = self.report(if self.preview {
+                    RunState::Preview
+                } else {
+                    RunState::Rejected
+                });
                 report.file_error = Some(e);
                 return self.end(report).await;
             }
@@ -203,7 +216,11 @@ impl Pass<'_> {
                 warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
             }
             let (p, records) = resume::first(&plan, &roster, policy, run.id, self.preview);
-            let state = if self.preview { RunState::Preview } else { RunState::Running };
+            let state = if self.preview {
+                RunState::Preview
+            } else {
+                RunState::Running
+            };
             journal.record_plan(run.id, &records, &breaches, state).await?;
             info!(items = records.len(), "Plan journaled.");
             p
@@ -263,7 +280,10 @@ impl Pass<'_> {
                     info!("Stopping between batches; the run resumes on restart.");
                     return Ok(Finish::Stopped);
                 }
-                if let Err(e) = self.batch(backend.as_ref(), chunk, &plan, &roster, &writes, &fresh, &op, &mut p).await? {
+                if let Err(e) = self
+                    .batch(backend.as_ref(), chunk, &plan, &roster, &writes, &fresh, &op, &mut p)
+                    .await?
+                {
                     warn!(error = ?e, "Target failed during apply; remaining writes not made.");
                     for &i in chunk {
                         p.outcomes[i] = Some(Outcome::new(
@@ -279,7 +299,10 @@ impl Pass<'_> {
         let outcomes: Vec<Outcome> = p
             .outcomes
             .iter()
-            .map(|o| o.clone().unwrap_or_else(|| Outcome::new(Verdict::Skipped, Some("not processed".into()))))
+            .map(|o| {
+                o.clone()
+                    .unwrap_or_else(|| Outcome::new(Verdict::Skipped, Some("not processed".into())))
+            })
             .collect();
         // Decided here without a write: journaled now.
         if !p.unjournaled.is_empty() {
@@ -365,8 +388,10 @@ impl Pass<'_> {
         p: &mut Progress,
     ) -> Result<Result<(), String>, SyncError> {
         let journal = self.ctx.journal;
-        let intents: Vec<(&ItemId, crate::core::plan::ChangeKind)> =
-            chunk.iter().map(|&i| (&p.ids[i], plan.items[i].change.kind())).collect();
+        let intents: Vec<(&ItemId, crate::core::plan::ChangeKind)> = chunk
+            .iter()
+            .map(|&i| (&p.ids[i], plan.items[i].change.kind()))
+            .collect();
         let secrets: Vec<(&ItemId, &Secret)> = chunk
             .iter()
             .filter(|&&i| fresh[i])
@@ -430,11 +455,22 @@ impl Pass<'_> {
     async fn end(&self, mut report: RunReport) -> Result<Finish, SyncError> {
         let journal = self.ctx.journal;
         if report.state != RunState::Failed {
-            mails::queue(self.ctx.mail, self.lp, self.run, &self.mail_id, !self.preview, &mut report).await;
+            mails::queue(
+                self.ctx.mail,
+                self.lp,
+                self.run,
+                &self.mail_id,
+                !self.preview,
+                &mut report,
+            )
+            .await;
         }
         let summary = match &report.file_error {
             Some(e) => format!("file rejected: {e}"),
-            None if report.target_error.is_some() && report.summary.changes.is_empty() => "target unavailable".into(),
+            None if report.target_error.is_some() && report.summary.changes.is_empty() => match &self.run.summary {
+                Some(prev) if self.run.state == RunState::Failed => prev.clone(),
+                _ => "target unavailable".into(),
+            },
             None => report.summary.to_string(),
         };
         let note = report.target_error.clone().or_else(|| report.approve_hint.clone());
@@ -452,6 +488,6 @@ impl Pass<'_> {
         if !report.state.resumable() {
             journal.forget_secrets(self.run.id).await?;
         }
-        Ok(Finish::Ended(report))
+        Ok(Finish::Ended(Box::new(report)))
     }
 }

@@ -54,13 +54,22 @@ fn line_of(item: &PlanItem, roster: &Roster) -> Option<i64> {
 /// How to approve a held class, appended to its rows' messages.
 pub(super) fn approve_how(run: i64, item: &PlanItem) -> String {
     match item.change.class() {
-        Some(c) => format!("to apply it after review: dirsync runs approve {run} --class {}", c.as_str()),
+        Some(c) => format!(
+            "to apply it after review: dirsync runs approve {run} --class {}",
+            c.as_str()
+        ),
         None => format!("to apply it after review: dirsync runs approve {run}"),
     }
 }
 
 /// The first pass: what the plan alone decides, and the records to journal.
-pub(super) fn first(plan: &Plan, roster: &Roster, policy: &Policy, run: i64, preview: bool) -> (Progress, Vec<ItemRecord>) {
+pub(super) fn first(
+    plan: &Plan,
+    roster: &Roster,
+    policy: &Policy,
+    run: i64,
+    preview: bool,
+) -> (Progress, Vec<ItemRecord>) {
     let n = plan.items.len();
     let mut p = Progress {
         ids: plan.items.iter().map(item_id).collect(),
@@ -115,7 +124,10 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
             p.outcomes[i] = Some(Outcome::from_plan(item, false).unwrap_or_else(|| {
                 Outcome::new(
                     Verdict::Skipped,
-                    Some("not in this run's original plan (the target changed during the run); the next file handles it".into()),
+                    Some(
+                        "not in this run's original plan (the target changed during the run); the next file handles it"
+                            .into(),
+                    ),
                 )
             }));
             continue;
@@ -146,7 +158,11 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
                     detail(item, policy).as_deref().unwrap_or(item.change.name())
                 )
             };
-            let verdict = if r.intent && !writes { Verdict::Done } else { Verdict::Skipped };
+            let verdict = if r.intent && !writes {
+                Verdict::Done
+            } else {
+                Verdict::Skipped
+            };
             item.change = r.change.bare();
             p.outcomes[i] = Some(Outcome::new(verdict, Some(why)));
             p.unjournaled.push(i);
@@ -161,7 +177,8 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
             item.change = r.change.bare();
             p.outcomes[i] = Some(Outcome::new(Verdict::Done, Some(CONFIRMED.into())));
         } else {
-            p.outcomes[i] = Some(Outcome::from_plan(item, false).unwrap_or_else(|| Outcome::new(Verdict::Skipped, None)));
+            p.outcomes[i] =
+                Some(Outcome::from_plan(item, false).unwrap_or_else(|| Outcome::new(Verdict::Skipped, None)));
         }
         p.unjournaled.push(i);
     }

@@ -48,17 +48,19 @@ pub async fn start_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<Started, Syn
     } else {
         ctx.journal.unfinished_cli_run(&sha, &r.policy.name).await?
     };
+    let results = r
+        .results
+        .clone()
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .unwrap_or_else(|| super::default_results_path(&path));
     let (run_id, resumed) = match existing {
         Some(run) => {
             tracing::info!(run_id = run.id, "Resuming the unfinished run of this file.");
+            // The results go where this command asks for them.
+            ctx.journal.set_results(run.id, &results).await?;
             (run.id, true)
         }
         None => {
-            let results = r
-                .results
-                .clone()
-                .map(|p| std::path::absolute(&p).unwrap_or(p))
-                .unwrap_or_else(|| super::default_results_path(&path));
             let file_name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
