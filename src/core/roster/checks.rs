@@ -1,7 +1,7 @@
 //! Per-row checks: one record → a typed [`Person`], or every reason the row
 //! is refused (the other rows go on).
 
-use super::error::RowError;
+use super::error::{RowError, RowErrorKind};
 use crate::core::policy::{Column, Policy};
 use crate::core::types::{AccountState, Origin, Person, Secret, UserKey, Value};
 
@@ -27,38 +27,35 @@ pub(super) fn parse_row(
     let mut state = AccountState::Active;
     let mut must_change = None;
     let mut password = None;
-    let err = |errors: &mut Vec<RowError>, h: &str, m: String| {
-        errors.push(RowError {
-            column: Some(h.to_string()),
-            message: m,
-        })
-    };
+    let err = |errors: &mut Vec<RowError>, h: &str, kind: RowErrorKind| errors.push(RowError::in_column(h, kind));
 
     for ((raw, h), c) in record.iter().zip(header).zip(columns) {
         let v = raw.trim();
         if *c != Column::Password && *c != Column::Unknown && *c != Column::Ignored {
             if let Some(ch) = first_control_char(v) {
-                err(
-                    &mut errors,
-                    h,
-                    format!("contains a control character (U+{:04X}); remove it", ch as u32),
-                );
+                err(&mut errors, h, RowErrorKind::ControlCharacter { code: Some(ch as u32) });
                 continue;
             }
         }
         match *c {
             Column::Key => {
                 if v.is_empty() {
-                    err(&mut errors, h, "is empty; every row needs a username".into());
-                } else if let Some(m) = too_long(v, "username", policy) {
-                    err(&mut errors, h, m);
+                    err(
+                        &mut errors,
+                        h,
+                        RowErrorKind::Missing {
+                            field: "username".into(),
+                        },
+                    );
+                } else if let Some(k) = too_long(v, "username", policy) {
+                    err(&mut errors, h, k);
                 } else {
                     key = Some(UserKey::new(v));
                 }
             }
             Column::Attribute(i) => match check_value(v, i, policy) {
                 Ok(val) => attrs[i] = val,
-                Err(m) => err(&mut errors, h, m),
+                Err(k) => err(&mut errors, h, k),
             },
             Column::Groups => {
                 let mut list = Vec::new();
@@ -72,11 +69,11 @@ pub(super) fn parse_row(
                         None => err(
                             &mut errors,
                             h,
-                            format!(
-                                "group {g:?} is not managed by policy {:?} (managed: {}); fix the name or add it to groups.managed",
-                                policy.name,
-                                policy.groups.managed.join(", ")
-                            ),
+                            RowErrorKind::UnmanagedGroup {
+                                group: g.to_string(),
+                                policy: policy.name.clone(),
+                                managed: policy.groups.managed.clone(),
+                            },
                         ),
                     }
                 }
@@ -93,11 +90,11 @@ pub(super) fn parse_row(
                     err(
                         &mut errors,
                         h,
-                        format!(
-                            "{v:?} is not a status; use empty or one of {} for active, {} for a leaver",
-                            policy.roster.active_values.join("/"),
-                            policy.roster.leaver_values.join("/")
-                        ),
+                        RowErrorKind::BadStatus {
+                            value: v.to_string(),
+                            active: policy.roster.active_values.clone(),
+                            leaver: policy.roster.leaver_values.clone(),
+                        },
                     );
                 }
             }
@@ -108,15 +105,15 @@ pub(super) fn parse_row(
                 } else if ["0", "false", "no", "n"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
                     must_change = Some(false)
                 } else {
-                    err(&mut errors, h, format!("{v:?} is not 1/0, yes/no or true/false"))
+                    err(&mut errors, h, RowErrorKind::BadFlag { value: v.to_string() })
                 }
             }
             Column::Password => {
                 if !raw.is_empty() {
-                    if let Some(m) = too_long(raw, "password", policy) {
-                        err(&mut errors, h, m);
+                    if let Some(k) = too_long(raw, "password", policy) {
+                        err(&mut errors, h, k);
                     } else if raw.chars().any(char::is_control) {
-                        err(&mut errors, h, "contains a control character; remove it".into());
+                        err(&mut errors, h, RowErrorKind::ControlCharacter { code: None });
                     } else {
                         password = Some(Secret::new(raw));
                     }
@@ -136,7 +133,7 @@ pub(super) fn parse_row(
         if attrs[i].is_none() && rule.required == Some(true) {
             if let Some(pos) = columns.iter().position(|c| *c == Column::Attribute(i)) {
                 if !errors.iter().any(|e| e.column.as_deref() == Some(header[pos].as_str())) {
-                    err(&mut errors, &header[pos], format!("is empty; {name} is required"));
+                    err(&mut errors, &header[pos], RowErrorKind::Missing { field: name.clone() });
                 }
             }
         }
@@ -146,10 +143,7 @@ pub(super) fn parse_row(
     }
     if let Some(k) = &key {
         if policy.is_protected(k) {
-            errors.push(RowError {
-                column: None,
-                message: format!("{k} is a protected account (sync.protected); dirsync never changes it"),
-            });
+            errors.push(RowError::in_row(RowErrorKind::Protected { key: k.to_string() }));
         }
     }
     match key {
@@ -166,17 +160,17 @@ pub(super) fn parse_row(
     }
 }
 
-fn too_long(v: &str, field: &str, policy: &Policy) -> Option<String> {
+fn too_long(v: &str, field: &str, policy: &Policy) -> Option<RowErrorKind> {
     too_long_max(v, policy.rule(field).max_len.unwrap_or(policy.roster.max_field_len))
 }
 
-fn too_long_max(v: &str, max: usize) -> Option<String> {
+fn too_long_max(v: &str, max: usize) -> Option<RowErrorKind> {
     // Bytes ≥ characters: count characters only when the bytes could be over.
     if v.len() <= max {
         return None;
     }
     let n = v.chars().count();
-    (n > max).then(|| format!("is {n} characters long; at most {max} are allowed"))
+    (n > max).then_some(RowErrorKind::TooLong { length: n, max })
 }
 
 /// Case-insensitive equality without allocating for ASCII.
@@ -196,21 +190,24 @@ fn first_control_char(v: &str) -> Option<char> {
     }
 }
 
-fn check_value(v: &str, i: usize, policy: &Policy) -> Result<Option<Value>, String> {
+fn check_value(v: &str, i: usize, policy: &Policy) -> Result<Option<Value>, RowErrorKind> {
     if v.is_empty() {
         return Ok(None);
     }
     let rule = policy.attr_rule(i);
-    if let Some(m) = too_long_max(v, rule.max_len.unwrap_or(policy.roster.max_field_len)) {
-        return Err(m);
+    if let Some(k) = too_long_max(v, rule.max_len.unwrap_or(policy.roster.max_field_len)) {
+        return Err(k);
     }
     if policy.attributes[i] == "email" && !is_email(v) {
-        return Err(format!("{v:?} is not an email address (name@domain.tld); correct it"));
+        return Err(RowErrorKind::MalformedEmail { value: v.to_string() });
     }
     if let Some(allowed) = &rule.allowed {
         return match allowed.iter().find(|a| same_word(a, v)) {
             Some(a) => Ok(Some(Value::from(a.as_str()))),
-            None => Err(format!("{v:?} is not allowed; use one of: {}", allowed.join(", "))),
+            None => Err(RowErrorKind::NotAllowed {
+                value: v.to_string(),
+                allowed: allowed.clone(),
+            }),
         };
     }
     Ok(Some(Value::from(v)))
@@ -255,31 +252,65 @@ mod tests {
             admin,A,B,adm@example.org,,,,,\n";
         let r = parse(text).unwrap();
         assert_eq!(r.persons.len(), 1);
-        let rej = rejected(&r);
-        let find = |row: usize| {
+        let rej = rejected_errors(&r);
+        let find = |row: usize| -> Vec<RowError> {
             rej.iter()
                 .find(|(r, _, _)| *r == row)
                 .map(|x| x.2.clone())
                 .unwrap_or_default()
         };
-        assert!(find(2).contains("column \"username\": is empty"), "{}", find(2));
-        assert!(
-            find(3).contains("column \"email\": \"bad@\" is not an email"),
-            "{}",
-            find(3)
+        let cell = |column: &str, kind: RowErrorKind| vec![RowError::in_column(column, kind)];
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            find(2),
+            cell("username", RowErrorKind::Missing { field: s("username") })
         );
-        assert!(find(4).contains("column \"firstname\": is empty"), "{}", find(4));
-        assert!(
-            find(5).contains("\"Admin\" is not allowed; use one of: Standard, Privileged"),
-            "{}",
-            find(5)
+        assert_eq!(
+            find(3),
+            cell("email", RowErrorKind::MalformedEmail { value: s("bad@") })
         );
-        assert!(find(6).contains("15 characters long; at most 10"), "{}", find(6));
-        assert!(find(7).contains("group \"wheel\" is not managed"), "{}", find(7));
-        assert!(find(8).contains("\"retired\" is not a status"), "{}", find(8));
-        assert!(find(9).contains("\"maybe\" is not 1/0"), "{}", find(9));
-        assert!(find(10).contains("has 3 fields but the header has 9"), "{}", find(10));
-        assert!(find(11).contains("protected account"), "{}", find(11));
+        assert_eq!(
+            find(4),
+            cell("firstname", RowErrorKind::Missing { field: s("firstname") })
+        );
+        assert_eq!(
+            find(5),
+            cell(
+                "user_type",
+                RowErrorKind::NotAllowed {
+                    value: s("Admin"),
+                    allowed: vec![s("Standard"), s("Privileged")]
+                }
+            )
+        );
+        assert_eq!(find(6), cell("title", RowErrorKind::TooLong { length: 15, max: 10 }));
+        assert!(
+            matches!(&find(7)[..], [RowError { kind: RowErrorKind::UnmanagedGroup { group, .. }, column: Some(c) }]
+                if group == "wheel" && c == "groups"),
+            "{:?}",
+            find(7)
+        );
+        assert!(
+            matches!(&find(8)[..], [RowError { kind: RowErrorKind::BadStatus { value, .. }, .. }] if value == "retired"),
+            "{:?}",
+            find(8)
+        );
+        assert_eq!(
+            find(9),
+            cell("change password next time", RowErrorKind::BadFlag { value: s("maybe") })
+        );
+        assert_eq!(
+            find(10),
+            vec![RowError::in_row(RowErrorKind::FieldCount {
+                found: 3,
+                expected: 9,
+                delimiter: ','
+            })]
+        );
+        assert_eq!(
+            find(11),
+            vec![RowError::in_row(RowErrorKind::Protected { key: s("admin") })]
+        );
         let lines: Vec<u64> = rej.iter().map(|x| x.1).collect();
         assert_eq!(lines, (3..=12).collect::<Vec<u64>>());
     }
@@ -323,5 +354,101 @@ mod tests {
         ] {
             assert!(!is_email(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn row_errors_read_as_before() {
+        let s = |v: &str| v.to_string();
+        let cases = [
+            (
+                RowError::in_column("username", RowErrorKind::Missing { field: s("username") }),
+                "column \"username\": is empty; every row needs a username",
+            ),
+            (
+                RowError::in_column("First", RowErrorKind::Missing { field: s("firstname") }),
+                "column \"First\": is empty; firstname is required",
+            ),
+            (
+                RowError::in_column("email", RowErrorKind::MalformedEmail { value: s("bad@") }),
+                "column \"email\": \"bad@\" is not an email address (name@domain.tld); correct it",
+            ),
+            (
+                RowError::in_column("t", RowErrorKind::TooLong { length: 15, max: 10 }),
+                "column \"t\": is 15 characters long; at most 10 are allowed",
+            ),
+            (
+                RowError::in_column("t", RowErrorKind::ControlCharacter { code: Some(7) }),
+                "column \"t\": contains a control character (U+0007); remove it",
+            ),
+            (
+                RowError::in_column("password", RowErrorKind::ControlCharacter { code: None }),
+                "column \"password\": contains a control character; remove it",
+            ),
+            (
+                RowError::in_column(
+                    "groups",
+                    RowErrorKind::UnmanagedGroup {
+                        group: s("wheel"),
+                        policy: s("t"),
+                        managed: vec![s("staff"), s("vpn")],
+                    },
+                ),
+                "column \"groups\": group \"wheel\" is not managed by policy \"t\" (managed: staff, vpn); fix the name or add it to groups.managed",
+            ),
+            (
+                RowError::in_column(
+                    "status",
+                    RowErrorKind::BadStatus {
+                        value: s("retired"),
+                        active: vec![s("active"), s("joiner")],
+                        leaver: vec![s("leaver"), s("left")],
+                    },
+                ),
+                "column \"status\": \"retired\" is not a status; use empty or one of active/joiner for active, leaver/left for a leaver",
+            ),
+            (
+                RowError::in_row(RowErrorKind::FieldCount {
+                    found: 3,
+                    expected: 9,
+                    delimiter: ';',
+                }),
+                "has 3 fields but the header has 9; check for an unquoted delimiter (';') in a value",
+            ),
+            (
+                RowError::in_row(RowErrorKind::Protected { key: s("Admin") }),
+                "Admin is a protected account (sync.protected); dirsync never changes it",
+            ),
+            (
+                RowError::in_column(
+                    "username",
+                    RowErrorKind::DuplicateKey {
+                        lines: vec![2, 3],
+                        keep_first: false,
+                    },
+                ),
+                "column \"username\": duplicate username (case-insensitive) on lines 2, 3; none of them is applied; keep one row per person",
+            ),
+            (
+                RowError::in_row(RowErrorKind::DuplicateEmail {
+                    lines: vec![4, 9],
+                    keep_first: true,
+                }),
+                "duplicate email (case-insensitive) on lines 4, 9; the first row is kept; remove the others",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want, "{}", e.kind.as_str());
+        }
+    }
+
+    #[test]
+    fn row_error_kinds_serialise_with_their_details() {
+        let e = RowError::in_column("title", RowErrorKind::TooLong { length: 15, max: 10 });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":{"kind":"too-long","length":15,"max":10},"column":"title"}"#
+        );
+        assert_eq!(serde_json::from_str::<RowError>(&json).unwrap(), e);
     }
 }

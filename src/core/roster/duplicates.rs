@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::error::RowError;
+use super::error::{RowError, RowErrorKind};
 use super::{Entry, Roster};
 use crate::core::policy::{Column, Duplicates, Policy};
 use crate::core::types::Person;
@@ -67,34 +67,39 @@ pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
             .position(|c| *c == Column::Attribute(i))
             .map(|p| roster.header[p].clone())
     });
-    let lines = |group: &[usize], entries: &[Entry], persons: &[Person]| -> String {
+    let lines = |group: &[usize], entries: &[Entry], persons: &[Person]| -> Vec<u64> {
         group
             .iter()
             .map(|ei| match &entries[*ei] {
-                Entry::Valid(pi) => persons[*pi].origin.line.to_string(),
-                Entry::Rejected(r) => r.origin.line.to_string(),
+                Entry::Valid(pi) => persons[*pi].origin.line,
+                Entry::Rejected(r) => r.origin.line,
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     };
-    for (what, col, groups) in [
-        ("username", &key_col, by_key.into_values().collect::<Vec<_>>()),
-        ("email", &email_col, by_email.into_values().collect::<Vec<_>>()),
+    for (is_key, col, groups) in [
+        (true, &key_col, by_key.into_values().collect::<Vec<_>>()),
+        (false, &email_col, by_email.into_values().collect::<Vec<_>>()),
     ] {
         for group in groups.into_iter().filter(|g| g.len() > 1) {
-            let at = lines(&group, &roster.entries, &roster.persons);
+            let lines = lines(&group, &roster.entries, &roster.persons);
             let skip = if keep_first { 1 } else { 0 };
             for ei in group.iter().skip(skip) {
-                let hint = if keep_first {
-                    "the first row is kept; remove the others"
+                let kind = if is_key {
+                    RowErrorKind::DuplicateKey {
+                        lines: lines.clone(),
+                        keep_first,
+                    }
                 } else {
-                    "none of them is applied; keep one row per person"
+                    RowErrorKind::DuplicateEmail {
+                        lines: lines.clone(),
+                        keep_first,
+                    }
                 };
                 to_reject.push((
                     *ei,
                     RowError {
+                        kind,
                         column: col.clone(),
-                        message: format!("duplicate {what} (case-insensitive) on lines {at}; {hint}"),
                     },
                 ));
             }
@@ -147,10 +152,16 @@ mod tests {
         assert_eq!(r.persons[0].key.as_str(), "other");
         let rej = rejected(&r);
         assert_eq!(rej.len(), 2);
-        assert!(
-            rej[0].2.contains("duplicate username (case-insensitive) on lines 2, 3"),
-            "{:?}",
-            rej
+        assert_eq!(
+            rejected_errors(&r)[0].2,
+            vec![RowError {
+                kind: RowErrorKind::DuplicateKey {
+                    lines: vec![2, 3],
+                    keep_first: false
+                },
+                column: Some("username".into()),
+            }],
+            "{rej:?}"
         );
         let mut p = policy();
         p.roster.duplicates = Duplicates::KeepFirst;
@@ -163,6 +174,9 @@ mod tests {
     fn duplicate_email_rejects_both() {
         let r = parse(&format!("{HEAD}a,A,B,same@example.org\nb,C,D,SAME@example.org\n")).unwrap();
         assert!(r.persons.is_empty());
-        assert!(rejected(&r)[1].2.contains("duplicate email"));
+        assert!(matches!(
+            &rejected_errors(&r)[1].2[..],
+            [RowError { kind: RowErrorKind::DuplicateEmail { lines, .. }, .. }] if lines == &[2, 3]
+        ));
     }
 }

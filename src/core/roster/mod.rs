@@ -17,7 +17,7 @@ mod records;
 
 pub use checks::is_email;
 pub use decode::decode;
-pub use error::{FileError, FileErrorKind, RowError};
+pub use error::{FileError, FileErrorKind, RowError, RowErrorKind};
 pub use records::{records, RecordIter};
 
 use super::policy::{Column, Policy};
@@ -138,10 +138,7 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
                 entries.push(Entry::rejected(
                     Origin { row, line },
                     None,
-                    vec![RowError {
-                        column: None,
-                        message: format!("unreadable record: {msg}"),
-                    }],
+                    vec![RowError::in_row(RowErrorKind::Unreadable { reason: msg })],
                 ));
                 continue;
             }
@@ -155,15 +152,11 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
             entries.push(Entry::rejected(
                 origin,
                 key_of(record, &columns),
-                vec![RowError {
-                    column: None,
-                    message: format!(
-                        "has {} fields but the header has {}; check for an unquoted delimiter ({:?}) in a value",
-                        record.len(),
-                        header.len(),
-                        delimiter as char
-                    ),
-                }],
+                vec![RowError::in_row(RowErrorKind::FieldCount {
+                    found: record.len(),
+                    expected: header.len(),
+                    delimiter: delimiter as char,
+                })],
             ));
             continue;
         }
@@ -265,6 +258,17 @@ pub(crate) mod fixtures {
 
     pub fn parse(s: &str) -> Result<Roster, FileError> {
         parse_roster(s.as_bytes(), &policy())
+    }
+
+    /// (row, line, errors) of each rejected row.
+    pub fn rejected_errors(r: &Roster) -> Vec<(usize, u64, Vec<RowError>)> {
+        r.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Rejected(r) => Some((r.origin.row, r.origin.line, r.errors.clone())),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn rejected(r: &Roster) -> Vec<(usize, u64, String)> {
