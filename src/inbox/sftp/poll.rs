@@ -220,10 +220,7 @@ impl Poller {
 
 /// The results of a file rejected before it was read.
 fn rejection(why: &str) -> Processed {
-    let error = FileError {
-        kind: FileErrorKind::TooManyRows,
-        message: why.to_string(),
-    };
+    let error = FileError::new(FileErrorKind::TooManyRows, why);
     let mut results = Vec::new();
     // ok: writing into a Vec cannot fail.
     let _ = write_rejection(&mut results, None, &error);
