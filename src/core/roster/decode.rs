@@ -14,7 +14,7 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
         ));
     }
     let (text, _) = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        (utf8(rest)?, 3)
+        (utf8(rest, 3)?, 3)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         (utf16(rest, u16::from_le_bytes)?, 2)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
@@ -23,7 +23,7 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
         let (cow, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
         (cow.into_owned(), 0)
     } else {
-        (utf8(bytes)?, 0)
+        (utf8(bytes, 0)?, 0)
     };
     if text.trim().is_empty() {
         return Err(file_error(
@@ -32,34 +32,38 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
         ));
     }
     if let Some(pos) = text.find('\0') {
+        let line = line_of(text.as_bytes(), pos);
         return Err(file_error(
             FileErrorKind::Encoding,
             format!(
-                "line {} contains a NUL character; the file may be UTF-16 without a byte-order mark: save it as UTF-8",
-                line_of(text.as_bytes(), pos)
+                "line {line} contains a NUL character; the file may be UTF-16 without a byte-order mark: save it as UTF-8"
             ),
-        ));
+        )
+        .at_line(line));
     }
     Ok(text)
 }
 
-fn line_of(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count() + 1
+fn line_of(bytes: &[u8], offset: usize) -> u64 {
+    bytes[..offset.min(bytes.len())].iter().filter(|b| **b == b'\n').count() as u64 + 1
 }
 
-fn utf8(bytes: &[u8]) -> Result<String, FileError> {
+/// `bytes` start at offset `base` of the file (after a byte-order mark).
+fn utf8(bytes: &[u8], base: usize) -> Result<String, FileError> {
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(s.to_string()),
         Err(e) => {
             let at = e.valid_up_to();
+            let (byte, line) = ((base + at) as u64, line_of(bytes, at));
             Err(file_error(
                 FileErrorKind::Encoding,
                 format!(
-                    "byte {at} (line {}) is not valid UTF-8 (0x{:02X}); save the file as UTF-8, or if it is Windows-1252 (Excel's \"CSV\" on Western Windows) set roster.encoding = \"windows-1252\" in the policy",
-                    line_of(bytes, at),
+                    "byte {byte} (line {line}) is not valid UTF-8 (0x{:02X}); save the file as UTF-8, or if it is Windows-1252 (Excel's \"CSV\" on Western Windows) set roster.encoding = \"windows-1252\" in the policy",
                     bytes.get(at).copied().unwrap_or(0)
                 ),
-            ))
+            )
+            .at_byte(byte)
+            .at_line(line))
         }
     }
 }
@@ -71,13 +75,14 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, FileError> {
         units.push(unit([c[0], c[1]]));
     }
     if !chunks.remainder().is_empty() {
+        let byte = bytes.len() as u64 + 2;
         return Err(file_error(
             FileErrorKind::Truncated,
             format!(
-                "the UTF-16 file ends in the middle of a character (byte {}); the file was cut off: export it again",
-                bytes.len() + 2
+                "the UTF-16 file ends in the middle of a character (byte {byte}); the file was cut off: export it again"
             ),
-        ));
+        )
+        .at_byte(byte));
     }
     let mut out = String::with_capacity(units.len());
     let mut line = 1;
@@ -90,13 +95,15 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, FileError> {
                 out.push(c)
             }
             Err(_) => {
+                let byte = 2 + 2 * i as u64;
                 return Err(file_error(
                     FileErrorKind::Encoding,
                     format!(
-                        "byte {} (line {line}) is not valid UTF-16 (an unpaired surrogate); save the file as UTF-8",
-                        2 + 2 * i
+                        "byte {byte} (line {line}) is not valid UTF-16 (an unpaired surrogate); save the file as UTF-8"
                     ),
-                ))
+                )
+                .at_byte(byte)
+                .at_line(line));
             }
         }
     }
@@ -107,7 +114,7 @@ fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<String, FileError> {
 mod tests {
     use crate::core::policy::Encoding;
     use crate::core::roster::fixtures::*;
-    use crate::core::roster::{parse_roster, FileErrorKind};
+    use crate::core::roster::{decode, parse_roster, FileErrorKind};
 
     #[test]
     fn encodings_utf8_bom_utf16_and_windows_1252() {
@@ -126,6 +133,7 @@ mod tests {
         let cp = b"username,firstname,surname,email\nzoe,Zo\xEB,M\xFCller,z@example.org\n";
         let e = parse_roster(cp, &policy()).unwrap_err();
         assert_eq!(e.kind, FileErrorKind::Encoding);
+        assert_eq!((e.byte, e.line), (Some(39), Some(2)), "{e}");
         assert!(e.message.contains("byte 39 (line 2)"), "{e}");
         assert!(e.message.contains("windows-1252"), "{e}");
         // …and read when the policy says so.
@@ -142,6 +150,23 @@ mod tests {
         le.extend([0x00, 0xD8, 0x41, 0x00]); // unpaired high surrogate
         let e = parse_roster(&le, &policy()).unwrap_err();
         assert_eq!(e.kind, FileErrorKind::Encoding);
-        assert!(e.message.contains("line 2"), "{e}");
+        // BOM (2) + "username\n" (18): the surrogate is at byte 20, on line 2.
+        assert_eq!((e.byte, e.line), (Some(20), Some(2)), "{e}");
+    }
+
+    #[test]
+    fn positions_count_the_byte_order_mark_and_lines() {
+        // UTF-8 with BOM: the bad byte's offset is in the file, BOM included.
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(b"username\nzo\xEB\n");
+        let e = decode(&bom, Encoding::Auto).unwrap_err();
+        assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, Some(14), Some(2)));
+        assert!(e.message.contains("byte 14 (line 2)"), "{e}");
+        // A NUL: the line, no byte.
+        let e = decode(b"a\nb\n\0", Encoding::Auto).unwrap_err();
+        assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, None, Some(3)));
+        // Odd UTF-16: where it ends.
+        let e = decode(&[0xFF, 0xFE, 0x61, 0x00, 0x62], Encoding::Auto).unwrap_err();
+        assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Truncated, Some(5), None));
     }
 }

@@ -8,7 +8,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileError {
     pub kind: FileErrorKind,
+    /// What is wrong and what to do, as a sentence (it names the position too).
     pub message: String,
+    /// The physical line (from 1) where the problem is, when there is one.
+    pub line: Option<u64>,
+    /// The byte offset in the file (from 0, byte-order mark included).
+    pub byte: Option<u64>,
+    /// The header cell concerned, as the file spells it.
+    pub column: Option<String>,
 }
 
 /// The classes of whole-file refusals.
@@ -44,7 +51,25 @@ impl FileError {
         FileError {
             kind,
             message: message.into(),
+            line: None,
+            byte: None,
+            column: None,
         }
+    }
+
+    pub fn at_line(mut self, line: u64) -> FileError {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn at_byte(mut self, byte: u64) -> FileError {
+        self.byte = Some(byte);
+        self
+    }
+
+    pub fn in_column(mut self, column: &str) -> FileError {
+        self.column = Some(column.to_string());
+        self
     }
 
     /// Not the file's fault: the target could not be read, so the file was

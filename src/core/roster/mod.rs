@@ -100,7 +100,7 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     }
 
     let header = read_header(body, delimiter, first_line)?;
-    let columns = map_header(&header, policy)?;
+    let columns = map_header(&header, policy).map_err(|e| e.at_line(first_line))?;
     let mut warnings = Vec::new();
     for (h, c) in header.iter().zip(&columns) {
         if *c == Column::Unknown {
@@ -175,7 +175,8 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
                 "the last record (line {line}) has {n} of {} fields and no line end: the file was cut off mid-row; export it again",
                 header.len()
             ),
-        ));
+        )
+        .at_line(line));
     }
     if entries.is_empty() {
         return Err(file_error(
@@ -327,8 +328,12 @@ mod tests {
         }
         let e = parse("username,firstname,email\na,A,a@example.org\n").unwrap_err();
         assert!(e.message.contains("surname"), "{e}");
-        let e = parse("Username,Login,firstname,surname,email\n").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let e = parse("sep=,\nUsername,Login,firstname,surname,email\n").unwrap_err();
         assert!(e.message.contains("\"Username\" and \"Login\""), "{e}");
+        assert_eq!((e.line, e.column.as_deref()), (Some(2), Some("Login")));
+        let e = parse("username,firstname,surname,email\na,A,B,a@example.org\nb,B").unwrap_err();
+        assert_eq!((e.kind, e.line), (FileErrorKind::Truncated, Some(3)));
     }
 
     #[test]

@@ -140,11 +140,14 @@ pub(super) fn map_header(header: &[String], policy: &Policy) -> Result<Vec<Colum
     let columns: Vec<Column> = header.iter().map(|h| policy.column(h)).collect();
     let mut seen: HashMap<Column, &str> = HashMap::new();
     let mut problems = Vec::new();
+    // The first cell that is wrong, when one is.
+    let mut column = None;
     for (h, c) in header.iter().zip(&columns) {
         if matches!(c, Column::Unknown | Column::Ignored) {
             continue;
         }
         if let Some(prev) = seen.insert(*c, h) {
+            column.get_or_insert(h.as_str());
             problems.push(format!(
                 "columns {prev:?} and {h:?} both mean {}; remove one of them",
                 describe(*c, policy)
@@ -167,10 +170,10 @@ pub(super) fn map_header(header: &[String], policy: &Policy) -> Result<Vec<Colum
             header
         ));
     }
-    if problems.is_empty() {
-        Ok(columns)
-    } else {
-        Err(file_error(FileErrorKind::Header, problems.join("; ")))
+    match (problems.is_empty(), column) {
+        (true, _) => Ok(columns),
+        (false, Some(c)) => Err(file_error(FileErrorKind::Header, problems.join("; ")).in_column(c)),
+        (false, None) => Err(file_error(FileErrorKind::Header, problems.join("; "))),
     }
 }
 
@@ -197,7 +200,7 @@ pub(super) fn read_header(body: &str, delimiter: u8, first_line: u64) -> Result<
     match hreader.read_record(&mut hrec) {
         Ok(true) => {}
         Ok(false) => return Err(file_error(FileErrorKind::Empty, "the file has no header line")),
-        Err(e) => return Err(file_error(FileErrorKind::Header, format!("line {first_line}: {e}"))),
+        Err(e) => return Err(file_error(FileErrorKind::Header, format!("line {first_line}: {e}")).at_line(first_line)),
     }
     Ok(hrec.iter().map(|h| h.trim().to_string()).collect())
 }
