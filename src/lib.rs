@@ -13,6 +13,8 @@ pub mod inbox;
 pub mod journal;
 pub mod keyfile;
 pub mod mail;
+pub mod paths;
 pub mod redact;
 pub mod runs;
+pub mod secrets;
 pub mod sync;

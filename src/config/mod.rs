@@ -12,8 +12,10 @@ use serde::Deserialize;
 use crate::backend::ldap::LdapTarget;
 use crate::backend::sql::SqlTarget;
 use crate::core::policy::Policy;
-use crate::core::Secret;
 use crate::inbox::sftp::SftpInbox;
+pub use crate::inbox::InboxConfig;
+pub use crate::paths::resolve;
+pub use crate::secrets::{read_secret, SecretRef};
 pub use policy_file::{LoadedPolicy, PolicyFile};
 
 /// A configuration problem, with the file it is in.
@@ -82,34 +84,6 @@ impl ServiceConfig {
     }
 }
 
-/// `[[inbox]]`: a drop folder watched by `dirsync serve`. Each inbox names
-/// one policy (and so one target) and who submits there.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InboxConfig {
-    /// A short name, shown in logs and `dirsync runs`.
-    pub name: String,
-    /// The drop folder (relative to the config file). dirsync creates
-    /// `processing/`, `archive/` and `rejected/` inside it.
-    pub folder: Option<PathBuf>,
-    /// The policy (a key of `[policies]`) files here are run with.
-    pub policy: String,
-    /// Who submits here: results go back to this address.
-    pub submitter: Option<String>,
-    /// A file written in place is taken once its size and modification time
-    /// have not changed for this many seconds. A file renamed into the folder
-    /// is taken at once.
-    #[serde(default = "default_settle_seconds")]
-    pub settle_seconds: u64,
-    /// Take a file only once a marker `NAME.done` sits beside it.
-    #[serde(default)]
-    pub marker: bool,
-}
-
-const fn default_settle_seconds() -> u64 {
-    5
-}
-
 /// `[targets.NAME]`: where accounts live.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -118,31 +92,6 @@ pub enum TargetConfig {
     Sql(SqlTarget),
     /// OpenLDAP or Active Directory (`flavour`), over ldap://, ldaps:// or StartTLS.
     Ldap(LdapTarget),
-}
-
-/// A secret named in the TOML: read from a file or an environment variable,
-/// never written inline.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretRef {
-    pub file: Option<PathBuf>,
-    pub env: Option<String>,
-}
-
-/// Read a secret from its file (trailing newline removed) or variable.
-pub fn read_secret(file: Option<&Path>, env: Option<&str>, what: &str) -> Result<Option<Secret>, String> {
-    match (file, env) {
-        (Some(_), Some(_)) => Err(format!("{what}: give a file or an environment variable, not both")),
-        (Some(f), None) => match std::fs::read_to_string(f) {
-            Ok(s) => Ok(Some(Secret::new(s.trim_end_matches(['\r', '\n'])))),
-            Err(e) => Err(format!("{what}: cannot read {}: {e}", f.display())),
-        },
-        (None, Some(v)) => match std::env::var(v) {
-            Ok(s) => Ok(Some(Secret::new(s))),
-            Err(_) => Err(format!("{what}: environment variable {v} is not set")),
-        },
-        (None, None) => Ok(None),
-    }
 }
 
 /// The whole configuration, checked.
@@ -159,15 +108,6 @@ pub struct Config {
     pub sftp_inboxes: Vec<SftpInbox>,
     /// Inboxes, with folders resolved.
     pub inboxes: Vec<InboxConfig>,
-}
-
-/// Resolve `p` against `base` unless it is absolute.
-pub fn resolve(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
 }
 
 impl Config {
@@ -209,7 +149,11 @@ impl Config {
                     } else if let Err(m) = lp.check_against(&targets[&lp.target]) {
                         errors.push(config_error(&ppath, m));
                     }
-                    errors.extend(crate::mail::check_policy(&lp));
+                    errors.extend(
+                        crate::mail::check_policy((&lp).into())
+                            .into_iter()
+                            .map(|e| config_error(&e.file, e.message)),
+                    );
                     policies.insert(name.clone(), lp);
                 }
                 Err(mut e) => errors.append(&mut e),
@@ -367,7 +311,7 @@ fn resolve_journal_url(dir: &Path, url: &str) -> Result<String, String> {
         let p = Path::new(rest);
         Ok(format!("sqlite://{}", resolve(dir, p).display()))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        if crate::backend::sql::redact_url(url) != url {
+        if crate::redact::redact_url(url) != url {
             return Err("do not put the password in the URL; use the PGPASSWORD environment variable".into());
         }
         Ok(url.to_string())

@@ -83,3 +83,12 @@ impl LoadedPolicy {
         }
     }
 }
+
+impl<'a> From<&'a LoadedPolicy> for crate::mail::MailPolicy<'a> {
+    fn from(lp: &'a LoadedPolicy) -> Self {
+        crate::mail::MailPolicy {
+            mail: lp.file.mail.as_ref(),
+            file: &lp.path,
+        }
+    }
+}

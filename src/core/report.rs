@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Write;
 
 use super::plan::{Change, Hold, Plan, PlanItem};
-use super::policy::Policy;
+use super::policy::{Column, Policy};
 use super::roster::{FileError, Roster};
 
 /// The verdict on one plan item.
@@ -245,8 +245,35 @@ pub fn write_results_with<W: Write>(
 }
 
 /// The results file of a file refused as a whole: every readable row with
-/// the reason, or one line with the reason when no row is readable.
+/// the reason, or one line with the reason when no row is readable. The
+/// columns `policy` maps to the password field (through its aliases,
+/// whatever their header) are echoed as `(hidden)`; no other column is.
+pub fn write_rejection_with_policy<W: Write>(
+    w: W,
+    text: Option<&str>,
+    error: &FileError,
+    policy: &Policy,
+) -> std::io::Result<()> {
+    write_rejection_hiding(w, text, error, |header| policy.column(header) == Column::Password)
+}
+
+/// [`write_rejection_with_policy`] for a caller without the policy: hides
+/// the columns whose header looks like a password (contains "password" but
+/// not "change"), which misses password columns with another name. Kept so
+/// existing callers compile; prefer the policy version.
 pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) -> std::io::Result<()> {
+    write_rejection_hiding(w, text, error, |header| {
+        let n = super::policy::normalise_header(header);
+        n.contains("password") && !n.contains("change")
+    })
+}
+
+fn write_rejection_hiding<W: Write>(
+    w: W,
+    text: Option<&str>,
+    error: &FileError,
+    hide: impl Fn(&str) -> bool,
+) -> std::io::Result<()> {
     let reason = match error.kind {
         super::roster::FileErrorKind::Target => format!("not processed: {error}"),
         _ => format!("file rejected, nothing was written: {error}"),
@@ -276,13 +303,7 @@ pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) ->
                 h.extend(verdict_columns(&header));
                 out.write_record(&h)?;
                 // A password column is never echoed back, also not here.
-                let secret: Vec<bool> = header
-                    .iter()
-                    .map(|c| {
-                        let n = super::policy::normalise_header(c);
-                        n.contains("password") && !n.contains("change")
-                    })
-                    .collect();
+                let secret: Vec<bool> = header.iter().map(|c| hide(c.trim())).collect();
                 for rec in data {
                     let mut row: Vec<String> = rec
                         .iter()
@@ -363,10 +384,10 @@ mod tests {
 
     #[test]
     fn rejection_results_explain_on_every_readable_row() {
-        let e = FileError {
-            kind: crate::core::roster::FileErrorKind::Header,
-            message: "required column(s) missing: email".into(),
-        };
+        let e = FileError::new(
+            crate::core::roster::FileErrorKind::Header,
+            "required column(s) missing: email",
+        );
         let mut out = Vec::new();
         write_rejection(&mut out, Some("username,firstname\na,A\n"), &e).unwrap();
         let s = String::from_utf8(out).unwrap();
@@ -379,5 +400,51 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("required column(s) missing: email"));
+    }
+
+    #[test]
+    fn rejection_hides_the_columns_the_policy_maps_to_password_and_no_other() {
+        use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "password".to_string(),
+            FieldRule {
+                aliases: vec!["Initial secret".into()],
+                ..Default::default()
+            },
+        );
+        let p = Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        )
+        .unwrap();
+        let e = FileError::new(
+            crate::core::roster::FileErrorKind::Header,
+            "required column(s) missing: email",
+        );
+        let text =
+            "username,Initial secret,Password hint,change password next time\na,hunter2,the usual,1\nb,,pet's name,0\n";
+        let mut out = Vec::new();
+        write_rejection_with_policy(&mut out, Some(text), &e, &p).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(!s.contains("hunter2"), "{s}");
+        let rows: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            rows[0],
+            "username,Initial secret,Password hint,change password next time,change,result,message"
+        );
+        assert!(rows[1].starts_with("a,(hidden),the usual,1,error,skipped,"), "{s}");
+        // An empty password cell stays empty: there is nothing to hide.
+        assert!(rows[2].starts_with("b,,pet's name,0,error,skipped,"), "{s}");
+        // The policy-less wrapper still guesses by header, as before.
+        let mut out = Vec::new();
+        write_rejection(&mut out, Some(text), &e).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("a,hunter2,(hidden),1"), "{s}");
     }
 }

@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::InboxConfig;
+use super::InboxConfig;
 
 pub const PROCESSING: &str = "processing";
 pub const ARCHIVE: &str = "archive";

@@ -5,7 +5,9 @@
 //! moves it to `archive/DATE/` (or `rejected/`) with its results file beside
 //! it. Nothing is ever deleted.
 
+pub mod config;
 pub mod folder;
 pub mod sftp;
 
+pub use config::InboxConfig;
 pub use folder::{Claim, FolderInbox};

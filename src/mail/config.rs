@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
-use crate::config::resolve;
+use crate::paths::resolve;
 
 /// `[mail]` in dirsync.toml. Without it dirsync sends no mail.
 #[derive(Debug, Clone, Deserialize)]

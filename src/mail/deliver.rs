@@ -197,7 +197,7 @@ impl Outbox {
                     .bind(&id)
                     .execute(&self.pool)
                     .await?;
-                    info!(message_id = %id, kind = %kind, "Mail sent.");
+                    info!(message_id = ?id, kind = %kind, "Mail sent.");
                     pass.sent += 1;
                 }
                 Err(e) => {
@@ -216,11 +216,11 @@ impl Outbox {
                     .execute(&self.pool)
                     .await?;
                     if give_up {
-                        error!(message_id = %id, kind = %kind, attempts, error = %e.advice,
+                        error!(message_id = ?id, kind = %kind, attempts, error = ?e.advice,
                             "Mail given up after its last attempt; fix the cause, then run `dirsync mail flush --retry-failed`.");
                         pass.failed += 1;
                     } else {
-                        warn!(message_id = %id, kind = %kind, attempts, retry_at, error = %e.advice, "Mail not sent; will retry.");
+                        warn!(message_id = ?id, kind = %kind, attempts, retry_at, error = ?e.advice, "Mail not sent; will retry.");
                         pass.retrying += 1;
                         pass.next_due = Some(pass.next_due.map_or(retry_at, |d| d.min(retry_at)));
                     }
@@ -291,7 +291,7 @@ pub async fn run_sender(
                     }
                 }
             }
-            Err(e) => warn!(error = %e, "Mail outbox unavailable; will try again."),
+            Err(e) => warn!(error = ?e.to_string(), "Mail outbox unavailable; will try again."),
         }
         tokio::select! {
             biased;

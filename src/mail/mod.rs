@@ -12,7 +12,8 @@
 //!    default): `outbox::create_tables(&mut conn)`, and once
 //!    `BodyKey::load_or_create(cfg.key_file)` (the key that seals bodies).
 //! 2. In the run-completion transaction: `enqueue_run(&mut *tx, &key, cfg,
-//!    lp, &RunFacts{..}, Some(inbox.submitter), &users, now)`. Idempotent per
+//!    lp, &RunFacts{..}, Some(inbox.submitter), &users, now)` (`lp`: a
+//!    `&LoadedPolicy`, or a [`MailPolicy`]). Idempotent per
 //!    run id (the Message-ID is the primary key), so a resumed run that
 //!    completes again queues nothing twice.
 //! 3. Beside the inbox watchers: `outbox::run_sender(outbox, Mailer::from_config(cfg)?,
@@ -27,54 +28,87 @@ pub mod outbox;
 pub mod templates;
 pub mod transport;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use compose::{mails_for_run, NewUser, RunFacts, RunMails};
 pub use config::{MailConfig, PolicyMail, TlsMode, TransportKind};
 pub use crypto::BodyKey;
 pub use outbox::{DeliverOptions, NewMail, Outbox};
-pub use templates::Templates;
+pub use templates::{TemplateError, Templates};
 pub use transport::Mailer;
 
-use crate::config::{config_error, ConfigError, LoadedPolicy};
+/// What mail needs of a policy: its `[mail]` section and where its file is
+/// (template paths are relative to that file's folder). `config` makes one
+/// from a `LoadedPolicy` (`From<&LoadedPolicy>`), so mail never imports
+/// `config`.
+#[derive(Clone, Copy, Debug)]
+pub struct MailPolicy<'a> {
+    /// The policy's `[mail]`; `None`: every default.
+    pub mail: Option<&'a PolicyMail>,
+    /// The policy file, named in errors; its folder anchors template paths.
+    pub file: &'a Path,
+}
 
-/// A policy's `[mail]`, or the defaults when it has none.
-pub fn policy_mail(lp: &LoadedPolicy) -> PolicyMail {
-    lp.file.mail.clone().unwrap_or_default()
+impl MailPolicy<'_> {
+    /// The section, or the defaults when the policy has none.
+    pub fn mail(&self) -> PolicyMail {
+        self.mail.cloned().unwrap_or_default()
+    }
+
+    /// The folder template paths are relative to.
+    pub fn dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// A problem in a policy's `[mail]`, with the file it is in (the policy file
+/// or one of its templates).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct PolicyMailError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl From<TemplateError> for PolicyMailError {
+    fn from(e: TemplateError) -> Self {
+        PolicyMailError {
+            file: e.file,
+            message: e.message,
+        }
+    }
 }
 
 /// A policy's templates (its overrides over the built-ins).
-pub fn policy_templates(lp: &LoadedPolicy) -> Result<Templates, Vec<ConfigError>> {
-    let dir = lp.path.parent().unwrap_or(Path::new("."));
-    Templates::load(&policy_mail(lp), dir)
-        .map_err(|errs| errs.into_iter().map(|e| config_error(&e.file, e.message)).collect())
+pub fn policy_templates(policy: MailPolicy<'_>) -> Result<Templates, Vec<TemplateError>> {
+    Templates::load(&policy.mail(), policy.dir())
 }
 
 /// Check a policy's `[mail]` section: templates compile and render (with
 /// file and line on error), `send_at` parses, caps are positive.
-pub fn check_policy(lp: &LoadedPolicy) -> Vec<ConfigError> {
-    let pm = policy_mail(lp);
-    let mut errors = match policy_templates(lp) {
+pub fn check_policy(policy: MailPolicy<'_>) -> Vec<PolicyMailError> {
+    let pm = policy.mail();
+    let mut errors: Vec<PolicyMailError> = match policy_templates(policy) {
         Ok(_) => Vec::new(),
-        Err(e) => e,
+        Err(e) => e.into_iter().map(PolicyMailError::from).collect(),
+    };
+    let mut error = |message: String| {
+        errors.push(PolicyMailError {
+            file: policy.file.to_path_buf(),
+            message,
+        })
     };
     if let Some(s) = &pm.send_at {
         if let Err(m) = config::SendAt::parse(s) {
-            errors.push(config_error(&lp.path, format!("[mail] {m}")));
+            error(format!("[mail] {m}"));
         }
     }
     if pm.max_per_minute == Some(0) {
-        errors.push(config_error(
-            &lp.path,
-            "[mail] max_per_minute must be at least 1 (leave it out for no cap)",
-        ));
+        error("[mail] max_per_minute must be at least 1 (leave it out for no cap)".into());
     }
     for cc in &pm.cc {
         if cc.parse::<lettre::message::Mailbox>().is_err() {
-            errors.push(config_error(
-                &lp.path,
-                format!("[mail] cc: {cc:?} is not a mail address"),
-            ));
+            error(format!("[mail] cc: {cc:?} is not a mail address"));
         }
     }
     errors
@@ -84,21 +118,27 @@ pub fn check_policy(lp: &LoadedPolicy) -> Vec<ConfigError> {
 /// credentials to `users`, per the policy's `[mail]`) and write them into the
 /// outbox on `conn` — the journal's run-completion transaction, so the run is
 /// finished and its mails are queued together or not at all. Idempotent per
-/// run id. Returns notes for the log (never a password).
+/// run id. Returns notes for the log (never a password). `policy` is a
+/// [`MailPolicy`] or anything that converts into one (a `&LoadedPolicy`).
 #[allow(clippy::too_many_arguments)]
-pub async fn enqueue_run(
+pub async fn enqueue_run<'p>(
     conn: &mut sqlx::AnyConnection,
     key: &BodyKey,
     cfg: &MailConfig,
-    lp: &LoadedPolicy,
+    policy: impl Into<MailPolicy<'p>>,
     facts: &RunFacts<'_>,
     submitter: Option<&str>,
     users: &[NewUser],
     now: i64,
 ) -> Result<RunMails, String> {
-    let templates =
-        policy_templates(lp).map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))?;
-    let run_mails = mails_for_run(cfg, &policy_mail(lp), &templates, facts, submitter, users, now)?;
+    let policy = policy.into();
+    let templates = policy_templates(policy).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| PolicyMailError::from(e).to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    let run_mails = mails_for_run(cfg, &policy.mail(), &templates, facts, submitter, users, now)?;
     for m in &run_mails.mails {
         outbox::enqueue(conn, key, m, now).await.map_err(|e| e.to_string())?;
     }

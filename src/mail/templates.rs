@@ -113,7 +113,7 @@ impl Templates {
             }
             let (origin, source) = match file {
                 Some(f) => {
-                    let path = crate::config::resolve(policy_dir, f);
+                    let path = crate::paths::resolve(policy_dir, f);
                     match std::fs::read_to_string(&path) {
                         Ok(s) => (path, s),
                         Err(e) => {

@@ -10,7 +10,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::config::{Endpoint, MailConfig, TlsMode, TransportKind};
-use crate::config::read_secret;
+use crate::secrets::read_secret;
 
 /// A way out for mail.
 pub enum Mailer {

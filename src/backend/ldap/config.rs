@@ -172,7 +172,7 @@ impl LdapTarget {
             problems.push("max_in_flight, connections and batch_size: at least 1".into());
         }
         for p in self.bind_password_file.iter_mut().chain(self.ca_file.iter_mut()) {
-            *p = crate::config::resolve(dir, p);
+            *p = crate::paths::resolve(dir, p);
         }
         if problems.is_empty() {
             Ok(self)

@@ -157,7 +157,7 @@ impl Pool {
         })?;
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {
-                debug!(error = %e, "LDAP connection ended.");
+                debug!(error = ?e.to_string(), "LDAP connection ended.");
             }
         });
         let res = ldap
@@ -249,7 +249,7 @@ impl Pool {
             match outcome {
                 Attempt::Done(r) => return Ok((r, attempt > 0)),
                 Attempt::Retry(m) => {
-                    warn!(attempt, error = %m, "LDAP operation failed transiently; retrying.");
+                    warn!(attempt, error = ?m, "LDAP operation failed transiently; retrying.");
                     last = m;
                 }
             }

@@ -174,7 +174,7 @@ impl Backend for LdapBackend {
         loop {
             match self.read_snapshot().await {
                 Err(BackendError::Connect(m)) if attempt < self.target.retries => {
-                    tracing::warn!(attempt, error = %m, "LDAP snapshot interrupted; reading again.");
+                    tracing::warn!(attempt, error = ?m, "LDAP snapshot interrupted; reading again.");
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis((200u64 << attempt.min(5)).min(5_000))).await;
                 }

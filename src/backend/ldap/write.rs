@@ -220,16 +220,16 @@ impl LdapBackend {
                     Ok(()) => {}
                     Err(TxnFailure::Unsupported(m)) => {
                         if self.txn.swap(false, Ordering::Relaxed) {
-                            info!(reason = %m, "The server does not support LDAP transactions; adding entries one by one.");
+                            info!(reason = ?m, "The server does not support LDAP transactions; adding entries one by one.");
                         }
                         one_by_one.extend(ks.iter().map(|k| (*k, false)));
                     }
                     Err(TxnFailure::Lost(m)) => {
-                        warn!(error = %m, "Connection lost during a transaction; adding its entries one by one.");
+                        warn!(error = ?m, "Connection lost during a transaction; adding its entries one by one.");
                         one_by_one.extend(ks.iter().map(|k| (*k, true)));
                     }
                     Err(TxnFailure::Refused(m)) => {
-                        debug!(error = %m, "A transaction was refused; adding its entries one by one.");
+                        debug!(error = ?m, "A transaction was refused; adding its entries one by one.");
                         one_by_one.extend(ks.iter().map(|k| (*k, false)));
                     }
                 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::core::Policy;
+use crate::redact::redact_url;
 
 /// `[targets.NAME]` with `kind = "sql"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +66,7 @@ impl SqlTarget {
             return Err("url: do not put the password in the URL; use password_file or password_env".into());
         }
         for p in self.password_file.iter_mut() {
-            *p = crate::config::resolve(dir, p);
+            *p = crate::paths::resolve(dir, p);
         }
         if self.batch_size == 0 {
             return Err("batch_size: at least 1".into());
@@ -87,18 +88,6 @@ fn url_has_password(url: &str) -> bool {
         .rsplit_once('@')
         .map(|(userinfo, _)| userinfo.contains(':'))
         .unwrap_or(false)
-}
-
-/// A URL with any password replaced, for logs.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            if let Some((user, _)) = userinfo.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
-        }
-    }
-    url.to_string()
 }
 
 /// `[sql]` in a policy: which table and columns hold the accounts.

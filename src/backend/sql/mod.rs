@@ -26,7 +26,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-pub use config::{redact_url, valid_identifier, PasswordScheme, SqlGroups, SqlMapping, SqlScope, SqlTarget};
+pub use crate::redact::redact_url;
+pub use config::{valid_identifier, PasswordScheme, SqlGroups, SqlMapping, SqlScope, SqlTarget};
 
 use super::{Backend, BackendError, Op, OpResult};
 use crate::core::{Policy, Secret, Snapshot, UserKey};

@@ -170,17 +170,17 @@ impl SftpClient {
         match self.sftp.stat(dir).await {
             Ok(a) if is_dir(&a.attrs) => Ok(()),
             Ok(_) => {
-                warn!(inbox = %self.name, folder = %dir, "Remote path is not a folder; files that need it will wait.");
+                warn!(inbox = %self.name, folder = ?dir, "Remote path is not a folder; files that need it will wait.");
                 Ok(())
             }
             Err(RawError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
                 match self.sftp.mkdir(dir, FileAttributes::empty()).await {
                     Ok(_) => {
-                        info!(inbox = %self.name, folder = %dir, "Created remote folder.");
+                        info!(inbox = %self.name, folder = ?dir, "Created remote folder.");
                         Ok(())
                     }
                     Err(RawError::Status(s)) => {
-                        warn!(inbox = %self.name, folder = %dir, error = %s.status_code, "Cannot create remote folder; files that need it will wait.");
+                        warn!(inbox = %self.name, folder = ?dir, error = ?s.status_code, "Cannot create remote folder; files that need it will wait.");
                         Ok(())
                     }
                     Err(e) => Err(SftpError::remote("mkdir", dir)(e)),
@@ -274,19 +274,19 @@ impl SftpClient {
         // OpenSSH refuses to rename onto an existing file; other servers
         // may overwrite, so look first.
         if self.exists(&to).await? {
-            warn!(inbox = %self.name, file = %file.name, folder = %self.dirs.processing,
+            warn!(inbox = %self.name, file = ?file.name, folder = ?self.dirs.processing,
                 "A file of the same name is still being processed; this one waits until it is finished.");
             return Ok(None);
         }
         match self.sftp.rename(from.as_str(), to.as_str()).await {
             Ok(_) => {}
             Err(RawError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {
-                info!(inbox = %self.name, file = %file.name, "File is gone: taken by another dirsync or removed.");
+                info!(inbox = %self.name, file = ?file.name, "File is gone: taken by another dirsync or removed.");
                 return Ok(None);
             }
             Err(RawError::Status(s)) => {
                 if self.exists(&to).await? {
-                    warn!(inbox = %self.name, file = %file.name, folder = %self.dirs.processing,
+                    warn!(inbox = %self.name, file = ?file.name, folder = ?self.dirs.processing,
                         "A file of the same name is still being processed; this one waits until it is finished.");
                     return Ok(None);
                 }
@@ -301,10 +301,10 @@ impl SftpClient {
             // next upload of the same name complete before it is.
             let marker = remote_join(&self.dirs.inbox, &format!("{}.done", file.name));
             if let Err(e) = self.sftp.remove(marker.as_str()).await {
-                warn!(inbox = %self.name, marker = %marker, error = %e, "Cannot remove the marker file; remove it by hand.");
+                warn!(inbox = %self.name, marker = ?marker, error = ?e.to_string(), "Cannot remove the marker file; remove it by hand.");
             }
         }
-        info!(inbox = %self.name, file = %file.name, size = file.size, "File claimed.");
+        info!(inbox = %self.name, file = ?file.name, size = file.size, "File claimed.");
         Ok(Some(ClaimedFile {
             name: file.name.clone(),
             path: to,
@@ -359,7 +359,7 @@ impl SftpClient {
             }
         }
         let _ = self.sftp.close(handle).await;
-        debug!(inbox = %self.name, file = %file.name, bytes = bytes.len(), "Downloaded.");
+        debug!(inbox = %self.name, file = ?file.name, bytes = bytes.len(), "Downloaded.");
         Ok(bytes)
     }
 
@@ -399,7 +399,7 @@ impl SftpClient {
         write.map_err(err("upload results to", &tmp))?;
         closed.map_err(err("upload results to", &tmp))?;
         self.rename_over(&tmp, &target).await?;
-        info!(inbox = %self.name, file = %file.name, results = %target, "Results uploaded.");
+        info!(inbox = %self.name, file = ?file.name, results = ?target, "Results uploaded.");
         Ok(target)
     }
 
@@ -452,7 +452,7 @@ impl SftpClient {
             }
             match self.sftp.rename(file.path.as_str(), to.as_str()).await {
                 Ok(_) => {
-                    info!(inbox = %self.name, file = %file.name, to = %to, "File moved.");
+                    info!(inbox = %self.name, file = ?file.name, to = ?to, "File moved.");
                     return Ok(to);
                 }
                 Err(RawError::Status(s)) if s.status_code == StatusCode::Failure && self.exists(&to).await? => continue,

@@ -145,7 +145,7 @@ impl SftpInbox {
     pub fn resolved(mut self, dir: &Path) -> Result<SftpInbox, String> {
         let res = |p: &mut Option<PathBuf>| {
             if let Some(p) = p {
-                *p = crate::config::resolve(dir, p);
+                *p = crate::paths::resolve(dir, p);
             }
         };
         res(&mut self.key_file);

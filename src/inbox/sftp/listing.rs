@@ -75,7 +75,7 @@ pub fn complete_files(
         if done {
             complete.push(f);
         } else {
-            debug!(file = %f.name, size = f.size, "Not complete yet.");
+            debug!(file = ?f.name, size = f.size, "Not complete yet.");
         }
     }
     complete.sort_by(|a, b| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));

@@ -114,7 +114,7 @@ impl Poller {
             // files; ours are in `pending`.
             for file in client.list_processing().await? {
                 if !self.pending.contains_key(&file.name) {
-                    info!(inbox = %inbox, file = %file.name, "Resuming a file claimed earlier and not finished.");
+                    info!(inbox = %inbox, file = ?file.name, "Resuming a file claimed earlier and not finished.");
                     self.pending.insert(
                         file.name.clone(),
                         Pending {
@@ -146,7 +146,7 @@ impl Poller {
                 Ok(None) => {}
                 Err(e) if e.is_connection() => return Err(e),
                 Err(e) => {
-                    warn!(inbox = %inbox, file = %f.name, error = %e, "Cannot claim the file; trying again at the next poll.");
+                    warn!(inbox = %inbox, file = ?f.name, error = ?e.to_string(), "Cannot claim the file; trying again at the next poll.");
                     report.failed.push((f.name.clone(), e.to_string()));
                 }
             }
@@ -163,13 +163,13 @@ impl Poller {
                 }
                 Err(e) if e.is_connection() => return Err(e),
                 Err(e) if e.is_not_found() && self.pending.get(&name).map(|p| p.file.path.as_str()) == e.path() => {
-                    warn!(inbox = %inbox, file = %name, error = %e,
+                    warn!(inbox = %inbox, file = ?name, error = ?e.to_string(),
                         "The claimed file is gone from processing/ (moved or removed by someone else); forgetting it.");
                     self.pending.remove(&name);
                     report.failed.push((name, e.to_string()));
                 }
                 Err(e) => {
-                    warn!(inbox = %inbox, file = %name, error = %e, "File stays in processing/; trying again at the next poll.");
+                    warn!(inbox = %inbox, file = ?name, error = ?e.to_string(), "File stays in processing/; trying again at the next poll.");
                     report.failed.push((name, e.to_string()));
                 }
             }
@@ -200,7 +200,7 @@ impl Poller {
                         .map_err(SftpError::Run)?
                 }
                 Err(e @ SftpError::TooLarge { .. }) => {
-                    warn!(inbox = %self.cfg.name, file = %name, error = %e, "File rejected unread.");
+                    warn!(inbox = %self.cfg.name, file = ?name, error = ?e.to_string(), "File rejected unread.");
                     rejection(&e.to_string())
                 }
                 Err(e) => return Err(e),
@@ -220,10 +220,7 @@ impl Poller {
 
 /// The results of a file rejected before it was read.
 fn rejection(why: &str) -> Processed {
-    let error = FileError {
-        kind: FileErrorKind::TooManyRows,
-        message: why.to_string(),
-    };
+    let error = FileError::new(FileErrorKind::TooManyRows, why);
     let mut results = Vec::new();
     // ok: writing into a Vec cannot fail.
     let _ = write_rejection(&mut results, None, &error);
@@ -288,9 +285,9 @@ impl<F: Future<Output = ()>> Shutdown<F> {
 fn log_trouble(cfg: &SftpInbox, e: &SftpError, wait: Duration) {
     let secs = wait.as_secs();
     if e.needs_operator() {
-        error!(inbox = %cfg.name, retry_in_secs = secs, error = %e, "SFTP inbox needs an operator.");
+        error!(inbox = %cfg.name, retry_in_secs = secs, error = ?e.to_string(), "SFTP inbox needs an operator.");
     } else {
-        warn!(inbox = %cfg.name, retry_in_secs = secs, error = %e, "SFTP inbox unreachable; retrying.");
+        warn!(inbox = %cfg.name, retry_in_secs = secs, error = ?e.to_string(), "SFTP inbox unreachable; retrying.");
     }
 }
 
@@ -306,7 +303,7 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
     let mut poller = Poller::new(cfg.clone(), handler);
     let max = Duration::from_secs(cfg.max_backoff_secs.max(1));
     let mut backoff = Backoff::new(max);
-    info!(inbox = %cfg.name, url = %cfg.sftp, "SFTP inbox started.");
+    info!(inbox = %cfg.name, url = ?cfg.sftp.to_string(), "SFTP inbox started.");
     'connect: while !shutdown.fired() {
         let client = tokio::select! {
             c = SftpClient::connect(&cfg) => c,
@@ -333,7 +330,7 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
             match poller.poll(&client, &mut || shutdown.fired()).await {
                 Ok(report) => {
                     for (name, outcome, results) in &report.finished {
-                        info!(inbox = %cfg.name, file = %name, outcome = ?outcome, results = %results, "File processed.");
+                        info!(inbox = %cfg.name, file = ?name, outcome = ?outcome, results = ?results, "File processed.");
                     }
                 }
                 Err(e) if e.is_connection() => {
@@ -347,7 +344,7 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
                 Err(e) => {
                     // The connection is fine; the folder is not (missing,
                     // no permission). Look again at the next poll.
-                    warn!(inbox = %cfg.name, error = %e, "Cannot look at the SFTP inbox; trying again at the next poll.");
+                    warn!(inbox = %cfg.name, error = ?e.to_string(), "Cannot look at the SFTP inbox; trying again at the next poll.");
                 }
             }
             if shutdown.sleep(cfg.poll_interval()).await {

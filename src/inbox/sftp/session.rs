@@ -11,8 +11,8 @@ use russh_sftp::client::RawSftpSession;
 use super::config::{Auth, HostKeyPin, SftpInbox, SftpUrl};
 use super::error::SftpError;
 use super::hostkey::check_host_key;
-use crate::config::read_secret;
 use crate::core::Secret;
+use crate::secrets::read_secret;
 
 /// Checks the server's host key against the pin during the handshake.
 pub(super) struct PinnedHost {

@@ -1,0 +1,223 @@
+//! Sections → [`Policy`]: check them and build the lookup tables the roster
+//! parser and the planner use.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::aliases::{builtin_aliases, column_for_field, normalise_header, IGNORED_COLUMNS};
+use super::{
+    Column, FieldRule, GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules, BUILTIN_ATTRIBUTES,
+    SPECIAL_FIELDS,
+};
+
+impl Policy {
+    /// Check the sections and build the header lookup. Errors are sentences
+    /// an admin can act on.
+    pub fn compile(
+        name: &str,
+        roster: RosterRules,
+        fields: BTreeMap<String, FieldRule>,
+        sync: SyncRules,
+        passwords: PasswordRules,
+        limits: Limits,
+        groups: GroupRules,
+    ) -> Result<Policy, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut attributes: Vec<String> = BUILTIN_ATTRIBUTES.iter().map(|s| s.to_string()).collect();
+        for extra in fields.keys() {
+            let valid = !extra.is_empty()
+                && extra
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                errors.push(format!(
+                    "fields.{extra}: field names are lower-case ASCII letters, digits and '_'"
+                ));
+            } else if !BUILTIN_ATTRIBUTES.contains(&extra.as_str()) && !SPECIAL_FIELDS.contains(&extra.as_str()) {
+                attributes.push(extra.clone());
+            }
+        }
+        let mut rules: HashMap<String, FieldRule> = HashMap::new();
+        let all: Vec<String> = SPECIAL_FIELDS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(attributes.iter().cloned())
+            .collect();
+        for f in &all {
+            let mut rule = fields.get(f).cloned().unwrap_or_default();
+            if rule.required.is_none() {
+                rule.required = Some(matches!(f.as_str(), "username" | "firstname" | "surname" | "email"));
+            }
+            if f == "username" && rule.required == Some(false) {
+                errors.push("fields.username: the key column is always required".into());
+            }
+            if let (Some(allowed), Some(default)) = (&rule.allowed, &rule.default) {
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(default)) {
+                    errors.push(format!("fields.{f}: default {default:?} is not in its allowed values"));
+                }
+            }
+            rules.insert(f.clone(), rule);
+        }
+        let mut aliases: HashMap<String, Column> = HashMap::new();
+        for ignored in IGNORED_COLUMNS {
+            aliases.insert(normalise_header(ignored), Column::Ignored);
+        }
+        for f in &all {
+            let column = match f.as_str() {
+                "username" => Column::Key,
+                "groups" => Column::Groups,
+                "status" => Column::Status,
+                "must_change" => Column::MustChange,
+                "password" => Column::Password,
+                _ => match attributes.iter().position(|a| a == f) {
+                    Some(i) => Column::Attribute(i),
+                    None => continue,
+                },
+            };
+            let own = rules.get(f).map(|r| r.aliases.clone()).unwrap_or_default();
+            let names = std::iter::once(f.clone())
+                .chain(builtin_aliases(f).iter().map(|s| s.to_string()))
+                .chain(own.iter().cloned());
+            for name in names {
+                let n = normalise_header(&name);
+                match aliases.get(&n) {
+                    Some(prev) if *prev != column && own.contains(&name) => {
+                        errors.push(format!("fields.{f}: alias {name:?} already means another field"));
+                    }
+                    Some(prev) if *prev != column => {
+                        // A built-in alias yields to a policy's own alias.
+                    }
+                    _ => {
+                        aliases.insert(n, column);
+                    }
+                }
+            }
+        }
+        // A policy's own aliases win over built-in ones of other fields.
+        for f in &all {
+            if let Some(rule) = rules.get(f) {
+                for name in &rule.aliases {
+                    if let Some(col) = column_for_field(f, &attributes) {
+                        aliases.insert(normalise_header(name), col);
+                    }
+                }
+            }
+        }
+        if passwords.length < 8 {
+            errors.push("passwords.length: at least 8 characters".into());
+        }
+        let distinct: std::collections::BTreeSet<char> = passwords.alphabet.chars().collect();
+        if distinct.len() < 10 {
+            errors.push("passwords.alphabet: at least 10 distinct characters".into());
+        }
+        for (class, l) in [
+            ("adds", limits.adds),
+            ("updates", limits.updates),
+            ("leavers", limits.leavers),
+            ("rejoins", limits.rejoins),
+            ("deletes", limits.deletes),
+        ] {
+            if let Some(p) = l.max_percent {
+                if !(0.0..=100.0).contains(&p) {
+                    errors.push(format!("limits.{class}.max_percent: between 0 and 100"));
+                }
+            }
+        }
+        for g in &groups.default {
+            if !groups.managed.iter().any(|m| m.eq_ignore_ascii_case(g)) {
+                errors.push(format!("groups.default: {g:?} is not in groups.managed"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Policy {
+            name: name.to_string(),
+            roster,
+            sync,
+            passwords,
+            limits,
+            groups,
+            attr_rules: attributes
+                .iter()
+                .map(|a| rules.get(a).cloned().unwrap_or_default())
+                .collect(),
+            attributes,
+            rules,
+            aliases,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_aliases_and_extra_fields() {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "employee_id".to_string(),
+            FieldRule {
+                aliases: vec!["Staff No".into()],
+                required: Some(true),
+                ..Default::default()
+            },
+        );
+        fields.insert(
+            "department".to_string(),
+            FieldRule {
+                aliases: vec!["Organisation ODSCode".into()],
+                ..Default::default()
+            },
+        );
+        let p = Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        )
+        .unwrap();
+        let i = p.attribute_index("employee_id").unwrap();
+        assert_eq!(p.column("staff_no"), Column::Attribute(i));
+        assert!(p.required("employee_id"));
+        assert_eq!(p.column("Organisation ODSCode"), Column::Attribute(4));
+    }
+
+    #[test]
+    fn bad_policy_is_refused_with_reasons() {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "site".to_string(),
+            FieldRule {
+                allowed: Some(vec!["HQ".into()]),
+                default: Some("Mars".into()),
+                ..Default::default()
+            },
+        );
+        fields.insert("Bad Name".to_string(), FieldRule::default());
+        let err = Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules::default(),
+            PasswordRules {
+                length: 4,
+                ..Default::default()
+            },
+            Limits::default(),
+            GroupRules {
+                managed: vec![],
+                default: vec!["staff".into()],
+            },
+        )
+        .unwrap_err();
+        let all = err.join("\n");
+        assert!(all.contains("fields.site: default \"Mars\""), "{all}");
+        assert!(all.contains("fields.Bad Name"), "{all}");
+        assert!(all.contains("passwords.length"), "{all}");
+        assert!(all.contains("groups.default"), "{all}");
+    }
+}

@@ -1,0 +1,154 @@
+//! The sync rules as data: which columns a file may have, what they mean,
+//! what is required, what the sync may do, and its safety limits.
+//!
+//! A policy file is TOML; `config` reads it and hands the sections
+//! (`sections`) to [`Policy::compile`] (`compile`), which checks them and
+//! builds the header lookup (`aliases`) the roster parser and the planner use.
+
+mod aliases;
+mod compile;
+mod sections;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
+pub use sections::{
+    AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, Limit, Limits, OnLimit, PasswordRules,
+    RosterRules, SyncRules,
+};
+
+/// The sync rules of one policy, checked.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub name: String,
+    pub roster: RosterRules,
+    pub sync: SyncRules,
+    pub passwords: PasswordRules,
+    pub limits: Limits,
+    pub groups: GroupRules,
+    /// Attribute fields in template order; `Person::attrs` is indexed by this.
+    pub attributes: Vec<String>,
+    rules: HashMap<String, FieldRule>,
+    /// Per attribute (same index as `attributes`): its rule, for the hot path.
+    attr_rules: Vec<FieldRule>,
+    aliases: HashMap<String, Column>,
+}
+
+/// What a header cell means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Column {
+    Key,
+    Attribute(usize),
+    Groups,
+    Status,
+    MustChange,
+    Password,
+    /// Recognised and deliberately not used.
+    Ignored,
+    Unknown,
+}
+
+impl Policy {
+    /// A policy with every default, for tests and `template`.
+    pub fn defaults(name: &str) -> Policy {
+        match Policy::compile(
+            name,
+            RosterRules::default(),
+            BTreeMap::new(),
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        ) {
+            Ok(p) => p,
+            Err(e) => unreachable!("the built-in defaults are valid: {e:?}"),
+        }
+    }
+
+    /// What a header cell means.
+    pub fn column(&self, header: &str) -> Column {
+        self.aliases
+            .get(&normalise_header(header))
+            .copied()
+            .unwrap_or(Column::Unknown)
+    }
+
+    /// The rule of a field (special or attribute) by canonical name.
+    pub fn rule(&self, field: &str) -> &FieldRule {
+        static EMPTY: FieldRule = FieldRule {
+            aliases: Vec::new(),
+            required: None,
+            max_len: None,
+            allowed: None,
+            default: None,
+            clear_when_empty: false,
+            example: None,
+        };
+        self.rules.get(field).unwrap_or(&EMPTY)
+    }
+
+    /// The rule of attribute `i` (an index into `attributes`).
+    pub fn attr_rule(&self, i: usize) -> &FieldRule {
+        self.attr_rules.get(i).unwrap_or_else(|| self.rule(""))
+    }
+
+    pub fn required(&self, field: &str) -> bool {
+        self.rule(field).required.unwrap_or(false)
+    }
+
+    pub fn attribute_index(&self, name: &str) -> Option<usize> {
+        self.attributes.iter().position(|a| a == name)
+    }
+
+    pub fn is_protected(&self, key: &crate::core::types::UserKey) -> bool {
+        self.sync.protected.iter().any(|p| p.to_lowercase() == key.folded())
+    }
+
+    pub fn is_managed_group(&self, g: &str) -> bool {
+        self.groups.managed.iter().any(|m| m.eq_ignore_ascii_case(g))
+    }
+
+    /// The canonical spelling of a managed group.
+    pub fn managed_group(&self, g: &str) -> Option<&str> {
+        self.groups
+            .managed
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(g))
+            .map(String::as_str)
+    }
+
+    /// Header names for `dirsync template`, in order, and one example row.
+    pub fn template(&self) -> (Vec<String>, Vec<String>) {
+        let mut headers = vec!["username".to_string()];
+        headers.extend(self.attributes.iter().cloned());
+        headers.extend(["groups", "status", "change password next time"].map(String::from));
+        let example = |f: &str| -> String {
+            if let Some(e) = &self.rule(f).example {
+                return e.clone();
+            }
+            match f {
+                "username" => "jsmith".into(),
+                "firstname" => "Jane".into(),
+                "surname" => "Smith".into(),
+                "email" => "jane.smith@example.org".into(),
+                "title" => "Accountant".into(),
+                "department" => "Finance".into(),
+                "site" => "HQ".into(),
+                "user_type" => "Standard".into(),
+                "phone" => "+44 20 7946 0000".into(),
+                "groups" => self.groups.managed.first().cloned().unwrap_or_default(),
+                "status" => String::new(),
+                "change password next time" => "1".into(),
+                other => self
+                    .rule(other)
+                    .allowed
+                    .as_ref()
+                    .and_then(|a| a.first().cloned())
+                    .or_else(|| self.rule(other).default.clone())
+                    .unwrap_or_default(),
+            }
+        };
+        let row = headers.iter().map(|h| example(h)).collect();
+        (headers, row)
+    }
+}

@@ -1,0 +1,208 @@
+//! The policy file's sections as serde reads them (`[roster]`, `[fields.*]`,
+//! `[sync]`, `[passwords]`, `[limits]`, `[groups]`). Their doc comments are
+//! the user documentation. Checked by [`Policy::compile`](super::Policy::compile).
+
+use serde::Deserialize;
+
+/// How one field is read from the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Extra header names that mean this field (matched ignoring case, spaces, `_`, `-`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// A row without a value is rejected. Built-in required: username, firstname, surname, email.
+    pub required: Option<bool>,
+    /// Longest accepted value, in characters.
+    pub max_len: Option<usize>,
+    /// Accepted values (case-insensitive; the spelling here is what is stored).
+    pub allowed: Option<Vec<String>>,
+    /// Value used when the cell is empty (seed 002: user type Standard, site HQ).
+    pub default: Option<String>,
+    /// An empty cell removes the value in the target (default: an empty cell leaves it alone).
+    #[serde(default)]
+    pub clear_when_empty: bool,
+    /// Example value for `dirsync template`.
+    pub example: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// UTF-8, or UTF-8/UTF-16 with a byte-order mark.
+    #[default]
+    Auto,
+    #[serde(rename = "utf-8", alias = "utf8")]
+    Utf8,
+    #[serde(rename = "windows-1252", alias = "cp1252", alias = "windows1252")]
+    Windows1252,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Duplicates {
+    /// Every row of a duplicate group is rejected (nobody guesses which is right).
+    #[default]
+    RejectAll,
+    /// The first row wins; later ones are rejected.
+    KeepFirst,
+}
+
+/// `[roster]`: how the file is read.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RosterRules {
+    pub encoding: Encoding,
+    /// Longest accepted value of any field without its own `max_len`.
+    pub max_field_len: usize,
+    pub duplicates: Duplicates,
+    /// Values of the status column that mean "leaver" (case-insensitive).
+    pub leaver_values: Vec<String>,
+    /// Values of the status column that mean "active" (empty always does).
+    pub active_values: Vec<String>,
+    /// Rows above this count reject the whole file (seed: batch limits).
+    pub max_rows: Option<usize>,
+}
+
+impl Default for RosterRules {
+    fn default() -> Self {
+        RosterRules {
+            encoding: Encoding::Auto,
+            max_field_len: 256,
+            duplicates: Duplicates::RejectAll,
+            leaver_values: vec!["leaver".into(), "left".into(), "inactive".into()],
+            active_values: vec!["active".into(), "joiner".into()],
+            max_rows: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AbsentAction {
+    /// Report absent accounts, change nothing (seed "Old").
+    #[default]
+    Ignore,
+    /// Make them leavers.
+    Leaver,
+    /// Delete them.
+    Delete,
+}
+
+/// `[sync]`: what a file may change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncRules {
+    pub add: bool,
+    pub update: bool,
+    pub absent: AbsentAction,
+    /// Keys never touched, whatever the file says (case-insensitive).
+    pub protected: Vec<String>,
+    /// Delete leavers this many days after they left (none: never).
+    pub delete_leavers_after_days: Option<u32>,
+}
+
+impl Default for SyncRules {
+    fn default() -> Self {
+        SyncRules {
+            add: true,
+            update: true,
+            absent: AbsentAction::Ignore,
+            protected: Vec::new(),
+            delete_leavers_after_days: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Generate {
+    /// New users without a password in the file get a random one.
+    #[default]
+    New,
+    /// Never generate; new users without a password get none.
+    Never,
+}
+
+/// `[passwords]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordRules {
+    pub generate: Generate,
+    pub length: usize,
+    /// Characters a generated password is drawn from.
+    pub alphabet: String,
+    /// "Change password next time" for new users when the file has no such column.
+    pub must_change_new: bool,
+}
+
+impl Default for PasswordRules {
+    fn default() -> Self {
+        PasswordRules {
+            generate: Generate::New,
+            length: 16,
+            alphabet: "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.!".into(),
+            must_change_new: true,
+        }
+    }
+}
+
+/// A limit for one change class: held back when over either bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub max: Option<usize>,
+    /// Percentage of the managed accounts in the target.
+    pub max_percent: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnLimit {
+    /// Hold back only the class over its limit; the others proceed.
+    #[default]
+    Hold,
+    /// Hold back every write of the run.
+    Stop,
+}
+
+/// `[limits]`: checked on the whole plan before any write.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub on_limit: OnLimit,
+    pub adds: Limit,
+    pub updates: Limit,
+    pub leavers: Limit,
+    pub rejoins: Limit,
+    pub deletes: Limit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            on_limit: OnLimit::Hold,
+            adds: Limit::default(),
+            updates: Limit::default(),
+            leavers: Limit {
+                max: None,
+                max_percent: Some(10.0),
+            },
+            rejoins: Limit::default(),
+            deletes: Limit {
+                max: Some(0),
+                max_percent: None,
+            },
+        }
+    }
+}
+
+/// `[groups]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupRules {
+    /// The only groups dirsync adds people to or removes them from.
+    pub managed: Vec<String>,
+    /// Groups for a row whose groups cell is empty (seed 003: "Belong to" left blank).
+    pub default: Vec<String>,
+}

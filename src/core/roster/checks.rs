@@ -1,0 +1,454 @@
+//! Per-row checks: one record → a typed [`Person`], or every reason the row
+//! is refused (the other rows go on).
+
+use super::error::{RowError, RowErrorKind};
+use crate::core::policy::{Column, Policy};
+use crate::core::types::{AccountState, Origin, Person, Secret, UserKey, Value};
+
+pub(super) fn key_of(record: &csv::StringRecord, columns: &[Column]) -> Option<UserKey> {
+    let i = columns.iter().position(|c| *c == Column::Key)?;
+    let v = record.get(i)?.trim();
+    (!v.is_empty()).then(|| UserKey::new(v))
+}
+
+pub(super) type RowFailure = (Option<UserKey>, Vec<RowError>);
+
+pub(super) fn parse_row(
+    origin: Origin,
+    record: &csv::StringRecord,
+    header: &[String],
+    columns: &[Column],
+    policy: &Policy,
+) -> Result<Person, RowFailure> {
+    let mut errors = Vec::new();
+    let mut key = None;
+    let mut attrs: Vec<Option<Value>> = vec![None; policy.attributes.len()];
+    let mut groups: Option<Vec<Value>> = None;
+    let mut state = AccountState::Active;
+    let mut must_change = None;
+    let mut password = None;
+    let err = |errors: &mut Vec<RowError>, h: &str, kind: RowErrorKind| errors.push(RowError::in_column(h, kind));
+
+    for ((raw, h), c) in record.iter().zip(header).zip(columns) {
+        let v = raw.trim();
+        if *c != Column::Password && *c != Column::Unknown && *c != Column::Ignored {
+            if let Some(ch) = first_control_char(v) {
+                err(&mut errors, h, RowErrorKind::ControlCharacter { code: Some(ch as u32) });
+                continue;
+            }
+        }
+        match *c {
+            Column::Key => {
+                if v.is_empty() {
+                    err(
+                        &mut errors,
+                        h,
+                        RowErrorKind::Missing {
+                            field: "username".into(),
+                        },
+                    );
+                } else if let Some(k) = too_long(v, "username", policy) {
+                    err(&mut errors, h, k);
+                } else {
+                    key = Some(UserKey::new(v));
+                }
+            }
+            Column::Attribute(i) => match check_value(v, i, policy) {
+                Ok(val) => attrs[i] = val,
+                Err(k) => err(&mut errors, h, k),
+            },
+            Column::Groups => {
+                let mut list = Vec::new();
+                for g in v.split(';').map(str::trim).filter(|g| !g.is_empty()) {
+                    match policy.managed_group(g) {
+                        Some(canon) => {
+                            if !list.iter().any(|x: &Value| x.as_str() == canon) {
+                                list.push(Value::from(canon))
+                            }
+                        }
+                        None => err(
+                            &mut errors,
+                            h,
+                            RowErrorKind::UnmanagedGroup {
+                                group: g.to_string(),
+                                policy: policy.name.clone(),
+                                managed: policy.groups.managed.clone(),
+                            },
+                        ),
+                    }
+                }
+                if !list.is_empty() {
+                    groups = Some(list);
+                }
+            }
+            Column::Status => {
+                if v.is_empty() || policy.roster.active_values.iter().any(|a| same_word(a, v)) {
+                    state = AccountState::Active;
+                } else if policy.roster.leaver_values.iter().any(|a| same_word(a, v)) {
+                    state = AccountState::Leaver;
+                } else {
+                    err(
+                        &mut errors,
+                        h,
+                        RowErrorKind::BadStatus {
+                            value: v.to_string(),
+                            active: policy.roster.active_values.clone(),
+                            leaver: policy.roster.leaver_values.clone(),
+                        },
+                    );
+                }
+            }
+            Column::MustChange => {
+                if v.is_empty() {
+                } else if ["1", "true", "yes", "y"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                    must_change = Some(true)
+                } else if ["0", "false", "no", "n"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                    must_change = Some(false)
+                } else {
+                    err(&mut errors, h, RowErrorKind::BadFlag { value: v.to_string() })
+                }
+            }
+            Column::Password => {
+                if !raw.is_empty() {
+                    if let Some(k) = too_long(raw, "password", policy) {
+                        err(&mut errors, h, k);
+                    } else if raw.chars().any(char::is_control) {
+                        err(&mut errors, h, RowErrorKind::ControlCharacter { code: None });
+                    } else {
+                        password = Some(Secret::new(raw));
+                    }
+                }
+            }
+            Column::Ignored | Column::Unknown => {}
+        }
+    }
+    // Defaults and required values, for attributes with or without a column.
+    for (i, name) in policy.attributes.iter().enumerate() {
+        let rule = policy.attr_rule(i);
+        if attrs[i].is_none() {
+            if let Some(d) = &rule.default {
+                attrs[i] = Some(Value::from(d.as_str()));
+            }
+        }
+        if attrs[i].is_none() && rule.required == Some(true) {
+            if let Some(pos) = columns.iter().position(|c| *c == Column::Attribute(i)) {
+                if !errors.iter().any(|e| e.column.as_deref() == Some(header[pos].as_str())) {
+                    err(&mut errors, &header[pos], RowErrorKind::Missing { field: name.clone() });
+                }
+            }
+        }
+    }
+    if groups.is_none() && !policy.groups.default.is_empty() {
+        groups = Some(policy.groups.default.iter().map(|g| Value::from(g.as_str())).collect());
+    }
+    if let Some(k) = &key {
+        if policy.is_protected(k) {
+            errors.push(RowError::in_row(RowErrorKind::Protected { key: k.to_string() }));
+        }
+    }
+    match key {
+        Some(key) if errors.is_empty() => Ok(Person {
+            origin,
+            key,
+            attrs,
+            groups,
+            state,
+            must_change,
+            password,
+        }),
+        key => Err((key, errors)),
+    }
+}
+
+fn too_long(v: &str, field: &str, policy: &Policy) -> Option<RowErrorKind> {
+    too_long_max(v, policy.rule(field).max_len.unwrap_or(policy.roster.max_field_len))
+}
+
+fn too_long_max(v: &str, max: usize) -> Option<RowErrorKind> {
+    // Bytes ≥ characters: count characters only when the bytes could be over.
+    if v.len() <= max {
+        return None;
+    }
+    let n = v.chars().count();
+    (n > max).then_some(RowErrorKind::TooLong { length: n, max })
+}
+
+/// Case-insensitive equality without allocating for ASCII.
+fn same_word(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
+fn first_control_char(v: &str) -> Option<char> {
+    if v.is_ascii() {
+        v.bytes().find(|b| *b < 0x20 || *b == 0x7f).map(char::from)
+    } else {
+        v.chars().find(|c| c.is_control())
+    }
+}
+
+fn check_value(v: &str, i: usize, policy: &Policy) -> Result<Option<Value>, RowErrorKind> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let rule = policy.attr_rule(i);
+    if let Some(k) = too_long_max(v, rule.max_len.unwrap_or(policy.roster.max_field_len)) {
+        return Err(k);
+    }
+    if policy.attributes[i] == "email" && !is_email(v) {
+        return Err(RowErrorKind::MalformedEmail { value: v.to_string() });
+    }
+    if let Some(allowed) = &rule.allowed {
+        return match allowed.iter().find(|a| same_word(a, v)) {
+            Some(a) => Ok(Some(Value::from(a.as_str()))),
+            None => Err(RowErrorKind::NotAllowed {
+                value: v.to_string(),
+                allowed: allowed.clone(),
+            }),
+        };
+    }
+    Ok(Some(Value::from(v)))
+}
+
+/// A deliberately plain check: one `@`, a non-empty local part without
+/// spaces, a domain with a dot and no empty labels.
+pub fn is_email(v: &str) -> bool {
+    let Some((local, domain)) = v.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"".contains(c))
+        && domain.contains('.')
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::roster::fixtures::*;
+
+    #[test]
+    fn per_row_rejections_name_row_line_column_and_reason() {
+        let text = "username,firstname,surname,email,user_type,title,groups,status,change password next time\n\
+            ok,A,B,ok@example.org,,,staff,,1\n\
+            ,A,B,nokey@example.org,,,,,\n\
+            bademail,A,B,bad@,,,,,\n\
+            nofirst,,B,nf@example.org,,,,,\n\
+            wrongtype,A,B,wt@example.org,Admin,,,,\n\
+            longtitle,A,B,lt@example.org,,Chief Executive,,,\n\
+            badgroup,A,B,bg@example.org,,,staff;wheel,,\n\
+            badstatus,A,B,bs@example.org,,,,retired,\n\
+            badflag,A,B,bf@example.org,,,,,maybe\n\
+            fields,A,B\n\
+            admin,A,B,adm@example.org,,,,,\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.persons.len(), 1);
+        let rej = rejected_errors(&r);
+        let find = |row: usize| -> Vec<RowError> {
+            rej.iter()
+                .find(|(r, _, _)| *r == row)
+                .map(|x| x.2.clone())
+                .unwrap_or_default()
+        };
+        let cell = |column: &str, kind: RowErrorKind| vec![RowError::in_column(column, kind)];
+        let s = |v: &str| v.to_string();
+        assert_eq!(
+            find(2),
+            cell("username", RowErrorKind::Missing { field: s("username") })
+        );
+        assert_eq!(
+            find(3),
+            cell("email", RowErrorKind::MalformedEmail { value: s("bad@") })
+        );
+        assert_eq!(
+            find(4),
+            cell("firstname", RowErrorKind::Missing { field: s("firstname") })
+        );
+        assert_eq!(
+            find(5),
+            cell(
+                "user_type",
+                RowErrorKind::NotAllowed {
+                    value: s("Admin"),
+                    allowed: vec![s("Standard"), s("Privileged")]
+                }
+            )
+        );
+        assert_eq!(find(6), cell("title", RowErrorKind::TooLong { length: 15, max: 10 }));
+        assert!(
+            matches!(&find(7)[..], [RowError { kind: RowErrorKind::UnmanagedGroup { group, .. }, column: Some(c) }]
+                if group == "wheel" && c == "groups"),
+            "{:?}",
+            find(7)
+        );
+        assert!(
+            matches!(&find(8)[..], [RowError { kind: RowErrorKind::BadStatus { value, .. }, .. }] if value == "retired"),
+            "{:?}",
+            find(8)
+        );
+        assert_eq!(
+            find(9),
+            cell("change password next time", RowErrorKind::BadFlag { value: s("maybe") })
+        );
+        assert_eq!(
+            find(10),
+            vec![RowError::in_row(RowErrorKind::FieldCount {
+                found: 3,
+                expected: 9,
+                delimiter: ','
+            })]
+        );
+        assert_eq!(
+            find(11),
+            vec![RowError::in_row(RowErrorKind::Protected { key: s("admin") })]
+        );
+        let lines: Vec<u64> = rej.iter().map(|x| x.1).collect();
+        assert_eq!(lines, (3..=12).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn status_groups_must_change_and_password() {
+        let r = parse(
+            "username,firstname,surname,email,status,belong to,change password next time,password\n\
+             a,A,B,a@example.org,Leaver,VPN; staff,yes,s3cret pass\n",
+        )
+        .unwrap();
+        let p = &r.persons[0];
+        assert_eq!(p.state, AccountState::Leaver);
+        assert_eq!(
+            p.groups.as_deref(),
+            Some(&[Value::from("vpn"), Value::from("staff")][..])
+        );
+        assert_eq!(p.must_change, Some(true));
+        assert_eq!(p.password.as_ref().map(|s| s.expose()), Some("s3cret pass"));
+    }
+
+    #[test]
+    fn email_syntax() {
+        for ok in [
+            "a@example.org",
+            "first.last+tag@sub.example.co.uk",
+            "o'brien@example.ie",
+        ] {
+            assert!(is_email(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@",
+            "@example.org",
+            "a@b",
+            "a b@example.org",
+            "a@@example.org",
+            "a@example..org",
+            "<a>@x.org",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn row_errors_read_as_before() {
+        let s = |v: &str| v.to_string();
+        let cases = [
+            (
+                RowError::in_column("username", RowErrorKind::Missing { field: s("username") }),
+                "column \"username\": is empty; every row needs a username",
+            ),
+            (
+                RowError::in_column("First", RowErrorKind::Missing { field: s("firstname") }),
+                "column \"First\": is empty; firstname is required",
+            ),
+            (
+                RowError::in_column("email", RowErrorKind::MalformedEmail { value: s("bad@") }),
+                "column \"email\": \"bad@\" is not an email address (name@domain.tld); correct it",
+            ),
+            (
+                RowError::in_column("t", RowErrorKind::TooLong { length: 15, max: 10 }),
+                "column \"t\": is 15 characters long; at most 10 are allowed",
+            ),
+            (
+                RowError::in_column("t", RowErrorKind::ControlCharacter { code: Some(7) }),
+                "column \"t\": contains a control character (U+0007); remove it",
+            ),
+            (
+                RowError::in_column("password", RowErrorKind::ControlCharacter { code: None }),
+                "column \"password\": contains a control character; remove it",
+            ),
+            (
+                RowError::in_column(
+                    "groups",
+                    RowErrorKind::UnmanagedGroup {
+                        group: s("wheel"),
+                        policy: s("t"),
+                        managed: vec![s("staff"), s("vpn")],
+                    },
+                ),
+                "column \"groups\": group \"wheel\" is not managed by policy \"t\" (managed: staff, vpn); fix the name or add it to groups.managed",
+            ),
+            (
+                RowError::in_column(
+                    "status",
+                    RowErrorKind::BadStatus {
+                        value: s("retired"),
+                        active: vec![s("active"), s("joiner")],
+                        leaver: vec![s("leaver"), s("left")],
+                    },
+                ),
+                "column \"status\": \"retired\" is not a status; use empty or one of active/joiner for active, leaver/left for a leaver",
+            ),
+            (
+                RowError::in_row(RowErrorKind::FieldCount {
+                    found: 3,
+                    expected: 9,
+                    delimiter: ';',
+                }),
+                "has 3 fields but the header has 9; check for an unquoted delimiter (';') in a value",
+            ),
+            (
+                RowError::in_row(RowErrorKind::Protected { key: s("Admin") }),
+                "Admin is a protected account (sync.protected); dirsync never changes it",
+            ),
+            (
+                RowError::in_column(
+                    "username",
+                    RowErrorKind::DuplicateKey {
+                        lines: vec![2, 3],
+                        keep_first: false,
+                    },
+                ),
+                "column \"username\": duplicate username (case-insensitive) on lines 2, 3; none of them is applied; keep one row per person",
+            ),
+            (
+                RowError::in_row(RowErrorKind::DuplicateEmail {
+                    lines: vec![4, 9],
+                    keep_first: true,
+                }),
+                "duplicate email (case-insensitive) on lines 4, 9; the first row is kept; remove the others",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want, "{}", e.kind.as_str());
+        }
+    }
+
+    #[test]
+    fn row_error_kinds_serialise_with_their_details() {
+        let e = RowError::in_column("title", RowErrorKind::TooLong { length: 15, max: 10 });
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":{"kind":"too-long","length":15,"max":10},"column":"title"}"#
+        );
+        assert_eq!(serde_json::from_str::<RowError>(&json).unwrap(), e);
+    }
+}

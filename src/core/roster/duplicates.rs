@@ -1,0 +1,182 @@
+//! Duplicate keys and email addresses across the file (case-insensitive):
+//! every row of a group is refused, or all but the first (policy).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::error::{RowError, RowErrorKind};
+use super::{Entry, Roster};
+use crate::core::policy::{Column, Duplicates, Policy};
+use crate::core::types::Person;
+
+pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
+    let email = policy.attribute_index("email");
+    // First index per key; only collisions get a group (no Vec per row).
+    let n = roster.entries.len();
+    let mut first_key: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut first_email: HashMap<std::borrow::Cow<'_, str>, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut key_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut email_groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let note = |groups: &mut BTreeMap<usize, Vec<usize>>, first: usize, ei: usize| {
+        groups.entry(first).or_insert_with(|| vec![first]).push(ei);
+    };
+    for (ei, e) in roster.entries.iter().enumerate() {
+        let (key, mail) = match e {
+            Entry::Valid(pi) => {
+                let p = &roster.persons[*pi];
+                (Some(p.key.folded()), email.and_then(|i| p.attrs[i].as_deref()))
+            }
+            Entry::Rejected(r) => (r.key.as_ref().map(|k| k.folded()), None),
+        };
+        if let Some(k) = key {
+            match first_key.get(k) {
+                Some(&first) => note(&mut key_groups, first, ei),
+                None => {
+                    first_key.insert(k, ei);
+                }
+            }
+        }
+        if let Some(m) = mail {
+            let folded: std::borrow::Cow<'_, str> = if m.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+                m.to_lowercase().into()
+            } else {
+                m.into()
+            };
+            match first_email.get(&folded) {
+                Some(&first) => note(&mut email_groups, first, ei),
+                None => {
+                    first_email.insert(folded, ei);
+                }
+            }
+        }
+    }
+    let by_key = key_groups;
+    let by_email = email_groups;
+    let mut to_reject: Vec<(usize, RowError)> = Vec::new();
+    let keep_first = policy.roster.duplicates == Duplicates::KeepFirst;
+    let key_col = roster
+        .columns
+        .iter()
+        .position(|c| *c == Column::Key)
+        .map(|i| roster.header[i].clone());
+    let email_col = email.and_then(|i| {
+        roster
+            .columns
+            .iter()
+            .position(|c| *c == Column::Attribute(i))
+            .map(|p| roster.header[p].clone())
+    });
+    let lines = |group: &[usize], entries: &[Entry], persons: &[Person]| -> Vec<u64> {
+        group
+            .iter()
+            .map(|ei| match &entries[*ei] {
+                Entry::Valid(pi) => persons[*pi].origin.line,
+                Entry::Rejected(r) => r.origin.line,
+            })
+            .collect()
+    };
+    for (is_key, col, groups) in [
+        (true, &key_col, by_key.into_values().collect::<Vec<_>>()),
+        (false, &email_col, by_email.into_values().collect::<Vec<_>>()),
+    ] {
+        for group in groups.into_iter().filter(|g| g.len() > 1) {
+            let lines = lines(&group, &roster.entries, &roster.persons);
+            let skip = if keep_first { 1 } else { 0 };
+            for ei in group.iter().skip(skip) {
+                let kind = if is_key {
+                    RowErrorKind::DuplicateKey {
+                        lines: lines.clone(),
+                        keep_first,
+                    }
+                } else {
+                    RowErrorKind::DuplicateEmail {
+                        lines: lines.clone(),
+                        keep_first,
+                    }
+                };
+                to_reject.push((
+                    *ei,
+                    RowError {
+                        kind,
+                        column: col.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    if to_reject.is_empty() {
+        return;
+    }
+    // Turn valid entries into rejected ones; persons stay in place but are
+    // no longer referenced, then compact.
+    for (ei, error) in to_reject {
+        let entry = &mut roster.entries[ei];
+        match entry {
+            Entry::Valid(pi) => {
+                let p = &roster.persons[*pi];
+                *entry = Entry::rejected(p.origin, Some(p.key.clone()), vec![error]);
+            }
+            Entry::Rejected(r) => {
+                if !r.errors.contains(&error) {
+                    r.errors.push(error)
+                }
+            }
+        }
+    }
+    let mut persons = Vec::with_capacity(roster.persons.len());
+    let old = std::mem::take(&mut roster.persons);
+    let mut old: Vec<Option<Person>> = old.into_iter().map(Some).collect();
+    for e in roster.entries.iter_mut() {
+        if let Entry::Valid(pi) = e {
+            if let Some(p) = old[*pi].take() {
+                *pi = persons.len();
+                persons.push(p);
+            }
+        }
+    }
+    roster.persons = persons;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::roster::fixtures::*;
+    use crate::core::roster::parse_roster;
+
+    #[test]
+    fn duplicate_keys_case_insensitive_reject_all_rows_of_the_group() {
+        let text = format!("{HEAD}jsmith,A,B,a@example.org\nJSmith,C,D,c@example.org\nother,E,F,e@example.org\n");
+        let r = parse(&text).unwrap();
+        assert_eq!(r.persons.len(), 1);
+        assert_eq!(r.persons[0].key.as_str(), "other");
+        let rej = rejected(&r);
+        assert_eq!(rej.len(), 2);
+        assert_eq!(
+            rejected_errors(&r)[0].2,
+            vec![RowError {
+                kind: RowErrorKind::DuplicateKey {
+                    lines: vec![2, 3],
+                    keep_first: false
+                },
+                column: Some("username".into()),
+            }],
+            "{rej:?}"
+        );
+        let mut p = policy();
+        p.roster.duplicates = Duplicates::KeepFirst;
+        let r = parse_roster(text.as_bytes(), &p).unwrap();
+        assert_eq!(r.persons.len(), 2);
+        assert_eq!(r.persons[0].key.as_str(), "jsmith");
+    }
+
+    #[test]
+    fn duplicate_email_rejects_both() {
+        let r = parse(&format!("{HEAD}a,A,B,same@example.org\nb,C,D,SAME@example.org\n")).unwrap();
+        assert!(r.persons.is_empty());
+        assert!(matches!(
+            &rejected_errors(&r)[1].2[..],
+            [RowError { kind: RowErrorKind::DuplicateEmail { lines, .. }, .. }] if lines == &[2, 3]
+        ));
+    }
+}

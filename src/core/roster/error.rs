@@ -1,0 +1,279 @@
+//! Why a file or a row is refused.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a whole file was refused. Nothing is written for such a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileError {
+    pub kind: FileErrorKind,
+    /// What is wrong and what to do, as a sentence (it names the position too).
+    pub message: String,
+    /// The physical line (from 1) where the problem is, when there is one.
+    pub line: Option<u64>,
+    /// The byte offset in the file (from 0, byte-order mark included).
+    pub byte: Option<u64>,
+    /// The header cell concerned, as the file spells it.
+    pub column: Option<String>,
+}
+
+/// The classes of whole-file refusals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileErrorKind {
+    Empty,
+    HeaderOnly,
+    Encoding,
+    Truncated,
+    Header,
+    TooManyRows,
+    /// Not the file's fault: the target could not be read.
+    Target,
+}
+
+impl FileErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileErrorKind::Empty => "empty file",
+            FileErrorKind::HeaderOnly => "no data rows",
+            FileErrorKind::Encoding => "bad encoding",
+            FileErrorKind::Truncated => "truncated file",
+            FileErrorKind::Header => "bad header",
+            FileErrorKind::TooManyRows => "too many rows",
+            FileErrorKind::Target => "target unavailable",
+        }
+    }
+}
+
+impl FileError {
+    pub fn new(kind: FileErrorKind, message: impl Into<String>) -> FileError {
+        FileError {
+            kind,
+            message: message.into(),
+            line: None,
+            byte: None,
+            column: None,
+        }
+    }
+
+    pub fn at_line(mut self, line: u64) -> FileError {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn at_byte(mut self, byte: u64) -> FileError {
+        self.byte = Some(byte);
+        self
+    }
+
+    pub fn in_column(mut self, column: &str) -> FileError {
+        self.column = Some(column.to_string());
+        self
+    }
+
+    /// Not the file's fault: the target could not be read, so the file was
+    /// not processed.
+    pub fn target(message: String) -> FileError {
+        FileError::new(FileErrorKind::Target, message)
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+pub(super) fn file_error(kind: FileErrorKind, message: impl Into<String>) -> FileError {
+    FileError::new(kind, message)
+}
+
+/// Why one row was refused; the other rows go on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    pub kind: RowErrorKind,
+    /// The column as the file names it, when the problem is in one cell.
+    pub column: Option<String>,
+}
+
+/// The classes of row problems, each with its details as fields. Values
+/// are the file's own (trimmed); a password never appears in one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RowErrorKind {
+    /// The CSV parser could not read the record.
+    Unreadable {
+        reason: String,
+    },
+    /// The record has another number of fields than the header.
+    FieldCount {
+        found: usize,
+        expected: usize,
+        delimiter: char,
+    },
+    /// A control character in a value; `code` is its code point, except in
+    /// a password.
+    ControlCharacter {
+        code: Option<u32>,
+    },
+    /// An empty cell where the policy requires a value (`field` is the
+    /// policy's name for it).
+    Missing {
+        field: String,
+    },
+    /// Longer than the policy allows, in characters.
+    TooLong {
+        length: usize,
+        max: usize,
+    },
+    MalformedEmail {
+        value: String,
+    },
+    /// Not one of the field's allowed values.
+    NotAllowed {
+        value: String,
+        allowed: Vec<String>,
+    },
+    /// A group the policy does not manage.
+    UnmanagedGroup {
+        group: String,
+        policy: String,
+        managed: Vec<String>,
+    },
+    /// A status that is neither an active nor a leaver value.
+    BadStatus {
+        value: String,
+        active: Vec<String>,
+        leaver: Vec<String>,
+    },
+    /// Not a yes/no value ("change password next time").
+    BadFlag {
+        value: String,
+    },
+    /// The key is one of the policy's protected accounts.
+    Protected {
+        key: String,
+    },
+    /// Rows with the same key (case-insensitive), on these lines.
+    DuplicateKey {
+        lines: Vec<u64>,
+        keep_first: bool,
+    },
+    /// Rows with the same email address (case-insensitive), on these lines.
+    DuplicateEmail {
+        lines: Vec<u64>,
+        keep_first: bool,
+    },
+}
+
+impl RowErrorKind {
+    /// A stable name for the class (for logs, the journal, the API).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RowErrorKind::Unreadable { .. } => "unreadable",
+            RowErrorKind::FieldCount { .. } => "field-count",
+            RowErrorKind::ControlCharacter { .. } => "control-character",
+            RowErrorKind::Missing { .. } => "missing",
+            RowErrorKind::TooLong { .. } => "too-long",
+            RowErrorKind::MalformedEmail { .. } => "malformed-email",
+            RowErrorKind::NotAllowed { .. } => "not-allowed",
+            RowErrorKind::UnmanagedGroup { .. } => "unmanaged-group",
+            RowErrorKind::BadStatus { .. } => "bad-status",
+            RowErrorKind::BadFlag { .. } => "bad-flag",
+            RowErrorKind::Protected { .. } => "protected",
+            RowErrorKind::DuplicateKey { .. } => "duplicate-key",
+            RowErrorKind::DuplicateEmail { .. } => "duplicate-email",
+        }
+    }
+}
+
+impl RowError {
+    /// A problem in one cell.
+    pub fn in_column(column: &str, kind: RowErrorKind) -> RowError {
+        RowError {
+            kind,
+            column: Some(column.to_string()),
+        }
+    }
+
+    /// A problem of the whole row.
+    pub fn in_row(kind: RowErrorKind) -> RowError {
+        RowError { kind, column: None }
+    }
+}
+
+impl fmt::Display for RowErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowErrorKind::Unreadable { reason } => write!(f, "unreadable record: {reason}"),
+            RowErrorKind::FieldCount {
+                found,
+                expected,
+                delimiter,
+            } => write!(
+                f,
+                "has {found} fields but the header has {expected}; check for an unquoted delimiter ({delimiter:?}) in a value"
+            ),
+            RowErrorKind::ControlCharacter { code: Some(c) } => {
+                write!(f, "contains a control character (U+{c:04X}); remove it")
+            }
+            RowErrorKind::ControlCharacter { code: None } => f.write_str("contains a control character; remove it"),
+            RowErrorKind::Missing { field } if field == "username" => {
+                f.write_str("is empty; every row needs a username")
+            }
+            RowErrorKind::Missing { field } => write!(f, "is empty; {field} is required"),
+            RowErrorKind::TooLong { length, max } => {
+                write!(f, "is {length} characters long; at most {max} are allowed")
+            }
+            RowErrorKind::MalformedEmail { value } => {
+                write!(f, "{value:?} is not an email address (name@domain.tld); correct it")
+            }
+            RowErrorKind::NotAllowed { value, allowed } => {
+                write!(f, "{value:?} is not allowed; use one of: {}", allowed.join(", "))
+            }
+            RowErrorKind::UnmanagedGroup {
+                group,
+                policy,
+                managed,
+            } => write!(
+                f,
+                "group {group:?} is not managed by policy {policy:?} (managed: {}); fix the name or add it to groups.managed",
+                managed.join(", ")
+            ),
+            RowErrorKind::BadStatus { value, active, leaver } => write!(
+                f,
+                "{value:?} is not a status; use empty or one of {} for active, {} for a leaver",
+                active.join("/"),
+                leaver.join("/")
+            ),
+            RowErrorKind::BadFlag { value } => write!(f, "{value:?} is not 1/0, yes/no or true/false"),
+            RowErrorKind::Protected { key } => {
+                write!(f, "{key} is a protected account (sync.protected); dirsync never changes it")
+            }
+            RowErrorKind::DuplicateKey { lines, keep_first } => duplicate(f, "username", lines, *keep_first),
+            RowErrorKind::DuplicateEmail { lines, keep_first } => duplicate(f, "email", lines, *keep_first),
+        }
+    }
+}
+
+fn duplicate(f: &mut fmt::Formatter<'_>, what: &str, lines: &[u64], keep_first: bool) -> fmt::Result {
+    let at = lines.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let hint = if keep_first {
+        "the first row is kept; remove the others"
+    } else {
+        "none of them is applied; keep one row per person"
+    };
+    write!(f, "duplicate {what} (case-insensitive) on lines {at}; {hint}")
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(c) => write!(f, "column {c:?}: {}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
