@@ -699,6 +699,26 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
     eprintln!("kill points: {kill_points:#?}\nrows confirmed after a kill between commit and journal: {confirmed}");
 }
 
+/// A file name is data from outside: one with a newline in it must not
+/// forge a line of the text log (values are logged escaped).
+#[test]
+fn issue_12_a_file_name_with_a_newline_cannot_forge_a_log_line() {
+    let env = Env::new(100, 1, false);
+    let d = env.start_ready();
+    let name = "evil\nSubject: forged.csv";
+    env.drop_renamed(name, &sample());
+    env.wait_archived(&d, "evil\nSubject: forged.results.csv", 20, "the file was not run");
+    let log = d.log();
+    assert!(
+        log.contains("evil\\nSubject: forged.csv"),
+        "the name is logged escaped:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("Subject:")),
+        "a file name forged a log line:\n{log}"
+    );
+}
+
 #[test]
 fn systemd_unit_verifies_and_is_hardened() {
     let unit_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/dirsync.service");

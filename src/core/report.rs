@@ -244,28 +244,17 @@ pub fn write_results_with<W: Write>(
     Ok(())
 }
 
-/// The results file of a file refused as a whole: every readable row with
-/// the reason, or one line with the reason when no row is readable. The
-/// columns `policy` maps to the password field (through its aliases,
-/// whatever their header) are echoed as `(hidden)`; no other column is.
-pub fn write_rejection_with_policy<W: Write>(
-    w: W,
-    text: Option<&str>,
-    error: &FileError,
-    policy: &Policy,
-) -> std::io::Result<()> {
-    write_rejection_hiding(w, text, error, |header| policy.column(header) == Column::Password)
-}
-
-/// [`write_rejection_with_policy`] for a caller without the policy: hides
-/// the columns whose header looks like a password (contains "password" but
-/// not "change"), which misses password columns with another name. Kept so
-/// existing callers compile; prefer the policy version.
-pub fn write_rejection<W: Write>(w: W, text: Option<&str>, error: &FileError) -> std::io::Result<()> {
-    write_rejection_hiding(w, text, error, |header| {
-        let n = super::policy::normalise_header(header);
-        n.contains("password") && !n.contains("change")
-    })
+/// The results file of a file refused as a whole: every readable row of
+/// `text` with the reason, hiding the cells of the columns the policy maps
+/// to `password` (whatever their header); or one line with the reason when
+/// no row is readable.
+pub fn write_rejection<W: Write>(w: W, text: Option<(&str, &Policy)>, error: &FileError) -> std::io::Result<()> {
+    match text {
+        Some((text, policy)) => {
+            write_rejection_hiding(w, Some(text), error, |header| policy.column(header) == Column::Password)
+        }
+        None => write_rejection_hiding(w, None, error, |_| false),
+    }
 }
 
 fn write_rejection_hiding<W: Write>(
@@ -389,7 +378,12 @@ mod tests {
             "required column(s) missing: email",
         );
         let mut out = Vec::new();
-        write_rejection(&mut out, Some("username,firstname\na,A\n"), &e).unwrap();
+        write_rejection(
+            &mut out,
+            Some(("username,firstname\na,A\n", &Policy::defaults("t"))),
+            &e,
+        )
+        .unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(
             s.starts_with("username,firstname,change,result,message\na,A,error,skipped,\"file rejected"),
@@ -430,7 +424,7 @@ mod tests {
         let text =
             "username,Initial secret,Password hint,change password next time\na,hunter2,the usual,1\nb,,pet's name,0\n";
         let mut out = Vec::new();
-        write_rejection_with_policy(&mut out, Some(text), &e, &p).unwrap();
+        write_rejection(&mut out, Some((text, &p)), &e).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(!s.contains("hunter2"), "{s}");
         let rows: Vec<&str> = s.lines().collect();
@@ -441,10 +435,5 @@ mod tests {
         assert!(rows[1].starts_with("a,(hidden),the usual,1,error,skipped,"), "{s}");
         // An empty password cell stays empty: there is nothing to hide.
         assert!(rows[2].starts_with("b,,pet's name,0,error,skipped,"), "{s}");
-        // The policy-less wrapper still guesses by header, as before.
-        let mut out = Vec::new();
-        write_rejection(&mut out, Some(text), &e).unwrap();
-        let s = String::from_utf8(out).unwrap();
-        assert!(s.contains("a,hunter2,(hidden),1"), "{s}");
     }
 }

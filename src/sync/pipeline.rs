@@ -21,7 +21,6 @@ use crate::backend::{Backend, Op};
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
-use crate::core::roster::FileErrorKind;
 use crate::core::{parse_roster, plan, FileError, Outcome, PlanOptions, Secret, Summary, Verdict};
 use crate::journal::{Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState, Terminal};
 
@@ -139,10 +138,9 @@ impl Pass<'_> {
     /// whoever started the run; it resumes when the target is back.
     async fn target_down(&self, bytes: &[u8], e: String) -> Result<Finish, SyncError> {
         warn!(error = ?e, "Target unavailable; nothing written. The run resumes when it is back.");
-        let why = FileError {
-            kind: FileErrorKind::Target,
-            message: format!("{e}; nothing was written, run the file again when the target is back"),
-        };
+        let why = FileError::target(format!(
+            "{e}; nothing was written, run the file again when the target is back"
+        ));
         // A run that already wrote keeps its results file: it says what was
         // done; the rows still open resume when the target is back.
         let wrote = !self.ctx.journal.items(self.run.id).await?.is_empty() && self.results.exists();

@@ -37,5 +37,5 @@ pub fn write_atomically(
 /// let start: every readable row with the reason.
 pub(super) fn write_refusal(bytes: &[u8], policy: &Policy, results: &Path, e: &FileError) -> Result<(), SyncError> {
     let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
-    write_atomically(results, |w| write_rejection(w, text.as_deref(), e))
+    write_atomically(results, |w| write_rejection(w, text.as_deref().map(|t| (t, policy)), e))
 }

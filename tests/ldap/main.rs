@@ -549,7 +549,44 @@ fn safety_limit_holds_the_leavers_and_writes_nothing(kind: Kind) {
     assert_eq!(run.row("bjones").1, "held");
     assert_eq!(env.writes(), before, "nothing written");
     assert!(env.locked().is_empty());
-    // The operator looks and overrides.
+    // The run waits for approval; the operator looks at what is held, then
+    // approves exactly that (issue 12), checked with ldapsearch.
+    let id = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run id in {}", run.stdout))
+        .to_string();
+    assert!(run.stdout.contains("(awaiting-approval)"), "{}", run.stdout);
+    let runs = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .arg("--config")
+            .arg(env.path("dirsync.toml"))
+            .arg("runs")
+            .args(args)
+            .output()
+            .expect("run dirsync runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, shown) = runs(&["show", &id]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("held changes (2)"), "{shown}");
+    assert!(
+        shown.contains("\talee\tleaver") && shown.contains("\tbjones\tleaver"),
+        "{shown}"
+    );
+    let (code, text) = runs(&["approve", &id, "--class", "leavers", "--by", "ops"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(env.locked(), ["alee", "bjones"]);
+    let (_, shown) = runs(&["show", &id]);
+    assert!(
+        shown.contains("state     done") && shown.contains("approve leavers by ops"),
+        "{shown}"
+    );
+    // The same file again needs nothing; --allow-over-limit stays for an
+    // operator at a terminal.
     let f = env.csv(&[JANE]);
     let run = env.dirsync("apply", &f, &["--allow-over-limit"]);
     assert_eq!(run.code, 0, "{}", run.results);
