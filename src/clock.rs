@@ -17,3 +17,11 @@ pub fn now_unix() -> i64 {
 pub fn now_ms() -> i64 {
     since_epoch().as_millis() as i64
 }
+
+/// Unix milliseconds as RFC 3339 (UTC), for people.
+pub fn timestamp(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
+use crate::clock::timestamp;
 use crate::config::Config;
 use crate::core::Verdict;
-use crate::daemon::timestamp;
 use crate::journal::{JournalError, RunRecord, RunState};
 
 fn when(ms: Option<i64>) -> String {

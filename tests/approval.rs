@@ -4,10 +4,15 @@
 //! SQLite target is checked with the `sqlite3` program; mails are `.eml`
 //! files written by the daemon's and the command's outbox.
 
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serve::{sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
@@ -41,53 +46,6 @@ fn roster(keys: impl Iterator<Item = usize>, title: &str) -> String {
     s
 }
 
-/// The `sqlite3` program: an independent look at a database.
-fn sqlite(db: &Path, query: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-cmd")
-        .arg(".timeout 20000")
-        .arg(db)
-        .arg(query)
-        .output()
-        .expect("run sqlite3: install it with scripts/install-test-deps (Debian package sqlite3)"); // ok: test
-    assert!(
-        out.status.success(),
-        "sqlite3 {query:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid; SIGTERM stops it cleanly.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
 impl Env {
     fn new() -> Env {
         let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
@@ -113,23 +71,14 @@ impl Env {
     }
 
     fn serve(&self) -> Daemon {
-        let log = self.dir.join("serve.log");
-        let child = Command::new(BIN)
-            .current_dir(&self.dir)
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&self.dir)
             .args(["--config", "dirsync.toml", "serve"])
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("log")) // ok: test
-            .spawn()
-            .expect("start dirsync serve"); // ok: test
-        let d = Daemon { child, log };
-        assert!(
-            wait_until(Duration::from_secs(20), || d.log().contains("Ready.")),
-            "not ready:\n{}",
-            d.log()
-        );
+            .env_remove("WATCHDOG_USEC");
+        let d = Daemon::spawn(cmd, self.dir.join("serve.log"));
+        d.wait_log("Ready.", Duration::from_secs(20));
         d
     }
 
@@ -264,6 +213,11 @@ fn issue_12_held_leavers_are_shown_then_approved_and_applied() {
     let mails = env.results_mails();
     assert_eq!(mails.len(), 3, "{mails:#?}");
     assert!(mails[2].contains("5 leaver"), "{}", mails[2]);
+    assert!(
+        mails[2].contains("held leavers approved by alice") && mails[2].contains("5 applied"),
+        "{}",
+        mails[2]
+    );
     // Approving twice is refused: nothing waits any more.
     let again = env.run(&["runs", "approve", "2"]);
     assert_eq!(again.status.code(), Some(2), "{}", stdout(&again));

@@ -7,8 +7,12 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+#[path = "common/serve.rs"]
+mod serve;
+use serve::{sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 const GENROSTER: &str = env!("CARGO_BIN_EXE_dirsync-genroster");
@@ -147,32 +151,6 @@ impl Env {
     }
 }
 
-/// The `sqlite3` program: an independent look at a database.
-fn sqlite(db: &Path, query: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-cmd")
-        .arg(".timeout 20000")
-        .arg(db)
-        .arg(query)
-        .output()
-        .expect("run sqlite3: install it with scripts/install-test-deps (Debian package sqlite3)"); // ok: test
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() || !stderr.trim().is_empty() {
-        // The table may not exist yet in the first instants of a run.
-        if stderr.contains("no such table") {
-            return String::new();
-        }
-        panic!("sqlite3 {query:?} failed: {stderr}");
-    }
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A running `dirsync serve`; killed (-9) when dropped.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
 impl Daemon {
     fn start(env: &Env) -> Daemon {
         Daemon::start_with(env, &[])
@@ -191,94 +169,19 @@ impl Daemon {
             })
             .unwrap_or(0);
         let log = env.dir.join(format!("serve-{n}.log"));
-        let file = fs::File::create(&log).expect("log file"); // ok: test
-                                                              // A relative config path, as a newcomer types it: inbox paths are
-                                                              // then relative too.
-        let child = Command::new(BIN)
-            .current_dir(&env.dir)
+        // A relative config path, as a newcomer types it: inbox paths are
+        // then relative too.
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&env.dir)
             .args(["--config", "dirsync.toml"])
             .args(args)
             .arg("serve")
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
-            .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start dirsync serve"); // ok: test
-        Daemon {
-            child: Some(child),
-            log,
-        }
+            .envs(vars.iter().copied());
+        Daemon::spawn(cmd, log)
     }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_log(&self, needle: &str, timeout: Duration) {
-        let ok = wait_until(timeout, || self.log().contains(needle));
-        assert!(ok, "no {needle:?} in the log within {timeout:?}:\n{}", self.log());
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self, timeout: Duration) -> Option<i32> {
-        self.signal(libc::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    return status.code();
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 fn sample() -> Vec<u8> {

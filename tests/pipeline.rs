@@ -20,6 +20,10 @@ mod servers;
 #[allow(dead_code)]
 mod mime;
 
+#[path = "common/serve.rs"]
+mod serve;
+use serve::{sqlite, wait_until, Daemon};
+
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -149,22 +153,13 @@ impl Env {
             })
             .unwrap_or(0);
         let log = self.dir.join(format!("serve-{n}.log"));
-        let file = fs::File::create(&log).expect("log file"); // ok: test
-        let child = Command::new(BIN)
-            .current_dir(&self.dir)
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&self.dir)
             .args(["--config", "dirsync.toml", "serve"])
             .env("DIRSYNC_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("start dirsync serve"); // ok: test
-        let d = Daemon {
-            child: Some(child),
-            log,
-        };
+            .env_remove("WATCHDOG_USEC");
+        let d = Daemon::spawn(cmd, log);
         d.wait_log("Ready.", Duration::from_secs(30));
         d
     }
@@ -210,89 +205,6 @@ fn finish(mut child: Child, timeout: Duration, what: &str) -> Out {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
-}
-
-/// The `sqlite3` program: an independent look at a database.
-fn sqlite(db: &Path, query: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-cmd")
-        .arg(".timeout 20000")
-        .arg(db)
-        .arg(query)
-        .output()
-        .expect("run sqlite3: install it with scripts/install-test-deps (Debian package sqlite3)"); // ok: test
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() || !stderr.trim().is_empty() {
-        // The table may not exist yet in the first instants of a run.
-        if stderr.contains("no such table") {
-            return String::new();
-        }
-        panic!("sqlite3 {query:?} failed: {stderr}");
-    }
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A running `dirsync serve`; killed (-9) when dropped.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn wait_log(&self, needle: &str, timeout: Duration) {
-        let ok = wait_until(timeout, || self.log().contains(needle));
-        assert!(ok, "no {needle:?} in the log within {timeout:?}:\n{}", self.log());
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(&mut self, timeout: Duration) -> Option<i32> {
-        let c = self.child.as_mut()?;
-        // SAFETY: kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM)");
-        let start = Instant::now();
-        while start.elapsed() < timeout {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    return status.code();
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
-            "dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    f()
 }
 
 fn roster(rows: usize, seed: u64) -> Vec<u8> {

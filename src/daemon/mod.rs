@@ -40,13 +40,7 @@ pub enum DaemonError {
     Journal(#[from] JournalError),
 }
 
-/// Unix milliseconds as RFC 3339 (UTC), for people.
-pub fn timestamp(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
-}
+pub use crate::clock::timestamp;
 
 fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
     // Outside systemd (no NOTIFY_SOCKET) this does nothing.

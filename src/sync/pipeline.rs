@@ -22,7 +22,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
 use crate::core::{parse_roster, plan, FileError, Outcome, PlanOptions, Secret, Summary, Verdict};
-use crate::journal::{Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState, Terminal};
+use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState, Terminal};
 
 /// What a run needs from its caller.
 pub struct Ctx<'a> {
@@ -90,17 +90,16 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
         .journal
         .approvals(id)
         .await?
-        .iter()
-        .filter(|a| a.decision == Decision::Approve)
-        .map(|a| a.seq)
-        .next_back();
+        .into_iter()
+        .rfind(|a| a.decision == Decision::Approve);
     let pass = Pass {
         ctx,
         lp,
         run: &run,
         results,
         preview: run.state == RunState::Preview,
-        mail_id: mails::pass_id(id, approval),
+        mail_id: mails::pass_id(id, approval.as_ref().map(|a| a.seq)),
+        approval,
     };
     pass.go(&bytes).await
 }
@@ -114,6 +113,8 @@ struct Pass<'a> {
     preview: bool,
     /// The seed of this pass's Message-IDs.
     mail_id: String,
+    /// The latest approval of the run, when there is one.
+    approval: Option<Approval>,
 }
 
 impl Pass<'_> {
@@ -365,6 +366,9 @@ impl Pass<'_> {
         });
         report.breaches = breaches;
         report.warnings = roster.warnings.clone();
+        if let Some(note) = self.approval_note(&p, &outcomes) {
+            report.warnings.push(note);
+        }
         report.target_error = target_error;
         report.credentials = credentials;
         self.end(report).await
@@ -433,6 +437,31 @@ impl Pass<'_> {
             p.messages[i] = Some(t);
         }
         Ok(Ok(()))
+    }
+
+    /// What an approval pass did, for the results mail: who approved what
+    /// and when, and how each approved change came out.
+    fn approval_note(&self, p: &Progress, outcomes: &[Outcome]) -> Option<String> {
+        let a = self.approval.as_ref()?;
+        let approved: Vec<&Outcome> = p
+            .approved
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(ok, o)| ok.then_some(o))
+            .collect();
+        if approved.is_empty() {
+            return None;
+        }
+        let applied = approved.iter().filter(|o| o.verdict == Verdict::Done).count();
+        let failed = approved.iter().filter(|o| o.verdict == Verdict::Failed).count();
+        let skipped = approved.len() - applied - failed;
+        let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();
+        Some(format!(
+            "held {} approved by {} at {}: {applied} applied, {skipped} no longer needed or changed since shown (not applied), {failed} failed",
+            classes.join(", "),
+            a.by,
+            crate::clock::timestamp(a.at)
+        ))
     }
 
     fn message(

@@ -1,0 +1,126 @@
+//! A running `dirsync serve` as the tests see it (its log, signals, a clean
+//! stop or kill -9), the `sqlite3` program as an independent client, and
+//! waiting for an event. Shared by tests/daemon.rs, tests/pipeline.rs and
+//! tests/approval.rs:
+//!
+//! ```ignore
+//! #[path = "common/serve.rs"]
+//! mod serve;
+//! ```
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Wait (`timeout` at most) until `f` holds; whether it did.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// The `sqlite3` program: an independent look at a database. A table that
+/// does not exist yet (the first instants of a run) reads as empty.
+pub fn sqlite(db: &Path, query: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg("-cmd")
+        .arg(".timeout 20000")
+        .arg(db)
+        .arg(query)
+        .output()
+        .expect("run sqlite3: install it with scripts/install-test-deps (Debian package sqlite3)"); // ok: test
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || !stderr.trim().is_empty() {
+        if stderr.contains("no such table") {
+            return String::new();
+        }
+        panic!("sqlite3 {query:?} failed: {stderr}");
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A running `dirsync serve`; killed (-9) when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Spawn `cmd` (a `dirsync … serve` command, its environment set by the
+    /// caller) with its stderr to `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> Daemon {
+        let file = std::fs::File::create(&log).expect("log file"); // ok: test
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start dirsync serve"); // ok: test
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let ok = wait_until(timeout, || self.log().contains(needle));
+        assert!(ok, "no {needle:?} in the log within {timeout:?}:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
+    }
+
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
+        self.child.as_ref()?;
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return status.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "dirsync serve did not stop within {timeout:?} after SIGTERM:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
