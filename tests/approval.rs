@@ -8,11 +8,11 @@
 mod serve;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use serve::{sqlite, wait_until, Daemon};
+use serve::{cheap_example_policy, sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
@@ -26,11 +26,7 @@ struct Env {
 }
 
 fn policy_text() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/policies/staff.toml");
-    fs::read_to_string(&p)
-        .expect("example policy") // ok: test fixture in the repo
-        .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
-        .replace("argon2_iterations = 2", "argon2_iterations = 1")
+    cheap_example_policy()
         .replace("absent = \"ignore\"", "absent = \"leaver\"")
         .replace("leavers = { max_percent = 10.0 }", "leavers = { max = 2 }")
 }

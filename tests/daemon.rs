@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 #[path = "common/serve.rs"]
 mod serve;
-use serve::{sqlite, wait_until, Daemon};
+use serve::{cheap_example_policy, roster, sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
-const GENROSTER: &str = env!("CARGO_BIN_EXE_dirsync-genroster");
 
 /// A temporary dirsync installation: config, policy, inbox, state.
 struct Env {
@@ -28,12 +27,7 @@ struct Env {
 }
 
 fn policy_text() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/policies/staff.toml");
-    fs::read_to_string(&p)
-        .expect("example policy") // ok: test fixture in the repo
-        .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
-        .replace("argon2_iterations = 2", "argon2_iterations = 1")
-        .replace("adds = { max = 10000 }", "adds = { max = 100000 }")
+    cheap_example_policy().replace("adds = { max = 10000 }", "adds = { max = 100000 }")
 }
 
 fn inbox_toml(settle: u64, marker: bool) -> String {
@@ -187,19 +181,6 @@ impl Daemon {
 fn sample() -> Vec<u8> {
     fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/sample.csv")).expect("sample.csv")
     // ok: test
-}
-
-fn roster(rows: usize, seed: u64) -> Vec<u8> {
-    let out = Command::new(GENROSTER)
-        .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .expect("run dirsync-genroster"); // ok: test
-    assert!(
-        out.status.success(),
-        "genroster: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// (change, result) per data row of a results file, and the key column.

@@ -22,7 +22,7 @@ mod mime;
 
 #[path = "common/serve.rs"]
 mod serve;
-use serve::{sqlite, wait_until, Daemon};
+use serve::{cheap_example_policy, roster, sqlite, wait_until, Daemon};
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -33,16 +33,10 @@ use std::time::{Duration, Instant};
 use argon2::PasswordVerifier;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
-const GENROSTER: &str = env!("CARGO_BIN_EXE_dirsync-genroster");
 
 /// The example staff policy with cheap argon2 parameters and room for big files.
 fn policy_text() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/policies/staff.toml");
-    fs::read_to_string(&p)
-        .expect("example policy") // ok: test fixture in the repo
-        .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
-        .replace("argon2_iterations = 2", "argon2_iterations = 1")
-        .replace("adds = { max = 10000 }", "adds = { max = 100000 }")
+    cheap_example_policy().replace("adds = { max = 10000 }", "adds = { max = 100000 }")
 }
 
 /// A temporary dirsync installation: config, policy, inbox, state, mail folder.
@@ -205,19 +199,6 @@ fn finish(mut child: Child, timeout: Duration, what: &str) -> Out {
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
-}
-
-fn roster(rows: usize, seed: u64) -> Vec<u8> {
-    let out = Command::new(GENROSTER)
-        .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .expect("run dirsync-genroster"); // ok: test
-    assert!(
-        out.status.success(),
-        "genroster: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn usernames(csv_bytes: &[u8]) -> Vec<String> {

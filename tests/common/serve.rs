@@ -124,3 +124,27 @@ impl Drop for Daemon {
         self.kill9();
     }
 }
+
+/// The example staff policy with argon2 parameters cheap enough for tests
+/// that create thousands of accounts; callers adjust the rest.
+pub fn cheap_example_policy() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example/policies/staff.toml");
+    std::fs::read_to_string(&p)
+        .expect("example policy") // ok: test fixture in the repo
+        .replace("argon2_memory_kib = 19456", "argon2_memory_kib = 8")
+        .replace("argon2_iterations = 2", "argon2_iterations = 1")
+}
+
+/// A realistic roster of `rows` people from `dirsync-genroster`.
+pub fn roster(rows: usize, seed: u64) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_dirsync-genroster"))
+        .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("run dirsync-genroster"); // ok: test
+    assert!(
+        out.status.success(),
+        "genroster: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
