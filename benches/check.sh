@@ -47,6 +47,6 @@ create_schema = true
 staff = "policies/staff.toml"
 TOML
   echo "check $n rows, empty target:   $(peak env DIRSYNC_LOG=info $DS --config "$work/cfg-$n/dirsync.toml" check "$work/base-$n.csv" --results "$work/r.csv")"
-  grep -o 'parse_ms=[0-9]* snapshot_ms=[0-9]* plan_ms=[0-9]*' "$work/err" | sed 's/^/    /' || true
+  grep -o 'parse_ms=[0-9]* snapshot_ms=[0-9]* plan_ms=[0-9]* journal_ms=[0-9]*' "$work/err" | sed 's/^/    /' || true
   echo "core $n rows vs $n accounts: $(BASE="$work/base-$n.csv" NEXT="$work/next-$n.csv" cargo bench -q --bench plan 2>/dev/null | head -2 | tr '\n' ' ')"
 done

@@ -70,6 +70,10 @@ pub struct OutcomeRecord<'a> {
     pub message: &'a str,
 }
 
+/// Rows per multi-row statement: one round trip and one statement per
+/// chunk instead of per item (100k outcomes took seconds one by one).
+const CHUNK: usize = 200;
+
 const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
 
 impl Journal {
@@ -84,7 +88,7 @@ impl Journal {
     ) -> Result<()> {
         let breaches = serde_json::to_string(breaches).map_err(|e| JournalError::Query(format!("breaches: {e}")))?;
         let mut tx = self.pool.begin().await?;
-        for chunk in items.chunks(100) {
+        for chunk in items.chunks(CHUNK) {
             let values = vec!["(?, ?, ?, ?, ?, ?, 0, 0, ?, ?)"; chunk.len()].join(", ");
             let sql = self.sql(&format!(
                 "INSERT INTO run_items (run_id, {ITEM_COLUMNS}) VALUES {values} ON CONFLICT (run_id, ident) DO NOTHING"
@@ -161,14 +165,17 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         }
-        let sql = self.sql("UPDATE run_items SET intent = 1, change = ? WHERE run_id = ? AND ident = ?");
-        for (item, change) in changes {
-            sqlx::query(&sql)
-                .bind(change.as_str())
-                .bind(id)
-                .bind(item.to_string())
-                .execute(&mut *tx)
-                .await?;
+        for chunk in changes.chunks(CHUNK) {
+            let sql = self.sql(&format!(
+                "UPDATE run_items SET intent = 1, change = v.column2 FROM (VALUES {}) AS v \
+                 WHERE run_items.run_id = ? AND run_items.ident = v.column1",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            ));
+            let mut q = sqlx::query(&sql);
+            for (item, change) in chunk {
+                q = q.bind(item.to_string()).bind(change.as_str());
+            }
+            q.bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -178,18 +185,21 @@ impl Journal {
     /// approved item is approved no more once it has its outcome.
     pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord<'_>]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let sql = self.sql(
-            "UPDATE run_items SET change = ?, verdict = ?, message = ?, approved = 0 WHERE run_id = ? AND ident = ?",
-        );
-        for o in outcomes {
-            sqlx::query(&sql)
-                .bind(o.change.as_str())
-                .bind(o.verdict.as_str())
-                .bind(o.message)
-                .bind(id)
-                .bind(o.id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        for chunk in outcomes.chunks(CHUNK) {
+            let sql = self.sql(&format!(
+                "UPDATE run_items SET change = v.column2, verdict = v.column3, message = v.column4, approved = 0 \
+                 FROM (VALUES {}) AS v WHERE run_items.run_id = ? AND run_items.ident = v.column1",
+                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            ));
+            let mut q = sqlx::query(&sql);
+            for o in chunk {
+                q = q
+                    .bind(o.id.to_string())
+                    .bind(o.change.as_str())
+                    .bind(o.verdict.as_str())
+                    .bind(o.message);
+            }
+            q.bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -21,7 +21,7 @@ use crate::backend::{Backend, Op};
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
-use crate::core::{parse_roster, plan, FileError, Outcome, PlanOptions, Secret, Summary, Verdict};
+use crate::core::{parse_roster, plan, ChangeKind, FileError, Outcome, PlanOptions, Secret, Summary, Verdict};
 use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState, Terminal};
 
 /// What a run needs from its caller.
@@ -194,6 +194,7 @@ impl Pass<'_> {
 
         let records = journal.items(run.id).await?;
         let resuming = !records.is_empty();
+        let t = std::time::Instant::now();
         let mut plan = plan(
             &roster,
             &snapshot,
@@ -206,6 +207,8 @@ impl Pass<'_> {
                 allow_over_limit: run.allow_over_limit || resuming,
             },
         );
+        let plan_ms = t.elapsed().as_millis() as u64;
+        let t = std::time::Instant::now();
         let breaches = resume::first_breaches(&run.breaches, &plan.breaches, resuming);
         let mut p: Progress = if resuming {
             info!(items = records.len(), "Resuming a journaled run.");
@@ -214,7 +217,19 @@ impl Pass<'_> {
             for b in &breaches {
                 warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
             }
-            let (p, records) = resume::first(&plan, &roster, policy, run.id, self.preview);
+            let (p, mut records) = resume::first(&plan, &roster, policy, run.id, self.preview);
+            // What a run changes, rejects or holds is journaled; an unchanged
+            // row or an ignored absent account is not (100k of them cost a
+            // quarter of a second a night): a resumed pass plans it afresh
+            // and, finding it still needs nothing, reports it unchanged.
+            records.retain(|r| !matches!(r.change, ChangeKind::Unchanged | ChangeKind::Absent));
+            if self.preview {
+                // A write previews fine unless the dry run says otherwise
+                // (then its outcome is journaled below).
+                for r in records.iter_mut().filter(|r| r.verdict.is_none()) {
+                    r.verdict = Some(Verdict::Preview);
+                }
+            }
             let state = if self.preview {
                 RunState::Preview
             } else {
@@ -224,6 +239,7 @@ impl Pass<'_> {
             info!(items = records.len(), "Plan journaled.");
             p
         };
+        let journal_ms = t.elapsed().as_millis() as u64;
         let n = plan.items.len();
 
         // Passwords: the row's, one journaled before an interruption, or
@@ -258,9 +274,11 @@ impl Pass<'_> {
             for (&i, problem) in todo.iter().zip(problems) {
                 p.outcomes[i] = Some(match problem {
                     None => Outcome::new(Verdict::Preview, None),
-                    Some(why) => Outcome::new(Verdict::Failed, Some(format!("would fail: {why}"))),
+                    Some(why) => {
+                        p.unjournaled.push(i);
+                        Outcome::new(Verdict::Failed, Some(format!("would fail: {why}")))
+                    }
                 });
-                p.unjournaled.push(i);
             }
         } else {
             for chunk in todo.chunks(backend.batch_size().max(1)) {
@@ -349,6 +367,8 @@ impl Pass<'_> {
             accounts = snapshot.len(),
             parse_ms,
             snapshot_ms,
+            plan_ms,
+            journal_ms,
             apply_ms,
             summary = %summary,
             state = state.as_str(),

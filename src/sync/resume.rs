@@ -119,8 +119,9 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
     };
     for (i, item) in plan.items.iter_mut().enumerate() {
         let Some(r) = records.remove(&p.ids[i]) else {
-            // Not in the first plan: the target changed while the run was
-            // interrupted. Leave it to the next file.
+            // Not journaled: it needed nothing in the first plan. If it
+            // needs a write now, the target changed while the run was
+            // interrupted: leave it to the next file.
             p.outcomes[i] = Some(Outcome::from_plan(item, false).unwrap_or_else(|| {
                 Outcome::new(
                     Verdict::Skipped,
