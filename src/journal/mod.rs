@@ -8,7 +8,7 @@
 //! when `[service] journal` names one. Generated passwords are sealed with a
 //! key that lives only in the state folder (see [`seal`]).
 //!
-//! - [`runs`]: the run records and their states.
+//! - [`runs`]: the run records; [`state`]: their states.
 //! - [`items`]: plan items with typed identities, changes and verdicts.
 //! - [`approvals`]: who approved or rejected which held class, and when.
 
@@ -17,6 +17,7 @@ mod items;
 mod runs;
 mod schema;
 mod seal;
+mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -25,9 +26,9 @@ use sqlx::AnyPool;
 
 pub use approvals::{Approval, Decision};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};
-pub use runs::{NewRun, RunRecord, RunState, Terminal, CLI_INBOX};
-// `JournalLocation` is defined below.
+pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
 pub use seal::SecretBox;
+pub use state::RunState;
 
 /// A journal problem. The journal is dirsync's memory: without it nothing runs.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,8 @@
 //!
 //! - [`start`]: a run from the command line (new, or the unfinished run of
 //!   the same file resumed).
-//! - [`pipeline`]: [`drive`], the one run loop.
+//! - [`pipeline`]: [`drive`], the one run loop; `batch.rs` applies one batch,
+//!   `ending.rs` ends a pass (state, mails, passwords forgotten).
 //! - [`resume`]: a fresh plan merged with what the journal already holds.
 //! - [`approve`]: approving or rejecting held changes.
 //! - [`writes`]: passwords, ops and notes of the writes.
@@ -13,6 +14,8 @@
 //!   opening the backend.
 
 pub mod approve;
+mod batch;
+mod ending;
 mod mails;
 pub mod pipeline;
 mod report;

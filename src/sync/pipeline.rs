@@ -17,12 +17,12 @@ use super::resume::{self, Progress};
 use super::target::{generate_password, open_backend, OpenError};
 use super::writes::Writes;
 use super::{RunReport, SyncError};
-use crate::backend::{Backend, Op};
+use crate::backend::Op;
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
-use crate::core::{parse_roster, plan, ChangeKind, FileError, Outcome, PlanOptions, Secret, Summary, Verdict};
-use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState, Terminal};
+use crate::core::{parse_roster, plan, ChangeKind, Outcome, PlanOptions, Secret, Summary, Verdict};
+use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState};
 
 /// What a run needs from its caller.
 pub struct Ctx<'a> {
@@ -104,59 +104,20 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
     pass.go(&bytes).await
 }
 
-/// One pass over a run.
-struct Pass<'a> {
-    ctx: &'a Ctx<'a>,
-    lp: &'a LoadedPolicy,
-    run: &'a RunRecord,
-    results: PathBuf,
-    preview: bool,
+/// One pass over a run (its end is in `ending.rs`, a batch in `batch.rs`).
+pub(super) struct Pass<'a> {
+    pub(super) ctx: &'a Ctx<'a>,
+    pub(super) lp: &'a LoadedPolicy,
+    pub(super) run: &'a RunRecord,
+    pub(super) results: PathBuf,
+    pub(super) preview: bool,
     /// The seed of this pass's Message-IDs.
-    mail_id: String,
+    pub(super) mail_id: String,
     /// The latest approval of the run, when there is one.
-    approval: Option<Approval>,
+    pub(super) approval: Option<Approval>,
 }
 
 impl Pass<'_> {
-    fn report(&self, state: RunState) -> RunReport {
-        RunReport {
-            run_id: self.run.id,
-            state,
-            summary: Summary::default(),
-            results: self.results.clone(),
-            file_error: None,
-            breaches: Vec::new(),
-            approve_hint: None,
-            warnings: Vec::new(),
-            target_error: None,
-            credentials: Vec::new(),
-            mails_queued: 0,
-            mail_notes: Vec::new(),
-        }
-    }
-
-    /// The target could not be read: the same results file and state
-    /// whoever started the run; it resumes when the target is back.
-    async fn target_down(&self, bytes: &[u8], e: String) -> Result<Finish, SyncError> {
-        warn!(error = ?e, "Target unavailable; nothing written. The run resumes when it is back.");
-        let why = FileError::target(format!(
-            "{e}; nothing was written, run the file again when the target is back"
-        ));
-        // A run that already wrote keeps its results file: it says what was
-        // done; the rows still open resume when the target is back.
-        let wrote = !self.ctx.journal.items(self.run.id).await?.is_empty() && self.results.exists();
-        if !wrote {
-            write_refusal(bytes, &self.lp.policy, &self.results, &why)?;
-        }
-        let mut report = self.report(if self.preview {
-            RunState::Preview
-        } else {
-            RunState::Failed
-        });
-        report.target_error = Some(e);
-        self.end(report).await
-    }
-
     async fn go(&self, bytes: &[u8]) -> Result<Finish, SyncError> {
         let (journal, run, policy) = (self.ctx.journal, self.run, &self.lp.policy);
         let started = std::time::Instant::now();
@@ -392,149 +353,5 @@ impl Pass<'_> {
         report.target_error = target_error;
         report.credentials = credentials;
         self.end(report).await
-    }
-
-    /// Apply one batch: intents (and fresh passwords) journaled first, then
-    /// the writes, then their outcomes. `Ok(Err(e))`: the target failed as a
-    /// whole; nothing of the batch is confirmed.
-    #[allow(clippy::too_many_arguments)]
-    async fn batch<'o>(
-        &self,
-        backend: &dyn Backend,
-        chunk: &[usize],
-        plan: &crate::core::Plan,
-        roster: &crate::core::Roster,
-        writes: &Writes,
-        fresh: &[bool],
-        op: &impl Fn(usize) -> Op<'o>,
-        p: &mut Progress,
-    ) -> Result<Result<(), String>, SyncError> {
-        let journal = self.ctx.journal;
-        let intents: Vec<(&ItemId, crate::core::plan::ChangeKind)> = chunk
-            .iter()
-            .map(|&i| (&p.ids[i], plan.items[i].change.kind()))
-            .collect();
-        let secrets: Vec<(&ItemId, &Secret)> = chunk
-            .iter()
-            .filter(|&&i| fresh[i])
-            .filter_map(|&i| writes.password(i).map(|pw| (&p.ids[i], pw)))
-            .collect();
-        journal.record_intent(self.run.id, &intents, &secrets).await?;
-        let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
-        let res = match backend.apply(&ops).await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        let done: Vec<(usize, Outcome)> = chunk
-            .iter()
-            .zip(res)
-            .map(|(&i, r)| (i, writes.outcome(i, r, &plan.items[i].change)))
-            .collect();
-        let texts: Vec<String> = done
-            .iter()
-            .map(|(i, o)| {
-                let m = item_message(&plan.items[*i], o, roster, &self.lp.policy);
-                if p.approved[*i] {
-                    format!("{m}; approved")
-                } else {
-                    m
-                }
-            })
-            .collect();
-        let recs: Vec<OutcomeRecord<'_>> = done
-            .iter()
-            .zip(&texts)
-            .map(|((i, o), t)| OutcomeRecord {
-                id: &p.ids[*i],
-                change: plan.items[*i].change.kind(),
-                verdict: o.verdict,
-                message: t,
-            })
-            .collect();
-        journal.record_outcomes(self.run.id, &recs).await?;
-        for ((i, o), t) in done.into_iter().zip(texts) {
-            p.outcomes[i] = Some(o);
-            p.messages[i] = Some(t);
-        }
-        Ok(Ok(()))
-    }
-
-    /// What an approval pass did, for the results mail: who approved what
-    /// and when, and how each approved change came out.
-    fn approval_note(&self, p: &Progress, outcomes: &[Outcome]) -> Option<String> {
-        let a = self.approval.as_ref()?;
-        let approved: Vec<&Outcome> = p
-            .approved
-            .iter()
-            .zip(outcomes)
-            .filter_map(|(ok, o)| ok.then_some(o))
-            .collect();
-        if approved.is_empty() {
-            return None;
-        }
-        let applied = approved.iter().filter(|o| o.verdict == Verdict::Done).count();
-        let failed = approved.iter().filter(|o| o.verdict == Verdict::Failed).count();
-        let skipped = approved.len() - applied - failed;
-        let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();
-        Some(format!(
-            "held {} approved by {} at {}: {applied} applied, {skipped} no longer needed or changed since shown (not applied), {failed} failed",
-            classes.join(", "),
-            a.by,
-            crate::clock::timestamp(a.at)
-        ))
-    }
-
-    fn message(
-        &self,
-        item: &crate::core::PlanItem,
-        o: &Outcome,
-        roster: &crate::core::Roster,
-        known: Option<&str>,
-    ) -> String {
-        match known {
-            Some(m) => m.to_string(),
-            None => item_message(item, o, roster, &self.lp.policy),
-        }
-    }
-
-    /// The end of a pass: mails (not for a failed pass: it resumes), the
-    /// run's state, and the passwords forgotten once their mails are queued.
-    async fn end(&self, mut report: RunReport) -> Result<Finish, SyncError> {
-        let journal = self.ctx.journal;
-        if report.state != RunState::Failed {
-            mails::queue(
-                self.ctx.mail,
-                self.lp,
-                self.run,
-                &self.mail_id,
-                !self.preview,
-                &mut report,
-            )
-            .await;
-        }
-        let summary = match &report.file_error {
-            Some(e) => format!("file rejected: {e}"),
-            None if report.target_error.is_some() && report.summary.changes.is_empty() => match &self.run.summary {
-                Some(prev) if self.run.state == RunState::Failed => prev.clone(),
-                _ => "target unavailable".into(),
-            },
-            None => report.summary.to_string(),
-        };
-        let note = report.target_error.clone().or_else(|| report.approve_hint.clone());
-        journal
-            .mark_state(
-                self.run.id,
-                &Terminal {
-                    state: report.state,
-                    summary: &summary,
-                    note: note.as_deref(),
-                    now_ms: now_ms(),
-                },
-            )
-            .await?;
-        if !report.state.resumable() {
-            journal.forget_secrets(self.run.id).await?;
-        }
-        Ok(Finish::Ended(Box::new(report)))
     }
 }
