@@ -13,6 +13,9 @@ mod servers;
 
 mod env;
 
+#[path = "../common/serve.rs"]
+mod serve;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -591,6 +594,87 @@ fn safety_limit_holds_the_leavers_and_writes_nothing(kind: Kind) {
     let run = env.dirsync("apply", &f, &["--allow-over-limit"]);
     assert_eq!(run.code, 0, "{}", run.results);
     assert_eq!(env.locked(), ["alee", "bjones"]);
+}
+
+matrix!(issue_12_daemon_holds_leavers_until_approved);
+/// `dirsync serve` holds leavers over the limit; the run waits; an operator
+/// approves from the command line; the leavers are locked (ldapsearch) and
+/// a second results mail says what the approval did.
+fn issue_12_daemon_holds_leavers_until_approved(kind: Kind) {
+    let env = Env::start(kind, "leaver", "");
+    env.edit_policy(|p| p.replace("leavers = { max_percent = 100.0 }", "leavers = { max = 1 }"));
+    let mut cfg = std::fs::read_to_string(env.path("dirsync.toml")).expect("config");
+    cfg.push_str(
+        "\n[mail]\nfrom = \"dirsync <dirsync@example.org>\"\ntransport = \"file\"\nfolder = \"mail\"\n\n\
+         [[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"p\"\nsubmitter = \"hr@example.org\"\nsettle_seconds = 1\n",
+    );
+    std::fs::write(env.path("dirsync.toml"), cfg).expect("config");
+    std::fs::create_dir_all(env.path("inbox")).expect("inbox");
+    let mut serve_cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+    serve_cmd
+        .current_dir(env.path(""))
+        .arg("--config")
+        .arg(env.path("dirsync.toml"))
+        .arg("serve")
+        .env("DIRSYNC_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC");
+    let d = serve::Daemon::spawn(serve_cmd, env.path("serve.log"));
+    d.wait_log("Ready.", Duration::from_secs(30));
+    let archived = |name: &str| {
+        std::fs::read_dir(env.path("inbox/archive"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|day| day.path().join(name))
+            .find(|p| p.exists())
+    };
+    let drop_file = |name: &str, rows: &[&str]| {
+        let f = env.csv(rows);
+        std::fs::rename(&f, env.path("inbox").join(name)).expect("drop");
+        let results = name.replace(".csv", ".results.csv");
+        assert!(
+            serve::wait_until(Duration::from_secs(60), || archived(&results).is_some()),
+            "{name} not archived:\n{}",
+            d.log()
+        );
+    };
+    drop_file("day1.csv", &[JANE, BOB, ANN]);
+    let before = env.writes();
+    drop_file("day2.csv", &[JANE]);
+    assert_eq!(env.writes(), before, "held leavers are not written");
+    assert!(env.locked().is_empty());
+    let dirsync = |args: &[&str]| {
+        let (code, out, err) = dirsync_on(&env.path("dirsync.toml"), args);
+        (code, format!("{out}{err}"))
+    };
+    let (_, shown) = dirsync(&["runs", "show", "2"]);
+    assert!(
+        shown.contains("state     awaiting-approval") && shown.contains("held changes (2)"),
+        "{shown}"
+    );
+    let (code, said) = dirsync(&["runs", "approve", "2", "--by", "ops"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(env.locked(), ["alee", "bjones"]);
+    let mails: Vec<String> = std::fs::read_dir(env.path("mail"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.contains("To: hr@example.org"))
+        .collect();
+    assert_eq!(mails.len(), 3, "day 1, day 2 and the approval");
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("held leavers approved by ops") && m.contains("2 applied")),
+        "{mails:#?}"
+    );
+    let (_, shown) = dirsync(&["runs", "show", "2"]);
+    assert!(
+        shown.contains("state     done") && shown.contains("approve leavers by ops"),
+        "{shown}"
+    );
 }
 
 matrix!(dry_run_reports_schema_violations_that_the_real_run_would_hit);
