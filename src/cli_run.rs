@@ -74,10 +74,11 @@ impl Session {
         for n in &report.mail_notes {
             eprintln!("warning: {n}");
         }
-        if report.mails_queued == 0 {
-            return;
+        if report.mails_queued > 0 {
+            println!("mail: {} queued (run {})", report.mails_queued, report.run_id);
         }
-        println!("mail: {} queued (run {})", report.mails_queued, report.run_id);
+        // One delivery pass: this run's mails, and any an earlier command
+        // queued but could not send (killed, relay down).
         if let (Some(cfg), Some(outbox)) = (&self.config.mail, &self.outbox) {
             mail_cli::deliver_now(cfg, outbox).await;
         }

@@ -106,6 +106,13 @@ impl Env {
             "{name} not archived:\n{}",
             d.log()
         );
+        // The journal says "filed" just after the files moved.
+        let filed = format!("SELECT filed FROM runs WHERE file_name = '{name}'");
+        assert!(
+            wait_until(Duration::from_secs(10), || sqlite(&self.journal, &filed) == "1"),
+            "{name} not filed:\n{}",
+            d.log()
+        );
         found().expect("archived") // ok: test
     }
 

@@ -605,7 +605,15 @@ fn issue_12_target_down_before_the_snapshot_cli_and_daemon_alike() {
     assert!(archived, "not archived after the restart:\n{}", d.log());
     assert!(env.archived("f.csv").is_some());
     assert!(!env.inbox.join("processing/f.csv").exists());
-    assert_eq!(env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2"), "done 1");
+    // The journal says "filed" just after the files moved.
+    let filed = wait_until(Duration::from_secs(10), || {
+        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2") == "done 1"
+    });
+    assert!(
+        filed,
+        "{}",
+        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2")
+    );
     let rows = results_rows(&env.archived("f.results.csv").expect("archived results")); // ok: test
     assert_eq!(rows.len(), ROWS);
     // The command line applied the file meanwhile: nothing left to do.
@@ -739,7 +747,15 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
     assert!(archived, "not archived after the restarts:\n{}", d.log());
     assert!(env.archived("b.csv").is_some());
     assert!(!env.inbox.join("processing/b.csv").exists());
-    assert_eq!(env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2"), "done 1");
+    // The journal says "filed" just after the files moved.
+    let filed = wait_until(Duration::from_secs(10), || {
+        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2") == "done 1"
+    });
+    assert!(
+        filed,
+        "{}",
+        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2")
+    );
     let rows = results_rows(&env.archived("b.results.csv").expect("archived")); // ok: test
     assert_eq!(
         rows.len(),

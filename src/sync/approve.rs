@@ -32,6 +32,11 @@ pub enum Approved {
 async fn awaiting(ctx: &Ctx<'_>, id: i64) -> Result<RunRecord, SyncError> {
     let run = ctx.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
     let why = match (run.state, run.superseded_by) {
+        (RunState::AwaitingApproval, _) if !run.from_cli() && !run.filed => {
+            "the daemon has not filed it into the archive yet (it does so right after the run, and at its next \
+             start); try again in a moment"
+                .to_string()
+        }
         (RunState::AwaitingApproval, _) => return Ok(run),
         (RunState::Superseded, Some(n)) => format!("a newer file (run {n}) replaced it; approve that run instead"),
         _ => "it holds nothing waiting for approval".to_string(),

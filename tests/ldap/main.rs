@@ -638,6 +638,16 @@ fn issue_12_daemon_holds_leavers_until_approved(kind: Kind) {
             "{name} not archived:\n{}",
             d.log()
         );
+        // The journal says "filed" just after the files moved.
+        let filed = format!("SELECT filed FROM runs WHERE file_name = '{name}'");
+        assert!(
+            serve::wait_until(Duration::from_secs(10), || serve::sqlite(
+                &env.path("state/journal.db"),
+                &filed
+            ) == "1"),
+            "{name} not filed:\n{}",
+            d.log()
+        );
     };
     drop_file("day1.csv", &[JANE, BOB, ANN]);
     let before = env.writes();
