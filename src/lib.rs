@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod http;
 pub mod inbox;
 pub mod journal;
 pub mod keyfile;

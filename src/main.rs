@@ -257,6 +257,9 @@ async fn run(cli: Cli) -> ExitCode {
             if let Some(m) = &config.mail {
                 println!("mail: {}", m.describe());
             }
+            if let Some(h) = &config.http {
+                println!("http: {} (/healthz, /readyz, /metrics)", h.listen);
+            }
             for i in &config.sftp_inboxes {
                 println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
             }

@@ -52,6 +52,8 @@ struct ConfigFile {
     /// `[[inbox]]`: where files come from (`dirsync serve`).
     #[serde(default)]
     inbox: Vec<InboxConfig>,
+    /// `[http]`: health checks and metrics of `dirsync serve`. Off when absent.
+    http: Option<crate::http::HttpConfig>,
 }
 
 /// `[service]`.
@@ -108,6 +110,8 @@ pub struct Config {
     pub sftp_inboxes: Vec<SftpInbox>,
     /// Inboxes, with folders resolved.
     pub inboxes: Vec<InboxConfig>,
+    /// `[http]`, checked (a loopback address).
+    pub http: Option<crate::http::HttpConfig>,
 }
 
 impl Config {
@@ -164,6 +168,11 @@ impl Config {
                 path,
                 "no [policies] defined; name at least one policy file",
             ));
+        }
+        if let Some(h) = &file.http {
+            if let Err(m) = h.addr() {
+                errors.push(config_error(path, m));
+            }
         }
         let mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
         if let Some(m) = &mail {
@@ -256,6 +265,7 @@ impl Config {
             mail,
             sftp_inboxes,
             inboxes,
+            http: file.http,
         })
     }
 

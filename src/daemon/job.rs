@@ -195,6 +195,7 @@ async fn duplicate(sh: &Shared, inbox: &FolderInbox, run: &RunRecord, prev: &Run
             &Terminal {
                 state: RunState::Duplicate,
                 summary: "not applied: identical to an applied file",
+                counts: None,
                 note: Some(&message),
                 now_ms: now_ms(),
             },

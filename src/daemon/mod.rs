@@ -38,6 +38,8 @@ const TICK: Duration = Duration::from_millis(500);
 pub enum DaemonError {
     #[error("{0}")]
     Journal(#[from] JournalError),
+    #[error("[http] {0}")]
+    Http(String),
 }
 
 pub use crate::clock::timestamp;
@@ -143,6 +145,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         mail,
     });
     let mut tasks = JoinSet::new();
+
+    // Health checks and metrics, when [http] is configured.
+    let http_stop = Arc::new(tokio::sync::Notify::new());
+    let http_task = match sh.config().http.clone() {
+        None => None,
+        Some(h) => Some(start_http(&sh, &h, Arc::clone(&http_stop)).await?),
+    };
 
     sh.journal.forget_ended_secrets().await?;
     // Resume what a previous process left unfinished, oldest first.
@@ -271,6 +280,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
         }
     }
+    http_stop.notify_one();
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
     // The sender delivers what is due, then stops; the rest waits in the outbox.
     mail_stop.notify_one();
     if let Some(s) = sender {
@@ -278,6 +291,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     info!("Stopped.");
     Ok(())
+}
+
+/// Listen on `[http] listen` and serve the status endpoints until `stop`.
+async fn start_http(
+    sh: &Arc<Shared>,
+    h: &crate::http::HttpConfig,
+    stop: Arc<tokio::sync::Notify>,
+) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    let addr = h.addr().map_err(DaemonError::Http)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        DaemonError::Http(format!(
+            "cannot listen on {addr}: {e}; is another process using the port?"
+        ))
+    })?;
+    let config = {
+        let sh = Arc::clone(sh);
+        Arc::new(move || sh.config()) as Arc<dyn Fn() -> Arc<Config> + Send + Sync>
+    };
+    let src = crate::http::Sources::new(
+        sh.journal.clone(),
+        sh.mail.as_ref().map(|m| m.outbox.clone()),
+        config,
+        now_ms(),
+    );
+    info!(listen = %addr, "HTTP status endpoints listening (/healthz, /readyz, /metrics).");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, src, async move { stop.notified().await }).await {
+            error!(error = %e, "The HTTP status endpoints stopped.");
+        }
+    }))
 }
 
 /// The watchdog interval systemd asks for (0: none). As sd_watchdog_enabled(3):

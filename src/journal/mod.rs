@@ -11,6 +11,7 @@
 //! - [`runs`]: the run records; [`state`]: their states.
 //! - [`items`]: plan items with typed identities, changes and verdicts.
 //! - [`approvals`]: who approved or rejected which held class, and when.
+//! - [`stats`]: the runs in numbers, for metrics.
 
 mod approvals;
 mod items;
@@ -18,6 +19,7 @@ mod runs;
 mod schema;
 mod seal;
 mod state;
+mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,7 @@ pub use items::{ItemId, ItemRecord, OutcomeRecord};
 pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
 pub use seal::SecretBox;
 pub use state::RunState;
+pub use stats::RunStats;
 
 /// A journal problem. The journal is dirsync's memory: without it nothing runs.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +62,8 @@ enum Dialect {
     Postgres,
 }
 
-/// The journal.
+/// The journal (cheap to clone: a pool and a key).
+#[derive(Clone)]
 pub struct Journal {
     pool: AnyPool,
     dialect: Dialect,

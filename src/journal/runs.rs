@@ -16,6 +16,9 @@ pub const CLI_INBOX: &str = "(cli)";
 pub struct Terminal<'a> {
     pub state: RunState,
     pub summary: &'a str,
+    /// The counts per change and per result, as JSON
+    /// (`{"changes": {"new": 3}, "verdicts": {"done": 3}}`), for metrics.
+    pub counts: Option<&'a str>,
     pub note: Option<&'a str>,
     pub now_ms: i64,
 }
@@ -261,14 +264,17 @@ impl Journal {
 
     /// The run ended this pass in `t.state`.
     pub async fn mark_state(&self, id: i64, t: &Terminal<'_>) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET state = ?, summary = ?, note = ?, finished = ? WHERE id = ?"))
-            .bind(t.state.as_str())
-            .bind(t.summary)
-            .bind(t.note)
-            .bind(t.now_ms)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            &self.sql("UPDATE runs SET state = ?, summary = ?, counts = ?, note = ?, finished = ? WHERE id = ?"),
+        )
+        .bind(t.state.as_str())
+        .bind(t.summary)
+        .bind(t.counts)
+        .bind(t.note)
+        .bind(t.now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -26,7 +26,8 @@ const TABLES: [&str; 6] = [
         results TEXT,
         filed BIGINT NOT NULL DEFAULT 0,
         submitter TEXT,
-        superseded_by BIGINT)",
+        superseded_by BIGINT,
+        counts TEXT)",
     "CREATE INDEX IF NOT EXISTS runs_sha256 ON runs (sha256)",
     "CREATE TABLE IF NOT EXISTS run_items (
         run_id BIGINT NOT NULL,
@@ -61,15 +62,16 @@ const TABLES: [&str; 6] = [
 /// one pipeline.
 const VERSION: i64 = 2;
 
-/// Columns a version-1 journal lacks, added in place.
-const UPGRADE: [&str; 7] = [
-    "ALTER TABLE runs ADD COLUMN allow_over_limit BIGINT NOT NULL DEFAULT 0",
-    "ALTER TABLE runs ADD COLUMN results TEXT",
-    "ALTER TABLE runs ADD COLUMN filed BIGINT NOT NULL DEFAULT 0",
-    "ALTER TABLE runs ADD COLUMN submitter TEXT",
-    "ALTER TABLE runs ADD COLUMN superseded_by BIGINT",
-    "ALTER TABLE run_items ADD COLUMN detail TEXT",
-    "ALTER TABLE run_items ADD COLUMN approved BIGINT NOT NULL DEFAULT 0",
+/// Columns added since version 1, added in place when missing.
+const COLUMNS: [(&str, &str, &str); 8] = [
+    ("runs", "allow_over_limit", "BIGINT NOT NULL DEFAULT 0"),
+    ("runs", "results", "TEXT"),
+    ("runs", "filed", "BIGINT NOT NULL DEFAULT 0"),
+    ("runs", "submitter", "TEXT"),
+    ("runs", "superseded_by", "BIGINT"),
+    ("runs", "counts", "TEXT"),
+    ("run_items", "detail", "TEXT"),
+    ("run_items", "approved", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// Version-1 states and outcomes as version-2 states (`filed` says whether
@@ -95,20 +97,26 @@ pub(super) async fn create_or_upgrade(pool: &AnyPool) -> Result<(), sqlx::Error>
             .await,
         Ok(Some(_))
     );
-    // A journal created by this version that stopped before its version row.
-    let current_runs = sqlx::query("SELECT filed FROM runs LIMIT 1")
-        .fetch_optional(pool)
-        .await
-        .is_ok();
     for stmt in TABLES {
         sqlx::query(stmt).execute(pool).await?;
+    }
+    for (table, column, ddl) in COLUMNS {
+        let present = sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
+            .fetch_optional(pool)
+            .await
+            .is_ok();
+        if !present {
+            sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+                .execute(pool)
+                .await?;
+        }
     }
     if had_meta {
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    if had_runs && !current_runs {
-        for stmt in UPGRADE.iter().chain(STATES.iter()) {
+    if had_runs {
+        for stmt in STATES {
             sqlx::query(stmt).execute(&mut *tx).await?;
         }
     }

@@ -20,6 +20,7 @@ use crate::core::Secret;
 const NONCE_LEN: usize = 12;
 
 /// Seals and opens journaled secrets.
+#[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
     path: PathBuf,

@@ -1,7 +1,7 @@
 //! Where a run is: the states of its life, as the journal stores them.
 
 /// Where a run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RunState {
     /// The file is claimed; nothing planned yet.
     Claimed,

@@ -226,6 +226,24 @@ impl Outbox {
         Ok(r.rows_affected())
     }
 
+    /// How many mails are in each state, and when the oldest one still to
+    /// send was queued (Unix seconds), for metrics.
+    pub async fn counts(&self) -> Result<(Vec<(String, i64)>, Option<i64>), OutboxError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM dirsync_mail_outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
+        }
+        let oldest: Option<i64> =
+            sqlx::query("SELECT MIN(created_at) FROM dirsync_mail_outbox WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        Ok((out, oldest))
+    }
+
     /// The outbox, newest first.
     pub async fn list(&self, limit: i64) -> Result<Vec<Entry>, OutboxError> {
         let rows = sqlx::query(

@@ -101,12 +101,18 @@ impl Pass<'_> {
             None => report.summary.to_string(),
         };
         let note = report.target_error.clone().or_else(|| report.approve_hint.clone());
+        let counts = serde_json::json!({
+            "changes": report.summary.changes,
+            "verdicts": report.summary.verdicts,
+        })
+        .to_string();
         journal
             .mark_state(
                 self.run.id,
                 &Terminal {
                     state: report.state,
                     summary: &summary,
+                    counts: Some(&counts),
                     note: note.as_deref(),
                     now_ms: now_ms(),
                 },
