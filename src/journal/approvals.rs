@@ -83,23 +83,27 @@ impl Journal {
     /// when the run no longer awaits approval (someone else decided).
     pub async fn decide(&self, run: i64, a: &Approval) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query(&self.sql("SELECT COALESCE(MAX(seq), 0) + 1 FROM run_approvals WHERE run_id = ?"))
-            .bind(run)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        // Write first: a SQLite transaction that reads before it writes
+        // fails at once ("database is locked") when another process wrote
+        // meanwhile, instead of waiting for its turn.
         sqlx::query(&self.sql(
-            "INSERT INTO run_approvals (run_id, seq, decision, classes, by_name, at, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO run_approvals (run_id, seq, decision, classes, by_name, at, note) \
+             SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ? FROM run_approvals WHERE run_id = ?",
         ))
         .bind(run)
-        .bind(seq)
         .bind(a.decision.as_str())
         .bind(class_list(&a.classes))
         .bind(&a.by)
         .bind(a.at)
         .bind(a.note.as_deref())
+        .bind(run)
         .execute(&mut *tx)
         .await?;
+        let seq: i64 = sqlx::query(&self.sql("SELECT MAX(seq) FROM run_approvals WHERE run_id = ?"))
+            .bind(run)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
         let next = match a.decision {
             Decision::Approve => Some(RunState::Running),
             Decision::Reject => Some(RunState::Done),
