@@ -192,6 +192,15 @@ impl Backend for LdapBackend {
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
-        self.apply_ops(ops).await
+        // Writes come after a snapshot that read the server: a connection
+        // refused now (between batches, or mid-batch) means the server went
+        // away during the run, and says so the same way either way.
+        const GONE: &str = "the server stopped answering during the run";
+        self.apply_ops(ops).await.map_err(|e| match e {
+            BackendError::Connect(m) if !m.starts_with(GONE) => {
+                BackendError::Connect(format!("{GONE} ({})", m.trim_start_matches("cannot connect: ")))
+            }
+            other => other,
+        })
     }
 }
