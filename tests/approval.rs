@@ -7,6 +7,9 @@
 #[path = "common/serve.rs"]
 mod serve;
 
+#[path = "support/servers.rs"]
+mod servers;
+
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -44,17 +47,24 @@ fn roster(keys: impl Iterator<Item = usize>, title: &str) -> String {
 
 impl Env {
     fn new() -> Env {
+        Env::with_journal(None)
+    }
+
+    /// `journal`: a `[service] journal` URL (default: SQLite in the state folder).
+    fn with_journal(journal: Option<&str>) -> Env {
         let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
         let dir = tmp.path().to_path_buf();
         fs::create_dir_all(dir.join("policies")).expect("mkdir"); // ok: test
         fs::create_dir_all(dir.join("inbox")).expect("mkdir"); // ok: test
         fs::create_dir_all(dir.join("staging")).expect("mkdir"); // ok: test
         fs::write(dir.join("policies/staff.toml"), policy_text()).expect("write policy"); // ok: test
-        let config = "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\n\
+        let journal_line = journal.map(|u| format!("journal = \"{u}\"\n")).unwrap_or_default();
+        let config = "[service]\nstate_dir = \"state\"\nJOURNAL\n[targets.staff]\nkind = \"sql\"\n\
                       url = \"sqlite://state/directory.db\"\ncreate_schema = true\n\n[policies]\n\
                       staff = \"policies/staff.toml\"\n\n[mail]\nfrom = \"dirsync <dirsync@example.org>\"\n\
                       transport = \"file\"\nfolder = \"mail\"\n\n[[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\n\
-                      policy = \"staff\"\nsubmitter = \"hr@example.org\"\nsettle_seconds = 1\n";
+                      policy = \"staff\"\nsubmitter = \"hr@example.org\"\nsettle_seconds = 1\n"
+            .replace("JOURNAL\n", &journal_line);
         fs::write(dir.join("dirsync.toml"), config).expect("write config"); // ok: test
         Env {
             db: dir.join("state/directory.db"),
@@ -106,10 +116,13 @@ impl Env {
             "{name} not archived:\n{}",
             d.log()
         );
-        // The journal says "filed" just after the files moved.
-        let filed = format!("SELECT filed FROM runs WHERE file_name = '{name}'");
+        // The journal says where the file is just after it moved.
+        let filed = || {
+            self.run_of(name)
+                .is_some_and(|id| stdout(&self.run(&["runs", "show", &id.to_string()])).contains("/archive/"))
+        };
         assert!(
-            wait_until(Duration::from_secs(10), || sqlite(&self.journal, &filed) == "1"),
+            wait_until(Duration::from_secs(10), filed),
             "{name} not filed:\n{}",
             d.log()
         );
@@ -120,8 +133,25 @@ impl Env {
         sqlite(&self.db, &format!("SELECT status FROM users WHERE username = '{user}'"))
     }
 
+    /// A run's state, as `dirsync runs show` says (any journal).
     fn run_state(&self, id: i64) -> String {
-        sqlite(&self.journal, &format!("SELECT state FROM runs WHERE id = {id}"))
+        let shown = stdout(&self.run(&["runs", "show", &id.to_string()]));
+        shown
+            .lines()
+            .find_map(|l| l.strip_prefix("state"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The id of the newest run of the file `name`, from `dirsync runs`.
+    fn run_of(&self, name: &str) -> Option<i64> {
+        stdout(&self.run(&["runs"]))
+            .lines()
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                (cols.get(1) == Some(&name)).then(|| cols[0].parse().ok()).flatten()
+            })
+            .max()
     }
 
     /// Results mails to the submitter, oldest first (file names sort by time).
@@ -309,4 +339,20 @@ fn issue_12_reject_writes_nothing_and_a_newer_file_supersedes_a_waiting_run() {
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("run 4"), "{text}");
     assert_eq!(env.status("u00"), "active");
+}
+
+#[test]
+fn issue_12_approval_with_the_journal_in_postgresql() {
+    let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
+    let env = Env::with_journal(Some(&pg.url()));
+    let d = env.serve();
+    env.held_leavers(&d);
+    let out = env.run(&["runs", "approve", "2", "--by", "dana"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    for u in ["u00", "u01", "u02", "u03", "u04"] {
+        assert_eq!(env.status(u), "leaver", "{u}");
+    }
+    assert_eq!(env.run_state(2), "done");
+    let show = stdout(&env.run(&["runs", "show", "2"]));
+    assert!(show.contains("approve leavers by dana"), "{show}");
 }
