@@ -136,6 +136,6 @@ mod tests {
     fn completions_name_the_subcommands() {
         let bash = String::from_utf8(completions(cli(), Shell::Bash)).expect("utf-8"); // ok: test
         assert!(bash.contains("complete -F _tool"), "{bash}");
-        assert!(bash.contains("tool__config__check"), "{bash}");
+        assert!(bash.contains("tool__subcmd__config__subcmd__check"), "{bash}");
     }
 }
