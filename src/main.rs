@@ -1,12 +1,13 @@
 //! The `dirsync` command line.
 
+mod cli_docs;
 mod cli_run;
 mod inbox_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use dirsync::config::Config;
 use dirsync::core::Class;
@@ -81,6 +82,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Print the completion script for a shell (the package installs those
+    /// for bash, zsh and fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (dirsync.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -208,6 +218,25 @@ fn load_config(path: &Path) -> Result<Config, ExitCode> {
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Completions { shell } => {
+            let script = cli_docs::completions(Cli::command(), shell);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(2),
+            }
+        }
+        Command::Manpages { dir } => match cli_docs::manpages(Cli::command(), &dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write the man pages into {}: {e}", dir.display());
+                ExitCode::from(2)
+            }
+        },
         Command::Check(args) => run_command(&cli.config, args, false).await,
         Command::Apply(args) => run_command(&cli.config, args, true).await,
         Command::Template { policy } => {
