@@ -633,8 +633,9 @@ fn systemd_unit_verifies_and_is_hardened() {
     let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
     let copy = tmp.path().join("dirsync.service");
     fs::write(&copy, unit.replace("/usr/bin/dirsync", BIN)).expect("write unit"); // ok: test
-                                                                                  // The unit's man:dirsync(1) exists once the package is installed;
-                                                                                  // tests/package.rs verifies the installed unit with its man pages.
+
+    // The unit's man:dirsync(1) exists once the package is installed;
+    // tests/package.rs verifies the installed unit with its man pages.
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg("--man=no")
