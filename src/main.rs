@@ -54,6 +54,9 @@ enum Command {
         /// The policy (may be left out when the config has one).
         #[arg(long)]
         policy: Option<String>,
+        /// Write a template workbook (.xlsx) to FILE instead of CSV to stdout.
+        #[arg(long, value_name = "FILE")]
+        xlsx: Option<std::path::PathBuf>,
     },
     /// Configuration commands.
     Config {
@@ -239,7 +242,7 @@ async fn run(cli: Cli) -> ExitCode {
         },
         Command::Check(args) => run_command(&cli.config, args, false).await,
         Command::Apply(args) => run_command(&cli.config, args, true).await,
-        Command::Template { policy } => {
+        Command::Template { policy, xlsx } => {
             let config = match load_config(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -252,6 +255,15 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             };
             let (headers, example) = lp.policy.template();
+            if let Some(path) = xlsx {
+                return match template_workbook(&headers, &example).and_then(|mut b| b.save(&path)) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: cannot write {}: {e}", path.display());
+                        ExitCode::from(2)
+                    }
+                };
+            }
             let mut w = csv::Writer::from_writer(std::io::stdout());
             if w.write_record(&headers)
                 .and_then(|_| w.write_record(&example))
@@ -437,4 +449,27 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(run(cli))
+}
+
+/// `dirsync template --xlsx`: the headers in bold, one example row, every
+/// cell text (so an employee number keeps its leading zeros).
+fn template_workbook(
+    headers: &[String],
+    example: &[String],
+) -> Result<rust_xlsxwriter::Workbook, rust_xlsxwriter::XlsxError> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let bold = rust_xlsxwriter::Format::new().set_bold();
+    let text = rust_xlsxwriter::Format::new().set_num_format("@");
+    let sheet = book.add_worksheet().set_name("Users")?;
+    for (c, h) in headers.iter().enumerate() {
+        let c = c as u16;
+        sheet.write_string_with_format(0, c, h, &bold)?;
+        sheet.set_column_format(c, &text)?;
+        sheet.set_column_width(c, (h.chars().count() + 4).max(12) as f64)?;
+        if let Some(v) = example.get(c as usize) {
+            sheet.write_string_with_format(1, c, v, &text)?;
+        }
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    Ok(book)
 }

@@ -357,4 +357,5 @@ pub fn compile_policy(name: &str, f: &PolicyFile) -> Result<Policy, Vec<String>>
         f.limits.clone(),
         f.groups.clone(),
     )
+    .and_then(|p| p.with_layouts(&f.layouts))
 }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::{compile_policy, config_error, ConfigError, TargetConfig};
 use crate::backend::ldap::LdapMapping;
 use crate::backend::sql::SqlMapping;
-use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules};
+use crate::core::policy::{
+    FieldRule, GroupRules, LayoutSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
+};
 
 /// The TOML shape of a policy file.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +31,9 @@ pub struct PolicyFile {
     pub limits: Limits,
     #[serde(default)]
     pub groups: GroupRules,
+    /// `[[layouts]]`: alternative header layouts; the file's header picks one.
+    #[serde(default)]
+    pub layouts: Vec<LayoutSection>,
     /// Mapping onto a SQL table (for `kind = "sql"` targets).
     pub sql: Option<SqlMapping>,
     /// `[mail]`: templates and the credentials schedule. Optional.

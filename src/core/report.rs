@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Write;
 
 use super::plan::{Change, Hold, Plan, PlanItem};
-use super::policy::{Column, Policy};
+use super::policy::Policy;
 use super::roster::{FileError, Roster};
 
 /// The verdict on one plan item.
@@ -149,9 +149,12 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
                 Some(super::roster::Entry::Rejected(r)) => Some(r.origin),
                 _ => None,
             });
-            let at = origin
-                .map(|o| format!("row {} (line {}): ", o.row, o.line))
-                .unwrap_or_default();
+            let at = match (origin, &roster.sheet) {
+                // A workbook: the row a person finds in Excel.
+                (Some(o), Some(_)) => format!("row {}: ", o.line),
+                (Some(o), None) => format!("row {} (line {}): ", o.row, o.line),
+                (None, _) => String::new(),
+            };
             parts.extend(errors.iter().map(|e| format!("{at}{e}")))
         }
         Change::Update(d) => parts.push(d.describe(policy)),
@@ -160,6 +163,9 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
         Change::Leave if item.is_absent() => parts.push("made a leaver".into()),
         Change::Delete if item.is_absent() => parts.push("deleted".into()),
         _ => {}
+    }
+    if let Some(notes) = item.entry.and_then(|e| roster.notes.get(&e)) {
+        parts.extend(notes.iter().cloned());
     }
     if let Some(n) = &item.note {
         parts.push(n.clone());
@@ -171,7 +177,9 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
 }
 
 /// Write the results file: the input's columns in input order, then the
-/// verdict columns; one line per input row, then one per absent account.
+/// verdict columns (and `layout` when the policy has layouts); one line per
+/// input row, then one per absent account. A workbook's results are CSV in
+/// UTF-8 with a byte-order mark, so that Excel opens them as such.
 pub fn write_results<W: Write>(
     w: W,
     roster: &Roster,
@@ -193,10 +201,18 @@ pub fn write_results_with<W: Write>(
     policy: &Policy,
     messages: &[Option<String>],
 ) -> std::io::Result<()> {
+    let mut w = w;
+    if roster.sheet.is_some() {
+        w.write_all(b"\xEF\xBB\xBF")?;
+    }
     let mut out = csv::WriterBuilder::new().delimiter(roster.delimiter).from_writer(w);
     let width = roster.header.len();
     let mut head: Vec<String> = roster.header.iter().map(|h| neutralise(h).into_owned()).collect();
     head.extend(verdict_columns(&roster.header));
+    if roster.layout.is_some() {
+        let clash = roster.header.iter().any(|h| h.trim().eq_ignore_ascii_case("layout"));
+        head.push(if clash { "dirsync_layout" } else { "layout" }.to_string());
+    }
     out.write_record(&head)?;
 
     // Password cells are never echoed.
@@ -238,6 +254,9 @@ pub fn write_results_with<W: Write>(
             None => std::borrow::Cow::Owned(item_message(item, o, roster, policy)),
         };
         row.push(neutralise(&message).into_owned());
+        if let Some(l) = &roster.layout {
+            row.push(neutralise(l).into_owned());
+        }
         out.write_record(&row)?;
     }
     out.flush()?;
@@ -251,7 +270,7 @@ pub fn write_results_with<W: Write>(
 pub fn write_rejection<W: Write>(w: W, text: Option<(&str, &Policy)>, error: &FileError) -> std::io::Result<()> {
     match text {
         Some((text, policy)) => {
-            write_rejection_hiding(w, Some(text), error, |header| policy.column(header) == Column::Password)
+            write_rejection_hiding(w, Some(text), error, |header| policy.is_password_header(header))
         }
         None => write_rejection_hiding(w, None, error, |_| false),
     }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::aliases::{builtin_aliases, column_for_field, normalise_header, IGNORED_COLUMNS};
 use super::{
-    Column, FieldRule, GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules, BUILTIN_ATTRIBUTES,
-    SPECIAL_FIELDS,
+    Column, FieldRule, GroupRules, Layout, LayoutSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
+    BUILTIN_ATTRIBUTES, SPECIAL_FIELDS,
 };
 
 impl Policy {
@@ -49,6 +49,12 @@ impl Policy {
             }
             if f == "username" && rule.required == Some(false) {
                 errors.push("fields.username: the key column is always required".into());
+            }
+            if f == "username" && rule.strip_invisible {
+                errors.push(
+                    "fields.username: strip_invisible is not allowed on the key (a key is never changed silently)"
+                        .into(),
+                );
             }
             if let (Some(allowed), Some(default)) = (&rule.allowed, &rule.default) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(default)) {
@@ -127,10 +133,22 @@ impl Policy {
                 errors.push(format!("groups.default: {g:?} is not in groups.managed"));
             }
         }
+        let date_format = match time::format_description::parse_owned::<2>(&roster.date_format) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(format!(
+                    "roster.date_format: {:?} is not a date format ({e}); write it like \"[day]/[month]/[year]\"",
+                    roster.date_format
+                ));
+                time::format_description::OwnedFormatItem::Compound(Box::default())
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Policy {
+            layouts: Vec::new(),
+            date_format,
             name: name.to_string(),
             roster,
             sync,
@@ -145,6 +163,74 @@ impl Policy {
             rules,
             aliases,
         })
+    }
+}
+
+impl Policy {
+    /// Add the `[[layouts]]`: each names fields of this policy; names are
+    /// unique; every layout can name every required field.
+    pub fn with_layouts(mut self, sections: &[LayoutSection]) -> Result<Policy, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut required: Vec<(Column, String)> = vec![(Column::Key, "username".into())];
+        for (i, a) in self.attributes.iter().enumerate() {
+            if self.required(a) {
+                required.push((Column::Attribute(i), a.clone()));
+            }
+        }
+        let mut layouts: Vec<Layout> = Vec::new();
+        for s in sections {
+            let at = format!("layouts[{:?}]", s.name);
+            if s.name.trim().is_empty() {
+                errors.push("layouts: every layout needs a name".into());
+            } else if layouts.iter().any(|l| l.name == s.name) {
+                errors.push(format!("{at}: two layouts have this name"));
+            }
+            let mut aliases = HashMap::new();
+            let mut fields = Vec::new();
+            for (f, names) in &s.aliases {
+                let Some(col) = column_for_field(f, &self.attributes) else {
+                    errors.push(format!(
+                        "{at}.aliases.{f}: not a field of this policy (fields: username, {}, groups, status, must_change, password)",
+                        self.attributes.join(", ")
+                    ));
+                    continue;
+                };
+                if names.is_empty() {
+                    errors.push(format!("{at}.aliases.{f}: give at least one header name"));
+                }
+                fields.push(col);
+                for n in names {
+                    if let Some(prev) = aliases.insert(normalise_header(n), col) {
+                        if prev != col {
+                            errors.push(format!(
+                                "{at}.aliases.{f}: {n:?} already means another field in this layout"
+                            ));
+                        }
+                    }
+                }
+            }
+            let req = required
+                .iter()
+                .map(|(c, field)| {
+                    let own = s
+                        .aliases
+                        .iter()
+                        .find(|(f, _)| column_for_field(f, &self.attributes) == Some(*c))
+                        .and_then(|(_, n)| n.first());
+                    let name = match own {
+                        Some(n) => format!("{field} ({n:?})"),
+                        None => field.clone(),
+                    };
+                    (*c, name)
+                })
+                .collect();
+            layouts.push(Layout::new(s.name.clone(), aliases, fields, req));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.layouts = layouts;
+        Ok(self)
     }
 }
 

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
 pub use sections::{
-    AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, Limit, Limits, OnLimit, PasswordRules,
-    RosterRules, SyncRules,
+    AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits, OnLimit,
+    PasswordRules, RosterRules, SyncRules, DEFAULT_DATE_FORMAT,
 };
 
 /// The sync rules of one policy, checked.
@@ -32,6 +32,61 @@ pub struct Policy {
     /// Per attribute (same index as `attributes`): its rule, for the hot path.
     attr_rules: Vec<FieldRule>,
     aliases: HashMap<String, Column>,
+    /// `[[layouts]]`: alternative headers; empty means any header the
+    /// aliases above can read.
+    layouts: Vec<Layout>,
+    /// `roster.date_format`, parsed.
+    date_format: time::format_description::OwnedFormatItem,
+}
+
+/// One `[[layouts]]` entry, compiled.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub name: String,
+    /// Normalised header → column, from the layout's own aliases.
+    aliases: HashMap<String, Column>,
+    /// The fields the layout names: for these its aliases replace the general ones.
+    fields: Vec<Column>,
+    /// Per required field: its column and how the layout names it.
+    required: Vec<(Column, String)>,
+}
+
+impl Layout {
+    fn new(
+        name: String,
+        aliases: HashMap<String, Column>,
+        fields: Vec<Column>,
+        required: Vec<(Column, String)>,
+    ) -> Layout {
+        Layout {
+            name,
+            aliases,
+            fields,
+            required,
+        }
+    }
+
+    /// What `header` means in this layout: its own aliases first; a field
+    /// the layout names is never matched through the general aliases.
+    fn column(&self, header: &str, policy: &Policy) -> Column {
+        if let Some(c) = self.aliases.get(&normalise_header(header)) {
+            return *c;
+        }
+        match policy.column(header) {
+            c if self.fields.contains(&c) => Column::Unknown,
+            c => c,
+        }
+    }
+
+    /// How the layout names the required fields `header` lacks.
+    pub fn lacks(&self, header: &[String], policy: &Policy) -> Vec<String> {
+        let present: Vec<Column> = header.iter().map(|h| self.column(h, policy)).collect();
+        self.required
+            .iter()
+            .filter(|(c, _)| !present.contains(c))
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
 }
 
 /// What a header cell means.
@@ -65,6 +120,32 @@ impl Policy {
         }
     }
 
+    /// The policy's `[[layouts]]` (empty: one layout, read through the aliases).
+    pub fn layouts(&self) -> &[Layout] {
+        &self.layouts
+    }
+
+    /// What a header cell means in layout `layout` (an index into
+    /// [`Policy::layouts`]), or through the general aliases.
+    pub fn column_in(&self, layout: Option<usize>, header: &str) -> Column {
+        match layout.and_then(|i| self.layouts.get(i)) {
+            Some(l) => l.column(header, self),
+            None => self.column(header),
+        }
+    }
+
+    /// True when some layout, or the general aliases, map `header` to the
+    /// password: such a cell is never echoed.
+    pub fn is_password_header(&self, header: &str) -> bool {
+        self.column(header) == Column::Password
+            || self.layouts.iter().any(|l| l.column(header, self) == Column::Password)
+    }
+
+    /// `roster.date_format`, parsed.
+    pub fn date_format(&self) -> &time::format_description::OwnedFormatItem {
+        &self.date_format
+    }
+
     /// What a header cell means.
     pub fn column(&self, header: &str) -> Column {
         self.aliases
@@ -83,6 +164,7 @@ impl Policy {
             default: None,
             clear_when_empty: false,
             example: None,
+            strip_invisible: false,
         };
         self.rules.get(field).unwrap_or(&EMPTY)
     }

@@ -24,6 +24,12 @@ pub struct FieldRule {
     pub clear_when_empty: bool,
     /// Example value for `dirsync template`.
     pub example: Option<String>,
+    /// Remove invisible characters (zero-width space, bidirectional
+    /// overrides, control characters other than TAB) from this field's
+    /// values instead of rejecting the row; the results say what was removed.
+    /// Not allowed for `username`: a key is never changed silently.
+    #[serde(default)]
+    pub strip_invisible: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -48,6 +54,9 @@ pub enum Duplicates {
     KeepFirst,
 }
 
+/// ISO 8601: what a date cell becomes unless the policy says otherwise.
+pub const DEFAULT_DATE_FORMAT: &str = "[year]-[month]-[day]";
+
 /// `[roster]`: how the file is read.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +71,11 @@ pub struct RosterRules {
     pub active_values: Vec<String>,
     /// Rows above this count reject the whole file (seed: batch limits).
     pub max_rows: Option<usize>,
+    /// The worksheet of an XLSX workbook to read (default: the first).
+    pub sheet: Option<String>,
+    /// How a date cell of a workbook becomes text, in the `time` crate's
+    /// format description ("[day]/[month]/[year]"); default ISO 8601.
+    pub date_format: String,
 }
 
 impl Default for RosterRules {
@@ -73,6 +87,8 @@ impl Default for RosterRules {
             leaver_values: vec!["leaver".into(), "left".into(), "inactive".into()],
             active_values: vec!["active".into(), "joiner".into()],
             max_rows: None,
+            sheet: None,
+            date_format: DEFAULT_DATE_FORMAT.into(),
         }
     }
 }
@@ -205,4 +221,19 @@ pub struct GroupRules {
     pub managed: Vec<String>,
     /// Groups for a row whose groups cell is empty (seed 003: "Belong to" left blank).
     pub default: Vec<String>,
+}
+
+/// `[[layouts]]`: one header layout a file may have (an HR system's old and
+/// new export, say). When a policy lists layouts, the file's header must
+/// match exactly one: every required field found through the layout's own
+/// `aliases`. Optional columns are also matched through `[fields]` and the
+/// built-in names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayoutSection {
+    /// Shown in the results and in a rejection ("NHSmail 1").
+    pub name: String,
+    /// Field → the header names that mean it in this layout.
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
 }

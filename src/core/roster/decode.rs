@@ -19,6 +19,12 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
         (utf16(rest, u16::from_le_bytes)?, 2)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
         (utf16(rest, u16::from_be_bytes)?, 2)
+    } else if let Some(line) = utf16_without_bom(bytes) {
+        return Err(file_error(
+            FileErrorKind::Encoding,
+            "the file has NUL bytes at every other position: it is UTF-16 without a byte-order mark; save it as UTF-8 (or UTF-16 with a byte-order mark)",
+        )
+        .at_line(line));
     } else if encoding == Encoding::Windows1252 {
         let (cow, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
         (cow.into_owned(), 0)
@@ -31,17 +37,26 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
             "the file holds no text (only a byte-order mark or blank lines); export it again",
         ));
     }
-    if let Some(pos) = text.find('\0') {
-        let line = line_of(text.as_bytes(), pos);
-        return Err(file_error(
-            FileErrorKind::Encoding,
-            format!(
-                "line {line} contains a NUL character; the file may be UTF-16 without a byte-order mark: save it as UTF-8"
-            ),
-        )
-        .at_line(line));
-    }
     Ok(text)
+}
+
+/// Many NUL bytes on the same side of each byte pair mean UTF-16 without a
+/// byte-order mark (one NUL in a cell is that row's problem, not the
+/// file's); returns the line of the first NUL.
+fn utf16_without_bom(bytes: &[u8]) -> Option<u64> {
+    let (mut even, mut odd) = (0usize, 0usize);
+    for (i, b) in bytes.iter().enumerate() {
+        if *b == 0 {
+            if i % 2 == 0 {
+                even += 1
+            } else {
+                odd += 1
+            }
+        }
+    }
+    let pairs = bytes.len() / 2;
+    let side = even.max(odd);
+    (side >= 2 && side * 4 >= pairs).then(|| line_of(bytes, bytes.iter().position(|b| *b == 0).unwrap_or(0)))
 }
 
 fn line_of(bytes: &[u8], offset: usize) -> u64 {
@@ -162,9 +177,13 @@ mod tests {
         let e = decode(&bom, Encoding::Auto).unwrap_err();
         assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, Some(14), Some(2)));
         assert!(e.message.contains("byte 14 (line 2)"), "{e}");
-        // A NUL: the line, no byte.
-        let e = decode(b"a\nb\n\0", Encoding::Auto).unwrap_err();
-        assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, None, Some(3)));
+        // UTF-16 without a byte-order mark: the line of the first NUL.
+        let le: Vec<u8> = "username\nab\n".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let e = decode(&le, Encoding::Auto).unwrap_err();
+        assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, None, Some(1)));
+        assert!(e.message.contains("UTF-16 without a byte-order mark"), "{e}");
+        // One NUL is text: the row it is in is refused, not the file.
+        assert_eq!(decode(b"a\nb\n\0", Encoding::Auto).unwrap(), "a\nb\n\0");
         // Odd UTF-16: where it ends.
         let e = decode(&[0xFF, 0xFE, 0x61, 0x00, 0x62], Encoding::Auto).unwrap_err();
         assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Truncated, Some(5), None));

@@ -100,6 +100,7 @@ pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
                     RowError {
                         kind,
                         column: col.clone(),
+                        letter: None,
                     },
                 ));
             }
@@ -160,6 +161,7 @@ mod tests {
                     keep_first: false
                 },
                 column: Some("username".into()),
+                letter: None,
             }],
             "{rej:?}"
         );

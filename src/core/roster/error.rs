@@ -28,6 +28,9 @@ pub enum FileErrorKind {
     Truncated,
     Header,
     TooManyRows,
+    /// A workbook that cannot be read: corrupt, password-protected, with
+    /// macros, another spreadsheet format, or without the policy's sheet.
+    Workbook,
     /// Not the file's fault: the target could not be read.
     Target,
 }
@@ -41,6 +44,7 @@ impl FileErrorKind {
             FileErrorKind::Truncated => "truncated file",
             FileErrorKind::Header => "bad header",
             FileErrorKind::TooManyRows => "too many rows",
+            FileErrorKind::Workbook => "unreadable workbook",
             FileErrorKind::Target => "target unavailable",
         }
     }
@@ -97,6 +101,9 @@ pub struct RowError {
     pub kind: RowErrorKind,
     /// The column as the file names it, when the problem is in one cell.
     pub column: Option<String>,
+    /// The column's letter in a workbook ("E"); none in a CSV file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter: Option<String>,
 }
 
 /// The classes of row problems, each with its details as fields. Values
@@ -105,9 +112,7 @@ pub struct RowError {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum RowErrorKind {
     /// The CSV parser could not read the record.
-    Unreadable {
-        reason: String,
-    },
+    Unreadable { reason: String },
     /// The record has another number of fields than the header.
     FieldCount {
         found: usize,
@@ -118,25 +123,37 @@ pub enum RowErrorKind {
     /// a password.
     ControlCharacter {
         code: Option<u32>,
+        /// Where in the cell, in characters from 1 (none in a password).
+        #[serde(default)]
+        position: Option<usize>,
+    },
+    /// An invisible formatting character (Unicode category Cf: zero-width
+    /// space or joiner, a byte-order mark, a bidirectional override, …).
+    InvisibleCharacter {
+        code: u32,
+        /// Where in the cell, in characters from 1.
+        position: usize,
+        /// The policy may remove it instead (`strip_invisible`); never for the key.
+        strippable: bool,
     },
     /// An empty cell where the policy requires a value (`field` is the
     /// policy's name for it).
-    Missing {
-        field: String,
-    },
+    Missing { field: String },
     /// Longer than the policy allows, in characters.
-    TooLong {
-        length: usize,
-        max: usize,
-    },
+    TooLong { length: usize, max: usize },
     MalformedEmail {
         value: String,
+        /// What is wrong, when more can be said than "no @".
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
+    /// The workbook cell holds an Excel error (`#N/A`, `#REF!`, …), usually
+    /// from a formula.
+    CellError { error: String },
+    /// A workbook row with a value to the right of the header's last column.
+    OutsideHeader { letter: String },
     /// Not one of the field's allowed values.
-    NotAllowed {
-        value: String,
-        allowed: Vec<String>,
-    },
+    NotAllowed { value: String, allowed: Vec<String> },
     /// A group the policy does not manage.
     UnmanagedGroup {
         group: String,
@@ -150,23 +167,13 @@ pub enum RowErrorKind {
         leaver: Vec<String>,
     },
     /// Not a yes/no value ("change password next time").
-    BadFlag {
-        value: String,
-    },
+    BadFlag { value: String },
     /// The key is one of the policy's protected accounts.
-    Protected {
-        key: String,
-    },
+    Protected { key: String },
     /// Rows with the same key (case-insensitive), on these lines.
-    DuplicateKey {
-        lines: Vec<u64>,
-        keep_first: bool,
-    },
+    DuplicateKey { lines: Vec<u64>, keep_first: bool },
     /// Rows with the same email address (case-insensitive), on these lines.
-    DuplicateEmail {
-        lines: Vec<u64>,
-        keep_first: bool,
-    },
+    DuplicateEmail { lines: Vec<u64>, keep_first: bool },
 }
 
 impl RowErrorKind {
@@ -176,6 +183,9 @@ impl RowErrorKind {
             RowErrorKind::Unreadable { .. } => "unreadable",
             RowErrorKind::FieldCount { .. } => "field-count",
             RowErrorKind::ControlCharacter { .. } => "control-character",
+            RowErrorKind::InvisibleCharacter { .. } => "invisible-character",
+            RowErrorKind::CellError { .. } => "cell-error",
+            RowErrorKind::OutsideHeader { .. } => "outside-header",
             RowErrorKind::Missing { .. } => "missing",
             RowErrorKind::TooLong { .. } => "too-long",
             RowErrorKind::MalformedEmail { .. } => "malformed-email",
@@ -196,12 +206,17 @@ impl RowError {
         RowError {
             kind,
             column: Some(column.to_string()),
+            letter: None,
         }
     }
 
     /// A problem of the whole row.
     pub fn in_row(kind: RowErrorKind) -> RowError {
-        RowError { kind, column: None }
+        RowError {
+            kind,
+            column: None,
+            letter: None,
+        }
     }
 }
 
@@ -217,10 +232,42 @@ impl fmt::Display for RowErrorKind {
                 f,
                 "has {found} fields but the header has {expected}; check for an unquoted delimiter ({delimiter:?}) in a value"
             ),
-            RowErrorKind::ControlCharacter { code: Some(c) } => {
+            RowErrorKind::ControlCharacter {
+                code: Some(c),
+                position: Some(p),
+            } => write!(
+                f,
+                "contains a control character (U+{c:04X}{}) at position {p}; remove it",
+                char_name(*c)
+            ),
+            RowErrorKind::ControlCharacter { code: Some(c), .. } => {
                 write!(f, "contains a control character (U+{c:04X}); remove it")
             }
-            RowErrorKind::ControlCharacter { code: None } => f.write_str("contains a control character; remove it"),
+            RowErrorKind::ControlCharacter { code: None, .. } => {
+                f.write_str("contains a control character; remove it")
+            }
+            RowErrorKind::InvisibleCharacter {
+                code,
+                position,
+                strippable,
+            } => {
+                write!(
+                    f,
+                    "contains an invisible character (U+{code:04X}{}) at position {position}; remove it",
+                    char_name(*code)
+                )?;
+                if *strippable {
+                    f.write_str(" (or set strip_invisible = true for this field in the policy)")?;
+                }
+                Ok(())
+            }
+            RowErrorKind::CellError { error } => {
+                write!(f, "the cell holds the Excel error {error}; fix the formula or type the value")
+            }
+            RowErrorKind::OutsideHeader { letter } => write!(
+                f,
+                "has a value in column {letter}, right of the header's last column; give the column a header or clear it"
+            ),
             RowErrorKind::Missing { field } if field == "username" => {
                 f.write_str("is empty; every row needs a username")
             }
@@ -228,9 +275,13 @@ impl fmt::Display for RowErrorKind {
             RowErrorKind::TooLong { length, max } => {
                 write!(f, "is {length} characters long; at most {max} are allowed")
             }
-            RowErrorKind::MalformedEmail { value } => {
+            RowErrorKind::MalformedEmail { value, reason: None } => {
                 write!(f, "{value:?} is not an email address (name@domain.tld); correct it")
             }
+            RowErrorKind::MalformedEmail {
+                value,
+                reason: Some(why),
+            } => write!(f, "{value:?} is not an email address: {why}; correct it"),
             RowErrorKind::NotAllowed { value, allowed } => {
                 write!(f, "{value:?} is not allowed; use one of: {}", allowed.join(", "))
             }
@@ -269,11 +320,35 @@ fn duplicate(f: &mut fmt::Formatter<'_>, what: &str, lines: &[u64], keep_first: 
     write!(f, "duplicate {what} (case-insensitive) on lines {at}; {hint}")
 }
 
+/// " zero-width space" for the characters people meet, else nothing.
+fn char_name(code: u32) -> &'static str {
+    match code {
+        0x00 => " NUL",
+        0x09 => " tab",
+        0x0A => " line feed",
+        0x0D => " carriage return",
+        0x00AD => " soft hyphen",
+        0x200B => " zero-width space",
+        0x200C => " zero-width non-joiner",
+        0x200D => " zero-width joiner",
+        0x200E => " left-to-right mark",
+        0x200F => " right-to-left mark",
+        0x202A..=0x202E => " bidirectional override",
+        0x2066..=0x2069 => " bidirectional isolate",
+        0x2028 => " line separator",
+        0x2029 => " paragraph separator",
+        0x2060 => " word joiner",
+        0xFEFF => " byte-order mark",
+        _ => "",
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.column {
-            Some(c) => write!(f, "column {c:?}: {}", self.kind),
-            None => write!(f, "{}", self.kind),
+        match (&self.letter, &self.column) {
+            (Some(l), Some(c)) => write!(f, "column {l}, {c:?}: {}", self.kind),
+            (None, Some(c)) => write!(f, "column {c:?}: {}", self.kind),
+            (_, None) => write!(f, "{}", self.kind),
         }
     }
 }

@@ -13,12 +13,19 @@ mod checks;
 mod decode;
 mod duplicates;
 mod error;
+mod hygiene;
 mod records;
+mod sheet;
+#[cfg(test)]
+mod workbook_tests;
 
-pub use checks::is_email;
 pub use decode::decode;
 pub use error::{FileError, FileErrorKind, RowError, RowErrorKind};
+pub use hygiene::{email_problem, is_email};
 pub use records::{records, RecordIter};
+pub use sheet::{letter, Sheet, SheetRow};
+
+use std::collections::BTreeMap;
 
 use super::policy::{Column, Policy};
 use super::types::{Origin, Person, UserKey};
@@ -68,6 +75,14 @@ pub struct Roster {
     pub entries: Vec<Entry>,
     pub persons: Vec<Person>,
     pub warnings: Vec<String>,
+    /// The sheet, when the file is a workbook (then `text` is empty and
+    /// lines are the sheet's row numbers).
+    pub sheet: Option<Sheet>,
+    /// The `[[layouts]]` entry the header matched, when the policy has layouts.
+    pub layout: Option<String>,
+    /// Per entry (index into `entries`): what was changed on the way in
+    /// (invisible characters stripped by policy), for the results.
+    pub notes: BTreeMap<usize, Vec<String>>,
 }
 
 impl Roster {
@@ -77,7 +92,10 @@ impl Roster {
 
     /// The data records again, as the file has them (for the results file).
     pub fn records(&self) -> RecordIter<'_> {
-        records(&self.text[self.body_start..], self.delimiter, self.first_line())
+        match &self.sheet {
+            Some(sheet) => RecordIter::of_sheet(&sheet.rows),
+            None => records(&self.text[self.body_start..], self.delimiter, self.first_line()),
+        }
     }
 
     fn first_line(&self) -> u64 {
@@ -85,8 +103,16 @@ impl Roster {
     }
 }
 
-/// Parse a whole file. `Err` means the file is refused as a whole.
+/// Parse a whole file: CSV text, or an XLSX workbook (told by its ZIP
+/// magic). `Err` means the file is refused as a whole.
 pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
+    match sheet::sniff(bytes) {
+        Some(book) => parse_workbook(bytes, book, policy),
+        None => parse_text(bytes, policy),
+    }
+}
+
+fn parse_text(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
     let text = decode(bytes, policy.roster.encoding)?;
     let (body_start, delimiter) = sniff(&text);
     let body = &text[body_start..];
@@ -100,117 +126,254 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     }
 
     let header = read_header(body, delimiter, first_line)?;
-    let columns = map_header(&header, policy).map_err(|e| e.at_line(first_line))?;
-    let mut warnings = Vec::new();
-    for (h, c) in header.iter().zip(&columns) {
-        if *c == Column::Unknown {
-            warnings.push(format!(
-                "column {h:?} is not known to policy {:?}; it is carried into the results and not synced (add it as an alias under [fields] if it should be)",
-                policy.name
-            ));
-        }
-    }
-    let mut present = vec![false; policy.attributes.len()];
-    for c in &columns {
-        if let Column::Attribute(i) = c {
-            present[*i] = true;
-        }
-    }
-    let has_groups = columns.contains(&Column::Groups) || !policy.groups.default.is_empty();
+    let (layout, columns) = map_header(&header, policy).map_err(|e| e.at_line(first_line))?;
 
-    // Rows.
-    let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     // Sized up front: growing by doubling would copy, and briefly hold,
     // two copies of a million rows.
     let lines = body.as_bytes().iter().filter(|b| **b == b'\n').count() + 1;
-    let mut entries = Vec::with_capacity(lines);
-    let mut persons = Vec::with_capacity(lines);
+    let mut rows = Rows::new(policy, header, columns, layout, lines);
+    let ends_with_newline = body.ends_with('\n') || body.ends_with('\r');
     let mut all = records(body, delimiter, first_line);
-    let mut row = 0usize;
     // (line, fields) of the last record when it is short: a cut-off file.
     let mut last_short: Option<(u64, usize)> = None;
     while let Some(rec) = all.advance() {
-        row += 1;
         last_short = None;
         let line = match rec {
             Ok(line) => line,
             Err((line, msg)) => {
-                entries.push(Entry::rejected(
-                    Origin { row, line },
-                    None,
-                    vec![RowError::in_row(RowErrorKind::Unreadable { reason: msg })],
-                ));
+                rows.reject(line, None, RowError::in_row(RowErrorKind::Unreadable { reason: msg }));
                 continue;
             }
         };
         let record = all.current();
-        let origin = Origin { row, line };
-        if record.len() != header.len() {
-            if record.len() < header.len() {
+        let width = rows.header.len();
+        if record.len() != width {
+            if record.len() < width {
                 last_short = Some((line, record.len()));
             }
-            entries.push(Entry::rejected(
-                origin,
-                key_of(record, &columns),
-                vec![RowError::in_row(RowErrorKind::FieldCount {
+            let key = key_of(record, &rows.columns);
+            rows.reject(
+                line,
+                key,
+                RowError::in_row(RowErrorKind::FieldCount {
                     found: record.len(),
-                    expected: header.len(),
+                    expected: width,
                     delimiter: delimiter as char,
-                })],
-            ));
+                }),
+            );
             continue;
         }
-        match parse_row(origin, record, &header, &columns, policy) {
-            Ok(p) => {
-                entries.push(Entry::Valid(persons.len()));
-                persons.push(p);
-            }
-            Err((key, errors)) => entries.push(Entry::rejected(origin, key, errors)),
-        }
+        rows.push(line, record, Vec::new());
     }
     if let (Some((line, n)), false) = (last_short, ends_with_newline) {
         return Err(file_error(
             FileErrorKind::Truncated,
             format!(
                 "the last record (line {line}) has {n} of {} fields and no line end: the file was cut off mid-row; export it again",
-                header.len()
+                rows.header.len()
             ),
         )
         .at_line(line));
     }
-    if entries.is_empty() {
-        return Err(file_error(
-            FileErrorKind::HeaderOnly,
-            "the file has a header but no data rows; nothing to do",
-        ));
-    }
-    if let Some(max) = policy.roster.max_rows {
-        if entries.len() > max {
-            return Err(file_error(
-                FileErrorKind::TooManyRows,
-                format!(
-                    "the file has {} rows; policy {:?} accepts at most {max} per file (roster.max_rows): split the file or raise the limit",
-                    entries.len(),
-                    policy.name
-                ),
-            ));
-        }
-    }
-    let mut roster = Roster {
-        text: String::new(),
-        body_start,
-        delimiter,
-        header,
-        columns,
-        present,
-        has_groups,
-        entries,
-        persons,
-        warnings,
-    };
-    reject_duplicates(&mut roster, policy);
+    let mut roster = rows.finish(body_start, delimiter, None)?;
     roster.text = text;
     Ok(roster)
+}
+
+fn parse_workbook(bytes: &[u8], book: sheet::Book, policy: &Policy) -> Result<Roster, FileError> {
+    let mut sheet = sheet::read_sheet(bytes, book, policy)?;
+    if sheet.header.is_empty() {
+        return Err(file_error(
+            FileErrorKind::Empty,
+            format!("sheet {:?} of the workbook has no cells; export it again", sheet.name),
+        ));
+    }
+    let header = std::mem::take(&mut sheet.header);
+    let (layout, columns) = map_header(&header, policy).map_err(|e| {
+        let at = e.column.as_ref().and_then(|c| header.iter().position(|h| h == c));
+        let e = e.at_line(sheet.header_row);
+        match at {
+            Some(i) => FileError {
+                message: format!(
+                    "sheet {:?} row {}, column {}: {}",
+                    sheet.name,
+                    sheet.header_row,
+                    sheet.letter(i),
+                    e.message
+                ),
+                ..e
+            },
+            None => FileError {
+                message: format!("sheet {:?} row {}: {}", sheet.name, sheet.header_row, e.message),
+                ..e
+            },
+        }
+    })?;
+    let mut rows = Rows::new(policy, header, columns, layout, sheet.rows.len());
+    for r in &sheet.rows {
+        let mut extra = Vec::new();
+        if let Some(letter) = &r.outside {
+            extra.push(RowError::in_row(RowErrorKind::OutsideHeader { letter: letter.clone() }));
+        }
+        for (i, error) in &r.errors {
+            if !matches!(rows.columns[*i], Column::Unknown | Column::Ignored) {
+                extra.push(RowError::in_column(
+                    &rows.header[*i],
+                    RowErrorKind::CellError { error: error.clone() },
+                ));
+            }
+        }
+        rows.push(r.row, &r.record, extra);
+    }
+    sheet.header = rows.header.clone();
+    let mut roster = rows.finish(0, b',', Some(&sheet))?;
+    // Name each column by its letter too ("column E, \"Email\"").
+    let letters: Vec<String> = (0..sheet.header.len()).map(|i| sheet.letter(i)).collect();
+    for e in roster.entries.iter_mut() {
+        if let Entry::Rejected(r) = e {
+            for err in r.errors.iter_mut() {
+                if let Some(i) = err
+                    .column
+                    .as_ref()
+                    .and_then(|c| sheet.header.iter().position(|h| h == c))
+                {
+                    err.letter = letters.get(i).cloned();
+                }
+            }
+        }
+    }
+    roster.sheet = Some(sheet);
+    Ok(roster)
+}
+
+/// The rows of a file as they are read: entries, persons and notes.
+struct Rows<'p> {
+    policy: &'p Policy,
+    header: Vec<String>,
+    columns: Vec<Column>,
+    layout: Option<usize>,
+    entries: Vec<Entry>,
+    persons: Vec<Person>,
+    notes: BTreeMap<usize, Vec<String>>,
+}
+
+impl<'p> Rows<'p> {
+    fn new(policy: &'p Policy, header: Vec<String>, columns: Vec<Column>, layout: Option<usize>, rows: usize) -> Self {
+        Rows {
+            policy,
+            header,
+            columns,
+            layout,
+            entries: Vec::with_capacity(rows),
+            persons: Vec::with_capacity(rows),
+            notes: BTreeMap::new(),
+        }
+    }
+
+    fn origin(&self, line: u64) -> Origin {
+        Origin {
+            row: self.entries.len() + 1,
+            line,
+        }
+    }
+
+    fn reject(&mut self, line: u64, key: Option<UserKey>, error: RowError) {
+        let origin = self.origin(line);
+        self.entries.push(Entry::rejected(origin, key, vec![error]));
+    }
+
+    /// Check one record; `extra` are problems found before (workbook cells).
+    fn push(&mut self, line: u64, record: &csv::StringRecord, extra: Vec<RowError>) {
+        let origin = self.origin(line);
+        let mut notes = Vec::new();
+        let parsed = parse_row(origin, record, &self.header, &self.columns, self.policy, &mut notes);
+        if !notes.is_empty() {
+            self.notes.insert(self.entries.len(), notes);
+        }
+        match parsed {
+            Ok(p) if extra.is_empty() => {
+                self.entries.push(Entry::Valid(self.persons.len()));
+                self.persons.push(p);
+            }
+            Ok(p) => self.entries.push(Entry::rejected(origin, Some(p.key), extra)),
+            Err((key, mut errors)) => {
+                // A cell holding an Excel error says so, not what its text fails.
+                errors.retain(|e| !extra.iter().any(|x| x.column.is_some() && x.column == e.column));
+                errors.extend(extra);
+                self.entries.push(Entry::rejected(origin, key, errors));
+            }
+        }
+    }
+
+    fn finish(self, body_start: usize, delimiter: u8, sheet: Option<&Sheet>) -> Result<Roster, FileError> {
+        let policy = self.policy;
+        if self.entries.is_empty() {
+            let what = match sheet {
+                Some(s) => format!(
+                    "sheet {:?} has a header (row {}) but no data rows; nothing to do",
+                    s.name, s.header_row
+                ),
+                None => "the file has a header but no data rows; nothing to do".into(),
+            };
+            return Err(file_error(FileErrorKind::HeaderOnly, what));
+        }
+        if let Some(max) = policy.roster.max_rows {
+            if self.entries.len() > max {
+                return Err(file_error(
+                    FileErrorKind::TooManyRows,
+                    format!(
+                        "the file has {} rows; policy {:?} accepts at most {max} per file (roster.max_rows): split the file or raise the limit",
+                        self.entries.len(),
+                        policy.name
+                    ),
+                ));
+            }
+        }
+        let mut warnings = Vec::new();
+        let layout = self
+            .layout
+            .and_then(|i| policy.layouts().get(i))
+            .map(|l| l.name.clone());
+        if let Some(l) = &layout {
+            warnings.push(format!("the header matches layout {l:?} of policy {:?}", policy.name));
+        }
+        for (i, (h, c)) in self.header.iter().zip(&self.columns).enumerate() {
+            if *c == Column::Unknown {
+                let at = match sheet {
+                    Some(s) => format!("column {} {h:?}", s.letter(i)),
+                    None => format!("column {h:?}"),
+                };
+                warnings.push(format!(
+                    "{at} is not known to policy {:?}; it is carried into the results and not synced (add it as an alias under [fields] if it should be)",
+                    policy.name
+                ));
+            }
+        }
+        let mut present = vec![false; policy.attributes.len()];
+        for c in &self.columns {
+            if let Column::Attribute(i) = c {
+                present[*i] = true;
+            }
+        }
+        let has_groups = self.columns.contains(&Column::Groups) || !policy.groups.default.is_empty();
+        let mut roster = Roster {
+            text: String::new(),
+            body_start,
+            delimiter,
+            header: self.header,
+            columns: self.columns,
+            present,
+            has_groups,
+            entries: self.entries,
+            persons: self.persons,
+            warnings,
+            sheet: None,
+            layout,
+            notes: self.notes,
+        };
+        reject_duplicates(&mut roster, policy);
+        Ok(roster)
+    }
 }
 
 /// Shared by the unit tests of this folder.

@@ -49,6 +49,18 @@ pub struct RecordIter<'a> {
     /// numbers are wrong after CRLF line ends, so lines are counted here).
     scanned: usize,
     newlines: u64,
+    /// A workbook's rows, when the records come from a sheet.
+    sheet: Option<std::slice::Iter<'a, super::SheetRow>>,
+}
+
+impl<'a> RecordIter<'a> {
+    /// The records of a sheet, each with its sheet row number as its line.
+    pub fn of_sheet(rows: &'a [super::SheetRow]) -> RecordIter<'a> {
+        RecordIter {
+            sheet: Some(rows.iter()),
+            ..records("", b',', 1)
+        }
+    }
 }
 
 impl RecordIter<'_> {
@@ -83,6 +95,7 @@ pub fn records(body: &str, delimiter: u8, first_line: u64) -> RecordIter<'_> {
         header_done: false,
         scanned: 0,
         newlines: 0,
+        sheet: None,
     }
 }
 
@@ -124,6 +137,9 @@ impl Iterator for RecordIter<'_> {
     /// (line, fields) — or the parser's complaint with its line.
     type Item = Result<(u64, csv::StringRecord), (u64, String)>;
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(rows) = &mut self.sheet {
+            return rows.next().map(|r| Ok((r.row, r.record.clone())));
+        }
         self.advance().map(|r| r.map(|line| (line, self.record.clone())))
     }
 }
@@ -133,11 +149,54 @@ pub(super) fn ends_inside_quotes(body: &str) -> bool {
     body.bytes().filter(|b| *b == b'"').count() % 2 == 1
 }
 
-pub(super) fn map_header(header: &[String], policy: &Policy) -> Result<Vec<Column>, FileError> {
+/// What each header cell means, and which `[[layouts]]` entry the header
+/// matches (exactly one must, when the policy has layouts).
+pub(super) fn map_header(header: &[String], policy: &Policy) -> Result<(Option<usize>, Vec<Column>), FileError> {
     if header.iter().all(|h| h.is_empty()) {
         return Err(file_error(FileErrorKind::Header, "the header line is empty"));
     }
-    let columns: Vec<Column> = header.iter().map(|h| policy.column(h)).collect();
+    let layouts = policy.layouts();
+    if layouts.is_empty() {
+        return map_in(header, policy, None).map(|c| (None, c));
+    }
+    let lacks: Vec<Vec<String>> = layouts.iter().map(|l| l.lacks(header, policy)).collect();
+    let matching: Vec<usize> = (0..layouts.len()).filter(|i| lacks[*i].is_empty()).collect();
+    match matching[..] {
+        [one] => map_in(header, policy, Some(one)).map(|c| (Some(one), c)),
+        [] => {
+            // The closest layout lacks the fewest required columns (the first on a tie).
+            let (closest, missing) = lacks
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, m)| m.len())
+                .map(|(i, m)| (layouts[i].name.clone(), m.join(", ")))
+                .unwrap_or_default();
+            let names: Vec<String> = layouts.iter().map(|l| format!("{:?}", l.name)).collect();
+            Err(file_error(
+                FileErrorKind::Header,
+                format!(
+                    "the header matches none of the layouts of policy {:?} ({}); the closest, {closest:?}, lacks: {missing}; the header has {header:?}",
+                    policy.name,
+                    names.join(", ")
+                ),
+            ))
+        }
+        _ => {
+            let names: Vec<String> = matching.iter().map(|i| format!("{:?}", layouts[*i].name)).collect();
+            Err(file_error(
+                FileErrorKind::Header,
+                format!(
+                    "the header matches more than one layout of policy {:?} ({}); give the layouts distinct aliases for a required field",
+                    policy.name,
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn map_in(header: &[String], policy: &Policy, layout: Option<usize>) -> Result<Vec<Column>, FileError> {
+    let columns: Vec<Column> = header.iter().map(|h| policy.column_in(layout, h)).collect();
     let mut seen: HashMap<Column, &str> = HashMap::new();
     let mut problems = Vec::new();
     // The first cell that is wrong, when one is.
