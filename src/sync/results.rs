@@ -36,6 +36,6 @@ pub fn write_atomically(
 /// The results of a file refused as a whole, or of a run the target never
 /// let start: every readable row with the reason.
 pub(super) fn write_refusal(bytes: &[u8], policy: &Policy, results: &Path, e: &FileError) -> Result<(), SyncError> {
-    let text = crate::core::roster::decode(bytes, policy.roster.encoding).ok();
+    let text = crate::core::roster::readable_text(bytes, policy);
     write_atomically(results, |w| write_rejection(w, text.as_deref().map(|t| (t, policy)), e))
 }

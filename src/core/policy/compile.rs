@@ -224,7 +224,12 @@ impl Policy {
                     (*c, name)
                 })
                 .collect();
-            layouts.push(Layout::new(s.name.clone(), aliases, fields, req));
+            let names = s
+                .aliases
+                .iter()
+                .filter_map(|(f, n)| Some((f.clone(), n.first()?.clone())))
+                .collect();
+            layouts.push(Layout::new(s.name.clone(), aliases, fields, req, names));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -305,5 +310,66 @@ mod tests {
         assert!(all.contains("fields.Bad Name"), "{all}");
         assert!(all.contains("passwords.length"), "{all}");
         assert!(all.contains("groups.default"), "{all}");
+    }
+
+    #[test]
+    fn layouts_and_hygiene_settings_are_checked() {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "username".to_string(),
+            FieldRule {
+                strip_invisible: true,
+                ..Default::default()
+            },
+        );
+        let err = Policy::compile(
+            "t",
+            RosterRules {
+                date_format: "[day]/[mnth]".into(),
+                ..Default::default()
+            },
+            fields,
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        )
+        .unwrap_err()
+        .join("\n");
+        assert!(err.contains("fields.username: strip_invisible is not allowed"), "{err}");
+        assert!(err.contains("roster.date_format"), "{err}");
+
+        let layout = |name: &str, pairs: &[(&str, &[&str])]| LayoutSection {
+            name: name.into(),
+            aliases: pairs
+                .iter()
+                .map(|(f, n)| (f.to_string(), n.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+        };
+        let err = Policy::defaults("t")
+            .with_layouts(&[
+                layout("A", &[("usrname", &["Login"])]),
+                layout("A", &[("username", &["Login", "Mail"]), ("email", &["Mail"])]),
+                layout("", &[]),
+            ])
+            .unwrap_err()
+            .join("\n");
+        assert!(err.contains("layouts[\"A\"].aliases.usrname: not a field"), "{err}");
+        assert!(err.contains("layouts[\"A\"]: two layouts have this name"), "{err}");
+        assert!(err.contains("\"Mail\" already means another field"), "{err}");
+        assert!(err.contains("every layout needs a name"), "{err}");
+
+        let p = Policy::defaults("t")
+            .with_layouts(&[
+                layout("new", &[("username", &["User Name"])]),
+                layout("old", &[("username", &["Login ID"]), ("firstname", &["Forename"])]),
+            ])
+            .unwrap();
+        // A field a layout names is read only through its own aliases there.
+        assert_eq!(p.column_in(Some(1), "Login ID"), Column::Key);
+        assert_eq!(p.column_in(Some(1), "username"), Column::Unknown);
+        assert_eq!(p.column_in(Some(1), "First Name"), Column::Unknown);
+        assert_eq!(p.column_in(Some(0), "First Name"), Column::Attribute(0));
+        assert_eq!(p.template().0[..2], ["User Name".to_string(), "firstname".to_string()]);
     }
 }

@@ -49,6 +49,8 @@ pub struct Layout {
     fields: Vec<Column>,
     /// Per required field: its column and how the layout names it.
     required: Vec<(Column, String)>,
+    /// Field → the layout's first header name for it.
+    names: HashMap<String, String>,
 }
 
 impl Layout {
@@ -57,12 +59,14 @@ impl Layout {
         aliases: HashMap<String, Column>,
         fields: Vec<Column>,
         required: Vec<(Column, String)>,
+        names: HashMap<String, String>,
     ) -> Layout {
         Layout {
             name,
             aliases,
             fields,
             required,
+            names,
         }
     }
 
@@ -231,6 +235,21 @@ impl Policy {
             }
         };
         let row = headers.iter().map(|h| example(h)).collect();
+        // A policy with layouts: the first layout's names, so the template is read back.
+        let headers = match self.layouts.first() {
+            Some(l) => headers
+                .into_iter()
+                .map(|h| {
+                    let field = if h == "change password next time" {
+                        "must_change"
+                    } else {
+                        h.as_str()
+                    };
+                    l.names.get(field).cloned().unwrap_or(h)
+                })
+                .collect(),
+            None => headers,
+        };
         (headers, row)
     }
 }

@@ -517,4 +517,91 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<RowError>(&json).unwrap(), e);
     }
+
+    #[test]
+    fn cell_hygiene_invisible_characters_nfc_and_no_break_spaces() {
+        let text = "username,firstname,surname,email,title\n\
+            \u{a0}a\u{a0},A,B,a@example.org,x\ty\n\
+            b,Zoe\u{308},B,b@example.org,\n\
+            c\u{200d},C,B,c@example.org,\n\
+            d,D\u{202e},B,d@example.org,\n\
+            e,E,B,e@example.org\u{200b},\n\
+            f,F,B,f..x@example.org,\n";
+        let r = parse(text).unwrap();
+        assert_eq!(r.persons[0].key.as_str(), "a", "no-break spaces are trimmed");
+        assert_eq!(
+            r.persons[0].attrs[3].as_deref(),
+            Some("x\ty"),
+            "a TAB inside text is kept"
+        );
+        assert_eq!(r.persons[1].attrs[0].as_deref(), Some("Zo\u{eb}"), "stored in NFC");
+        let rej = rejected_errors(&r);
+        let kinds: Vec<&RowErrorKind> = rej.iter().map(|x| &x.2[0].kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &RowErrorKind::InvisibleCharacter {
+                    code: 0x200D,
+                    position: 2,
+                    strippable: false
+                },
+                &RowErrorKind::InvisibleCharacter {
+                    code: 0x202E,
+                    position: 2,
+                    strippable: true
+                },
+                &RowErrorKind::InvisibleCharacter {
+                    code: 0x200B,
+                    position: 14,
+                    strippable: true
+                },
+                &RowErrorKind::MalformedEmail {
+                    value: "f..x@example.org".into(),
+                    reason: Some("the part before the @ has two dots in a row".into())
+                },
+            ]
+        );
+        assert_eq!(rej[0].2[0].column.as_deref(), Some("username"));
+    }
+
+    #[test]
+    fn strip_invisible_removes_them_with_a_note() {
+        use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert(
+            "firstname".to_string(),
+            FieldRule {
+                strip_invisible: true,
+                ..Default::default()
+            },
+        );
+        let p = Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        )
+        .unwrap();
+        let r = crate::core::roster::parse_roster(
+            "username,firstname,surname,email\na, \u{feff}Ann\u{200b},B\u{200b},a@example.org\n".as_bytes(),
+            &p,
+        )
+        .unwrap();
+        assert!(r.persons.is_empty(), "surname does not strip");
+        let r = crate::core::roster::parse_roster(
+            "username,firstname,surname,email\na, \u{feff}Ann\u{200b},B,a@example.org\n".as_bytes(),
+            &p,
+        )
+        .unwrap();
+        assert_eq!(r.persons[0].attrs[0].as_deref(), Some("Ann"));
+        assert_eq!(
+            r.notes.get(&0).map(Vec::as_slice),
+            Some(
+                &["column \"firstname\": removed invisible character(s) U+FEFF at position 2, U+200B at position 6 (strip_invisible)".to_string()][..]
+            )
+        );
+    }
 }

@@ -112,6 +112,24 @@ pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> 
     }
 }
 
+/// The text the results of a refused file echo, row by row: the decoded
+/// CSV, or a workbook's sheet written as CSV; `None` when nothing is readable.
+pub fn readable_text(bytes: &[u8], policy: &Policy) -> Option<String> {
+    let Some(book) = sheet::sniff(bytes) else {
+        return decode(bytes, policy.roster.encoding).ok();
+    };
+    let sheet = sheet::read_sheet(bytes, book, policy).ok()?;
+    if sheet.header.is_empty() {
+        return None;
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&sheet.header).ok()?;
+    for r in &sheet.rows {
+        w.write_record(&r.record).ok()?;
+    }
+    w.into_inner().ok().and_then(|b| String::from_utf8(b).ok())
+}
+
 fn parse_text(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
     let text = decode(bytes, policy.roster.encoding)?;
     let (body_start, delimiter) = sniff(&text);

@@ -318,4 +318,52 @@ mod tests {
         assert_eq!(recs.len(), r.entries.len());
         assert_eq!(recs.len(), 3);
     }
+
+    #[test]
+    fn the_header_picks_exactly_one_layout() {
+        use crate::core::policy::LayoutSection;
+        let layout = |name: &str, pairs: &[(&str, &str)]| LayoutSection {
+            name: name.into(),
+            aliases: pairs
+                .iter()
+                .map(|(f, n)| (f.to_string(), vec![n.to_string()]))
+                .collect(),
+        };
+        let p = policy()
+            .with_layouts(&[
+                layout("v2", &[("username", "User Name"), ("email", "Email Address")]),
+                layout(
+                    "v1",
+                    &[("username", "Login ID"), ("surname", "Family Name"), ("email", "Mail")],
+                ),
+            ])
+            .unwrap();
+        let r = crate::core::roster::parse_roster(b"Login ID,firstname,Family Name,Mail\na,A,B,a@example.org\n", &p)
+            .unwrap();
+        assert_eq!(r.layout.as_deref(), Some("v1"));
+        assert_eq!(r.persons.len(), 1);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("layout \"v1\"")),
+            "{:?}",
+            r.warnings
+        );
+        let r =
+            crate::core::roster::parse_roster(b"User Name,firstname,surname,Email Address\na,A,B,a@example.org\n", &p)
+                .unwrap();
+        assert_eq!(r.layout.as_deref(), Some("v2"));
+        // None matches: the closest and what it lacks.
+        let e = crate::core::roster::parse_roster(b"Login ID,firstname,surname,Mail\na,A,B,a@example.org\n", &p)
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("the closest, \"v1\", lacks: surname (\"Family Name\")"),
+            "{e}"
+        );
+        // Both match: refused, not guessed.
+        let p = policy()
+            .with_layouts(&[layout("x", &[("title", "Role")]), layout("y", &[("title", "Job")])])
+            .unwrap();
+        let e = crate::core::roster::parse_roster(format!("{HEAD}a,A,B,a@example.org\n").as_bytes(), &p).unwrap_err();
+        assert!(e.message.contains("more than one layout"), "{e}");
+    }
 }
