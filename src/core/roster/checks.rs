@@ -15,7 +15,7 @@ pub(super) fn key_of(record: &csv::StringRecord, columns: &[Column]) -> Option<U
 pub(super) type RowFailure = (Option<UserKey>, Vec<RowError>);
 
 /// The policy's name of the field a column holds (for its rule).
-fn field_of<'p>(c: Column, policy: &'p Policy) -> &'p str {
+fn field_of(c: Column, policy: &Policy) -> &str {
     match c {
         Column::Key => "username",
         Column::Attribute(i) => policy.attributes.get(i).map(String::as_str).unwrap_or(""),

@@ -85,6 +85,13 @@ pub fn expansion_budget(file_len: usize) -> u64 {
     64 * 1024 * 1024 + 100 * file_len as u64
 }
 
+/// How many cells the rows under the header may span (columns × rows): a
+/// workbook stores only the cells it has, so a header cell in column XFD
+/// over many one-cell rows would otherwise make a tiny file a huge table.
+pub fn dense_budget(file_len: usize) -> u64 {
+    expansion_budget(file_len) / 16
+}
+
 fn refuse(message: impl Into<String>) -> FileError {
     file_error(FileErrorKind::Workbook, message)
 }
@@ -131,7 +138,7 @@ pub(super) fn read_sheet(bytes: &[u8], book: Book, policy: &Policy) -> Result<Sh
             .ok_or_else(|| refuse("the workbook has no sheet; export it again"))?,
     };
     let cells = read_cells(&mut book, &name, policy)?;
-    Ok(to_rows(name, cells))
+    to_rows(name, cells, dense_budget(bytes.len()))
 }
 
 fn quoted(names: &[String]) -> String {
@@ -275,21 +282,30 @@ fn date(d: &calamine::ExcelDateTime, policy: &Policy) -> String {
 
 /// Sparse cells → the header (the first non-empty row) and the data rows
 /// under it. Empty rows, and empty cells of a formatted sheet, are not rows.
-fn to_rows(name: String, mut cells: Vec<CellText>) -> Sheet {
+fn to_rows(name: String, mut cells: Vec<CellText>, budget: u64) -> Result<Sheet, FileError> {
     cells.sort_by_key(|c| (c.0, c.1));
     let mut rows = cells.chunk_by(|a, b| a.0 == b.0);
     let Some(head) = rows.next() else {
-        return Sheet {
+        return Ok(Sheet {
             name,
             header_row: 1,
             first_col: 0,
             header: Vec::new(),
             rows: Vec::new(),
-        };
+        });
     };
     let first_col = head.first().map(|c| c.1).unwrap_or(0);
     let last_col = head.last().map(|c| c.1).unwrap_or(0);
     let width = (last_col - first_col) as usize + 1;
+    let data_rows = rows.clone().count();
+    if width as u64 * data_rows as u64 > budget {
+        return Err(refuse(format!(
+            "sheet {name:?} spans {width} columns (header row {}, columns {} to {}) over {data_rows} rows, far more cells than the file holds; delete the stray cells right of the table (or their formatting) and export it again",
+            head[0].0 + 1,
+            letter(first_col as usize),
+            letter(last_col as usize)
+        )));
+    }
     let mut header = vec![String::new(); width];
     for (_, col, text, _) in head {
         header[(col - first_col) as usize] = text.trim().to_string();
@@ -318,13 +334,13 @@ fn to_rows(name: String, mut cells: Vec<CellText>) -> Sheet {
             outside,
         });
     }
-    Sheet {
+    Ok(Sheet {
         name,
         header_row: u64::from(head[0].0) + 1,
         first_col: first_col as usize,
         header,
         rows: out,
-    }
+    })
 }
 
 #[cfg(test)]

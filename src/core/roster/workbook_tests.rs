@@ -268,6 +268,27 @@ fn a_zip_bomb_is_refused_before_it_is_expanded() {
     assert!(e.message.contains("expands to more than"), "{e}");
 }
 
+#[test]
+fn a_header_cell_in_column_xfd_over_many_rows_is_refused_not_expanded() {
+    // Found by review, not by the fuzzer: cells are stored sparse, so a tiny
+    // file can claim a table of 16,384 columns × many rows.
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    ws.write_string(0, 0, "username").unwrap();
+    ws.write_string(0, 16383, "far away").unwrap();
+    for r in 1..400 {
+        ws.write_string(r, 0, "x").unwrap();
+    }
+    let data = bytes(wb);
+    assert!((16384 * 399) as u64 > super::sheet::dense_budget(data.len()));
+    let e = parse_roster(&data, &policy()).unwrap_err();
+    assert_eq!(e.kind, FileErrorKind::Workbook);
+    assert!(
+        e.message.contains("spans 16384 columns") && e.message.contains("A to XFD"),
+        "{e}"
+    );
+}
+
 /// Writes the workbooks of these tests into the fuzz seed corpus:
 /// `cargo test --lib write_fuzz_seeds -- --ignored`.
 #[test]
