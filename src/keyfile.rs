@@ -67,7 +67,7 @@ mod tests {
         let first = std::fs::read_to_string(&path).unwrap(); // ok: test
         load_or_create(&path, "the test key").unwrap(); // ok: test
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            std::fs::read_to_string(&path).unwrap(), // ok: test
             first,
             "an existing key is reused"
         ); // ok: test

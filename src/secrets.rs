@@ -46,15 +46,15 @@ mod tests {
 
     #[test]
     fn a_file_secret_loses_its_line_end_and_both_sources_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap(); // ok: test
         let f = dir.path().join("pw");
-        std::fs::write(&f, "s3cret\r\n").unwrap();
-        let s = read_secret(Some(&f), None, "password_file").unwrap().unwrap();
+        std::fs::write(&f, "s3cret\r\n").unwrap(); // ok: test
+        let s = read_secret(Some(&f), None, "password_file").unwrap().unwrap(); // ok: test
         assert_eq!(s.expose(), "s3cret");
         assert!(read_secret(Some(&f), Some("X"), "password")
             .unwrap_err()
             .contains("not both"));
-        assert!(read_secret(None, None, "password").unwrap().is_none());
+        assert!(read_secret(None, None, "password").unwrap().is_none()); // ok: test
         let missing = read_secret(Some(&dir.path().join("nope")), None, "password_file").unwrap_err();
         assert!(missing.starts_with("password_file: cannot read"), "{missing}");
     }

@@ -1076,9 +1076,9 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn generate(cfg: &Config) -> Vec<u8> {
-        let plan = Plan::new(cfg).expect("plan");
+        let plan = Plan::new(cfg).expect("plan"); // ok: test
         let mut out = Vec::new();
-        write_roster(cfg, &plan, &mut out).expect("write to Vec");
+        write_roster(cfg, &plan, &mut out).expect("write to Vec"); // ok: test
         out
     }
 
@@ -1146,7 +1146,7 @@ mod tests {
         let mut nbits = 0;
         let mut out = Vec::new();
         for b in s.bytes().filter(|&b| b != b'=') {
-            let v = BASE64_ALPHABET.iter().position(|&a| a == b).expect("base64 char") as u32;
+            let v = BASE64_ALPHABET.iter().position(|&a| a == b).expect("base64 char") as u32; // ok: test
             bits = bits << 6 | v;
             nbits += 6;
             if nbits >= 8 {
@@ -1250,7 +1250,7 @@ mod tests {
             push_csv_field(&mut line, value);
         }
         line.push(b'\n');
-        let text = String::from_utf8(line).expect("utf-8");
+        let text = String::from_utf8(line).expect("utf-8"); // ok: test
         assert!(text.starts_with("\"Elizabeth \"\"Liz\"\"\",\"Director, Finance\",O'Brien,"));
         let parsed = parse_csv(&text);
         assert_eq!(parsed, vec![tricky.iter().map(|s| s.to_string()).collect::<Vec<_>>()]);
@@ -1262,7 +1262,7 @@ mod tests {
             leaver_percent: 10.0,
             ..config(30_000, 3)
         };
-        let text = String::from_utf8(generate(&cfg)).expect("utf-8");
+        let text = String::from_utf8(generate(&cfg)).expect("utf-8"); // ok: test
         let records = parse_csv(&text);
         assert_eq!(records[0].join(","), CSV_HEADER.trim_end());
         assert_eq!(records.len(), 30_001);
@@ -1308,8 +1308,8 @@ mod tests {
             next_night: Some(3.0),
             ..base_cfg.clone()
         };
-        let base = String::from_utf8(generate(&base_cfg)).expect("utf-8");
-        let night = String::from_utf8(generate(&night_cfg)).expect("utf-8");
+        let base = String::from_utf8(generate(&base_cfg)).expect("utf-8"); // ok: test
+        let night = String::from_utf8(generate(&night_cfg)).expect("utf-8"); // ok: test
         let base_lines: Vec<&str> = base.lines().collect();
         let night_lines: Vec<&str> = night.lines().collect();
         assert_eq!(base_lines[0], night_lines[0]);
@@ -1358,7 +1358,7 @@ mod tests {
         assert!((240..=360).contains(&first_half_changes), "{first_half_changes}");
 
         // Adds are exactly the rows a bigger base roster would have had (minus leaver flags).
-        let bigger = String::from_utf8(generate(&config(N as u64 + 300, 11))).expect("utf-8");
+        let bigger = String::from_utf8(generate(&config(N as u64 + 300, 11))).expect("utf-8"); // ok: test
         let bigger_lines: Vec<&str> = bigger.lines().collect();
         assert_eq!(&bigger_lines[N + 1..], adds);
     }
@@ -1384,7 +1384,7 @@ mod tests {
             next_night: Some(100.0),
             ..config(100, 1)
         };
-        let text = String::from_utf8(generate(&cfg)).expect("utf-8");
+        let text = String::from_utf8(generate(&cfg)).expect("utf-8"); // ok: test
         assert_eq!(text.lines().count(), 1 + 100 + plan.adds as usize);
     }
 
@@ -1403,7 +1403,7 @@ mod tests {
         ] {
             let mut out = Vec::new();
             push_base64(&mut out, input.as_bytes());
-            assert_eq!(String::from_utf8(out).expect("ascii"), expected, "{input}");
+            assert_eq!(String::from_utf8(out).expect("ascii"), expected, "{input}"); // ok: test
             assert_eq!(base64_decode(expected), input.as_bytes());
         }
     }
@@ -1413,7 +1413,7 @@ mod tests {
         let line = |name: &str, value: &str| {
             let mut out = Vec::new();
             push_ldif_attr(&mut out, name, value);
-            String::from_utf8(out).expect("ascii")
+            String::from_utf8(out).expect("ascii") // ok: test
         };
         assert_eq!(line("sn", "Smith"), "sn: Smith\n");
         assert_eq!(line("sn", "Müller"), "sn:: TcO8bGxlcg==\n");
@@ -1424,7 +1424,7 @@ mod tests {
         );
         for awkward in [" leading", ":colon", "<angle", "trailing ", "a\nb"] {
             let l = line("x", awkward);
-            let encoded = l.strip_prefix("x:: ").expect("base64 form").trim_end();
+            let encoded = l.strip_prefix("x:: ").expect("base64 form").trim_end(); // ok: test
             assert_eq!(base64_decode(encoded), awkward.as_bytes());
         }
         // Long values fold at 76 columns and unfold to the original.
@@ -1432,7 +1432,7 @@ mod tests {
         let l = line("description", &long);
         assert!(l.lines().all(|x| x.len() <= LDIF_LINE_WIDTH), "{l}");
         let unfolded = l.trim_end().replace("\n ", "");
-        let encoded = unfolded.strip_prefix("description:: ").expect("base64 form");
+        let encoded = unfolded.strip_prefix("description:: ").expect("base64 form"); // ok: test
         assert_eq!(base64_decode(encoded), long.as_bytes());
     }
 
@@ -1443,9 +1443,9 @@ mod tests {
             base_dn: "ou=staff,dc=corp,dc=test".to_string(),
             ..config(3_000, 8)
         };
-        let text = String::from_utf8(generate(&cfg)).expect("ldif is ASCII");
+        let text = String::from_utf8(generate(&cfg)).expect("ldif is ASCII"); // ok: test
         assert!(text.is_ascii());
-        let body = text.strip_prefix("version: 1\n\n").expect("version header");
+        let body = text.strip_prefix("version: 1\n\n").expect("version header"); // ok: test
         let entries: Vec<&str> = body.split("\n\n").collect();
         assert_eq!(entries.len(), 3_000);
         let gen = Generator::new(8, 0.0);
@@ -1456,9 +1456,9 @@ mod tests {
             for l in entry.replace("\n ", "").lines() {
                 let (name, value) = if let Some((n, v)) = l.split_once(":: ") {
                     base64_seen += 1;
-                    (n, String::from_utf8(base64_decode(v)).expect("utf-8"))
+                    (n, String::from_utf8(base64_decode(v)).expect("utf-8")) // ok: test
                 } else {
-                    let (n, v) = l.split_once(": ").expect("attr: value");
+                    let (n, v) = l.split_once(": ").expect("attr: value"); // ok: test
                     (n, v.to_string())
                 };
                 attrs.entry(name.to_string()).or_default().push(value);

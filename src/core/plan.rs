@@ -591,7 +591,7 @@ mod tests {
                 default: vec![],
             },
         )
-        .unwrap()
+        .unwrap() // ok: test
     }
 
     fn account(p: &Policy, key: &str, first: &str, state: AccountState, groups: &[&str]) -> Account {
@@ -614,7 +614,7 @@ mod tests {
         managed[..4].iter_mut().for_each(|m| *m = true);
         let mut s = Snapshot::new(managed);
         for a in accounts {
-            s.insert(a).unwrap();
+            s.insert(a).unwrap(); // ok: test
         }
         s
     }
@@ -659,7 +659,7 @@ mod tests {
              back,Bea,Smith,back@example.org,vpn,\n\
              bad,Bad,Smith,not-an-email,,\n"
         );
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let plan = plan(&roster, &snap, &p, 0, PlanOptions::default());
         assert_eq!(
             changes(&plan),
@@ -703,7 +703,7 @@ mod tests {
         // firstname stands in for a DN component such as the department's OU.
         let p = policy(SyncRules::default(), Limits::default());
         let text = format!("{HEAD}a,SAM,Smith,a@example.org,staff,\n");
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let mut snap = snapshot(&p, vec![account(&p, "a", "Sam", AccountState::Active, &["staff"])]);
         let plan_with = |snap: &Snapshot| plan(&roster, snap, &p, 0, PlanOptions::default());
         assert_eq!(
@@ -726,7 +726,7 @@ mod tests {
             &p,
             vec![account(&p, "a", "A", AccountState::Active, &["staff", "vpn", "wheel"])],
         );
-        let roster = parse_roster(format!("{HEAD}a,A,Smith,a@example.org,staff,\n").as_bytes(), &p).unwrap();
+        let roster = parse_roster(format!("{HEAD}a,A,Smith,a@example.org,staff,\n").as_bytes(), &p).unwrap(); // ok: test
         let plan = plan(&roster, &snap, &p, 0, PlanOptions::default());
         let Change::Update(d) = &plan.items[0].change else {
             panic!("{:?}", plan.items[0].change)
@@ -764,11 +764,11 @@ mod tests {
                 .as_bytes(),
                 &p,
             )
-            .unwrap();
+            .unwrap(); // ok: test
             let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
-            let last = plan.items.last().unwrap();
+            let last = plan.items.last().unwrap(); // ok: test
             assert!(last.is_absent());
-            assert_eq!(last.key.as_ref().unwrap().as_str(), "u0");
+            assert_eq!(last.key.as_ref().unwrap().as_str(), "u0"); // ok: test
             assert_eq!(last.change.name(), expect, "{absent:?}");
             assert_eq!(last.will_write(), writes, "{absent:?}");
         }
@@ -784,7 +784,7 @@ mod tests {
             Limits::default(),
         );
         let snap = snapshot(&p, vec![account(&p, "a", "A", AccountState::Active, &[])]);
-        let roster = parse_roster(format!("{HEAD}b,B,Smith,broken,,\n").as_bytes(), &p).unwrap();
+        let roster = parse_roster(format!("{HEAD}b,B,Smith,broken,,\n").as_bytes(), &p).unwrap(); // ok: test
         let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
         assert!(plan.items.iter().all(|i| !i.will_write()), "{:?}", changes(&plan));
     }
@@ -809,7 +809,7 @@ mod tests {
             format!("{HEAD}a,A,Smith,a@example.org,,\nb,B,Smith,broken,,\n").as_bytes(),
             &p,
         )
-        .unwrap();
+        .unwrap(); // ok: test
         let plan = plan(&roster, &snap, &p, 0, PlanOptions { allow_over_limit: true });
         assert_eq!(changes(&plan).len(), 2, "{:?}", changes(&plan));
     }
@@ -838,7 +838,7 @@ mod tests {
         let text = format!(
             "{HEAD}n1,N,Smith,n1@example.org,,\nn2,N,Smith,n2@example.org,,\na,A2,Smith,a@example.org,,\nb,B,Smith,b@example.org,,leaver\n"
         );
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
         assert_eq!(
             changes(&pl),
@@ -887,7 +887,7 @@ mod tests {
             },
         );
         let snap = snapshot(&p, vec![]);
-        let roster = parse_roster(format!("{HEAD}n1,N,Smith,n1@example.org,,\n").as_bytes(), &p).unwrap();
+        let roster = parse_roster(format!("{HEAD}n1,N,Smith,n1@example.org,,\n").as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
         assert!(pl.items[0].will_write());
     }
@@ -909,23 +909,23 @@ mod tests {
         let mut recent = account(&p, "recent", "R", AccountState::Leaver, &[]);
         recent.left_at = Some(29 * DAY);
         let snap = snapshot(&p, vec![old, recent, account(&p, "x", "X", AccountState::Active, &[])]);
-        let roster = parse_roster(format!("{HEAD}x,X,Smith,x@example.org,,\n").as_bytes(), &p).unwrap();
+        let roster = parse_roster(format!("{HEAD}x,X,Smith,x@example.org,,\n").as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap, &p, 30 * DAY, PlanOptions::default());
         let c = changes(&pl);
         assert!(c.contains(&("old".into(), "absent", false)));
         assert_eq!(
             pl.items
                 .iter()
-                .find(|i| i.key.as_ref().unwrap().as_str() == "old")
-                .unwrap()
+                .find(|i| i.key.as_ref().unwrap().as_str() == "old") // ok: test
+                .unwrap() // ok: test
                 .change,
             Change::Delete
         );
         assert_eq!(
             pl.items
                 .iter()
-                .find(|i| i.key.as_ref().unwrap().as_str() == "recent")
-                .unwrap()
+                .find(|i| i.key.as_ref().unwrap().as_str() == "recent") // ok: test
+                .unwrap() // ok: test
                 .change,
             Change::Absent
         );
@@ -937,12 +937,12 @@ mod tests {
         let snap = snapshot(&p, vec![account(&p, "a", "A", AccountState::Active, &[])]);
         let mut snap2 = snap.clone();
         snap2.managed = vec![true; p.attributes.len()];
-        let title = p.attribute_index("title").unwrap();
+        let title = p.attribute_index("title").unwrap(); // ok: test
         let mut acct = account(&p, "b", "B", AccountState::Active, &[]);
         acct.attrs[title] = Some("Clerk".into());
-        snap2.insert(acct).unwrap();
+        snap2.insert(acct).unwrap(); // ok: test
         let text = "username,firstname,surname,email,title\nb,B,Smith,b@example.org,\n";
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap2, &p, 0, PlanOptions::default());
         assert_eq!(pl.items[0].change, Change::Unchanged);
         p = {
@@ -963,9 +963,9 @@ mod tests {
                 Limits::default(),
                 GroupRules::default(),
             )
-            .unwrap()
+            .unwrap() // ok: test
         };
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap2, &p, 0, PlanOptions::default());
         let Change::Update(d) = &pl.items[0].change else {
             panic!("{:?}", pl.items[0].change)

@@ -371,7 +371,7 @@ mod tests {
         let p = Policy::defaults("t");
         let text =
             "username;firstname;surname;email;Result;password\r\njs;=cmd|' /C calc'!A0;S;js@example.org;x;hunter2\r\n";
-        let roster = parse_roster(text.as_bytes(), &p).unwrap();
+        let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let snap = Snapshot::new(vec![true; p.attributes.len()]);
         let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
         let outcomes: Vec<Outcome> = pl
@@ -380,8 +380,8 @@ mod tests {
             .map(|i| Outcome::from_plan(i, true).unwrap_or(Outcome::new(Verdict::Preview, None)))
             .collect();
         let mut out = Vec::new();
-        write_results(&mut out, &roster, &pl, &outcomes, &p).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        write_results(&mut out, &roster, &pl, &outcomes, &p).unwrap(); // ok: test
+        let s = String::from_utf8(out).unwrap(); // ok: test
         assert_eq!(
             s,
             "username;firstname;surname;email;Result;password;dirsync_change;dirsync_result;dirsync_message\n\
@@ -402,16 +402,16 @@ mod tests {
             Some(("username,firstname\na,A\n", &Policy::defaults("t"))),
             &e,
         )
-        .unwrap();
-        let s = String::from_utf8(out).unwrap();
+        .unwrap(); // ok: test
+        let s = String::from_utf8(out).unwrap(); // ok: test
         assert!(
             s.starts_with("username,firstname,change,result,message\na,A,error,skipped,\"file rejected"),
             "{s}"
         );
         let mut out = Vec::new();
-        write_rejection(&mut out, None, &e).unwrap();
+        write_rejection(&mut out, None, &e).unwrap(); // ok: test
         assert!(String::from_utf8(out)
-            .unwrap()
+            .unwrap() // ok: test
             .contains("required column(s) missing: email"));
     }
 
@@ -435,7 +435,7 @@ mod tests {
             Limits::default(),
             GroupRules::default(),
         )
-        .unwrap();
+        .unwrap(); // ok: test
         let e = FileError::new(
             crate::core::roster::FileErrorKind::Header,
             "required column(s) missing: email",
@@ -443,8 +443,8 @@ mod tests {
         let text =
             "username,Initial secret,Password hint,change password next time\na,hunter2,the usual,1\nb,,pet's name,0\n";
         let mut out = Vec::new();
-        write_rejection(&mut out, Some((text, &p)), &e).unwrap();
-        let s = String::from_utf8(out).unwrap();
+        write_rejection(&mut out, Some((text, &p)), &e).unwrap(); // ok: test
+        let s = String::from_utf8(out).unwrap(); // ok: test
         assert!(!s.contains("hunter2"), "{s}");
         let rows: Vec<&str> = s.lines().collect();
         assert_eq!(

@@ -310,7 +310,7 @@ mod tests {
             outbox
                 .enqueue_all(&[mail("a@x", "one"), mail("b@x", "two")], 2)
                 .await
-                .unwrap(),
+                .unwrap(), // ok: test
             1
         ); // ok: test
 

@@ -433,10 +433,10 @@ mod tests {
                 }],
             ]);
             let s = dn.to_string_escaped();
-            assert_eq!(Dn::parse(&s).unwrap(), dn, "{s}");
+            assert_eq!(Dn::parse(&s).unwrap(), dn, "{s}"); // ok: test
         }
         // OpenLDAP's own style of escaping parses to the same value.
-        let d = Dn::parse("cn=Smith\\, John+uid=x,ou=people, dc=example").unwrap();
+        let d = Dn::parse("cn=Smith\\, John+uid=x,ou=people, dc=example").unwrap(); // ok: test
         assert_eq!(d.0[0][0].value, "Smith, John");
         assert_eq!(d.0[0][1].value, "x");
         assert_eq!(d.0.len(), 3);
@@ -445,19 +445,19 @@ mod tests {
 
     #[test]
     fn dn_templates_render_escape_and_extract() {
-        let t = DnTemplate::parse("uid={username},ou={department},ou=people,dc=example,dc=org").unwrap();
+        let t = DnTemplate::parse("uid={username},ou={department},ou=people,dc=example,dc=org").unwrap(); // ok: test
         let dn = t
             .render(&|f| match f {
                 "username" => Some("o'neil, j".into()),
                 "department" => Some("R+D".into()),
                 _ => None,
             })
-            .unwrap();
+            .unwrap(); // ok: test
         assert_eq!(
             dn.to_string_escaped(),
             "uid=o'neil\\2c j,ou=R\\2bD,ou=people,dc=example,dc=org"
         );
-        let back = Dn::parse(&dn.to_string_escaped()).unwrap();
+        let back = Dn::parse(&dn.to_string_escaped()).unwrap(); // ok: test
         let got = t.extract(&back);
         assert_eq!(
             got,
@@ -470,16 +470,16 @@ mod tests {
         assert!(err.contains("department"), "{err}");
         // A DN in another container does not match the shape.
         assert!(t
-            .extract(&Dn::parse("uid=x,ou=leavers,dc=example,dc=org").unwrap())
+            .extract(&Dn::parse("uid=x,ou=leavers,dc=example,dc=org").unwrap()) // ok: test
             .is_empty());
     }
 
     #[test]
     fn templates_trim_and_report_fields() {
-        let t = Template::parse("{firstname} {surname}").unwrap();
+        let t = Template::parse("{firstname} {surname}").unwrap(); // ok: test
         assert_eq!(t.fields().collect::<Vec<_>>(), ["firstname", "surname"]);
         assert_eq!(t.render(&|f| (f == "surname").then(|| "Smith".into())), "Smith");
         assert!(Template::parse("{open").is_err());
-        assert_eq!(Template::parse("{{x}}").unwrap().render(&|_| None), "{x}");
+        assert_eq!(Template::parse("{{x}}").unwrap().render(&|_| None), "{x}"); // ok: test
     }
 }

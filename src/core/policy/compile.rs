@@ -270,8 +270,8 @@ mod tests {
             Limits::default(),
             GroupRules::default(),
         )
-        .unwrap();
-        let i = p.attribute_index("employee_id").unwrap();
+        .unwrap(); // ok: test
+        let i = p.attribute_index("employee_id").unwrap(); // ok: test
         assert_eq!(p.column("staff_no"), Column::Attribute(i));
         assert!(p.required("employee_id"));
         assert_eq!(p.column("Organisation ODSCode"), Column::Attribute(4));
@@ -364,7 +364,8 @@ mod tests {
                 layout("new", &[("username", &["User Name"])]),
                 layout("old", &[("username", &["Login ID"]), ("firstname", &["Forename"])]),
             ])
-            .unwrap();
+            .unwrap(); // ok: test
+
         // A field a layout names is read only through its own aliases there.
         assert_eq!(p.column_in(Some(1), "Login ID"), Column::Key);
         assert_eq!(p.column_in(Some(1), "username"), Column::Unknown);

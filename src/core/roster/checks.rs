@@ -287,7 +287,7 @@ mod tests {
             badflag,A,B,bf@example.org,,,,,maybe\n\
             fields,A,B\n\
             admin,A,B,adm@example.org,,,,,\n";
-        let r = parse(text).unwrap();
+        let r = parse(text).unwrap(); // ok: test
         assert_eq!(r.persons.len(), 1);
         let rej = rejected_errors(&r);
         let find = |row: usize| -> Vec<RowError> {
@@ -364,7 +364,7 @@ mod tests {
             "username,firstname,surname,email,status,belong to,change password next time,password\n\
              a,A,B,a@example.org,Leaver,VPN; staff,yes,s3cret pass\n",
         )
-        .unwrap();
+        .unwrap(); // ok: test
         let p = &r.persons[0];
         assert_eq!(p.state, AccountState::Leaver);
         assert_eq!(
@@ -510,12 +510,12 @@ mod tests {
     #[test]
     fn row_error_kinds_serialise_with_their_details() {
         let e = RowError::in_column("title", RowErrorKind::TooLong { length: 15, max: 10 });
-        let json = serde_json::to_string(&e).unwrap();
+        let json = serde_json::to_string(&e).unwrap(); // ok: test
         assert_eq!(
             json,
             r#"{"kind":{"kind":"too-long","length":15,"max":10},"column":"title"}"#
         );
-        assert_eq!(serde_json::from_str::<RowError>(&json).unwrap(), e);
+        assert_eq!(serde_json::from_str::<RowError>(&json).unwrap(), e); // ok: test
     }
 
     #[test]
@@ -527,7 +527,7 @@ mod tests {
             d,D\u{202e},B,d@example.org,\n\
             e,E,B,e@example.org\u{200b},\n\
             f,F,B,f..x@example.org,\n";
-        let r = parse(text).unwrap();
+        let r = parse(text).unwrap(); // ok: test
         assert_eq!(r.persons[0].key.as_str(), "a", "no-break spaces are trimmed");
         assert_eq!(
             r.persons[0].attrs[3].as_deref(),
@@ -584,18 +584,18 @@ mod tests {
             Limits::default(),
             GroupRules::default(),
         )
-        .unwrap();
+        .unwrap(); // ok: test
         let r = crate::core::roster::parse_roster(
             "username,firstname,surname,email\na, \u{feff}Ann\u{200b},B\u{200b},a@example.org\n".as_bytes(),
             &p,
         )
-        .unwrap();
+        .unwrap(); // ok: test
         assert!(r.persons.is_empty(), "surname does not strip");
         let r = crate::core::roster::parse_roster(
             "username,firstname,surname,email\na, \u{feff}Ann\u{200b},B,a@example.org\n".as_bytes(),
             &p,
         )
-        .unwrap();
+        .unwrap(); // ok: test
         assert_eq!(r.persons[0].attrs[0].as_deref(), Some("Ann"));
         assert_eq!(
             r.notes.get(&0).map(Vec::as_slice),

@@ -141,7 +141,7 @@ mod tests {
         let mut be = vec![0xFE, 0xFF];
         be.extend(body.encode_utf16().flat_map(|u| u.to_be_bytes()));
         for bytes in [body.as_bytes().to_vec(), bom, le, be] {
-            let r = parse_roster(&bytes, &policy()).unwrap();
+            let r = parse_roster(&bytes, &policy()).unwrap(); // ok: test
             assert_eq!(r.persons[0].attrs[0].as_deref(), Some("Zoë"));
         }
         // Windows-1252: ë = 0xEB, ü = 0xFC. Refused as UTF-8 with offset and line…
@@ -154,7 +154,7 @@ mod tests {
         // …and read when the policy says so.
         let mut p = policy();
         p.roster.encoding = Encoding::Windows1252;
-        let r = parse_roster(cp, &p).unwrap();
+        let r = parse_roster(cp, &p).unwrap(); // ok: test
         assert_eq!(r.persons[0].attrs[1].as_deref(), Some("Müller"));
     }
 
@@ -183,7 +183,8 @@ mod tests {
         assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Encoding, None, Some(1)));
         assert!(e.message.contains("UTF-16 without a byte-order mark"), "{e}");
         // One NUL is text: the row it is in is refused, not the file.
-        assert_eq!(decode(b"a\nb\n\0", Encoding::Auto).unwrap(), "a\nb\n\0");
+        assert_eq!(decode(b"a\nb\n\0", Encoding::Auto).unwrap(), "a\nb\n\0"); // ok: test
+
         // Odd UTF-16: where it ends.
         let e = decode(&[0xFF, 0xFE, 0x61, 0x00, 0x62], Encoding::Auto).unwrap_err();
         assert_eq!((e.kind, e.byte, e.line), (FileErrorKind::Truncated, Some(5), None));

@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn duplicate_keys_case_insensitive_reject_all_rows_of_the_group() {
         let text = format!("{HEAD}jsmith,A,B,a@example.org\nJSmith,C,D,c@example.org\nother,E,F,e@example.org\n");
-        let r = parse(&text).unwrap();
+        let r = parse(&text).unwrap(); // ok: test
         assert_eq!(r.persons.len(), 1);
         assert_eq!(r.persons[0].key.as_str(), "other");
         let rej = rejected(&r);
@@ -167,14 +167,14 @@ mod tests {
         );
         let mut p = policy();
         p.roster.duplicates = Duplicates::KeepFirst;
-        let r = parse_roster(text.as_bytes(), &p).unwrap();
+        let r = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         assert_eq!(r.persons.len(), 2);
         assert_eq!(r.persons[0].key.as_str(), "jsmith");
     }
 
     #[test]
     fn duplicate_email_rejects_both() {
-        let r = parse(&format!("{HEAD}a,A,B,same@example.org\nb,C,D,SAME@example.org\n")).unwrap();
+        let r = parse(&format!("{HEAD}a,A,B,same@example.org\nb,C,D,SAME@example.org\n")).unwrap(); // ok: test
         assert!(r.persons.is_empty());
         assert!(matches!(
             &rejected_errors(&r)[1].2[..],

@@ -276,11 +276,11 @@ mod tests {
             ("sep=;\nusername;firstname;surname;email\na;A;B;a@example.org\n", b';'),
             ("sep=|\nusername|firstname|surname|email\na|A|B|a@example.org\n", b'|'),
         ] {
-            let r = parse(text).unwrap();
+            let r = parse(text).unwrap(); // ok: test
             assert_eq!(r.delimiter, delim, "{text}");
             assert_eq!(r.persons.len(), 1, "{text}");
         }
-        let r = parse("sep=;\nusername;firstname;surname;email\na;A;B;a@example.org\n").unwrap();
+        let r = parse("sep=;\nusername;firstname;surname;email\na;A;B;a@example.org\n").unwrap(); // ok: test
         assert_eq!(r.persons[0].origin.line, 3);
     }
 
@@ -291,21 +291,21 @@ mod tests {
         let r = parse(
             "username,firstname,surname,email,notes\r\n\"a\",\"Ann, Jr\",\"O\"\"Neil\",a@example.org,\"x\ny\"\nb,B,C,b@example.org,t\r\n",
         )
-        .unwrap();
+        .unwrap(); // ok: test
         assert_eq!(r.persons.len(), 2);
         let a = &r.persons[0];
         assert_eq!(a.attrs[0].as_deref(), Some("Ann, Jr"));
         assert_eq!(a.attrs[1].as_deref(), Some("O\"Neil"));
         assert_eq!(r.persons[1].origin.line, 4);
         // In a synced field the same newline is a control character: rejected.
-        let r = parse("username,firstname,surname,email,title\na,A,B,a@example.org,\"x\ny\"\n").unwrap();
+        let r = parse("username,firstname,surname,email,title\na,A,B,a@example.org,\"x\ny\"\n").unwrap(); // ok: test
         assert!(rejected(&r)[0].2.contains("control character"), "{:?}", rejected(&r));
     }
 
     #[test]
     fn line_numbers_are_right_with_crlf_and_embedded_newlines() {
         let text = "username,firstname,surname,email,notes\r\na,A,B,a@x.org,\"one\r\ntwo\"\r\nb,B,C,b@x.org,\r\n\r\nc,C,D,c@x.org,\r\n";
-        let r = parse(text).unwrap();
+        let r = parse(text).unwrap(); // ok: test
         let lines: Vec<u64> = r.persons.iter().map(|p| p.origin.line).collect();
         assert_eq!(lines, vec![2, 4, 6]);
     }
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn records_iterator_matches_entries_for_the_results_file() {
         let text = format!("{HEAD}a,A,B,a@example.org\n\nb,B\nc,C,D,c@example.org\n");
-        let r = parse(&text).unwrap();
+        let r = parse(&text).unwrap(); // ok: test
         let recs: Vec<_> = r.records().collect();
         assert_eq!(recs.len(), r.entries.len());
         assert_eq!(recs.len(), 3);
@@ -337,9 +337,9 @@ mod tests {
                     &[("username", "Login ID"), ("surname", "Family Name"), ("email", "Mail")],
                 ),
             ])
-            .unwrap();
+            .unwrap(); // ok: test
         let r = crate::core::roster::parse_roster(b"Login ID,firstname,Family Name,Mail\na,A,B,a@example.org\n", &p)
-            .unwrap();
+            .unwrap(); // ok: test
         assert_eq!(r.layout.as_deref(), Some("v1"));
         assert_eq!(r.persons.len(), 1);
         assert!(
@@ -349,7 +349,7 @@ mod tests {
         );
         let r =
             crate::core::roster::parse_roster(b"User Name,firstname,surname,Email Address\na,A,B,a@example.org\n", &p)
-                .unwrap();
+                .unwrap(); // ok: test
         assert_eq!(r.layout.as_deref(), Some("v2"));
         // None matches: the closest and what it lacks.
         let e = crate::core::roster::parse_roster(b"Login ID,firstname,surname,Mail\na,A,B,a@example.org\n", &p)
@@ -362,7 +362,7 @@ mod tests {
         // Both match: refused, not guessed.
         let p = policy()
             .with_layouts(&[layout("x", &[("title", "Role")]), layout("y", &[("title", "Job")])])
-            .unwrap();
+            .unwrap(); // ok: test
         let e = crate::core::roster::parse_roster(format!("{HEAD}a,A,B,a@example.org\n").as_bytes(), &p).unwrap_err();
         assert!(e.message.contains("more than one layout"), "{e}");
     }

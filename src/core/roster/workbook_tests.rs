@@ -24,7 +24,7 @@ fn policy_with(roster: RosterRules) -> Policy {
         Limits::default(),
         GroupRules::default(),
     )
-    .unwrap()
+    .unwrap() // ok: test
 }
 
 /// Header in row 1: username, firstname, surname, email, employee_id,
@@ -32,7 +32,7 @@ fn policy_with(roster: RosterRules) -> Policy {
 fn book() -> Workbook {
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet();
-    ws.set_name("Users").unwrap();
+    ws.set_name("Users").unwrap(); // ok: test
     let header = [
         "username",
         "firstname",
@@ -45,49 +45,51 @@ fn book() -> Workbook {
         "phone",
     ];
     for (c, h) in header.iter().enumerate() {
-        ws.write_string(0, c as u16, *h).unwrap();
+        ws.write_string(0, c as u16, *h).unwrap(); // ok: test
     }
     let date = Format::new().set_num_format("dd/mm/yyyy");
     // Row 2: every kind of cell.
-    ws.write_string(1, 0, "jsmith").unwrap();
+    ws.write_string(1, 0, "jsmith").unwrap(); // ok: test
     ws.write_formula(1, 1, Formula::new("=\"Ja\"&\"ne\"").set_result("Jane"))
-        .unwrap();
-    ws.write_string(1, 2, "Smith").unwrap();
-    ws.write_string(1, 3, "jane@example.org").unwrap();
-    ws.write_string(1, 4, "00123").unwrap();
-    ws.write_datetime_with_format(1, 5, ExcelDateTime::from_ymd(2026, 11, 21).unwrap(), &date)
-        .unwrap();
-    ws.write_number(1, 6, 7.0).unwrap();
-    ws.write_boolean(1, 7, true).unwrap();
-    ws.write_number(1, 8, 4420794600.0).unwrap();
+        .unwrap(); // ok: test
+    ws.write_string(1, 2, "Smith").unwrap(); // ok: test
+    ws.write_string(1, 3, "jane@example.org").unwrap(); // ok: test
+    ws.write_string(1, 4, "00123").unwrap(); // ok: test
+    ws.write_datetime_with_format(1, 5, ExcelDateTime::from_ymd(2026, 11, 21).unwrap(), &date) // ok: test
+        .unwrap(); // ok: test
+    ws.write_number(1, 6, 7.0).unwrap(); // ok: test
+    ws.write_boolean(1, 7, true).unwrap(); // ok: test
+    ws.write_number(1, 8, 4420794600.0).unwrap(); // ok: test
+
     // Row 3 is empty; row 4 has a zero-width space at the end of the email.
-    ws.write_string(3, 0, "bjones").unwrap();
-    ws.write_string(3, 1, "Bob").unwrap();
-    ws.write_string(3, 2, "Jones").unwrap();
-    ws.write_string(3, 3, "bob@example.org\u{200B}").unwrap();
-    ws.write_number(3, 6, 2.5).unwrap();
-    ws.write_boolean(3, 7, false).unwrap();
+    ws.write_string(3, 0, "bjones").unwrap(); // ok: test
+    ws.write_string(3, 1, "Bob").unwrap(); // ok: test
+    ws.write_string(3, 2, "Jones").unwrap(); // ok: test
+    ws.write_string(3, 3, "bob@example.org\u{200B}").unwrap(); // ok: test
+    ws.write_number(3, 6, 2.5).unwrap(); // ok: test
+    ws.write_boolean(3, 7, false).unwrap(); // ok: test
+
     // A formatted but empty region below and to the right: not rows.
     let fill = Format::new().set_background_color("#FFFF00");
     for r in 10..20 {
         for c in 0..12 {
-            ws.write_blank(r, c, &fill).unwrap();
+            ws.write_blank(r, c, &fill).unwrap(); // ok: test
         }
     }
     wb
 }
 
 fn bytes(mut wb: Workbook) -> Vec<u8> {
-    wb.save_to_buffer().unwrap()
+    wb.save_to_buffer().unwrap() // ok: test
 }
 
 #[test]
 fn cells_read_as_excel_shows_them() {
     let p = policy_with(RosterRules::default());
-    let r = parse_roster(&bytes(book()), &p).unwrap();
+    let r = parse_roster(&bytes(book()), &p).unwrap(); // ok: test
     assert_eq!(r.entries.len(), 2, "{:?}", r.entries);
     let a = &r.persons[0];
-    let v = |name: &str| a.attrs[p.attribute_index(name).unwrap()].as_deref().map(str::to_string);
+    let v = |name: &str| a.attrs[p.attribute_index(name).unwrap()].as_deref().map(str::to_string); // ok: test
     assert_eq!(a.key.as_str(), "jsmith");
     assert_eq!(v("firstname").as_deref(), Some("Jane"), "formula: its cached value");
     assert_eq!(v("employee_id").as_deref(), Some("00123"), "text keeps leading zeros");
@@ -101,7 +103,7 @@ fn cells_read_as_excel_shows_them() {
     assert_eq!(a.must_change, Some(true), "TRUE is 1");
     assert_eq!(a.origin.line, 2, "the sheet's row number");
     // The records for the results file are the same rows, with their rows.
-    let recs: Vec<_> = r.records().map(|x| x.unwrap()).collect();
+    let recs: Vec<_> = r.records().map(|x| x.unwrap()).collect(); // ok: test
     assert_eq!(recs.iter().map(|x| x.0).collect::<Vec<_>>(), vec![2, 4]);
     assert_eq!(&recs[1].1[6], "2.5");
     assert_eq!(&recs[1].1[7], "0");
@@ -110,7 +112,7 @@ fn cells_read_as_excel_shows_them() {
 #[test]
 fn a_rejected_cell_names_its_sheet_row_letter_header_and_code_point() {
     let p = policy_with(RosterRules::default());
-    let r = parse_roster(&bytes(book()), &p).unwrap();
+    let r = parse_roster(&bytes(book()), &p).unwrap(); // ok: test
     let rej = rejected(&r);
     assert_eq!(rej.len(), 1);
     assert_eq!(rej[0].1, 4, "sheet row 4");
@@ -124,16 +126,16 @@ fn a_rejected_cell_names_its_sheet_row_letter_header_and_code_point() {
 fn the_policy_date_format_and_sheet_are_used() {
     let mut wb = book();
     let other = wb.add_worksheet();
-    other.set_name("Notes").unwrap();
-    other.write_string(0, 0, "nothing here").unwrap();
+    other.set_name("Notes").unwrap(); // ok: test
+    other.write_string(0, 0, "nothing here").unwrap(); // ok: test
     let data = bytes(wb);
     let p = policy_with(RosterRules {
         sheet: Some("users".into()),
         date_format: "[day]/[month]/[year]".into(),
         ..Default::default()
     });
-    let r = parse_roster(&data, &p).unwrap();
-    let i = p.attribute_index("start_date").unwrap();
+    let r = parse_roster(&data, &p).unwrap(); // ok: test
+    let i = p.attribute_index("start_date").unwrap(); // ok: test
     assert_eq!(r.persons[0].attrs[i].as_deref(), Some("21/11/2026"));
     assert_eq!(r.sheet.as_ref().map(|s| s.name.as_str()), Some("Users"));
     let p = policy_with(RosterRules {
@@ -157,9 +159,9 @@ fn a_header_problem_names_the_sheet_row_and_letter() {
         .iter()
         .enumerate()
     {
-        ws.write_string(2, c as u16 + 1, *h).unwrap();
+        ws.write_string(2, c as u16 + 1, *h).unwrap(); // ok: test
     }
-    ws.write_string(3, 1, "a").unwrap();
+    ws.write_string(3, 1, "a").unwrap(); // ok: test
     let e = parse_roster(&bytes(wb), &policy()).unwrap_err();
     assert_eq!((e.kind, e.line), (FileErrorKind::Header, Some(3)));
     assert!(
@@ -174,18 +176,18 @@ fn excel_errors_and_values_outside_the_header_reject_the_row() {
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet();
     for (c, h) in ["username", "firstname", "surname", "email"].iter().enumerate() {
-        ws.write_string(0, c as u16, *h).unwrap();
+        ws.write_string(0, c as u16, *h).unwrap(); // ok: test
     }
     for (c, v) in ["a", "A", "B"].iter().enumerate() {
-        ws.write_string(1, c as u16, *v).unwrap();
+        ws.write_string(1, c as u16, *v).unwrap(); // ok: test
     }
     ws.write_formula(1, 3, Formula::new("=NA()").set_result("#N/A"))
-        .unwrap();
+        .unwrap(); // ok: test
     for (c, v) in ["b", "B", "C", "b@example.org"].iter().enumerate() {
-        ws.write_string(2, c as u16, *v).unwrap();
+        ws.write_string(2, c as u16, *v).unwrap(); // ok: test
     }
-    ws.write_string(2, 6, "stray").unwrap();
-    let r = parse_roster(&bytes(wb), &policy()).unwrap();
+    ws.write_string(2, 6, "stray").unwrap(); // ok: test
+    let r = parse_roster(&bytes(wb), &policy()).unwrap(); // ok: test
     let errors = rejected_errors(&r);
     assert!(
         matches!(&errors[0].2[..], [e] if matches!(&e.kind, RowErrorKind::CellError { error } if error == "#N/A") && e.letter.as_deref() == Some("D")),
@@ -201,10 +203,10 @@ fn excel_errors_and_values_outside_the_header_reject_the_row() {
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, data) in entries {
-        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
-        w.write_all(data).unwrap();
+        w.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap(); // ok: test
+        w.write_all(data).unwrap(); // ok: test
     }
-    w.finish().unwrap().into_inner()
+    w.finish().unwrap().into_inner() // ok: test
 }
 
 #[test]
@@ -256,13 +258,13 @@ fn a_zip_bomb_is_refused_before_it_is_expanded() {
     // 200 MB of zeros deflate to about 200 kB: far beyond the budget.
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    w.start_file("xl/workbook.xml", opts).unwrap();
-    w.start_file("xl/sharedStrings.xml", opts).unwrap();
+    w.start_file("xl/workbook.xml", opts).unwrap(); // ok: test
+    w.start_file("xl/sharedStrings.xml", opts).unwrap(); // ok: test
     let zeros = vec![b'0'; 1 << 20];
     for _ in 0..200 {
-        w.write_all(&zeros).unwrap();
+        w.write_all(&zeros).unwrap(); // ok: test
     }
-    let data = w.finish().unwrap().into_inner();
+    let data = w.finish().unwrap().into_inner(); // ok: test
     assert!(data.len() < 2_000_000, "{}", data.len());
     let e = parse_roster(&data, &policy()).unwrap_err();
     assert!(e.message.contains("expands to more than"), "{e}");
@@ -274,10 +276,10 @@ fn a_header_cell_in_column_xfd_over_many_rows_is_refused_not_expanded() {
     // file can claim a table of 16,384 columns × many rows.
     let mut wb = Workbook::new();
     let ws = wb.add_worksheet();
-    ws.write_string(0, 0, "username").unwrap();
-    ws.write_string(0, 16383, "far away").unwrap();
+    ws.write_string(0, 0, "username").unwrap(); // ok: test
+    ws.write_string(0, 16383, "far away").unwrap(); // ok: test
     for r in 1..400 {
-        ws.write_string(r, 0, "x").unwrap();
+        ws.write_string(r, 0, "x").unwrap(); // ok: test
     }
     let data = bytes(wb);
     assert!((16384 * 399) as u64 > super::sheet::dense_budget(data.len()));
@@ -295,16 +297,16 @@ fn a_header_cell_in_column_xfd_over_many_rows_is_refused_not_expanded() {
 #[ignore = "writes files: run it to refresh fuzz/corpus/roster"]
 fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/roster");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).unwrap(); // ok: test
     let mut small = Workbook::new();
     let ws = small.add_worksheet();
     for (c, h) in ["username", "firstname", "surname", "email"].iter().enumerate() {
-        ws.write_string(0, c as u16, *h).unwrap();
+        ws.write_string(0, c as u16, *h).unwrap(); // ok: test
     }
     for (c, v) in ["a", "A", "B", "a@example.org"].iter().enumerate() {
-        ws.write_string(1, c as u16, *v).unwrap();
+        ws.write_string(1, c as u16, *v).unwrap(); // ok: test
     }
-    ws.write_number(2, 0, 1.5).unwrap();
-    std::fs::write(dir.join("small.xlsx"), bytes(small)).unwrap();
-    std::fs::write(dir.join("types.xlsx"), bytes(book())).unwrap();
+    ws.write_number(2, 0, 1.5).unwrap(); // ok: test
+    std::fs::write(dir.join("small.xlsx"), bytes(small)).unwrap(); // ok: test
+    std::fs::write(dir.join("types.xlsx"), bytes(book())).unwrap(); // ok: test
 }

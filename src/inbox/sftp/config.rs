@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let u = parse_sftp_url("sftp://hr@files.example.org:2222/outbound/hr").unwrap();
+        let u = parse_sftp_url("sftp://hr@files.example.org:2222/outbound/hr").unwrap(); // ok: test
         assert_eq!(
             u,
             SftpUrl {
@@ -347,12 +347,12 @@ mod tests {
             }
         );
         assert_eq!(u.to_string(), "sftp://hr@files.example.org:2222/outbound/hr");
-        let u = parse_sftp_url("sftp://a%40b@[::1]/~/in/").unwrap();
+        let u = parse_sftp_url("sftp://a%40b@[::1]/~/in/").unwrap(); // ok: test
         assert_eq!(
             (u.user.as_str(), u.host.as_str(), u.port, u.path.as_str()),
             ("a@b", "::1", 22, "in")
         );
-        assert_eq!(parse_sftp_url("sftp://u@h").unwrap().path, ".");
+        assert_eq!(parse_sftp_url("sftp://u@h").unwrap().path, "."); // ok: test
         assert!(parse_sftp_url("ftp://u@h/x").is_err());
         assert!(parse_sftp_url("sftp://h/x").is_err());
         assert!(parse_sftp_url("sftp://u:pw@h/x").is_err());
@@ -378,9 +378,9 @@ mod tests {
         assert!(e.contains("must be pinned"), "{e}");
         let e = inbox("key_file = \"k\"\nhost_key_fingerprint = \"MD5:aa\"").unwrap_err();
         assert!(e.contains("SHA256:"), "{e}");
-        let ok = inbox("key_file = \"k\"\nknown_hosts = \"kh\"").unwrap();
+        let ok = inbox("key_file = \"k\"\nknown_hosts = \"kh\"").unwrap(); // ok: test
         assert_eq!(
-            ok.pin().unwrap(),
+            ok.pin().unwrap(), // ok: test
             HostKeyPin::KnownHosts(PathBuf::from("/etc/dirsync/kh"))
         );
         assert!(inbox("key_file = \"k\"\nknown_hosts = \"kh\"\nbogus = 1").is_err());
@@ -393,7 +393,7 @@ mod tests {
         assert!(inbox(&format!("key_file = \"k\"\npassword_file = \"p\"{pin}")).is_err());
         assert!(inbox(&format!("password_file = \"p\"\npassphrase_file = \"q\"{pin}")).is_err());
         assert!(matches!(
-            inbox(&format!("password_file = \"p\"{pin}")).unwrap().auth().unwrap(),
+            inbox(&format!("password_file = \"p\"{pin}")).unwrap().auth().unwrap(), // ok: test
             Auth::Password { .. }
         ));
     }

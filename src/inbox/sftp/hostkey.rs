@@ -131,7 +131,7 @@ mod tests {
     const RSA: &str = "AAAAB3NzaC1yc2EAAAADAQABAAABAQCvV9MzAYcyMlvTf/3u7mxoO1X643VwMNvwSM6WYnr9lkREYl50vVyN3lsQvI/lXMA0qXrvUMJP07KWr4EhRlfJgcK4m6xfKEcc3hY1FKxM1uYgKscTdy2NAIhVFliwmsquNClVLO+Rw/LVW7eEbccOdSJQwg2Ov4hHjJcxko/EJOru8B4chiaTffPkXQjxCzKn1Ea91vel4AaT7+3oV4q3mgWcOe7TgEZ2pO9MN4yzXMzPBj+YiU2QNap/3uR3B9o3Vdstqflz7P/Mvq/B2wysSIeVqb4dkLi1azud+KVTz/GakCyedi795gpljA/1eGXUooC9arFKBEin2GAnXSYp";
 
     fn key(b64: &str) -> PublicKey {
-        russh::keys::parse_public_key_base64(b64).unwrap()
+        russh::keys::parse_public_key_base64(b64).unwrap() // ok: test
     }
 
     #[test]
@@ -146,13 +146,13 @@ mod tests {
 
     #[test]
     fn known_hosts_pin() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap(); // ok: test
         let kh = dir.path().join("known_hosts");
         std::fs::write(
             &kh,
             format!("# comment\n[h]:2222 ssh-ed25519 {KEY}\nother ssh-ed25519 {OTHER}\n"),
         )
-        .unwrap();
+        .unwrap(); // ok: test
         let pin = HostKeyPin::KnownHosts(kh.clone());
         assert!(check_host_key(&pin, "h", 2222, &key(KEY)).is_ok());
         let e = check_host_key(&pin, "h", 2222, &key(OTHER)).unwrap_err().to_string();
@@ -168,15 +168,15 @@ mod tests {
 
     #[test]
     fn known_hosts_with_another_kind_of_key_is_unknown_not_changed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap(); // ok: test
         let kh = dir.path().join("known_hosts");
-        std::fs::write(&kh, format!("[h]:2222 ssh-rsa {RSA}\n")).unwrap();
+        std::fs::write(&kh, format!("[h]:2222 ssh-rsa {RSA}\n")).unwrap(); // ok: test
         let pin = HostKeyPin::KnownHosts(kh);
         let e = check_host_key(&pin, "h", 2222, &key(KEY)).unwrap_err().to_string();
         assert!(e.contains("lists only") && e.contains("unknown"), "{e}");
         assert!(check_host_key(&pin, "h", 2222, &key(RSA)).is_ok());
         // The known kind is offered first, so the server presents it.
-        let algos = preferred_host_key_algorithms(&pin, "h", 2222).unwrap();
+        let algos = preferred_host_key_algorithms(&pin, "h", 2222).unwrap(); // ok: test
         assert!(matches!(algos[0], Algorithm::Rsa { .. }), "{algos:?}");
         assert!(algos.contains(&Algorithm::Ed25519), "other kinds stay offered");
         assert!(preferred_host_key_algorithms(&HostKeyPin::Fingerprint("x".into()), "h", 22).is_none());

@@ -37,20 +37,20 @@ fn mapping(flavour: Flavour) -> Mapping {
     };
     let mut templates = vec![(
         "cn".to_string(),
-        Template::parse("{firstname} {surname}").unwrap(),
+        Template::parse("{firstname} {surname}").unwrap(), // ok: test
         vec![0, 1],
     )];
     if flavour == Flavour::Ad {
         templates.push((
             "userPrincipalName".to_string(),
-            Template::parse("{username}@corp.example").unwrap(),
+            Template::parse("{username}@corp.example").unwrap(), // ok: test
             vec![],
         ));
     }
     Mapping {
         flavour,
         object_classes: classes,
-        dn: DnTemplate::parse(dn).unwrap(),
+        dn: DnTemplate::parse(dn).unwrap(), // ok: test
         key_attr: key.into(),
         fields: vec![(0, "givenName".into()), (1, "sn".into()), (3, "title".into())],
         templates,
@@ -133,7 +133,7 @@ fn attr<'a>(attrs: &'a [(String, Vec<Vec<u8>>)], name: &str) -> Vec<&'a str> {
     attrs
         .iter()
         .filter(|(a, _)| a.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.iter().map(|x| std::str::from_utf8(x).unwrap()))
+        .flat_map(|(_, v)| v.iter().map(|x| std::str::from_utf8(x).unwrap())) // ok: test
         .collect()
 }
 
@@ -144,7 +144,7 @@ fn openldap_add_with_password_must_change_and_group() {
     let pw = Secret::new("s3cret-Pass");
     let change = Change::Add;
     let o = op(&change, &p.key, Some(&p), None, Some(&pw), true);
-    let s = build(&map, &o, None).unwrap();
+    let s = build(&map, &o, None).unwrap(); // ok: test
     let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
     let Step::Add { dn: got, attrs } = &s.steps[0] else {
         panic!("{:?}", s.steps)
@@ -190,7 +190,7 @@ fn hashed_password_goes_in_the_add_and_never_prints() {
     let p = person("jsmith", "Jane", "Finance", &[]);
     let pw = Secret::new("s3cret-Pass");
     let change = Change::Add;
-    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap(); // ok: test
     assert_eq!(s.steps.len(), 1);
     let Step::Add { attrs, .. } = &s.steps[0] else { panic!() };
     let hash = attr(attrs, "userPassword");
@@ -231,7 +231,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
         groups_add: vec![],
         groups_remove: vec![],
     }));
-    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap(); // ok: test
     let new_dn = "uid=jsmith,ou=Sales,ou=people,dc=example,dc=org";
     assert_eq!(
         s.steps,
@@ -253,7 +253,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
     );
     // The staff membership follows the entry: old DN out, new DN in, after the move.
     assert!(s.group_remove.is_empty());
-    assert_eq!(s.group_remove_after[0].value, a.locator.clone().unwrap());
+    assert_eq!(s.group_remove_after[0].value, a.locator.clone().unwrap()); // ok: test
     assert_eq!(s.group_add[0].value, new_dn);
 }
 
@@ -274,7 +274,7 @@ fn ad_move_leaves_memberships_to_the_server() {
         groups_add: vec![],
         groups_remove: vec![],
     }));
-    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap(); // ok: test
     assert!(matches!(s.steps[0], Step::Rename { .. }), "{s:?}");
     assert!(s.group_remove_after.is_empty() && s.group_add.is_empty(), "{s:?}");
 }
@@ -298,7 +298,7 @@ fn clearing_a_value_replaces_it_with_nothing() {
         }],
         ..Default::default()
     }));
-    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), Some(&a), None, false), None).unwrap(); // ok: test
     assert_eq!(
         s.steps,
         [Step::Modify {
@@ -314,7 +314,7 @@ fn openldap_leaver_strips_groups_locks_then_moves() {
     let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
     let a = account("jsmith", dn, &["staff"], AccountState::Active);
     let change = Change::Leave;
-    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap(); // ok: test
     assert_eq!(s.group_remove[0].value, dn);
     assert_eq!(
         s.steps,
@@ -342,7 +342,7 @@ fn leaver_by_attribute_and_rejoin_restores_it() {
     let dn = "uid=jsmith,ou=leavers,dc=example,dc=org";
     let a = account("jsmith", dn, &[], AccountState::Leaver);
     let leave = Change::Leave;
-    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap(); // ok: test
     assert_eq!(
         s.steps[0],
         Step::Modify {
@@ -358,7 +358,7 @@ fn leaver_by_attribute_and_rejoin_restores_it() {
         groups_add: vec!["staff".into()],
         ..Default::default()
     }));
-    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&a), None, true), None).unwrap();
+    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&a), None, true), None).unwrap(); // ok: test
     let back = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
     assert_eq!(
         s.steps,
@@ -387,7 +387,7 @@ fn ad_add_creates_disabled_then_sets_password_then_enables() {
     let p = person("jsmith", "Jane", "Finance", &[]);
     let pw = Secret::new("Pässword1");
     let change = Change::Add;
-    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap(); // ok: test
     let dn = "cn=Jane Smith,ou=Finance,dc=corp,dc=example";
     let Step::Add { dn: got, attrs } = &s.steps[0] else {
         panic!()
@@ -444,7 +444,7 @@ fn ds389_lock_is_ns_account_lock_and_must_change_is_the_expiration_time() {
     let p = person("jsmith", "Jane", "Finance", &[]);
     let pw = Secret::new("s3cret-Pass");
     let change = Change::Add;
-    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, Some(&pw), true), None).unwrap(); // ok: test
     let dn = "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org";
     assert!(matches!(&s.steps[1], Step::SetPassword { dn: d, .. } if d == dn));
     // After the Password Modify, which sets its own expiration time.
@@ -458,7 +458,7 @@ fn ds389_lock_is_ns_account_lock_and_must_change_is_the_expiration_time() {
 
     let a = account("jsmith", dn, &[], AccountState::Active);
     let leave = Change::Leave;
-    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), None).unwrap(); // ok: test
     assert_eq!(
         s.steps[0],
         Step::Modify {
@@ -473,7 +473,7 @@ fn ds389_lock_is_ns_account_lock_and_must_change_is_the_expiration_time() {
         AccountState::Leaver,
     );
     let rejoin = Change::Rejoin(Box::default());
-    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&left), None, false), None).unwrap();
+    let s = build(&map, &op(&rejoin, &p.key, Some(&p), Some(&left), None, false), None).unwrap(); // ok: test
     assert_eq!(
         s.steps[1],
         Step::Modify {
@@ -503,7 +503,7 @@ fn ad_leave_and_rejoin_flip_only_the_disable_bit() {
     let a = account("jsmith", dn, &[], AccountState::Active);
     // 0x10200: NORMAL_ACCOUNT | DONT_EXPIRE_PASSWORD — the other bit is kept.
     let leave = Change::Leave;
-    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), Some(0x10200)).unwrap();
+    let s = build(&map, &op(&leave, &a.key, None, Some(&a), None, false), Some(0x10200)).unwrap(); // ok: test
     assert_eq!(
         s.steps[0],
         Step::Modify {
@@ -524,7 +524,7 @@ fn ad_leave_and_rejoin_flip_only_the_disable_bit() {
         &op(&rejoin, &p.key, Some(&p), Some(&left), None, true),
         Some(0x10202),
     )
-    .unwrap();
+    .unwrap(); // ok: test
     assert_eq!(
         s.steps[1],
         Step::Modify {
@@ -543,7 +543,7 @@ fn delete_leaves_groups_then_deletes() {
     let dn = "uid=jsmith,ou=leavers,dc=example,dc=org";
     let a = account("jsmith", dn, &["staff"], AccountState::Leaver);
     let change = Change::Delete;
-    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap();
+    let s = build(&map, &op(&change, &a.key, None, Some(&a), None, false), None).unwrap(); // ok: test
     assert_eq!(s.group_remove[0].value, dn);
     assert_eq!(s.steps, [Step::Delete { dn: dn.into() }]);
 }
@@ -554,7 +554,7 @@ fn posix_groups_use_the_username() {
     map.group_kind = GroupKind::PosixGroup;
     let p = person("jsmith", "Jane", "Finance", &["staff"]);
     let change = Change::Add;
-    let s = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap();
+    let s = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap(); // ok: test
     assert_eq!(s.group_add[0].attr, "memberUid");
     assert_eq!(s.group_add[0].value, "jsmith");
 }
