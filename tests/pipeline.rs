@@ -348,25 +348,46 @@ fn issue_12_cli_apply_killed_anywhere_then_applied_again_creates_each_user_once_
     let mut mid_run_kills = 0;
     let mut final_out: Option<Out> = None;
     enum Point {
-        AfterMs(u64),
+        /// As soon as the plan is journaled (before the first batch).
+        Planned,
+        /// As soon as this life journaled its first intent (a batch on its
+        /// way to the target, its outcome not yet journaled).
+        FirstIntent,
         Rows(usize),
     }
-    // Right at the start (journal, parse, snapshot), after the first
-    // batch, at half, early in a resumed life, near the end.
+    // Right after the plan is journaled, after the first batch, at half,
+    // between the first intent of a resumed life and its outcome, near the end.
     let points = [
-        Point::AfterMs(40),
+        Point::Planned,
         Point::Rows(100),
         Point::Rows(ROWS / 2),
-        Point::AfterMs(60),
+        Point::FirstIntent,
         Point::Rows(ROWS * 5 / 6),
     ];
     for (life, point) in points.iter().enumerate() {
         let before = users();
         let mut child = env.spawn_apply(&file, &["--mail-to", "hr@example.org"]);
         let desc = match point {
-            Point::AfterMs(ms) => {
-                std::thread::sleep(Duration::from_millis(*ms));
-                format!("life {life}: {ms} ms after start")
+            Point::Planned => {
+                let ok = wait_until(Duration::from_secs(60), || {
+                    env.jq("SELECT COUNT(*) FROM run_items").parse::<usize>().unwrap_or(0) > 0
+                        || matches!(child.try_wait(), Ok(Some(_)))
+                });
+                assert!(ok, "life {life}: the plan was never journaled");
+                format!("life {life}: right after the plan was journaled")
+            }
+            Point::FirstIntent => {
+                let intents = || {
+                    env.jq("SELECT COUNT(*) FROM run_items WHERE intent = 1")
+                        .parse::<usize>()
+                        .unwrap_or(0)
+                };
+                let had = intents();
+                let ok = wait_until(Duration::from_secs(60), || {
+                    intents() > had || matches!(child.try_wait(), Ok(Some(_)))
+                });
+                assert!(ok, "life {life}: no intent journaled");
+                format!("life {life}: right after its first intent")
             }
             Point::Rows(n) => {
                 // At least one batch of this life, and at least n rows.
