@@ -77,15 +77,7 @@ impl Env {
     }
 
     fn serve(&self) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(&self.dir)
-            .args(["--config", "dirsync.toml", "serve"])
-            .env("DIRSYNC_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC");
-        let d = Daemon::spawn(cmd, self.dir.join("serve.log"));
-        d.wait_log("Ready.", Duration::from_secs(20));
-        d
+        serve::start_serve(&self.dir, "Ready.")
     }
 
     fn run(&self, args: &[&str]) -> Output {

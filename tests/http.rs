@@ -48,15 +48,7 @@ impl Env {
     }
 
     fn serve(&self) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(&self.dir)
-            .args(["--config", "dirsync.toml", "serve"])
-            .env("DIRSYNC_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC");
-        let d = Daemon::spawn(cmd, self.dir.join("serve.log"));
-        d.wait_log("HTTP status endpoints listening", Duration::from_secs(20));
-        d
+        serve::start_serve(&self.dir, "HTTP status endpoints listening")
     }
 
     /// `GET path` over a plain TCP connection: status, headers, body.

@@ -139,23 +139,7 @@ impl Env {
     }
 
     fn start_daemon(&self) -> Daemon {
-        let n = fs::read_dir(&self.dir)
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
-                    .count()
-            })
-            .unwrap_or(0);
-        let log = self.dir.join(format!("serve-{n}.log"));
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(&self.dir)
-            .args(["--config", "dirsync.toml", "serve"])
-            .env("DIRSYNC_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC");
-        let d = Daemon::spawn(cmd, log);
-        d.wait_log("Ready.", Duration::from_secs(30));
-        d
+        serve::start_serve(&self.dir, "Ready.")
     }
 }
 

@@ -148,3 +148,25 @@ pub fn roster(rows: usize, seed: u64) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// `dirsync --config dirsync.toml serve` in `dir` (as a newcomer runs it,
+/// with relative paths), logging at info to the next free `serve-N.log`
+/// there, outside systemd; returned once `ready` is in its log.
+pub fn start_serve(dir: &Path, ready: &str) -> Daemon {
+    let n = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+                .count()
+        })
+        .unwrap_or(0);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dirsync"));
+    cmd.current_dir(dir)
+        .args(["--config", "dirsync.toml", "serve"])
+        .env("DIRSYNC_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC");
+    let d = Daemon::spawn(cmd, dir.join(format!("serve-{n}.log")));
+    d.wait_log(ready, Duration::from_secs(30));
+    d
+}
