@@ -131,6 +131,20 @@ impl Env {
     }
 
     /// One query on the journal with the `sqlite3` program.
+    /// Wait until the daemon filed run `id` of `NAME.csv` into the archive
+    /// and the journal says it is done and filed.
+    fn wait_filed_done(&self, d: &Daemon, name: &str, id: i64, secs: u64) {
+        let results = format!("{name}.results.csv");
+        let archived = wait_until(Duration::from_secs(secs), || self.archived(&results).is_some());
+        assert!(archived, "not archived after the restart:\n{}", d.log());
+        assert!(self.archived(&format!("{name}.csv")).is_some());
+        assert!(!self.inbox.join(format!("processing/{name}.csv")).exists());
+        // The journal says "filed" just after the files moved.
+        let q = format!("SELECT state || ' ' || filed FROM runs WHERE id = {id}");
+        let filed = wait_until(Duration::from_secs(10), || self.jq(&q) == "done 1");
+        assert!(filed, "{}", self.jq(&q));
+    }
+
     fn jq(&self, query: &str) -> String {
         if !self.journal.exists() {
             return String::new();
@@ -606,19 +620,7 @@ fn issue_12_target_down_before_the_snapshot_cli_and_daemon_alike() {
     // The daemon's run resumes at its next start, and is filed away.
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));
     let mut d = env.start_daemon();
-    let archived = wait_until(Duration::from_secs(30), || env.archived("f.results.csv").is_some());
-    assert!(archived, "not archived after the restart:\n{}", d.log());
-    assert!(env.archived("f.csv").is_some());
-    assert!(!env.inbox.join("processing/f.csv").exists());
-    // The journal says "filed" just after the files moved.
-    let filed = wait_until(Duration::from_secs(10), || {
-        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2") == "done 1"
-    });
-    assert!(
-        filed,
-        "{}",
-        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2")
-    );
+    env.wait_filed_done(&d, "f", 2, 30);
     let rows = results_rows(&env.archived("f.results.csv").expect("archived results")); // ok: test
     assert_eq!(rows.len(), ROWS);
     // The command line applied the file meanwhile: nothing left to do.
@@ -748,19 +750,7 @@ fn issue_12_target_gone_mid_run_cli_and_daemon_alike() {
 
     pg.0.restart().expect("restart PostgreSQL"); // ok: test
     let mut d = env.start_daemon();
-    let archived = wait_until(Duration::from_secs(60), || env.archived("b.results.csv").is_some());
-    assert!(archived, "not archived after the restarts:\n{}", d.log());
-    assert!(env.archived("b.csv").is_some());
-    assert!(!env.inbox.join("processing/b.csv").exists());
-    // The journal says "filed" just after the files moved.
-    let filed = wait_until(Duration::from_secs(10), || {
-        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2") == "done 1"
-    });
-    assert!(
-        filed,
-        "{}",
-        env.jq("SELECT state || ' ' || filed FROM runs WHERE id = 2")
-    );
+    env.wait_filed_done(&d, "b", 2, 60);
     let rows = results_rows(&env.archived("b.results.csv").expect("archived")); // ok: test
     assert_eq!(
         rows.len(),
