@@ -145,9 +145,11 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
     let mut parts: Vec<String> = Vec::new();
     match &item.change {
         Change::Reject(errors) => {
+            // A valid row can be rejected by the plan (a value it cannot generate).
             let origin = item.entry.and_then(|e| match roster.entries.get(e) {
                 Some(super::roster::Entry::Rejected(r)) => Some(r.origin),
-                _ => None,
+                Some(super::roster::Entry::Valid(p)) => roster.persons.get(*p).map(|p| p.origin),
+                None => None,
             });
             let at = match (origin, &roster.sheet) {
                 // A workbook: the row a person finds in Excel.

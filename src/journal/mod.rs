@@ -12,8 +12,10 @@
 //! - [`items`]: plan items with typed identities, changes and verdicts.
 //! - [`approvals`]: who approved or rejected which held class, and when.
 //! - [`stats`]: the runs in numbers, for metrics.
+//! - `generated`: values generated for new accounts, per run and for good.
 
 mod approvals;
+mod generated;
 mod items;
 mod runs;
 mod schema;

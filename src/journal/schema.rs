@@ -3,7 +3,7 @@
 
 use sqlx::AnyPool;
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS runs (
         id BIGINT PRIMARY KEY,
         inbox TEXT NOT NULL,
@@ -55,6 +55,12 @@ const TABLES: [&str; 6] = [
         at BIGINT NOT NULL,
         note TEXT,
         PRIMARY KEY (run_id, seq))",
+    "CREATE TABLE IF NOT EXISTS run_generated (
+        run_id BIGINT NOT NULL,
+        entry BIGINT NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, entry, field))",
     "CREATE TABLE IF NOT EXISTS journal_meta (version BIGINT NOT NULL)",
 ];
 

@@ -9,6 +9,7 @@
 //!   `ending.rs` ends a pass (state, mails, passwords forgotten).
 //! - [`resume`]: a fresh plan merged with what the journal already holds.
 //! - [`approve`]: approving or rejecting held changes.
+//! - `generated`: generated values restored, assigned and journaled.
 //! - [`writes`]: passwords, ops and notes of the writes.
 //! - [`results`]: the results file; [`mails`]: the run's mails; [`target`]:
 //!   opening the backend.
@@ -16,6 +17,7 @@
 pub mod approve;
 mod batch;
 mod ending;
+mod generated;
 mod mails;
 pub mod pipeline;
 mod report;

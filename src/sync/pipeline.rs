@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
 use super::results::{default_results_path, write_atomically, write_refusal};
 use super::resume::{self, Progress};
@@ -121,7 +122,7 @@ impl Pass<'_> {
     async fn go(&self, bytes: &[u8]) -> Result<Finish, SyncError> {
         let (journal, run, policy) = (self.ctx.journal, self.run, &self.lp.policy);
         let started = std::time::Instant::now();
-        let roster = match parse_roster(bytes, policy) {
+        let mut roster = match parse_roster(bytes, policy) {
             Ok(r) => r,
             Err(e) => {
                 warn!(reason = ?e.to_string(), "File rejected as a whole; nothing written.");
@@ -156,6 +157,7 @@ impl Pass<'_> {
         let records = journal.items(run.id).await?;
         let resuming = !records.is_empty();
         let t = std::time::Instant::now();
+        let own = restore_generated(journal, run, &mut roster, policy).await?;
         let mut plan = plan(
             &roster,
             &snapshot,
@@ -168,6 +170,7 @@ impl Pass<'_> {
                 allow_over_limit: run.allow_over_limit || resuming,
             },
         );
+        assign_generated(journal, run, (&mut roster, &mut plan), &snapshot, policy, &own).await?;
         let plan_ms = t.elapsed().as_millis() as u64;
         let t = std::time::Instant::now();
         let breaches = resume::first_breaches(&run.breaches, &plan.breaches, resuming);

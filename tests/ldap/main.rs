@@ -13,6 +13,8 @@ mod servers;
 
 mod env;
 
+#[path = "../common/results.rs"]
+mod results;
 #[path = "../common/serve.rs"]
 mod serve;
 
@@ -39,6 +41,8 @@ macro_rules! matrix {
         }
     };
 }
+
+mod lifecycle;
 
 fn kind(name: &str) -> Kind {
     match name {

@@ -45,7 +45,9 @@ impl Policy {
         for f in &all {
             let mut rule = fields.get(f).cloned().unwrap_or_default();
             if rule.required.is_none() {
-                rule.required = Some(matches!(f.as_str(), "username" | "firstname" | "surname" | "email"));
+                // A generated field's empty cell asks for a value; the key's column stays required.
+                let builtin = matches!(f.as_str(), "username" | "firstname" | "surname" | "email");
+                rule.required = Some(builtin && (rule.generate.is_none() || f == "username"));
             }
             if f == "username" && rule.required == Some(false) {
                 errors.push("fields.username: the key column is always required".into());
@@ -63,6 +65,7 @@ impl Policy {
             }
             rules.insert(f.clone(), rule);
         }
+        let generators = super::generators::generators(&mut rules, &attributes, &mut errors);
         let mut aliases: HashMap<String, Column> = HashMap::new();
         for ignored in IGNORED_COLUMNS {
             aliases.insert(normalise_header(ignored), Column::Ignored);
@@ -148,6 +151,7 @@ impl Policy {
         }
         Ok(Policy {
             layouts: Vec::new(),
+            generators,
             date_format,
             name: name.to_string(),
             roster,

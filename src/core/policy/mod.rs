@@ -7,7 +7,9 @@
 
 mod aliases;
 mod compile;
+mod generators;
 mod sections;
+mod template;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,6 +18,7 @@ pub use sections::{
     AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits, OnLimit,
     PasswordRules, RosterRules, SyncRules, DEFAULT_DATE_FORMAT,
 };
+pub use template::{Part, Template};
 
 /// The sync rules of one policy, checked.
 #[derive(Clone, Debug)]
@@ -37,6 +40,18 @@ pub struct Policy {
     layouts: Vec<Layout>,
     /// `roster.date_format`, parsed.
     date_format: time::format_description::OwnedFormatItem,
+    /// Generated fields (`[fields.X] generate`), the key first, then
+    /// attributes in order: a template may use a field generated before it.
+    generators: Vec<Generator>,
+}
+
+/// One generated field.
+#[derive(Clone, Debug)]
+pub struct Generator {
+    pub field: String,
+    /// `Column::Key` or `Column::Attribute(i)`.
+    pub column: Column,
+    pub template: Template,
 }
 
 /// One `[[layouts]]` entry, compiled.
@@ -145,6 +160,16 @@ impl Policy {
             || self.layouts.iter().any(|l| l.column(header, self) == Column::Password)
     }
 
+    /// The generated fields, in the order they are generated.
+    pub fn generators(&self) -> &[Generator] {
+        &self.generators
+    }
+
+    /// Whether a row may leave this column empty because it is generated.
+    pub fn generates(&self, column: Column) -> bool {
+        self.generators.iter().any(|g| g.column == column)
+    }
+
     /// `roster.date_format`, parsed.
     pub fn date_format(&self) -> &time::format_description::OwnedFormatItem {
         &self.date_format
@@ -169,6 +194,7 @@ impl Policy {
             clear_when_empty: false,
             example: None,
             strip_invisible: false,
+            generate: None,
         };
         self.rules.get(field).unwrap_or(&EMPTY)
     }

@@ -30,6 +30,14 @@ pub struct FieldRule {
     /// Not allowed for `username`: a key is never changed silently.
     #[serde(default)]
     pub strip_invisible: bool,
+    /// Generate the value of a new account whose cell is empty, from a
+    /// template of the row's other fields: `"{firstname}.{surname}@example.org"`,
+    /// `"{firstname:1}{surname}"` (first letter). Values are transliterated to
+    /// ASCII (deunicode) and lower-cased; characters other than letters,
+    /// digits, `.`, `-` and `_` are removed; a counter (`jsmith2`, …) makes the
+    /// value unique in the target, the file and every value the journal has
+    /// handed out. Only username and attribute fields.
+    pub generate: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

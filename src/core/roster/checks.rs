@@ -90,7 +90,10 @@ pub(super) fn parse_row(
         let v: &str = &composed;
         match *c {
             Column::Key => {
-                if v.is_empty() {
+                if v.is_empty() && policy.generates(Column::Key) {
+                    // A new person: the username is generated when the plan adds them.
+                    key = Some(UserKey::new(""));
+                } else if v.is_empty() {
                     err(
                         &mut errors,
                         h,
@@ -199,7 +202,7 @@ pub(super) fn parse_row(
     if groups.is_none() && !policy.groups.default.is_empty() {
         groups = Some(policy.groups.default.iter().map(|g| Value::from(g.as_str())).collect());
     }
-    if let Some(k) = &key {
+    if let Some(k) = key.as_ref().filter(|k| !k.as_str().is_empty()) {
         if policy.is_protected(k) {
             errors.push(RowError::in_row(RowErrorKind::Protected { key: k.to_string() }));
         }
@@ -214,7 +217,7 @@ pub(super) fn parse_row(
             must_change,
             password,
         }),
-        key => Err((key, errors)),
+        key => Err((key.filter(|k| !k.as_str().is_empty()), errors)),
     }
 }
 

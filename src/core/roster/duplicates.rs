@@ -25,7 +25,9 @@ pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
         let (key, mail) = match e {
             Entry::Valid(pi) => {
                 let p = &roster.persons[*pi];
-                (Some(p.key.folded()), email.and_then(|i| p.attrs[i].as_deref()))
+                // An empty key is generated later, unique by construction.
+                let key = Some(p.key.folded()).filter(|k| !k.is_empty());
+                (key, email.and_then(|i| p.attrs[i].as_deref()))
             }
             Entry::Rejected(r) => (r.key.as_ref().map(|k| k.folded()), None),
         };

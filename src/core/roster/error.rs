@@ -174,6 +174,8 @@ pub enum RowErrorKind {
     DuplicateKey { lines: Vec<u64>, keep_first: bool },
     /// Rows with the same email address (case-insensitive), on these lines.
     DuplicateEmail { lines: Vec<u64>, keep_first: bool },
+    /// A generated field (`generate`) could not be given a value.
+    Generate { field: String, reason: String },
 }
 
 impl RowErrorKind {
@@ -196,6 +198,7 @@ impl RowErrorKind {
             RowErrorKind::Protected { .. } => "protected",
             RowErrorKind::DuplicateKey { .. } => "duplicate-key",
             RowErrorKind::DuplicateEmail { .. } => "duplicate-email",
+            RowErrorKind::Generate { .. } => "generate",
         }
     }
 }
@@ -306,6 +309,7 @@ impl fmt::Display for RowErrorKind {
             }
             RowErrorKind::DuplicateKey { lines, keep_first } => duplicate(f, "username", lines, *keep_first),
             RowErrorKind::DuplicateEmail { lines, keep_first } => duplicate(f, "email", lines, *keep_first),
+            RowErrorKind::Generate { field, reason } => write!(f, "cannot generate {field}: {reason}"),
         }
     }
 }

@@ -1,0 +1,256 @@
+//! Issue 14 (HR lifecycle), black-box against the SQL targets: the built
+//! `dirsync` binary with a policy that generates usernames and email
+//! addresses, on SQLite (read back with `sqlite3`), PostgreSQL (`psql`) and
+//! MariaDB (the `mariadb` client).
+
+#[path = "common/results.rs"]
+mod results;
+#[path = "support/servers.rs"]
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use results::rows;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
+const PW_VAR: &str = "DIRSYNC_TEST_DB_PASSWORD";
+const MARIADB_PW: &str = "lifecycle-pw";
+
+const POLICY: &str = r#"
+target = "app"
+[fields.username]
+generate = "{firstname:1}{surname}"
+max_len = 12
+[fields.email]
+generate = "{firstname}.{surname}@example.org"
+[passwords]
+generate = "never"
+[limits]
+updates = { max_percent = 100.0 }
+[sql]
+table = "people"
+key = "login"
+status_column = "state"
+[sql.columns]
+firstname = "given_name"
+surname = "family_name"
+email = "email"
+"#;
+
+const TABLE: &str = "CREATE TABLE people (login VARCHAR(64) PRIMARY KEY, given_name VARCHAR(100), \
+     family_name VARCHAR(100), email VARCHAR(254), state VARCHAR(16) NOT NULL DEFAULT 'active')";
+
+/// A target under test: its URL and an independent client.
+trait Db {
+    fn url(&self) -> String;
+    /// Rows of a query, columns joined with `|`, one row per line.
+    fn q(&self, sql: &str) -> String;
+    fn password(&self) -> Option<&'static str>;
+}
+
+struct Lite(PathBuf);
+struct Pg(servers::Postgres);
+struct Maria(servers::MariaDb);
+
+impl Db for Lite {
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+    fn q(&self, sql: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(&self.0)
+            .arg(sql)
+            .output()
+            .expect("the sqlite3 program (apt-get install sqlite3)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+    fn password(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+impl Db for Pg {
+    fn url(&self) -> String {
+        self.0.url()
+    }
+    fn q(&self, sql: &str) -> String {
+        self.0
+            .psql(sql)
+            .unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+            .trim_end()
+            .to_string()
+    }
+    fn password(&self) -> Option<&'static str> {
+        Some(servers::Postgres::PASSWORD)
+    }
+}
+
+impl Db for Maria {
+    fn url(&self) -> String {
+        format!("mariadb://dirsync@127.0.0.1:{}/{}", self.0.port(), self.0.database())
+    }
+    fn q(&self, sql: &str) -> String {
+        self.0
+            .query(sql)
+            .unwrap_or_else(|e| panic!("mariadb {sql}: {e}"))
+            .trim_end()
+            .replace('\t', "|")
+    }
+    fn password(&self) -> Option<&'static str> {
+        Some(MARIADB_PW)
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(db: &dyn Db, policy: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = match db.password() {
+            Some(_) => format!("password_env = \"{PW_VAR}\"\n"),
+            None => String::new(),
+        };
+        let config = format!(
+            "[targets.app]\nkind = \"sql\"\nurl = \"{}\"\n{pw}\n[policies]\nstaff = \"staff.toml\"\n",
+            db.url()
+        );
+        std::fs::write(dir.path().join("dirsync.toml"), config).expect("write config");
+        std::fs::write(dir.path().join("staff.toml"), policy).expect("write policy");
+        Setup { dir }
+    }
+
+    /// `dirsync CMD DAY.csv` with `csv` in it: (exit code, results file, output).
+    fn run(&self, db: &dyn Db, cmd: &str, day: &str, csv: &str) -> (i32, String, String) {
+        let file = self.dir.path().join(format!("{day}.csv"));
+        std::fs::write(&file, csv).expect("write csv");
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(self.dir.path().join("dirsync.toml"))
+            .arg(cmd)
+            .arg(&file);
+        if let Some(pw) = db.password() {
+            c.env(PW_VAR, pw);
+        }
+        let out = c.output().expect("run dirsync");
+        let results = std::fs::read_to_string(results_of(&file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), results, text)
+    }
+}
+
+fn results_of(file: &Path) -> PathBuf {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    file.with_file_name(format!("{stem}.results.csv"))
+}
+
+fn people(db: &dyn Db) -> String {
+    db.q("SELECT login, email FROM people ORDER BY login")
+}
+
+/// Generated usernames and email addresses: previewed, applied as
+/// previewed, unique against the target, the file and the journal.
+fn generated_values(db: &dyn Db) {
+    db.q("INSERT INTO people (login, given_name, family_name, email) VALUES ('jsmith', 'Jane', 'Smith', 'john.smith@example.org')");
+    let s = Setup::new(db, POLICY);
+    let day1 = "username,firstname,surname,email\n,John,Smith,\n,Jöhn,Smíth,\n,José,Núñez-García,\nadam,Adam,Smith,\njsmith,Jane,Smith,\n";
+
+    let (code, results, out) = s.run(db, "check", "day1", day1);
+    assert_eq!(code, 0, "{out}\n{results}");
+    let preview = rows(&results);
+    assert_eq!(people(db), "jsmith|john.smith@example.org", "a preview writes nothing");
+
+    let (code, results, out) = s.run(db, "apply", "day1", day1);
+    assert_eq!(code, 0, "{out}\n{results}");
+    let applied = rows(&results);
+    let expect = [
+        ("new", "generated: username jsmith2, email john.smith2@example.org"),
+        ("new", "generated: username jsmith3, email john.smith3@example.org"),
+        (
+            "new",
+            "generated: username jnunez-garci, email jose.nunez-garcia@example.org",
+        ),
+        ("new", "generated: email adam.smith@example.org"),
+        ("unchanged", ""),
+    ];
+    for (i, (change, message)) in expect.iter().enumerate() {
+        assert_eq!(applied[i].0, *change, "{results}");
+        assert!(applied[i].2.contains(message), "row {i}: {results}");
+        assert!(
+            preview[i].2.contains(message),
+            "the preview shows what apply uses: row {i}: {results}"
+        );
+    }
+    assert_eq!(
+        people(db),
+        "adam|adam.smith@example.org\njnunez-garci|jose.nunez-garcia@example.org\njsmith|john.smith@example.org\n\
+         jsmith2|john.smith2@example.org\njsmith3|john.smith3@example.org"
+    );
+
+    // An admin removes jsmith2 by hand; a new John Smith still never gets
+    // the name (nor the address) the journal handed out.
+    db.q("DELETE FROM people WHERE login = 'jsmith2'");
+    let (code, results, out) = s.run(db, "apply", "day2", "username,firstname,surname,email\n,John,Smith,\n");
+    assert_eq!(code, 0, "{out}\n{results}");
+    assert!(
+        rows(&results)[0]
+            .2
+            .contains("generated: username jsmith4, email john.smith4@example.org"),
+        "{results}"
+    );
+    assert!(people(db).contains("jsmith4|john.smith4@example.org"));
+    assert!(!people(db).contains("jsmith2"));
+
+    // A file that leaves out the username of someone the target knows (by
+    // email, or by name when the row has no email) is refused for that row,
+    // with what to do: it never adds the person twice.
+    let (code, results, _) = s.run(
+        db,
+        "apply",
+        "day3",
+        "username,firstname,surname,email\n,Adam,Smith,adam.smith@example.org\n,Jöhn,Smíth,\n",
+    );
+    assert_eq!(code, 1);
+    let r = rows(&results);
+    assert_eq!(r[0].0, "error");
+    assert_eq!(
+        r[0].2,
+        "row 1 (line 2): column \"username\": cannot generate username: the target's account \"adam\" has this row's email address, so the person is not new; put adam in the username column"
+    );
+    assert_eq!(r[1].0, "error");
+    assert!(r[1].2.starts_with("row 2 (line 3): column \"username\": cannot generate username: the target's account \"jsmith3\" has this row's name"), "{}", r[1].2);
+    assert_eq!(people(db).lines().count(), 5, "nobody added twice");
+}
+
+#[test]
+fn lifecycle_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Lite(dir.path().join("app.db"));
+    db.q(TABLE);
+    generated_values(&db);
+}
+
+#[test]
+fn lifecycle_postgres() {
+    let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("PostgreSQL did not start: {e}"));
+    let db = Pg(pg);
+    db.q(TABLE);
+    generated_values(&db);
+}
+
+#[test]
+fn lifecycle_mariadb() {
+    let m = servers::MariaDb::start().unwrap_or_else(|e| panic!("MariaDB did not start: {e}"));
+    let db = Maria(m);
+    db.q(&format!("{TABLE} ENGINE=InnoDB"));
+    for host in ["%", "localhost", "127.0.0.1"] {
+        db.q(&format!(
+            "CREATE USER 'dirsync'@'{host}' IDENTIFIED BY '{MARIADB_PW}'; GRANT ALL ON {}.* TO 'dirsync'@'{host}'",
+            db.0.database()
+        ));
+    }
+    generated_values(&db);
+}
