@@ -24,6 +24,7 @@ generate = "{firstname:1}{surname}"
 max_len = 12
 [fields.email]
 generate = "{firstname}.{surname}@example.org"
+update = "create-only"
 [passwords]
 generate = "never"
 [limits]
@@ -152,8 +153,9 @@ fn people(db: &dyn Db) -> String {
 }
 
 /// Generated usernames and email addresses: previewed, applied as
-/// previewed, unique against the target, the file and the journal.
-fn generated_values(db: &dyn Db) {
+/// previewed, unique against the target, the file and the journal; the
+/// address is create-only.
+fn generated_and_create_only(db: &dyn Db) {
     db.q("INSERT INTO people (login, given_name, family_name, email) VALUES ('jsmith', 'Jane', 'Smith', 'john.smith@example.org')");
     let s = Setup::new(db, POLICY);
     let day1 = "username,firstname,surname,email\n,John,Smith,\n,Jöhn,Smíth,\n,José,Núñez-García,\nadam,Adam,Smith,\njsmith,Jane,Smith,\n";
@@ -223,6 +225,30 @@ fn generated_values(db: &dyn Db) {
     assert_eq!(r[1].0, "error");
     assert!(r[1].2.starts_with("row 2 (line 3): column \"username\": cannot generate username: the target's account \"jsmith3\" has this row's name"), "{}", r[1].2);
     assert_eq!(people(db).lines().count(), 5, "nobody added twice");
+
+    // The address belongs to the user once created (update = "create-only"):
+    // edited in the target, it survives a file that says otherwise; other
+    // fields still follow the file.
+    db.q("UPDATE people SET email = 'js4@mail.example.org' WHERE login = 'jsmith4'");
+    let (code, results, out) = s.run(
+        db,
+        "apply",
+        "day4",
+        "username,firstname,surname,email\njsmith4,John,Smith,john.smith4@example.org\n",
+    );
+    assert_eq!(code, 0, "{out}\n{results}");
+    assert_eq!(rows(&results)[0].0, "unchanged", "{results}");
+    let (_, results, _) = s.run(
+        db,
+        "apply",
+        "day5",
+        "username,firstname,surname,email\njsmith4,John,Smyth,john.smith4@example.org\n",
+    );
+    assert_eq!(rows(&results)[0].2, "surname: Smith → Smyth", "{results}");
+    assert_eq!(
+        db.q("SELECT family_name, email FROM people WHERE login = 'jsmith4'"),
+        "Smyth|js4@mail.example.org"
+    );
 }
 
 #[test]
@@ -230,7 +256,7 @@ fn lifecycle_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Lite(dir.path().join("app.db"));
     db.q(TABLE);
-    generated_values(&db);
+    generated_and_create_only(&db);
 }
 
 #[test]
@@ -238,7 +264,7 @@ fn lifecycle_postgres() {
     let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("PostgreSQL did not start: {e}"));
     let db = Pg(pg);
     db.q(TABLE);
-    generated_values(&db);
+    generated_and_create_only(&db);
 }
 
 #[test]
@@ -252,5 +278,5 @@ fn lifecycle_mariadb() {
             db.0.database()
         ));
     }
-    generated_values(&db);
+    generated_and_create_only(&db);
 }

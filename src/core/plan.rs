@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::policy::{AbsentAction, Limit, OnLimit, Policy};
+use super::policy::{AbsentAction, Limit, OnLimit, Policy, UpdateRule};
 use super::roster::{Entry, Roster, RowError};
 use super::snapshot::{Account, Snapshot};
 use super::types::{AccountState, Person, UserKey, Value};
@@ -444,7 +444,8 @@ fn decide(
 fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
     let mut d = Diff::default();
     for (i, new) in person.attrs.iter().enumerate() {
-        if !snapshot.managed.get(i).copied().unwrap_or(false) {
+        // Not stored, or the directory's own once created (update = "create-only").
+        if !snapshot.managed.get(i).copied().unwrap_or(false) || policy.attr_rule(i).update == UpdateRule::CreateOnly {
             continue;
         }
         // Borrow; clone only what differs.

@@ -1,5 +1,6 @@
 //! Issue 14 (HR lifecycle) on the LDAP matrix: generated usernames and
-//! email addresses land in the directory (read back with ldapsearch).
+//! email addresses land in the directory (read back with ldapsearch); a
+//! create-only address edited in the directory survives.
 
 use super::env::{dns, values, Env, Kind};
 use super::kind;
@@ -11,6 +12,7 @@ generate = "{firstname:1}{surname}"
 max_len = 20
 [fields.email]
 generate = "{firstname}.{surname}@example.org"
+update = "create-only"
 "#;
 
 matrix!(generated_usernames_and_emails_land_in_the_directory);
@@ -67,4 +69,17 @@ fn generated_usernames_and_emails_land_in_the_directory(kind: Kind) {
         back.results
     );
     assert_eq!(env.writes(), before);
+
+    // The address is the user's once created (update = "create-only"): an
+    // admin's change in the directory survives the next file.
+    let dn = env.user_dn("znunez", "Sales");
+    env.ldapmodify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: mail\nmail: zoe@mail.example.org\n"
+    ));
+    let before = env.writes();
+    let again = env.apply(&[jane, "znunez,Zoë,Núñez,zoe.nunez@example.org,Engineer,Sales,,staff,"]);
+    assert_eq!(again.code, 0, "{}", again.results);
+    assert_eq!(again.row("znunez").0, "unchanged", "{}", again.results);
+    assert_eq!(env.writes(), before);
+    assert_eq!(values(&env.user("znunez", &["mail"]), "mail"), ["zoe@mail.example.org"]);
 }

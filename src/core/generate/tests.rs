@@ -259,3 +259,43 @@ fn bad_generate_settings_fail_the_policy() {
     let err = compile(fields).unwrap_err(); // ok: test
     assert!(err.contains("which is generated after username"), "{err}");
 }
+
+#[test]
+fn a_create_only_field_is_written_on_create_and_never_updated() {
+    let create_only = FieldRule {
+        generate: Some("{firstname}.{surname}@example.org".into()),
+        update: crate::core::policy::UpdateRule::CreateOnly,
+        ..Default::default()
+    };
+    let p = policy(&[("email", create_only)]);
+    // The user was given john.smith@ and the directory changed it since.
+    let snap = snapshot(&p, &[("jsmith", "John", "jsmith@mail.example.org")]);
+    let text = format!("{HEAD}jsmith,John,Smith,john.smith@example.org\nnew1,Nia,Smith,\n");
+    let got = run(&p, &snap, &text, Taken::default(), &Journaled::new());
+    assert_eq!(got[0].1, "unchanged", "a create-only difference is not an update");
+    assert_eq!(got[1].1, "new");
+    assert_eq!(got[1].2, "generated: email nia.smith@example.org");
+    // Other fields still update.
+    let got = run(
+        &p,
+        &snap,
+        &format!("{HEAD}jsmith,Johnny,Smith,x@example.org\n"),
+        Taken::default(),
+        &Journaled::new(),
+    );
+    assert_eq!(got[0].1, "update");
+    assert_eq!(
+        compile(
+            [(
+                "groups".to_string(),
+                FieldRule {
+                    update: crate::core::policy::UpdateRule::CreateOnly,
+                    ..Default::default()
+                }
+            )]
+            .into()
+        )
+        .unwrap_err(), // ok: test
+        "fields.groups.update: only attribute fields have an update rule"
+    );
+}

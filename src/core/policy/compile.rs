@@ -58,6 +58,9 @@ impl Policy {
                         .into(),
                 );
             }
+            if rule.update != super::UpdateRule::Always && !attributes.contains(f) {
+                errors.push(format!("fields.{f}.update: only attribute fields have an update rule"));
+            }
             if let (Some(allowed), Some(default)) = (&rule.allowed, &rule.default) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(default)) {
                     errors.push(format!("fields.{f}: default {default:?} is not in its allowed values"));

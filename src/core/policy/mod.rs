@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
 pub use sections::{
     AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits, OnLimit,
-    PasswordRules, RosterRules, SyncRules, DEFAULT_DATE_FORMAT,
+    PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
 };
 pub use template::{Part, Template};
 
@@ -195,6 +195,7 @@ impl Policy {
             example: None,
             strip_invisible: false,
             generate: None,
+            update: UpdateRule::Always,
         };
         self.rules.get(field).unwrap_or(&EMPTY)
     }

@@ -38,6 +38,21 @@ pub struct FieldRule {
     /// value unique in the target, the file and every value the journal has
     /// handed out. Only username and attribute fields.
     pub generate: Option<String>,
+    /// When the target's value follows the file: `"always"` (default), or
+    /// `"create-only"`: written when the account is created and never
+    /// overwritten afterwards (an address the user has been given); a
+    /// difference is then not an update.
+    #[serde(default)]
+    pub update: UpdateRule,
+}
+
+/// `[fields.X] update`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateRule {
+    #[default]
+    Always,
+    CreateOnly,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
