@@ -2,6 +2,7 @@
 
 mod cli_docs;
 mod cli_run;
+mod http_cli;
 mod inbox_cmd;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,11 @@ enum Command {
     Mail {
         #[command(subcommand)]
         command: mail_cli::MailCommand,
+    },
+    /// The web console's users and script tokens (`[http] users_file`).
+    Http {
+        #[command(subcommand)]
+        command: http_cli::HttpCommand,
     },
     /// SFTP inbox commands.
     Inbox {
@@ -299,7 +305,13 @@ async fn run(cli: Cli) -> ExitCode {
                 println!("mail: {}", m.describe());
             }
             if let Some(h) = &config.http {
-                println!("http: {} (/healthz, /readyz, /metrics)", h.listen);
+                let scheme = if h.tls().is_some() { "https" } else { "http" };
+                let users = h
+                    .users_file
+                    .as_ref()
+                    .map(|u| format!("users in {}", u.display()))
+                    .unwrap_or_else(|| "no users_file: only the probes and metrics answer".into());
+                println!("http: {scheme}://{}/ (console; {users}; /healthz, /readyz, /metrics)", h.listen);
             }
             for i in &config.sftp_inboxes {
                 println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
@@ -354,6 +366,10 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Http { command } => match load_config(&cli.config) {
+            Ok(config) => http_cli::main(&config, command),
+            Err(code) => code,
+        },
         Command::Mail { command } => match load_config(&cli.config) {
             Ok(config) => mail_cli::run(&config, command).await,
             Err(code) => code,

@@ -110,7 +110,7 @@ pub struct Config {
     pub sftp_inboxes: Vec<SftpInbox>,
     /// Inboxes, with folders resolved.
     pub inboxes: Vec<InboxConfig>,
-    /// `[http]`, checked (a loopback address).
+    /// `[http]`, checked (its address, TLS, proxy and users file), paths resolved.
     pub http: Option<crate::http::HttpConfig>,
 }
 
@@ -169,9 +169,15 @@ impl Config {
                 "no [policies] defined; name at least one policy file",
             ));
         }
-        if let Some(h) = &file.http {
+        let http = file.http.map(|h| h.resolved(&dir));
+        if let Some(h) = &http {
             if let Err(m) = h.addr() {
                 errors.push(config_error(path, m));
+            }
+            if let Some(u) = &h.users_file {
+                if let Err(e) = crate::http::users::Users::load(u) {
+                    errors.push(config_error(path, format!("[http] users_file: {e}")));
+                }
             }
         }
         let mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
@@ -265,7 +271,7 @@ impl Config {
             mail,
             sftp_inboxes,
             inboxes,
-            http: file.http,
+            http,
         })
     }
 

@@ -5,6 +5,7 @@
 //! and the old one stays); the caller's `shutdown` future stops it cleanly:
 //! runs finish the batch in flight, journal it, and resume on the next start.
 
+mod console;
 mod inboxes;
 mod job;
 mod sftp;
@@ -143,6 +144,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stopping: AtomicBool::new(false),
         retry: retry_tx,
         mail,
+        next_poll: Mutex::new(HashMap::new()),
     });
     let mut tasks = JoinSet::new();
 
@@ -293,14 +295,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Listen on `[http] listen` and serve the status endpoints until `stop`.
+/// Listen on `[http] listen` and serve the console, probes and metrics until `stop`.
 async fn start_http(
     sh: &Arc<Shared>,
     h: &crate::http::HttpConfig,
     stop: Arc<tokio::sync::Notify>,
 ) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
     let addr = h.addr().map_err(DaemonError::Http)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
         DaemonError::Http(format!(
             "cannot listen on {addr}: {e}; is another process using the port?"
         ))
@@ -309,16 +311,24 @@ async fn start_http(
         let sh = Arc::clone(sh);
         Arc::new(move || sh.config()) as Arc<dyn Fn() -> Arc<Config> + Send + Sync>
     };
+    let actions: Arc<dyn crate::http::Actions> = Arc::new(console::Console { sh: Arc::clone(sh) });
+    let state_dir = sh.config().service.state_dir.clone();
     let src = crate::http::Sources::new(
         sh.journal.clone(),
         sh.mail.as_ref().map(|m| m.outbox.clone()),
         config,
         now_ms(),
-    );
-    info!(listen = %addr, "HTTP status endpoints listening (/healthz, /readyz, /metrics).");
+        h,
+        &state_dir,
+        Some(actions),
+    )
+    .map_err(DaemonError::Http)?;
+    let tls = crate::http::tls_config(h).await.map_err(DaemonError::Http)?;
+    let scheme = if h.tls().is_some() { "https" } else { "http" };
+    info!(listen = %addr, url = %format!("{scheme}://{addr}/"), "Web console listening (also /healthz, /readyz, /metrics).");
     Ok(tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(listener, src, async move { stop.notified().await }).await {
-            error!(error = %e, "The HTTP status endpoints stopped.");
+        if let Err(e) = crate::http::serve(listener, src, tls, async move { stop.notified().await }).await {
+            error!(error = %e, "The web console stopped.");
         }
     }))
 }

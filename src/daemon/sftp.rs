@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use super::inboxes::inbox_config;
 use super::job::{journal_claim, process};
+use super::now_ms;
 use super::shared::Shared;
 use crate::config::Config;
 use crate::inbox::folder::{results_beside, PROCESSING};
@@ -183,6 +184,14 @@ impl FileHandler for DaemonHandler {
             None => self.spool(inbox, file_name, &bytes).await?,
         };
         self.finish(id).await
+    }
+
+    fn polled(&self, inbox: &str, next: Duration) {
+        let at = now_ms() + i64::try_from(next.as_millis()).unwrap_or(i64::MAX / 2);
+        match self.sh.next_poll.lock() {
+            Ok(mut m) => m.insert(inbox.to_string(), at),
+            Err(p) => p.into_inner().insert(inbox.to_string(), at),
+        };
     }
 }
 

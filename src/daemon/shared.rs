@@ -22,6 +22,8 @@ pub(super) struct Shared {
     pub(super) retry: mpsc::UnboundedSender<i64>,
     /// The mail outbox, when `[mail]` is configured.
     pub(super) mail: Option<MailCtx>,
+    /// When each SFTP inbox is polled next (Unix ms), for the console.
+    pub(super) next_poll: Mutex<HashMap<String, i64>>,
 }
 
 /// The outbox runs queue their mails into, and the sender's wake-up.

@@ -89,10 +89,3 @@ pub async fn readyz(State(src): State<Sources>) -> (StatusCode, Json<Value>) {
     };
     (code, Json(body))
 }
-
-pub async fn not_found() -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": "no such page; this version answers /healthz, /readyz and /metrics"})),
-    )
-}

@@ -74,7 +74,7 @@ pub struct OutcomeRecord<'a> {
 /// chunk instead of per item (100k outcomes took seconds one by one).
 const CHUNK: usize = 200;
 
-const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
+pub(super) const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
 
 impl Journal {
     /// Journal the whole plan (and what the plan alone decided) in one
@@ -234,7 +234,7 @@ impl Journal {
     }
 }
 
-fn item_from_row(run: i64, r: &AnyRow) -> Result<ItemRecord> {
+pub(super) fn item_from_row(run: i64, r: &AnyRow) -> Result<ItemRecord> {
     let ident: String = r.try_get(0)?;
     let change: String = r.try_get(3)?;
     let intent: i64 = r.try_get(5)?;

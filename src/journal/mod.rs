@@ -13,8 +13,10 @@
 //! - [`approvals`]: who approved or rejected which held class, and when.
 //! - [`stats`]: the runs in numbers, for metrics.
 //! - `generated`: values generated for new accounts, per run and for good.
+//! - [`browse`]: runs and their rows a page at a time, for the console.
 
 mod approvals;
+mod browse;
 mod generated;
 mod items;
 mod runs;
@@ -29,6 +31,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use approvals::{Approval, Decision};
+pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};
 pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
 pub use seal::SecretBox;

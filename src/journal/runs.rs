@@ -94,7 +94,7 @@ pub struct NewRun<'a> {
     pub now_ms: i64,
 }
 
-const COLUMNS: &str = "id, inbox, file_name, claimed, sha256, policy, target, state, forced, allow_over_limit, \
+pub(super) const COLUMNS: &str = "id, inbox, file_name, claimed, sha256, policy, target, state, forced, allow_over_limit, \
                        claimed_at, started, finished, summary, breaches, dest, filed, results, submitter, \
                        superseded_by, note";
 
@@ -322,7 +322,7 @@ impl Journal {
     }
 }
 
-fn run_from_row(r: &AnyRow) -> Result<RunRecord> {
+pub(super) fn run_from_row(r: &AnyRow) -> Result<RunRecord> {
     let state: String = r.try_get(7)?;
     let forced: i64 = r.try_get(8)?;
     let allow: i64 = r.try_get(9)?;

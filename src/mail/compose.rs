@@ -238,7 +238,17 @@ pub fn mails_for_run(
     let mut notes = Vec::new();
     match submitter {
         Some(s) if pm.results => {
-            let to = parse_mailbox("submitter", s)?;
+            // One address, or several separated by commas (an upload in the
+            // console: the inbox's submitter and the uploader).
+            let to = s
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| parse_mailbox("submitter", a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some(first) = to.first() else {
+                return Err(format!("submitter {s:?} holds no mail address"));
+            };
             let cc = cfg
                 .cc
                 .iter()
@@ -248,10 +258,10 @@ pub fn mails_for_run(
             let rendered = templates.render_results(&results_context(facts))?;
             let bytes = std::fs::read(facts.results)
                 .map_err(|e| format!("cannot read the results file {}: {e}", facts.results.display()))?;
-            let id = message_id(facts.run_id, MailKind::Results, to.email.as_ref(), &from);
+            let id = message_id(facts.run_id, MailKind::Results, first.email.as_ref(), &from);
             let mut m = build(
                 &from,
-                &[to],
+                &to,
                 &cc,
                 id,
                 facts.run_id,

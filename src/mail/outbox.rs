@@ -246,33 +246,48 @@ impl Outbox {
 
     /// The outbox, newest first.
     pub async fn list(&self, limit: i64) -> Result<Vec<Entry>, OutboxError> {
-        let rows = sqlx::query(
-            "SELECT id, run_id, kind, recipients, subject, state, attempts, not_before, next_attempt_at, \
-             last_error, sent_at FROM dirsync_mail_outbox ORDER BY created_at DESC, id LIMIT $1",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM dirsync_mail_outbox ORDER BY created_at DESC, id LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let recipients: String = r.try_get("recipients")?;
-                Ok(Entry {
-                    id: r.try_get("id")?,
-                    run_id: r.try_get("run_id")?,
-                    kind: r.try_get("kind")?,
-                    recipients: serde_json::from_str(&recipients).unwrap_or_default(),
-                    subject: r.try_get("subject")?,
-                    state: r.try_get("state")?,
-                    attempts: r.try_get("attempts")?,
-                    not_before: r.try_get("not_before")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_error: r.try_get("last_error")?,
-                    sent_at: r.try_get("sent_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(Into::into)
+        rows.iter().map(entry).collect::<Result<Vec<_>, sqlx::Error>>().map_err(Into::into)
     }
+
+    /// The mails of run `id` (its results mails, credentials mails and the
+    /// results mails of its approvals), oldest first.
+    pub async fn for_run(&self, id: i64) -> Result<Vec<Entry>, OutboxError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM dirsync_mail_outbox WHERE run_id = $1 OR run_id LIKE $2 \
+             ORDER BY created_at, id"
+        ))
+        .bind(format!("run-{id}"))
+        .bind(format!("run-{id}-approval-%"))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry).collect::<Result<Vec<_>, sqlx::Error>>().map_err(Into::into)
+    }
+}
+
+const ENTRY_COLUMNS: &str =
+    "id, run_id, kind, recipients, subject, state, attempts, not_before, next_attempt_at, last_error, sent_at";
+
+fn entry(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+    let recipients: String = r.try_get("recipients")?;
+    Ok(Entry {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        kind: r.try_get("kind")?,
+        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+        subject: r.try_get("subject")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        not_before: r.try_get("not_before")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        sent_at: r.try_get("sent_at")?,
+    })
 }
 
 #[cfg(test)]

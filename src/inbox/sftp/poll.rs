@@ -49,6 +49,9 @@ pub trait FileHandler: Send + Sync {
         bytes: Vec<u8>,
         again: bool,
     ) -> Result<Processed, String>;
+
+    /// A poll of `inbox` ended; the next is in `next` (for the console).
+    fn polled(&self, _inbox: &str, _next: Duration) {}
 }
 
 /// What one poll did.
@@ -300,7 +303,7 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
         fut: Box::pin(shutdown),
         fired: false,
     };
-    let mut poller = Poller::new(cfg.clone(), handler);
+    let mut poller = Poller::new(cfg.clone(), Arc::clone(&handler));
     let max = Duration::from_secs(cfg.max_backoff_secs.max(1));
     let mut backoff = Backoff::new(max);
     info!(inbox = %cfg.name, url = ?cfg.sftp.to_string(), "SFTP inbox started.");
@@ -347,6 +350,7 @@ pub async fn run_sftp_inbox(cfg: SftpInbox, handler: Arc<dyn FileHandler>, shutd
                     warn!(inbox = %cfg.name, error = ?e.to_string(), "Cannot look at the SFTP inbox; trying again at the next poll.");
                 }
             }
+            handler.polled(&cfg.name, cfg.poll_interval());
             if shutdown.sleep(cfg.poll_interval()).await {
                 break 'connect;
             }

@@ -1,0 +1,232 @@
+//! What the web console asks of the daemon ([`crate::http::Actions`]):
+//! approvals and rejections under the target's lock, previews of uploaded
+//! files, and applying a preview as its inbox's run — all through the one
+//! pipeline and the daemon's journal and outbox.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn, Instrument};
+
+use super::inboxes::folder_inboxes;
+use super::job::process;
+use super::shared::Shared;
+use crate::clock::now_ms;
+use crate::config::{Config, InboxConfig};
+use crate::core::Class;
+use crate::http::{Actions, InboxInfo, Uploader};
+use crate::inbox::folder::{results_beside, PROCESSING};
+use crate::journal::{NewRun, RunState};
+use crate::sync::{approve, drive, reject, Approved, Ctx, MailOut, SyncError};
+
+/// The daemon, as the console sees it.
+pub(super) struct Console {
+    pub(super) sh: Arc<Shared>,
+}
+
+/// Build the pipeline's context from the daemon's shared state and run `f`.
+async fn with_ctx<T>(sh: &Shared, config: &Config, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
+    let wake = || {
+        if let Some(m) = &sh.mail {
+            m.wake.notify_one();
+        }
+    };
+    let mail = match (&sh.mail, config.mail.as_ref()) {
+        (Some(m), Some(cfg)) => Some(MailOut {
+            cfg,
+            outbox: &m.outbox,
+            wake: &wake,
+        }),
+        _ => None,
+    };
+    let stop = || sh.stopping();
+    let ctx = Ctx {
+        config,
+        journal: &sh.journal,
+        mail,
+        stop: &stop,
+    };
+    f(&ctx).await
+}
+
+/// The place a run's target is, for the per-target lock.
+fn place(config: &Config, policy: &str) -> String {
+    match config.policies.get(policy) {
+        Some(lp) => config.target(lp).map(|t| t.describe()).unwrap_or_else(|_| lp.target.clone()),
+        None => policy.to_string(),
+    }
+}
+
+fn inbox_named(config: &Config, name: &str) -> Result<InboxConfig, String> {
+    folder_inboxes(config)
+        .into_iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| format!("there is no inbox called {name:?}; choose one of the list"))
+}
+
+/// A free name in `processing/` for an uploaded file.
+fn free_slot(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) => (s, format!(".{e}")),
+        None => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem}-upload{n}{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+#[async_trait::async_trait]
+impl Actions for Console {
+    async fn approve(&self, id: i64, classes: Vec<Class>, by: String) -> Result<Approved, SyncError> {
+        let config = self.sh.config();
+        let run = self.sh.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
+        let lock = self.sh.lock_for(&place(&config, &run.policy));
+        let _guard = lock.lock().await;
+        let span = tracing::info_span!("approval", run_id = id, by = ?by);
+        with_ctx(&self.sh, &config, async |ctx| approve(ctx, id, &classes, &by).await)
+            .instrument(span)
+            .await
+    }
+
+    async fn reject(&self, id: i64, by: String) -> Result<(), SyncError> {
+        let config = self.sh.config();
+        with_ctx(&self.sh, &config, async |ctx| reject(ctx, id, &by).await).await
+    }
+
+    async fn preview(&self, inbox: &str, file_name: &str, spooled: &Path, by: &Uploader) -> Result<i64, String> {
+        let config = self.sh.config();
+        let ib = inbox_named(&config, inbox)?;
+        let lp = config
+            .policies
+            .get(&ib.policy)
+            .ok_or_else(|| format!("inbox {inbox:?} names policy {:?}, which is not configured", ib.policy))?;
+        let bytes = tokio::fs::read(spooled).await.map_err(|e| format!("cannot read the upload: {e}"))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let results = results_beside(spooled);
+        let id = self
+            .sh
+            .journal
+            .create_run(&NewRun {
+                inbox,
+                file_name,
+                claimed: spooled,
+                sha256: &sha,
+                policy: &lp.name,
+                target: &lp.target,
+                forced: false,
+                allow_over_limit: false,
+                preview: true,
+                results: Some(&results),
+                submitter: None,
+                now_ms: now_ms(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(run_id = id, inbox = ?inbox, file = ?file_name, by = ?by.name, "Upload checked as a preview.");
+        let sh = Arc::clone(&self.sh);
+        tokio::spawn(async move {
+            let config = sh.config();
+            if let Err(e) = with_ctx(&sh, &config, async |ctx| drive(ctx, id).await).await {
+                warn!(run_id = id, error = %e, "The preview of an upload failed.");
+            }
+        });
+        Ok(id)
+    }
+
+    async fn apply(&self, id: i64, by: &Uploader) -> Result<i64, String> {
+        let config = self.sh.config();
+        let preview = self
+            .sh
+            .journal
+            .run(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run {id} is not in the journal"))?;
+        if preview.state != RunState::Preview || preview.finished.is_none() {
+            return Err(format!("run {id} is not a finished preview: only a checked upload can be applied"));
+        }
+        if preview.summary.as_deref().is_some_and(|s| s.starts_with("rejected")) {
+            return Err("the file was rejected as a whole; fix it and upload it again".into());
+        }
+        let ib = inbox_named(&config, &preview.inbox)?;
+        let lp = config
+            .policies
+            .get(&ib.policy)
+            .ok_or_else(|| format!("policy {:?} is not configured", ib.policy))?;
+        let folder = ib
+            .folder
+            .clone()
+            .ok_or_else(|| format!("inbox {:?} has no folder", ib.name))?;
+        let processing = folder.join(PROCESSING);
+        std::fs::create_dir_all(&processing).map_err(|e| format!("cannot create {}: {e}", processing.display()))?;
+        let dest = free_slot(&processing, &preview.file_name);
+        let tmp = processing.join(format!(".{}.part", preview.file_name));
+        let bytes = std::fs::read(&preview.claimed).map_err(|e| format!("the uploaded file is gone: {e}"))?;
+        if hex::encode(Sha256::digest(&bytes)) != preview.sha256 {
+            return Err("the uploaded file changed since it was checked; upload it again".into());
+        }
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &dest))
+            .map_err(|e| format!("cannot put the file into {}: {e}", processing.display()))?;
+        let submitter: Vec<&str> = ib.submitter.iter().chain(by.email.iter()).map(String::as_str).collect();
+        let submitter = submitter.join(", ");
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| preview.file_name.clone());
+        let results = results_beside(&dest);
+        let new = self
+            .sh
+            .journal
+            .create_run(&NewRun {
+                inbox: &ib.name,
+                file_name: &name,
+                claimed: &dest,
+                sha256: &preview.sha256,
+                policy: &lp.name,
+                target: &lp.target,
+                forced: false,
+                allow_over_limit: false,
+                preview: false,
+                results: Some(&results),
+                submitter: Some(&submitter).filter(|s| !s.is_empty()).map(|s| s.as_str()),
+                now_ms: now_ms(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(run_id = new, preview = id, inbox = ?ib.name, by = ?by.name, "Upload applied from the console.");
+        tokio::spawn(process(Arc::clone(&self.sh), new));
+        Ok(new)
+    }
+
+    fn inboxes(&self) -> Vec<InboxInfo> {
+        let config = self.sh.config();
+        let next = match self.sh.next_poll.lock() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut out: Vec<InboxInfo> = config
+            .inboxes
+            .iter()
+            .map(|i| InboxInfo {
+                name: i.name.clone(),
+                kind: "folder",
+                policy: i.policy.clone(),
+                next_poll_ms: None,
+            })
+            .collect();
+        out.extend(config.sftp_inboxes.iter().map(|s| InboxInfo {
+            name: s.name.clone(),
+            kind: "sftp",
+            policy: s.policy.clone(),
+            next_poll_ms: next.get(&s.name).copied(),
+        }));
+        out
+    }
+}
