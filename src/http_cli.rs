@@ -83,12 +83,20 @@ fn run(config: &Config, cmd: HttpCommand) -> Result<(), String> {
             let password = read_password(&name)?;
             users.set_user(&name, role.into(), &password, email)?;
             users.save(&path)?;
-            println!("user {name} ({}) written to {}", Role::from(role).as_str(), path.display());
+            println!(
+                "user {name} ({}) written to {}",
+                Role::from(role).as_str(),
+                path.display()
+            );
         }
         HttpCommand::AddToken { name, role } => {
             let token = users.set_token(&name, role.into())?;
             users.save(&path)?;
-            eprintln!("token {name} ({}) written to {}; it is shown only now:", Role::from(role).as_str(), path.display());
+            eprintln!(
+                "token {name} ({}) written to {}; it is shown only now:",
+                Role::from(role).as_str(),
+                path.display()
+            );
             println!("{token}");
         }
         HttpCommand::Remove { name } => {

@@ -311,7 +311,10 @@ async fn run(cli: Cli) -> ExitCode {
                     .as_ref()
                     .map(|u| format!("users in {}", u.display()))
                     .unwrap_or_else(|| "no users_file: only the probes and metrics answer".into());
-                println!("http: {scheme}://{}/ (console; {users}; /healthz, /readyz, /metrics)", h.listen);
+                println!(
+                    "http: {scheme}://{}/ (console; {users}; /healthz, /readyz, /metrics)",
+                    h.listen
+                );
             }
             for i in &config.sftp_inboxes {
                 println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);

@@ -53,7 +53,10 @@ async fn with_ctx<T>(sh: &Shared, config: &Config, f: impl AsyncFnOnce(&Ctx<'_>)
 /// The place a run's target is, for the per-target lock.
 fn place(config: &Config, policy: &str) -> String {
     match config.policies.get(policy) {
-        Some(lp) => config.target(lp).map(|t| t.describe()).unwrap_or_else(|_| lp.target.clone()),
+        Some(lp) => config
+            .target(lp)
+            .map(|t| t.describe())
+            .unwrap_or_else(|_| lp.target.clone()),
         None => policy.to_string(),
     }
 }
@@ -106,7 +109,9 @@ impl Actions for Console {
             .policies
             .get(&ib.policy)
             .ok_or_else(|| format!("inbox {inbox:?} names policy {:?}, which is not configured", ib.policy))?;
-        let bytes = tokio::fs::read(spooled).await.map_err(|e| format!("cannot read the upload: {e}"))?;
+        let bytes = tokio::fs::read(spooled)
+            .await
+            .map_err(|e| format!("cannot read the upload: {e}"))?;
         let sha = hex::encode(Sha256::digest(&bytes));
         let results = results_beside(spooled);
         let id = self
@@ -149,7 +154,9 @@ impl Actions for Console {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("run {id} is not in the journal"))?;
         if preview.state != RunState::Preview || preview.finished.is_none() {
-            return Err(format!("run {id} is not a finished preview: only a checked upload can be applied"));
+            return Err(format!(
+                "run {id} is not a finished preview: only a checked upload can be applied"
+            ));
         }
         if preview.summary.as_deref().is_some_and(|s| s.starts_with("rejected")) {
             return Err("the file was rejected as a whole; fix it and upload it again".into());

@@ -19,7 +19,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 fn journal_error(e: &crate::journal::JournalError) -> Response {
     tracing::error!(error = %e, "The API cannot read the journal.");
-    error(StatusCode::SERVICE_UNAVAILABLE, "the journal does not answer; /readyz says why")
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the journal does not answer; /readyz says why",
+    )
 }
 
 /// `GET /api/v1/runs?inbox=&state=&from=&to=&page=`: newest first, 50 a page.
@@ -85,7 +88,11 @@ pub async fn rows(State(src): State<Sources>, _who: Who, Path(id): Path<i64>, Qu
         Err(e) => return journal_error(&e),
     }
     let page = q.page();
-    match src.journal.list_rows(id, &q.filter(), ROWS_PAGE, (page - 1) * ROWS_PAGE).await {
+    match src
+        .journal
+        .list_rows(id, &q.filter(), ROWS_PAGE, (page - 1) * ROWS_PAGE)
+        .await
+    {
         Ok(p) => {
             let rows: Vec<RowView> = p.items.iter().map(RowView::of).collect();
             Json(json!({"total": p.total, "page": page, "per_page": ROWS_PAGE, "rows": rows})).into_response()

@@ -41,11 +41,11 @@ impl Denied {
     fn message(self) -> &'static str {
         match self {
             Denied::NoLogin => "log in first",
-            Denied::Role => "this needs the operator role; ask an administrator (dirsync http add-user NAME --role operator)",
-            Denied::Csrf => "the form's security token is missing or stale; go back, reload the page and try again",
-            Denied::Address => {
-                "the console answers this address only through its trusted proxy or over TLS"
+            Denied::Role => {
+                "this needs the operator role; ask an administrator (dirsync http add-user NAME --role operator)"
             }
+            Denied::Csrf => "the form's security token is missing or stale; go back, reload the page and try again",
+            Denied::Address => "the console answers this address only through its trusted proxy or over TLS",
         }
     }
 
@@ -158,7 +158,9 @@ pub fn identify(src: &Sources, parts: &Parts) -> Result<Who, Denied> {
 }
 
 fn hours_ms(src: &Sources) -> i64 {
-    i64::try_from(src.http.session_hours).unwrap_or(12).saturating_mul(3_600_000)
+    i64::try_from(src.http.session_hours)
+        .unwrap_or(12)
+        .saturating_mul(3_600_000)
 }
 
 /// A session cookie for a sealed value.
@@ -194,23 +196,22 @@ impl FromRequestParts<Sources> for Who {
 
 impl Who {
     /// Refuse unless an operator.
-    pub fn need_operator(&self, src: &Sources) -> Result<(), Response> {
+    pub fn need_operator(&self, src: &Sources) -> Result<(), Box<Response>> {
         if self.operator() {
             Ok(())
         } else {
-            Err(Denied::Role.respond(src, false, ""))
+            Err(Box::new(Denied::Role.respond(src, false, "")))
         }
     }
 
     /// Refuse a POST whose form token is not this session's.
-    pub fn check_csrf(&self, src: &Sources, token: &str) -> Result<(), Response> {
-        let ok = self.via != Via::Token
-            && !self.csrf.is_empty()
-            && constant_time_eq(self.csrf.as_bytes(), token.as_bytes());
+    pub fn check_csrf(&self, src: &Sources, token: &str) -> Result<(), Box<Response>> {
+        let ok =
+            self.via != Via::Token && !self.csrf.is_empty() && constant_time_eq(self.csrf.as_bytes(), token.as_bytes());
         if ok {
             Ok(())
         } else {
-            Err(Denied::Csrf.respond(src, false, ""))
+            Err(Box::new(Denied::Csrf.respond(src, false, "")))
         }
     }
 

@@ -20,7 +20,7 @@ const SHOWN: i64 = 1000;
 
 pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>) -> Response {
     if let Err(r) = who.need_operator(&src) {
-        return r;
+        return *r;
     }
     let run = match find(&src, id).await {
         Ok(r) => r,
@@ -31,7 +31,10 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>) -> 
             &src.views,
             StatusCode::CONFLICT,
             "Nothing to approve",
-            &format!("Run {id} is {}: it holds nothing waiting for approval.", run.state.as_str()),
+            &format!(
+                "Run {id} is {}: it holds nothing waiting for approval.",
+                run.state.as_str()
+            ),
         );
     }
     let filter = RowFilter {
@@ -42,7 +45,12 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>) -> 
         Ok(h) => h,
         Err(e) => return journal_down(&src, &e),
     };
-    let mut classes: Vec<&str> = held.items.iter().filter_map(|i| i.change.class()).map(|c| c.as_str()).collect();
+    let mut classes: Vec<&str> = held
+        .items
+        .iter()
+        .filter_map(|i| i.change.class())
+        .map(|c| c.as_str())
+        .collect();
     classes.sort();
     classes.dedup();
     let rows: Vec<minijinja::Value> = held
@@ -93,14 +101,19 @@ fn unavailable(src: &Sources) -> Response {
 pub async fn approve(State(src): State<Sources>, who: Who, Path(id): Path<i64>, body: String) -> Response {
     let (csrf, asked) = parse_form(&body);
     if let Err(r) = who.check_csrf(&src, &csrf).and_then(|()| who.need_operator(&src)) {
-        return r;
+        return *r;
     }
     let mut classes = Vec::new();
     for a in &asked {
         match Class::ALL.into_iter().find(|c| c.as_str() == a) {
             Some(c) => classes.push(c),
             None => {
-                return views::error_page(&src.views, StatusCode::BAD_REQUEST, "Bad form", &format!("{a:?} is not a change class"))
+                return views::error_page(
+                    &src.views,
+                    StatusCode::BAD_REQUEST,
+                    "Bad form",
+                    &format!("{a:?} is not a change class"),
+                )
             }
         }
     }
@@ -117,7 +130,9 @@ pub async fn approve(State(src): State<Sources>, who: Who, Path(id): Path<i64>, 
     };
     tracing::info!(user = ?who.name, run_id = id, "Approval from the console.");
     match actions.approve(id, classes, who.name.clone()).await {
-        Ok(Approved::Applied(_)) | Ok(Approved::Stopped) => who.finish(Redirect::to(&format!("/runs/{id}")).into_response()),
+        Ok(Approved::Applied(_)) | Ok(Approved::Stopped) => {
+            who.finish(Redirect::to(&format!("/runs/{id}")).into_response())
+        }
         Ok(Approved::Refused(reasons)) => views::error_page(
             &src.views,
             StatusCode::CONFLICT,
@@ -137,9 +152,14 @@ pub struct RejectForm {
     csrf: String,
 }
 
-pub async fn reject(State(src): State<Sources>, who: Who, Path(id): Path<i64>, axum::Form(f): axum::Form<RejectForm>) -> Response {
+pub async fn reject(
+    State(src): State<Sources>,
+    who: Who,
+    Path(id): Path<i64>,
+    axum::Form(f): axum::Form<RejectForm>,
+) -> Response {
     if let Err(r) = who.check_csrf(&src, &f.csrf).and_then(|()| who.need_operator(&src)) {
-        return r;
+        return *r;
     }
     let Some(actions) = &src.actions else {
         return unavailable(&src);

@@ -95,11 +95,9 @@ fn form_page(src: &Sources, status: StatusCode, next: &str, message: Option<&str
         },
     )
     .unwrap_or_default();
-    let mut r = src.views.page(
-        status,
-        "login.html",
-        minijinja::context! { csrf, next, message },
-    );
+    let mut r = src
+        .views
+        .page(status, "login.html", minijinja::context! { csrf, next, message });
     let cookie = session::set_cookie(LOGIN_COOKIE, &sealed, 3600, src.http.tls().is_some());
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().append(header::SET_COOKIE, v);
@@ -132,7 +130,8 @@ pub async fn submit(
     let next = safe_next(f.next.as_deref());
     let token: Option<LoginToken> = session::cookie(&headers, LOGIN_COOKIE).and_then(|v| session::open(&src.key, v));
     let now = now_ms();
-    let token_ok = token.is_some_and(|t| t.e > now && !f.csrf.is_empty() && constant_time_eq(t.c.as_bytes(), f.csrf.as_bytes()));
+    let token_ok =
+        token.is_some_and(|t| t.e > now && !f.csrf.is_empty() && constant_time_eq(t.c.as_bytes(), f.csrf.as_bytes()));
     if !token_ok {
         return form_page(
             &src,
@@ -154,12 +153,11 @@ pub async fn submit(
     }
     let users = src.users.get();
     let password = f.password;
-    let checked = tokio::task::spawn_blocking(move || {
-        users.check_password(&user, &password).map(|u| (u.name.clone(), u.role))
-    })
-    .await
-    .ok()
-    .flatten();
+    let checked =
+        tokio::task::spawn_blocking(move || users.check_password(&user, &password).map(|u| (u.name.clone(), u.role)))
+            .await
+            .ok()
+            .flatten();
     match checked {
         Some((name, role)) => {
             info!(user = ?name, role = role.as_str(), client = %peer.ip(), "Console login.");
@@ -172,7 +170,12 @@ pub async fn submit(
         None => {
             src.limiter.failed(&keys, now);
             warn!(user = ?f.user.trim(), client = %peer.ip(), "Console login failed.");
-            form_page(&src, StatusCode::UNAUTHORIZED, &next, Some("Wrong user name or password."))
+            form_page(
+                &src,
+                StatusCode::UNAUTHORIZED,
+                &next,
+                Some("Wrong user name or password."),
+            )
         }
     }
 }
@@ -185,7 +188,7 @@ pub struct LogoutForm {
 
 pub async fn logout(State(src): State<Sources>, who: Who, Form(f): Form<LogoutForm>) -> Response {
     if let Err(r) = who.check_csrf(&src, &f.csrf) {
-        return r;
+        return *r;
     }
     info!(user = ?who.name, "Console logout.");
     let mut r = Redirect::to("/login").into_response();

@@ -198,7 +198,12 @@ pub async fn serve(
         h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
     });
     match tls {
-        Some(tls) => axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(app).await,
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
         None => axum_server::from_tcp(listener)?.handle(handle).serve(app).await,
     }
 }

@@ -91,7 +91,10 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Que
         Err(r) => return r,
     };
     let page = q.page();
-    let rows = src.journal.list_rows(id, &q.filter(), ROWS_PAGE, (page - 1) * ROWS_PAGE).await;
+    let rows = src
+        .journal
+        .list_rows(id, &q.filter(), ROWS_PAGE, (page - 1) * ROWS_PAGE)
+        .await;
     let (progress, decisions) = (src.journal.progress(id).await, src.journal.approvals(id).await);
     let (rows, (done, total), decisions) = match (rows, progress, decisions) {
         (Ok(r), Ok(p), Ok(d)) => (r, p, d),
@@ -123,12 +126,27 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Que
         })
         .collect();
     let breaches: Vec<String> = run.breaches.iter().map(|b| b.to_string()).collect();
+    let mails: Vec<minijinja::Value> = match &src.outbox {
+        Some(o) => o
+            .for_run(id)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                minijinja::context! {
+                    kind => m.kind, to => m.recipients.join(", "), state => m.state,
+                    sent => m.sent_at.map(|s| crate::clock::timestamp(s * 1000)),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let can_apply = who.operator() && run.state == RunState::Preview && run.finished.is_some() && src.actions.is_some();
     let r = src.views.page(
         StatusCode::OK,
         "run.html",
         minijinja::context! {
-            who => who_view(&who), run => RunView::of(&run), running, done, total, breaches, decisions, can_apply,
+            who => who_view(&who), run => RunView::of(&run), running, done, total, breaches, decisions, can_apply, mails,
             refresh => running.then_some(2),
             rows => minijinja::context! {
                 items, total => rows.total, first, last, errors => q.filter().problems_only, key => q.key,
@@ -143,13 +161,24 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Que
 /// Send a file of the run as a download.
 fn download(src: &Sources, path: Option<&std::path::Path>, name: &str, what: &str) -> Response {
     let Some(path) = path else {
-        return views::error_page(&src.views, StatusCode::NOT_FOUND, "No file", &format!("This run has no {what}."));
+        return views::error_page(
+            &src.views,
+            StatusCode::NOT_FOUND,
+            "No file",
+            &format!("This run has no {what}."),
+        );
     };
     match std::fs::read(path) {
         Ok(bytes) => {
             let safe: String = name
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             (
                 [
@@ -164,7 +193,10 @@ fn download(src: &Sources, path: Option<&std::path::Path>, name: &str, what: &st
             &src.views,
             StatusCode::NOT_FOUND,
             "File not readable",
-            &format!("The {what} of this run cannot be read ({}): it may have been moved or cleaned up.", e.kind()),
+            &format!(
+                "The {what} of this run cannot be read ({}): it may have been moved or cleaned up.",
+                e.kind()
+            ),
         ),
     }
 }
@@ -180,7 +212,7 @@ pub async fn results(State(src): State<Sources>, who: Who, Path(id): Path<i64>) 
 
 pub async fn original(State(src): State<Sources>, who: Who, Path(id): Path<i64>) -> Response {
     if let Err(r) = who.need_operator(&src) {
-        return r;
+        return *r;
     }
     let run = match find(&src, id).await {
         Ok(r) => r,

@@ -89,7 +89,9 @@ pub fn open<T: for<'de> Deserialize<'de>>(key: &Aes256Gcm, value: &str) -> Optio
         return None;
     }
     let (nonce, ct) = raw.split_at(12);
-    let json = key.decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: AAD }).ok()?;
+    let json = key
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: AAD })
+        .ok()?;
     serde_json::from_slice(&json).ok()
 }
 
@@ -154,7 +156,12 @@ mod tests {
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(open::<SessionData>(&key, &String::from_utf8(tampered).unwrap()).is_none()); // ok: test
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, format!("x=1; {SESSION_COOKIE}={}", seal(&key, &s).unwrap()).parse().unwrap()); // ok: test
+        h.insert(
+            header::COOKIE,
+            format!("x=1; {SESSION_COOKIE}={}", seal(&key, &s).unwrap())
+                .parse()
+                .unwrap(),
+        ); // ok: test
         assert!(session(&key, &h, 1_000).is_some());
         assert!(session(&key, &h, 3_000).is_none(), "expired");
     }

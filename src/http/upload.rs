@@ -27,7 +27,7 @@ fn form_page(src: &Sources, who: &Who, status: StatusCode, message: Option<&str>
 
 pub async fn form(State(src): State<Sources>, who: Who) -> Response {
     if let Err(r) = who.need_operator(&src) {
-        return r;
+        return *r;
     }
     let r = form_page(&src, &who, StatusCode::OK, None);
     who.finish(r)
@@ -38,7 +38,13 @@ fn safe_name(name: &str) -> Option<String> {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("").trim();
     let clean: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let clean = clean.trim_start_matches('.').to_string();
     (!clean.is_empty() && clean.len() <= 200).then_some(clean)
@@ -64,7 +70,10 @@ fn too_large(src: &Sources) -> Refused {
 }
 
 fn broken(e: &MultipartError) -> Refused {
-    Refused::Status(e.status(), format!("The upload did not arrive whole ({}); try again.", e.body_text()))
+    Refused::Status(
+        e.status(),
+        format!("The upload did not arrive whole ({}); try again.", e.body_text()),
+    )
 }
 
 /// Stream the file field to `spool/RANDOM/NAME`, at most the configured size.
@@ -75,7 +84,12 @@ async fn spool(src: &Sources, mut field: Field<'_>) -> Result<(String, std::path
         .ok_or_else(|| Refused::Status(StatusCode::BAD_REQUEST, "Choose a file to upload.".into()))?;
     let dir = src.spool.join(random_token());
     let path = dir.join(&name);
-    let io = |e: std::io::Error| Refused::Status(StatusCode::INTERNAL_SERVER_ERROR, format!("The upload cannot be spooled: {e}"));
+    let io = |e: std::io::Error| {
+        Refused::Status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("The upload cannot be spooled: {e}"),
+        )
+    };
     tokio::fs::create_dir_all(&dir).await.map_err(io)?;
     let mut out = tokio::fs::File::create(&path).await.map_err(io)?;
     let max = src.http.max_upload_bytes();
@@ -114,13 +128,17 @@ fn uploader(src: &Sources, who: &Who) -> Uploader {
     let users = src.users.get();
     Uploader {
         name: who.name.clone(),
-        email: users.users.iter().find(|u| u.name == who.name).and_then(|u| u.email.clone()),
+        email: users
+            .users
+            .iter()
+            .find(|u| u.name == who.name)
+            .and_then(|u| u.email.clone()),
     }
 }
 
 pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -> Response {
     if let Err(r) = who.need_operator(&src) {
-        return r;
+        return *r;
     }
     // The CSRF token comes first (the form puts it first): nothing is
     // spooled for a forged request.
@@ -129,7 +147,7 @@ pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -
         _ => String::new(),
     };
     if let Err(r) = who.check_csrf(&src, &first) {
-        return r;
+        return *r;
     }
     let mut inbox = None;
     let mut file = None;
@@ -145,16 +163,30 @@ pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -
             },
             Ok(None) => break,
             Err(e) => {
-                let Refused::Status(s, m) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large(&src) } else { broken(&e) };
+                let Refused::Status(s, m) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large(&src)
+                } else {
+                    broken(&e)
+                };
                 return who.finish(form_page(&src, &who, s, Some(&m)));
             }
         }
     }
     let (Some(inbox), Some((name, path))) = (inbox, file) else {
-        return who.finish(form_page(&src, &who, StatusCode::BAD_REQUEST, Some("Choose an inbox and a file.")));
+        return who.finish(form_page(
+            &src,
+            &who,
+            StatusCode::BAD_REQUEST,
+            Some("Choose an inbox and a file."),
+        ));
     };
     let Some(actions) = &src.actions else {
-        return views::error_page(&src.views, StatusCode::SERVICE_UNAVAILABLE, "Not available", "This console is not attached to a running daemon.");
+        return views::error_page(
+            &src.views,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not available",
+            "This console is not attached to a running daemon.",
+        );
     };
     tracing::info!(user = ?who.name, inbox = ?inbox, file = ?name, "File uploaded in the console; checking it.");
     match actions.preview(&inbox, &name, &path, &uploader(&src, &who)).await {
@@ -176,10 +208,15 @@ pub struct ApplyForm {
 
 pub async fn apply(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Form(f): Form<ApplyForm>) -> Response {
     if let Err(r) = who.check_csrf(&src, &f.csrf).and_then(|()| who.need_operator(&src)) {
-        return r;
+        return *r;
     }
     let Some(actions) = &src.actions else {
-        return views::error_page(&src.views, StatusCode::SERVICE_UNAVAILABLE, "Not available", "This console is not attached to a running daemon.");
+        return views::error_page(
+            &src.views,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not available",
+            "This console is not attached to a running daemon.",
+        );
     };
     tracing::info!(user = ?who.name, preview = id, "Apply from the console.");
     match actions.apply(id, &uploader(&src, &who)).await {
@@ -194,7 +231,10 @@ mod tests {
 
     #[test]
     fn uploaded_names_lose_their_folders_and_odd_characters() {
-        assert_eq!(safe_name("C:\\Users\\hr\\staff 2026.csv").as_deref(), Some("staff_2026.csv"));
+        assert_eq!(
+            safe_name("C:\\Users\\hr\\staff 2026.csv").as_deref(),
+            Some("staff_2026.csv")
+        );
         assert_eq!(safe_name("../../etc/passwd").as_deref(), Some("passwd"));
         assert_eq!(safe_name("..").as_deref(), None);
         assert_eq!(safe_name("").as_deref(), None);

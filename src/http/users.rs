@@ -105,7 +105,11 @@ impl Users {
         let users: Users = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         for u in &users.users {
             if !valid_name(&u.name) {
-                return Err(format!("{}: user name {:?} is not valid (letters, digits, . _ - @)", path.display(), u.name));
+                return Err(format!(
+                    "{}: user name {:?} is not valid (letters, digits, . _ - @)",
+                    path.display(),
+                    u.name
+                ));
             }
             if PasswordHash::new(&u.password).is_err() {
                 return Err(format!(
@@ -119,7 +123,11 @@ impl Users {
         }
         for t in &users.tokens {
             if t.sha256.len() != 64 || hex::decode(&t.sha256).is_err() {
-                return Err(format!("{}: token {:?}: sha256 is not 64 hex digits", path.display(), t.name));
+                return Err(format!(
+                    "{}: token {:?}: sha256 is not 64 hex digits",
+                    path.display(),
+                    t.name
+                ));
             }
         }
         Ok(users)
@@ -147,7 +155,9 @@ impl Users {
     /// Add or replace a user.
     pub fn set_user(&mut self, name: &str, role: Role, password: &str, email: Option<String>) -> Result<(), String> {
         if !valid_name(name) {
-            return Err(format!("user name {name:?} is not valid: use letters, digits, . _ - @ (at most 64)"));
+            return Err(format!(
+                "user name {name:?} is not valid: use letters, digits, . _ - @ (at most 64)"
+            ));
         }
         if password.chars().count() < 12 {
             return Err("the password is too short: use at least 12 characters".into());
@@ -171,7 +181,9 @@ impl Users {
     /// Add or replace a token; returns the token itself (shown once).
     pub fn set_token(&mut self, name: &str, role: Role) -> Result<String, String> {
         if !valid_name(name) {
-            return Err(format!("token name {name:?} is not valid: use letters, digits, . _ - @ (at most 64)"));
+            return Err(format!(
+                "token name {name:?} is not valid: use letters, digits, . _ - @ (at most 64)"
+            ));
         }
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -252,13 +264,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap(); // ok: test
         let path = dir.path().join("users.toml");
         let mut u = Users::default();
-        u.set_user("alice", Role::Operator, "correct horse battery", None).unwrap(); // ok: test
+        u.set_user("alice", Role::Operator, "correct horse battery", None)
+            .unwrap(); // ok: test
         let token = u.set_token("nagios", Role::Viewer).unwrap(); // ok: test
         u.save(&path).unwrap(); // ok: test
         let text = std::fs::read_to_string(&path).unwrap(); // ok: test
         assert!(!text.contains("correct horse") && !text.contains(&token), "{text}");
         let back = Users::load(&path).unwrap(); // ok: test
-        assert_eq!(back.check_password("alice", "correct horse battery").map(|u| u.role), Some(Role::Operator));
+        assert_eq!(
+            back.check_password("alice", "correct horse battery").map(|u| u.role),
+            Some(Role::Operator)
+        );
         assert!(back.check_password("alice", "wrong").is_none());
         assert!(back.check_password("bob", "correct horse battery").is_none());
         assert_eq!(back.check_token(&token).map(|t| t.name.as_str()), Some("nagios"));
@@ -268,11 +284,20 @@ mod tests {
     #[test]
     fn bad_names_short_passwords_and_broken_files_are_refused() {
         let mut u = Users::default();
-        assert!(u.set_user("al ice", Role::Viewer, "long enough password", None).is_err());
-        assert!(u.set_user("alice", Role::Viewer, "short", None).unwrap_err().contains("at least 12")); // ok: test
+        assert!(u
+            .set_user("al ice", Role::Viewer, "long enough password", None)
+            .is_err());
+        assert!(u
+            .set_user("alice", Role::Viewer, "short", None)
+            .unwrap_err()
+            .contains("at least 12")); // ok: test
         let dir = tempfile::tempdir().unwrap(); // ok: test
         let path = dir.path().join("users.toml");
-        std::fs::write(&path, "[[user]]\nname = \"a\"\nrole = \"operator\"\npassword = \"plain\"\n").unwrap(); // ok: test
+        std::fs::write(
+            &path,
+            "[[user]]\nname = \"a\"\nrole = \"operator\"\npassword = \"plain\"\n",
+        )
+        .unwrap(); // ok: test
         assert!(Users::load(&path).unwrap_err().contains("not an argon2 hash")); // ok: test
         std::fs::write(&path, "[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"x\"\n").unwrap(); // ok: test
         assert!(Users::load(&path).unwrap_err().contains("role")); // ok: test

@@ -33,7 +33,9 @@ impl Views {
             env.add_template(name, text)
                 .map_err(|e| format!("console template {name}: {e}"))?;
         }
-        env.add_filter("when", |ms: Option<i64>| ms.map(crate::clock::timestamp).unwrap_or_default());
+        env.add_filter("when", |ms: Option<i64>| {
+            ms.map(crate::clock::timestamp).unwrap_or_default()
+        });
         env.add_global("version", env!("CARGO_PKG_VERSION"));
         Ok(Views { env })
     }
@@ -75,7 +77,10 @@ pub async fn not_found(axum::extract::State(src): axum::extract::State<super::So
 
 pub async fn css() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
         CSS,
     )
         .into_response()

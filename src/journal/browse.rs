@@ -76,7 +76,10 @@ impl Journal {
                 q
             }};
         }
-        let total: i64 = bind_filter!(sqlx::query(&count_sql)).fetch_one(&self.pool).await?.try_get(0)?;
+        let total: i64 = bind_filter!(sqlx::query(&count_sql))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
         let rows = bind_filter!(sqlx::query(&list_sql))
             .bind(limit)
             .bind(offset)
@@ -124,7 +127,11 @@ impl Journal {
             wh.push_str(" AND verdict = 'held'");
         }
         let pattern = f.key.as_ref().map(|k| {
-            let escaped = k.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = k
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             format!("%{escaped}%")
         });
         if pattern.is_some() {
@@ -148,12 +155,10 @@ impl Journal {
 
     /// How many of a run's rows have an outcome (its progress), and how many it has.
     pub async fn progress(&self, run: i64) -> Result<(i64, i64)> {
-        let row = sqlx::query(&self.sql(
-            "SELECT COUNT(verdict), COUNT(*) FROM run_items WHERE run_id = ?",
-        ))
-        .bind(run)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(&self.sql("SELECT COUNT(verdict), COUNT(*) FROM run_items WHERE run_id = ?"))
+            .bind(run)
+            .fetch_one(&self.pool)
+            .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 

@@ -94,7 +94,8 @@ pub struct NewRun<'a> {
     pub now_ms: i64,
 }
 
-pub(super) const COLUMNS: &str = "id, inbox, file_name, claimed, sha256, policy, target, state, forced, allow_over_limit, \
+pub(super) const COLUMNS: &str =
+    "id, inbox, file_name, claimed, sha256, policy, target, state, forced, allow_over_limit, \
                        claimed_at, started, finished, summary, breaches, dest, filed, results, submitter, \
                        superseded_by, note";
 

@@ -252,7 +252,10 @@ impl Outbox {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry).collect::<Result<Vec<_>, sqlx::Error>>().map_err(Into::into)
+        rows.iter()
+            .map(entry)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     /// The mails of run `id` (its results mails, credentials mails and the
@@ -266,7 +269,10 @@ impl Outbox {
         .bind(format!("run-{id}-approval-%"))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(entry).collect::<Result<Vec<_>, sqlx::Error>>().map_err(Into::into)
+        rows.iter()
+            .map(entry)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Into::into)
     }
 }
 

@@ -1,0 +1,408 @@
+//! The web console over HTTP, as a browser and a script use it: logins,
+//! roles, CSRF, every route's refusals (401/403/404/413/429), the
+//! upload → check → apply flow, approving a held run, the JSON API with a
+//! bearer token, and a trusted proxy. The daemon is the real `dirsync serve`;
+//! what it wrote is read back with `sqlite3`.
+
+#[path = "common/serve.rs"]
+mod serve;
+#[path = "common/web.rs"]
+mod web;
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serve::{cheap_example_policy, sqlite, wait_until, Daemon};
+use web::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
+const HEADER: &str = "Username,First Name,Last Name,E-mail Address,Job Title,Department,Site,User Type,Phone,Belong to,Status,Change password next time,Favourite colour";
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port") // ok: test
+}
+
+/// `n` people, `title` as everyone's job title; line 2 of every file is
+/// `bad` when given (a row the policy rejects).
+fn roster(n: usize, title: &str, bad: Option<&str>) -> Vec<u8> {
+    let mut s = format!("{HEADER}\n");
+    if let Some(b) = bad {
+        s.push_str(b);
+        s.push('\n');
+    }
+    for i in 0..n {
+        s.push_str(&format!(
+            "user{i:03},First{i},Last{i},user{i:03}@example.org,{title},Finance,HQ,Standard,,staff,,,\n"
+        ));
+    }
+    s.into_bytes()
+}
+
+const BAD_ROW: &str = "tbroken,Tom,Broken,not-an-email,Clerk,Finance,HQ,Standard,,staff,,,";
+
+impl Env {
+    /// SQLite target, one inbox `hr`, the console with `http_extra` added to
+    /// `[http]`, and users alice (operator) and victor (viewer).
+    fn new(http_extra: &str) -> Env {
+        let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
+        let dir = tmp.path().to_path_buf();
+        fs::create_dir_all(dir.join("policies")).expect("mkdir"); // ok: test
+        fs::create_dir_all(dir.join("inbox")).expect("mkdir"); // ok: test
+        fs::write(dir.join("policies/staff.toml"), cheap_example_policy()).expect("policy"); // ok: test
+        let port = free_port();
+        let config = format!(
+            "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\nurl = \"sqlite://state/directory.db\"\n\
+             create_schema = true\n\n[policies]\nstaff = \"policies/staff.toml\"\n\n[[inbox]]\nname = \"hr\"\n\
+             folder = \"inbox\"\npolicy = \"staff\"\nsettle_seconds = 1\nsubmitter = \"hr@example.org\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"http-users.toml\"\n{http_extra}\n"
+        );
+        fs::write(dir.join("dirsync.toml"), config).expect("config"); // ok: test
+        let env = Env { _tmp: tmp, dir, port };
+        env.add_user("alice", "operator", "correct horse battery", Some("alice@example.org"));
+        env.add_user("victor", "viewer", "viewer password 123", None);
+        env
+    }
+
+    fn cli(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
+        let mut child = Command::new(BIN)
+            .current_dir(&self.dir)
+            .args(["--config", "dirsync.toml"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run dirsync"); // ok: test
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write"); // ok: test
+        let out = child.wait_with_output().expect("wait"); // ok: test
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn add_user(&self, name: &str, role: &str, password: &str, email: Option<&str>) {
+        let mut args = vec!["http", "add-user", name, "--role", role];
+        if let Some(e) = email {
+            args.extend(["--email", e]);
+        }
+        let (code, _, err) = self.cli(&args, &format!("{password}\n"));
+        assert_eq!(code, 0, "{err}");
+    }
+
+    fn serve(&self) -> Daemon {
+        serve::start_serve(&self.dir, "Web console listening")
+    }
+
+    fn client(&self) -> Client {
+        Client::new(self.port)
+    }
+
+    fn db(&self, q: &str) -> String {
+        sqlite(&self.dir.join("state/directory.db"), q)
+    }
+
+    fn journal(&self, q: &str) -> String {
+        sqlite(&self.dir.join("state/journal.db"), q)
+    }
+
+    /// Drop a file into the inbox and wait for its run to end.
+    fn drop_file(&self, name: &str, bytes: &[u8]) -> i64 {
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        fs::write(&tmp, bytes).expect("write"); // ok: test
+        fs::rename(&tmp, self.dir.join("inbox").join(name)).expect("rename"); // ok: test
+        let mut id = 0;
+        let ended = wait_until(Duration::from_secs(60), || {
+            let row = self.journal(&format!(
+                "SELECT id FROM runs WHERE file_name = '{name}' AND filed = 1 ORDER BY id DESC LIMIT 1"
+            ));
+            id = row.parse().unwrap_or(0);
+            id > 0
+        });
+        assert!(ended, "the run of {name} did not end");
+        id
+    }
+}
+
+/// The path a 303 answer points to.
+fn location(r: &web::Resp) -> String {
+    assert_eq!(r.status, 303, "{}", r.text());
+    r.header("location").unwrap_or_default().to_string()
+}
+
+#[test]
+fn roles_logins_and_refusals_on_every_route() {
+    let env = Env::new("max_upload_mb = 1");
+    let _d = env.serve();
+    let run = env.drop_file("staff.csv", &roster(3, "Clerk", Some(BAD_ROW)));
+    let mut anon = env.client();
+
+    // Probes answer without a login; nothing else does.
+    assert_eq!(anon.get("/healthz").status, 200);
+    assert_eq!(anon.get("/metrics").status, 200);
+    for page in [
+        "/",
+        "/runs",
+        &format!("/runs/{run}"),
+        "/upload",
+        &format!("/runs/{run}/results.csv"),
+    ] {
+        assert!(location(&anon.get(page)).starts_with("/login?next="), "{page}");
+    }
+    let api = anon.get("/api/v1/runs");
+    assert_eq!(api.status, 401);
+    assert_eq!(api.header("www-authenticate"), Some("Bearer"));
+    let r = anon.post_form(&format!("/runs/{run}/reject"), &[("csrf", "x")]);
+    assert!(location(&r).starts_with("/login"));
+
+    // A login without the form's token is refused; a wrong password says so.
+    assert_eq!(
+        anon.post_form("/login", &[("user", "alice"), ("password", "correct horse battery")])
+            .status,
+        403
+    );
+    let wrong = anon.login("alice", "not the password");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("Wrong user name or password"));
+
+    // The viewer sees runs, rows and results, and nothing more.
+    let mut viewer = env.client();
+    let ok = viewer.login("victor", "viewer password 123");
+    assert_eq!(location(&ok), "/");
+    let cookie = ok.header("set-cookie").unwrap_or_default().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("victor"), "the session cookie is sealed: {cookie}");
+    let runs = viewer.get("/runs");
+    assert_eq!(runs.status, 200);
+    assert!(runs.text().contains("staff.csv"));
+    let page = viewer.get(&format!("/runs/{run}?errors=1"));
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("tbroken") && !text.contains("user001"),
+        "only the rejected row: {text}"
+    );
+    assert!(text.contains("is not an email address"));
+    let page = viewer.get(&format!("/runs/{run}?key=USER002"));
+    assert!(page.text().contains("user002") && !page.text().contains("user001"));
+    let results = viewer.get(&format!("/runs/{run}/results.csv"));
+    assert_eq!(results.status, 200);
+    assert!(results.text().contains("user000"));
+    assert_eq!(viewer.get(&format!("/runs/{run}/file")).status, 403);
+    assert_eq!(viewer.get("/upload").status, 403);
+    let csrf = viewer.get("/").csrf();
+    let r = viewer.post_form(&format!("/runs/{run}/approve"), &[("csrf", &csrf), ("class", "adds")]);
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("operator role"));
+    for h in ["x-frame-options", "content-security-policy", "x-content-type-options"] {
+        assert!(page.header(h).is_some(), "{h} missing");
+    }
+
+    // The operator: CSRF on every POST, 404 and 409 pages that say why.
+    let mut op = env.client();
+    assert_eq!(location(&op.login("alice", "correct horse battery")), "/");
+    let r = op.post_form(&format!("/runs/{run}/reject"), &[]);
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("security token"));
+    let csrf = op.get("/").csrf();
+    let r = op.post_form(&format!("/runs/{run}/reject"), &[("csrf", &csrf)]);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("holds nothing waiting for approval"));
+    assert_eq!(op.get("/runs/99999").status, 404);
+    assert_eq!(op.get("/nothing/here").status, 404);
+    assert_eq!(op.get("/runs?state=bogus").status, 400);
+    let original = op.get(&format!("/runs/{run}/file"));
+    assert_eq!(original.status, 200);
+    assert!(original.text().starts_with("Username,"));
+
+    // Uploads: over [http] max_upload_mb → 413, nothing spooled.
+    let big = vec![b'x'; 1024 * 1024 + 10];
+    let r = op.post_file("/upload", &[("csrf", &csrf), ("inbox", "hr")], "big.csv", &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("larger than 1 MB"));
+    let r = op.post_file("/upload", &[("inbox", "hr")], "x.csv", b"a,b\n");
+    assert_eq!(r.status, 403, "an upload without the token is refused");
+    let spooled: Vec<_> = fs::read_dir(env.dir.join("state/uploads"))
+        .expect("spool")
+        .flatten()
+        .collect(); // ok: test
+    assert!(spooled.is_empty(), "{spooled:?}");
+
+    // Logging out ends the session.
+    let r = op.post_form("/logout", &[("csrf", &csrf)]);
+    assert_eq!(location(&r), "/login");
+    assert!(location(&op.get("/runs")).starts_with("/login"));
+
+    // The API with a bearer token.
+    let (code, token, err) = env.cli(&["http", "add-token", "nagios", "--role", "viewer"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(!fs::read_to_string(env.dir.join("http-users.toml"))
+        .unwrap_or_default()
+        .contains(token.trim()));
+    let mut script = env.client();
+    script
+        .extra
+        .push(("Authorization".into(), format!("Bearer {}", token.trim())));
+    let list = script.get("/api/v1/runs?inbox=hr").json();
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["runs"][0]["state"], "done");
+    let one = script.get(&format!("/api/v1/runs/{run}")).json();
+    assert_eq!(one["counts"]["changes"]["new"], 3, "{one}");
+    let rows = script.get(&format!("/api/v1/runs/{run}/rows?errors=1")).json();
+    assert_eq!(rows["total"], 1, "{rows}");
+    assert_eq!(rows["rows"][0]["key"], "tbroken");
+    assert_eq!(script.get("/api/v1/runs/424242").status, 404);
+    script.extra[0].1 = "Bearer dst_wrong".into();
+    assert_eq!(script.get("/api/v1/runs").status, 401);
+}
+
+#[test]
+fn failed_logins_are_rate_limited() {
+    let env = Env::new("");
+    let _d = env.serve();
+    let mut c = env.client();
+    for _ in 0..5 {
+        assert_eq!(c.login("alice", "guess").status, 401);
+    }
+    let r = c.login("alice", "correct horse battery");
+    assert_eq!(r.status, 429, "even the right password waits: {}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("Too many failed logins"));
+    let log = fs::read_to_string(env.dir.join("serve-0.log")).unwrap_or_default();
+    assert!(
+        !log.contains("guess") && !log.contains("correct horse"),
+        "no password in the log"
+    );
+}
+
+#[test]
+fn upload_check_apply_then_approve_a_held_run() {
+    let env = Env::new("");
+    let _d = env.serve();
+    let mut op = env.client();
+    assert_eq!(location(&op.login("alice", "correct horse battery")), "/");
+    let csrf = op.get("/upload").csrf();
+
+    // Upload and check: a preview, nothing written.
+    let r = op.post_file(
+        "/upload",
+        &[("csrf", &csrf), ("inbox", "hr")],
+        "joiners.csv",
+        &roster(10, "Clerk", Some(BAD_ROW)),
+    );
+    let preview = location(&r);
+    assert!(preview.starts_with("/runs/"), "{preview}");
+    let mut page = String::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            page = op.get(&preview).text();
+            page.contains("id=\"apply\"")
+        }),
+        "{page}"
+    );
+    assert!(page.contains("10 new, 1 error"), "{page}");
+    assert_eq!(env.db("SELECT COUNT(*) FROM users"), "0", "a preview writes nothing");
+    let errors = op.get(&format!("{preview}?errors=1")).text();
+    assert!(errors.contains("tbroken") && !errors.contains("user003"), "{errors}");
+
+    // Apply: the inbox's run, mailed to its submitter and the uploader.
+    let r = op.post_form(&format!("{preview}/apply"), &[("csrf", &csrf)]);
+    let run = location(&r);
+    let id: i64 = run.trim_start_matches("/runs/").parse().expect("run id"); // ok: test
+    assert!(wait_until(Duration::from_secs(60), || env
+        .journal(&format!("SELECT filed FROM runs WHERE id = {id}"))
+        == "1"));
+    assert_eq!(env.db("SELECT COUNT(*) FROM users"), "10");
+    assert_eq!(
+        env.journal(&format!(
+            "SELECT inbox || ' ' || state || ' ' || submitter FROM runs WHERE id = {id}"
+        )),
+        "hr done hr@example.org, alice@example.org"
+    );
+    assert!(op.get(&run).text().contains("10 new, 1 error (10 done, 1 skipped)"));
+
+    // A file that changes 6 of 10 titles goes over `updates` (50 %): held.
+    let held = env.drop_file("promotions.csv", &roster(10, "Accountant", None));
+    assert_eq!(
+        env.journal(&format!("SELECT state FROM runs WHERE id = {held}")),
+        "awaiting-approval"
+    );
+    let dash = op.get("/").text();
+    assert!(
+        dash.contains(&format!("/runs/{held}/approve")),
+        "the dashboard lists it first: {dash}"
+    );
+    let review = op.get(&format!("/runs/{held}/approve"));
+    assert_eq!(review.status, 200);
+    let text = review.text();
+    assert!(
+        text.contains("Clerk") && text.contains("Accountant"),
+        "the diff is shown: {text}"
+    );
+    assert!(text.contains("user009"));
+    let r = op.post_form(
+        &format!("/runs/{held}/approve"),
+        &[("csrf", &csrf), ("class", "updates")],
+    );
+    assert_eq!(location(&r), format!("/runs/{held}"));
+    assert_eq!(env.db("SELECT COUNT(*) FROM users WHERE title = 'Accountant'"), "10");
+    assert_eq!(
+        env.journal(&format!(
+            "SELECT decision || ' ' || classes || ' ' || by_name FROM run_approvals WHERE run_id = {held}"
+        )),
+        "approve updates alice"
+    );
+    assert_eq!(
+        env.journal(&format!("SELECT state FROM runs WHERE id = {held}")),
+        "done"
+    );
+    assert!(op
+        .get(&format!("/runs/{held}"))
+        .text()
+        .contains("approve updates by alice"));
+}
+
+#[test]
+fn a_trusted_proxy_names_the_user_and_others_are_refused() {
+    let env = Env::new(
+        "trusted_proxy = { from = [\"127.0.0.1\"], user_header = \"X-Remote-User\", role_header = \"X-Remote-Role\" }",
+    );
+    let _d = env.serve();
+    let mut via_proxy = env.client();
+    via_proxy.extra = vec![
+        ("X-Remote-User".into(), "pat".into()),
+        ("X-Remote-Role".into(), "viewer".into()),
+    ];
+    let r = via_proxy.get("/runs");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("pat (viewer)"));
+    assert_eq!(via_proxy.get("/upload").status, 403, "the proxy's role counts");
+    let mut no_header = env.client();
+    assert!(location(&no_header.get("/runs")).starts_with("/login"));
+    via_proxy.extra[1].1 = "root".into();
+    assert!(
+        location(&via_proxy.get("/runs")).starts_with("/login"),
+        "an unknown role is nobody"
+    );
+}
