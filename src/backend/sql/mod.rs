@@ -12,6 +12,7 @@
 
 mod bulk;
 mod config;
+mod lite;
 mod rows;
 mod schema;
 mod snapshot;
@@ -173,6 +174,9 @@ pub struct SqlBackend {
     /// Soft-deleted rows seen by the last snapshot (key → stored key): an
     /// Add of one of them revives the row instead of inserting a second.
     deleted: Mutex<HashMap<UserKey, String>>,
+    /// The embedded SQLite file, when the snapshot can read it on its own
+    /// connection (see `lite`).
+    lite_file: Option<std::path::PathBuf>,
 }
 
 fn sqlx_message(e: &sqlx::Error) -> String {
@@ -292,6 +296,9 @@ impl SqlBackend {
             connections: target.max_connections.max(1),
             schema_error,
             deleted: Mutex::new(HashMap::new()),
+            lite_file: (dialect == Dialect::Sqlite)
+                .then(|| lite::file_of(&target.url))
+                .flatten(),
         })
     }
 
@@ -426,10 +433,6 @@ impl SqlBackend {
             })
             .collect()
     }
-
-    fn scope_filter(&self, p: &mut Params, binds: &mut Vec<Bind<'_>>) -> String {
-        rows::scope_filter(&self.map, p, binds)
-    }
 }
 
 /// Hash one password with the mapping's scheme.
@@ -507,12 +510,17 @@ impl Backend for SqlBackend {
         if let Some(e) = &self.schema_error {
             return Err(BackendError::Schema(e.clone()));
         }
-        let (mut snap, memberships) = if self.dialect == Dialect::Sqlite {
+        let (mut snap, deleted, memberships) = if let Some(file) = &self.lite_file {
+            lite::read(file.clone(), self.map.clone()).await?
+        } else if self.dialect == Dialect::Sqlite {
             // One connection: one query after the other.
-            (self.read_accounts().await?, self.read_memberships().await?)
+            let (snap, deleted) = self.read_accounts().await?;
+            (snap, deleted, self.read_memberships().await?)
         } else {
-            tokio::try_join!(self.read_accounts(), self.read_memberships())?
+            let ((snap, deleted), memberships) = tokio::try_join!(self.read_accounts(), self.read_memberships())?;
+            (snap, deleted, memberships)
         };
+        *self.deleted.lock().unwrap_or_else(|p| p.into_inner()) = deleted;
         snap.add_memberships(memberships);
         Ok(snap)
     }

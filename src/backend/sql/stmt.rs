@@ -109,14 +109,19 @@ impl Exec for SqliteConnection {
 
 /// Reading every selected column as text (the snapshot casts them).
 pub(super) trait TextRow {
-    fn text(&self, i: usize) -> Result<Option<String>, BackendError>;
+    /// Column `i`, borrowed from the row.
+    fn str(&self, i: usize) -> Result<Option<&str>, BackendError>;
+    /// Column `i`, owned.
+    fn text(&self, i: usize) -> Result<Option<String>, BackendError> {
+        Ok(self.str(i)?.map(str::to_string))
+    }
 }
 
 macro_rules! text_row {
     ($t:ty) => {
         impl TextRow for $t {
-            fn text(&self, i: usize) -> Result<Option<String>, BackendError> {
-                self.try_get::<Option<String>, _>(i)
+            fn str(&self, i: usize) -> Result<Option<&str>, BackendError> {
+                self.try_get::<Option<&str>, _>(i)
                     .map_err(|e| BackendError::Other(format!("reading column {i}: {e}")))
             }
         }
