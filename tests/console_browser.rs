@@ -154,6 +154,17 @@ impl Browser {
         }
     }
 
+    /// Wait until the browser is at `path` (a click's navigation is not awaited).
+    async fn wait_path(&self, page: &str, path: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.path().await != path {
+            if std::time::Instant::now() > deadline {
+                self.fail(page, format!("the browser did not get to {path}")).await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn path(&self) -> String {
         self.c
             .current_url()
@@ -180,9 +191,7 @@ async fn an_operator_uploads_checks_applies_and_approves_in_a_browser() {
     b.type_into("login", "user", "alice").await;
     b.type_into("login", "password", "correct horse battery").await;
     b.click("login", "login").await;
-    if b.path().await != "/runs" {
-        b.fail("login", "the login did not lead back to /runs".into()).await;
-    }
+    b.wait_path("login", "/runs").await;
 
     // Upload and check: the preview, then only its errors.
     let file = env.dir.join("joiners.csv");
