@@ -4,6 +4,8 @@
 //! bearer token, and a trusted proxy. The daemon is the real `dirsync serve`;
 //! what it wrote is read back with `sqlite3`.
 
+#[path = "common/certs.rs"]
+mod certs;
 #[path = "common/console_env.rs"]
 mod console_env;
 #[path = "common/serve.rs"]
@@ -279,4 +281,61 @@ fn a_trusted_proxy_names_the_user_and_others_are_refused() {
         location(&via_proxy.get("/runs")).starts_with("/login"),
         "an unknown role is nobody"
     );
+}
+
+/// `GET path` over TLS, trusting only `ca`: status line and headers.
+fn https_get(port: u16, ca: &std::path::Path, path: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("read the test certificate") {
+        roots.add(cert.expect("a PEM certificate")).expect("add the test CA"); // ok: test
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name"); // ok: test
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name).expect("TLS client"); // ok: test
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"); // ok: test
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send over TLS"); // ok: test
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    text.split("\r\n\r\n").next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn with_tls_the_console_speaks_https_only_and_its_cookies_are_secure() {
+    let env = Env::new("tls_cert = \"server.pem\"\ntls_key = \"server.key\"");
+    certs::make_certs(&env.dir);
+    let d = env.serve();
+    let head = https_get(env.port, &env.dir.join("ca.pem"), "/healthz");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let head = https_get(env.port, &env.dir.join("ca.pem"), "/login");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{head}");
+    // Plain HTTP on the TLS port gets no page.
+    let plain = env.client().get("/healthz");
+    assert_ne!(plain.status, 200, "{}", plain.text());
+
+    drop(d);
+    // A key that is not a key: serve refuses to start and says which file.
+    fs::write(env.dir.join("server.key"), "not a key").expect("write"); // ok: test
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+        .current_dir(&env.dir)
+        .args(["--config", "dirsync.toml", "serve"])
+        .output()
+        .expect("run serve"); // ok: test
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("tls_key") && err.contains("server.key"), "{err}");
 }

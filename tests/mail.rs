@@ -2,6 +2,8 @@
 //! `python3-aiosmtpd`), messages parsed with a MIME parser, passwords checked
 //! against the SQLite target's argon2id hashes with the `sqlite3` CLI.
 
+#[path = "common/certs.rs"]
+mod certs;
 #[path = "common/mime.rs"]
 mod mime;
 #[path = "support/servers.rs"]
@@ -455,66 +457,6 @@ fn credentials_honour_send_at_and_the_rate_cap() {
     assert_eq!(list.lines().filter(|l| l.contains("held until")).count(), 4, "{list}");
 }
 
-/// A private CA and a server certificate for 127.0.0.1, made with openssl.
-fn make_certs(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (Debian package openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=dirsync test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
 /// aiosmtpd with STARTTLS (required) or implicit TLS.
 struct TlsSmtp {
     child: std::process::Child,
@@ -573,7 +515,7 @@ fn starttls_and_implicit_tls_with_a_private_ca() {
     let s = Setup::new(&smtp_section(25, ""), "");
     let certs = s.path("certs");
     std::fs::create_dir_all(&certs).expect("mkdir");
-    make_certs(&certs);
+    certs::make_certs(&certs);
     let starttls = TlsSmtp::start(&certs, false);
     let implicit = TlsSmtp::start(&certs, true);
     let test = |section: String| {
