@@ -1,7 +1,7 @@
 //! Issue 14 (HR lifecycle), black-box against the SQL targets: the built
 //! `dirsync` binary with a policy that generates usernames and email
-//! addresses, on SQLite (read back with `sqlite3`), PostgreSQL (`psql`) and
-//! MariaDB (the `mariadb` client).
+//! addresses, and one that adopts existing accounts, on SQLite (read back
+//! with `sqlite3`), PostgreSQL (`psql`) and MariaDB (the `mariadb` client).
 
 #[path = "common/results.rs"]
 mod results;
@@ -41,6 +41,40 @@ email = "email"
 
 const TABLE: &str = "CREATE TABLE people (login VARCHAR(64) PRIMARY KEY, given_name VARCHAR(100), \
      family_name VARCHAR(100), email VARCHAR(254), state VARCHAR(16) NOT NULL DEFAULT 'active')";
+
+const ADOPT_POLICY: &str = r#"
+target = "app"
+[sync]
+adopt = "email"
+[passwords]
+generate = "never"
+[limits]
+adds = { max = 10 }
+adopts = { max = 5000 }
+[groups]
+managed = ["staff"]
+[sql]
+table = "accounts"
+key = "login"
+status_column = "state"
+[sql.scope]
+column = "source"
+value = "hr"
+[sql.columns]
+firstname = "given_name"
+surname = "family_name"
+email = "email"
+[sql.groups]
+table = "memberships"
+user_column = "login"
+group_column = "grp"
+"#;
+
+const ADOPT_TABLES: [&str; 2] = [
+    "CREATE TABLE accounts (login VARCHAR(64) PRIMARY KEY, given_name VARCHAR(100), \
+     family_name VARCHAR(100), email VARCHAR(254), source VARCHAR(16), state VARCHAR(16))",
+    "CREATE TABLE memberships (login VARCHAR(64) NOT NULL, grp VARCHAR(64) NOT NULL, PRIMARY KEY (login, grp))",
+];
 
 /// A target under test: its URL and an independent client.
 trait Db {
@@ -251,12 +285,89 @@ fn generated_and_create_only(db: &dyn Db) {
     );
 }
 
+/// A first deployment: 1,000 accounts already in the table (outside the
+/// scope) are adopted by email, none created; two candidates reject the row.
+fn adopt(db: &dyn Db) {
+    let values: Vec<String> = (0..1000)
+        .map(|i| format!("('old{i}', 'Old', 'Name{i}', 'p{i}@example.org', NULL)"))
+        .collect();
+    const COLS: &str = "INSERT INTO accounts (login, given_name, family_name, email, source) VALUES";
+    db.q(&format!("{COLS} {}", values.join(", ")));
+    db.q(&format!(
+        "{COLS} ('dupa', 'D', 'A', 'dup@example.org', 'crm'), ('dupb', 'D', 'B', 'dup@example.org', NULL)"
+    ));
+    db.q("INSERT INTO memberships VALUES ('old0', 'staff'), ('old0', 'wiki')");
+    let s = Setup::new(db, ADOPT_POLICY);
+    let mut csv = String::from("username,firstname,surname,email,groups\n");
+    for i in 0..1000 {
+        let groups = if i < 2 { "staff" } else { "" };
+        csv.push_str(&format!("u{i},First{i},Name{i},P{i}@example.org,{groups}\n"));
+    }
+    csv.push_str("dup,Dee,Dup,dup@example.org,\nfresh,Fay,Fresh,fay@example.org,\n");
+
+    let (code, results, out) = s.run(db, "check", "first", &csv);
+    assert_eq!(code, 1, "{out}\n{results}");
+    let preview = rows(&results);
+    assert_eq!(
+        preview.iter().filter(|r| r.0 == "adopt" && r.1 == "preview").count(),
+        1000,
+        "{out}"
+    );
+    assert_eq!(
+        db.q("SELECT COUNT(*) FROM accounts WHERE source = 'hr'"),
+        "0",
+        "a preview writes nothing"
+    );
+
+    let (code, results, out) = s.run(db, "apply", "first", &csv);
+    assert_eq!(code, 1, "{out}\n{results}");
+    let r = rows(&results);
+    assert_eq!(
+        r.iter().filter(|r| r.0 == "adopt" && r.1 == "done").count(),
+        1000,
+        "{out}"
+    );
+    assert_eq!(
+        r[0].2,
+        "firstname: Old → First0; email: p0@example.org → P0@example.org; adopts the existing account \"old0\" (same email)"
+    );
+    assert_eq!(r[1000].0, "error");
+    assert_eq!(
+        r[1000].2,
+        "row 1001 (line 1002): column \"email\": \"dup@example.org\" is the email of 2 existing accounts (dupa, dupb), so none is adopted; give the row the username of the right one, or make the email unique in the target"
+    );
+    assert_eq!(r[1001].0, "new");
+    // Read back: every old account now carries the HR key and the scope
+    // value; one new account; nothing duplicated.
+    assert_eq!(db.q("SELECT COUNT(*) FROM accounts"), "1003");
+    assert_eq!(db.q("SELECT COUNT(*) FROM accounts WHERE source = 'hr'"), "1001");
+    assert_eq!(db.q("SELECT COUNT(*) FROM accounts WHERE login LIKE 'old%'"), "0");
+    assert_eq!(
+        db.q("SELECT given_name, email, source FROM accounts WHERE login = 'u7'"),
+        "First7|P7@example.org|hr"
+    );
+    // Memberships moved with the key; other groups untouched.
+    assert_eq!(
+        db.q("SELECT login, grp FROM memberships ORDER BY login, grp"),
+        "u0|staff\nu0|wiki\nu1|staff"
+    );
+    // Adopted accounts are managed like any other: the same file again
+    // changes nothing.
+    let (_, results, out) = s.run(db, "apply", "second", &csv);
+    let r = rows(&results);
+    assert_eq!(r.iter().filter(|r| r.0 == "unchanged").count(), 1001, "{out}");
+}
+
 #[test]
 fn lifecycle_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Lite(dir.path().join("app.db"));
     db.q(TABLE);
     generated_and_create_only(&db);
+    for t in ADOPT_TABLES {
+        db.q(t);
+    }
+    adopt(&db);
 }
 
 #[test]
@@ -265,6 +376,10 @@ fn lifecycle_postgres() {
     let db = Pg(pg);
     db.q(TABLE);
     generated_and_create_only(&db);
+    for t in ADOPT_TABLES {
+        db.q(t);
+    }
+    adopt(&db);
 }
 
 #[test]
@@ -279,4 +394,8 @@ fn lifecycle_mariadb() {
         ));
     }
     generated_and_create_only(&db);
+    for t in ADOPT_TABLES {
+        db.q(&format!("{t} ENGINE=InnoDB"));
+    }
+    adopt(&db);
 }

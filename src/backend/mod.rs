@@ -58,6 +58,12 @@ pub trait Backend: Send + Sync {
     /// One read of the managed scope.
     async fn snapshot(&self) -> Result<Snapshot, BackendError>;
 
+    /// The accounts outside the managed scope that a row may adopt
+    /// (`sync.adopt`), with their managed groups. None by default.
+    async fn outside(&self) -> Result<Vec<Account>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Checks a dry run can make without writing (for example the target's
     /// schema). One entry per op: `Some(problem)` if it would fail.
     async fn validate(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {

@@ -76,8 +76,17 @@ impl LoadedPolicy {
                     "target {:?} is a SQL target: this policy needs a [sql] section",
                     self.target
                 )),
+                Some(m) if self.policy.sync.adopt.is_some() && m.scope.is_none() => Err(
+                    "sync.adopt needs [sql.scope]: the rows outside the scope are the accounts a row may adopt \
+                     (and adopting one sets the scope column); add [sql.scope] column and value"
+                        .into(),
+                ),
                 Some(m) => m.check(&self.policy),
             },
+            TargetConfig::Ldap(_) if self.policy.sync.adopt.is_some() => Err(format!(
+                "sync.adopt: adopting existing accounts is supported on SQL targets only (target {:?} is LDAP); remove it",
+                self.target
+            )),
             TargetConfig::Ldap(t) => match &self.file.ldap {
                 None => Err(format!(
                     "target {:?} is an LDAP target: this policy needs an [ldap] section",

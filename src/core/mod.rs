@@ -2,6 +2,7 @@
 //! clock: callers pass bytes in and take bytes out, and `now` is a parameter.
 //! Depends on nothing of ours.
 
+pub mod adopt;
 pub mod generate;
 pub mod plan;
 pub mod policy;

@@ -69,6 +69,9 @@ pub enum Change {
     /// Absent from the file; the policy says leave it alone.
     Absent,
     Reject(Vec<RowError>),
+    /// `sync.adopt`: take over the one unmanaged account with the row's
+    /// value (`PlanItem::account`), with the row's differences.
+    Adopt(Box<Diff>),
 }
 
 /// Change classes that safety limits count.
@@ -80,15 +83,17 @@ pub enum Class {
     Leavers,
     Rejoins,
     Deletes,
+    Adopts,
 }
 
 impl Class {
-    pub const ALL: [Class; 5] = [
+    pub const ALL: [Class; 6] = [
         Class::Adds,
         Class::Updates,
         Class::Leavers,
         Class::Rejoins,
         Class::Deletes,
+        Class::Adopts,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,6 +102,7 @@ impl Class {
             Class::Leavers => "leavers",
             Class::Rejoins => "rejoins",
             Class::Deletes => "deletes",
+            Class::Adopts => "adopts",
         }
     }
 }
@@ -112,10 +118,11 @@ pub enum ChangeKind {
     Delete,
     Absent,
     Reject,
+    Adopt,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 9] = [
         ChangeKind::Add,
         ChangeKind::Update,
         ChangeKind::Unchanged,
@@ -124,6 +131,7 @@ impl ChangeKind {
         ChangeKind::Delete,
         ChangeKind::Absent,
         ChangeKind::Reject,
+        ChangeKind::Adopt,
     ];
 
     /// The word in the results file's `change` column (seed: New / Update / Old / Error).
@@ -137,6 +145,7 @@ impl ChangeKind {
             ChangeKind::Delete => "delete",
             ChangeKind::Absent => "absent",
             ChangeKind::Reject => "error",
+            ChangeKind::Adopt => "adopt",
         }
     }
 
@@ -152,6 +161,7 @@ impl ChangeKind {
             Class::Leavers => ChangeKind::Leave,
             Class::Rejoins => ChangeKind::Rejoin,
             Class::Deletes => ChangeKind::Delete,
+            Class::Adopts => ChangeKind::Adopt,
         }
     }
 
@@ -171,6 +181,7 @@ impl ChangeKind {
             ChangeKind::Delete => Change::Delete,
             ChangeKind::Absent => Change::Absent,
             ChangeKind::Reject => Change::Reject(Vec::new()),
+            ChangeKind::Adopt => Change::Adopt(Box::default()),
         }
     }
 }
@@ -186,6 +197,7 @@ impl Change {
             Change::Delete => ChangeKind::Delete,
             Change::Absent => ChangeKind::Absent,
             Change::Reject(_) => ChangeKind::Reject,
+            Change::Adopt(_) => ChangeKind::Adopt,
         }
     }
 
@@ -201,6 +213,7 @@ impl Change {
             Change::Leave => Some(Class::Leavers),
             Change::Rejoin(_) => Some(Class::Rejoins),
             Change::Delete => Some(Class::Deletes),
+            Change::Adopt(_) => Some(Class::Adopts),
             Change::Unchanged | Change::Absent | Change::Reject(_) => None,
         }
     }
@@ -297,6 +310,7 @@ const DAY: i64 = 86_400;
 pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opts: PlanOptions) -> Plan {
     let mut items = Vec::with_capacity(roster.entries.len());
     let mut seen = vec![false; snapshot.len()];
+    let adoptable = super::adopt::Adoptable::index(snapshot, policy);
     for (ei, entry) in roster.entries.iter().enumerate() {
         match entry {
             Entry::Rejected(r) => {
@@ -321,13 +335,17 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 if let Some((a, _)) = found {
                     seen[a] = true;
                 }
-                let (change, note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
+                let (mut change, mut note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
+                let mut account = found.map(|(i, _)| i);
+                if change == Change::Add {
+                    (change, account, note) = adoptable.adopt(person, roster, snapshot, policy, note);
+                }
                 let hold = policy_hold(&change, policy);
                 items.push(PlanItem {
                     key: Some(person.key.clone()),
                     entry: Some(ei),
                     person: Some(*pi),
-                    account: found.map(|(i, _)| i),
+                    account,
                     change,
                     hold,
                     note,
@@ -338,7 +356,9 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
 
     // Accounts in scope that the file does not name.
     let no_valid_rows = roster.persons.is_empty();
-    let mut absent: Vec<usize> = (0..snapshot.len()).filter(|i| !seen[*i]).collect();
+    let mut absent: Vec<usize> = (0..snapshot.len())
+        .filter(|i| !seen[*i] && !snapshot.is_adoptable(*i))
+        .collect();
     absent.sort_by(|a, b| snapshot.account(*a).key.cmp(&snapshot.account(*b).key));
     for a in absent {
         let acct = snapshot.account(a);
@@ -383,7 +403,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
         breaches: Vec::new(),
         stopped: false,
     };
-    apply_limits(&mut plan, snapshot.len(), policy, opts);
+    apply_limits(&mut plan, snapshot.managed_len(), policy, opts);
     plan
 }
 
@@ -441,7 +461,7 @@ fn decide(
     }
 }
 
-fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
+pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
     let mut d = Diff::default();
     for (i, new) in person.attrs.iter().enumerate() {
         // Not stored, or the directory's own once created (update = "create-only").
@@ -512,6 +532,7 @@ fn limit_for(policy: &Policy, class: Class) -> Limit {
         Class::Leavers => l.leavers,
         Class::Rejoins => l.rejoins,
         Class::Deletes => l.deletes,
+        Class::Adopts => l.adopts,
     }
 }
 

@@ -99,9 +99,10 @@ impl Summary {
     }
 }
 
-const CHANGE_ORDER: [&str; 8] = [
+const CHANGE_ORDER: [&str; 9] = [
     "unchanged",
     "new",
+    "adopt",
     "update",
     "leaver",
     "joiner",
@@ -160,6 +161,7 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
             parts.extend(errors.iter().map(|e| format!("{at}{e}")))
         }
         Change::Update(d) => parts.push(d.describe(policy)),
+        Change::Adopt(d) if !d.is_empty() => parts.push(d.describe(policy)),
         Change::Rejoin(d) if !d.is_empty() => parts.push(format!("rejoins; {}", d.describe(policy))),
         Change::Rejoin(_) => parts.push("rejoins".into()),
         Change::Leave if item.is_absent() => parts.push("made a leaver".into()),

@@ -34,6 +34,9 @@ pub struct Snapshot {
     /// (an LDAP DN component, read back from the DN), so a value that
     /// differs only in case is the same value. Missing entries: false.
     pub case_blind: Vec<bool>,
+    /// Accounts from this index on are outside the managed scope, read for
+    /// `sync.adopt` only: never matched by key, never absent.
+    adoptable_from: Option<usize>,
 }
 
 impl Snapshot {
@@ -43,6 +46,7 @@ impl Snapshot {
             index: HashMap::default(),
             managed,
             case_blind: Vec::new(),
+            adoptable_from: None,
         }
     }
 
@@ -52,6 +56,7 @@ impl Snapshot {
             index: HashMap::with_capacity_and_hasher(n, Hasher::default()),
             managed,
             case_blind: Vec::new(),
+            adoptable_from: None,
         }
     }
 
@@ -95,7 +100,26 @@ impl Snapshot {
     }
 
     pub fn active_count(&self) -> usize {
-        self.accounts.iter().filter(|a| a.state == AccountState::Active).count()
+        self.accounts[..self.managed_len()]
+            .iter()
+            .filter(|a| a.state == AccountState::Active)
+            .count()
+    }
+
+    /// The accounts in the managed scope (the adoptable ones not counted).
+    pub fn managed_len(&self) -> usize {
+        self.adoptable_from.unwrap_or(self.accounts.len())
+    }
+
+    /// Add accounts outside the managed scope that a row may adopt
+    /// (`sync.adopt`); call once, after the managed accounts.
+    pub fn add_adoptable(&mut self, accounts: Vec<Account>) {
+        self.adoptable_from.get_or_insert(self.accounts.len());
+        self.accounts.extend(accounts);
+    }
+
+    pub fn is_adoptable(&self, i: usize) -> bool {
+        self.adoptable_from.is_some_and(|from| i >= from)
     }
 }
 

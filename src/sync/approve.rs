@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::pipeline::{drive, read_file, Ctx, Finish};
 use super::resume::{detail, item_id};
-use super::target::{open_backend, OpenError};
+use super::target::{open_backend, read_target, OpenError};
 use super::{RunReport, SyncError};
 use crate::clock::now_ms;
 use crate::core::{parse_roster, plan, Class, PlanOptions, Verdict};
@@ -102,7 +102,7 @@ pub async fn approve(ctx: &Ctx<'_>, id: i64, classes: &[Class], by: &str) -> Res
                     "target unavailable: {e}; nothing approved, try again when it is back"
                 )),
             })?;
-            let snapshot = backend.snapshot().await.map_err(|e| {
+            let snapshot = read_target(backend.as_ref(), policy).await.map_err(|e| {
                 SyncError::Config(format!(
                     "target unavailable: {e}; nothing approved, try again when it is back"
                 ))

@@ -15,7 +15,7 @@ use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
 use super::results::{default_results_path, write_atomically, write_refusal};
 use super::resume::{self, Progress};
-use super::target::{generate_password, open_backend, OpenError};
+use super::target::{generate_password, open_backend, read_target, OpenError};
 use super::writes::Writes;
 use super::{RunReport, SyncError};
 use crate::backend::Op;
@@ -148,7 +148,7 @@ impl Pass<'_> {
             Err(OpenError::Config(m)) => return Err(SyncError::Config(m)),
             Err(OpenError::Target(e)) => return self.target_down(bytes, e.to_string()).await,
         };
-        let snapshot = match backend.snapshot().await {
+        let snapshot = match read_target(backend.as_ref(), policy).await {
             Ok(s) => s,
             Err(e) => return self.target_down(bytes, e.to_string()).await,
         };

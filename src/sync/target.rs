@@ -35,6 +35,16 @@ impl From<OpenError> for SyncError {
     }
 }
 
+/// One read of the target: the managed scope, and with `sync.adopt` the
+/// accounts outside it that a row may adopt.
+pub(super) async fn read_target(backend: &dyn Backend, policy: &Policy) -> Result<crate::core::Snapshot, BackendError> {
+    let mut snapshot = backend.snapshot().await?;
+    if policy.sync.adopt.is_some() {
+        snapshot.add_adoptable(backend.outside().await?);
+    }
+    Ok(snapshot)
+}
+
 /// Open the backend a policy writes to.
 pub async fn open_backend(config: &Config, policy: &LoadedPolicy) -> Result<Box<dyn Backend>, OpenError> {
     let target = config.target(policy).map_err(OpenError::Config)?;

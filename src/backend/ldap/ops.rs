@@ -359,6 +359,8 @@ impl Builder<'_> {
             Change::Rejoin(d) => self.update(d, true),
             Change::Leave => self.leave(),
             Change::Delete => self.delete(),
+            // `config check` refuses sync.adopt on LDAP targets; never planned here.
+            Change::Adopt(_) => Err("adopting existing accounts is not supported on LDAP targets yet".into()),
             Change::Unchanged | Change::Absent | Change::Reject(_) => Ok(OpSteps::default()),
         }
     }

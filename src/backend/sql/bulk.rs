@@ -112,6 +112,9 @@ pub(super) fn statements<'a>(
             Change::Add if revive[i].is_some() => {
                 singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref()));
             }
+            Change::Adopt(_) => {
+                singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref()));
+            }
             Change::Add => {
                 adds.push(i);
                 if let Some(groups) = op.person.and_then(|p| p.groups.as_ref()) {

@@ -10,6 +10,7 @@
 //! fails is reported with the database's message while the rest of the batch
 //! is retried without it.
 
+mod adopt;
 mod bulk;
 mod config;
 mod lite;
@@ -523,6 +524,10 @@ impl Backend for SqlBackend {
         *self.deleted.lock().unwrap_or_else(|p| p.into_inner()) = deleted;
         snap.add_memberships(memberships);
         Ok(snap)
+    }
+
+    async fn outside(&self) -> Result<Vec<crate::core::Account>, BackendError> {
+        self.adoptable().await
     }
 
     /// What a dry run can tell without writing: values longer than their

@@ -214,12 +214,13 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 });
             }
         }
+        Change::Adopt(diff) => out.extend(super::adopt::statements(m, op, diff)),
         Change::Unchanged | Change::Absent | Change::Reject(_) => {}
     }
     out
 }
 
-fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt<'static>> {
+pub(super) fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt<'static>> {
     let Some((t, u, g)) = &m.groups else {
         return Vec::new();
     };
@@ -239,7 +240,7 @@ fn group_inserts(m: &Resolved, user: &str, groups: &[Value]) -> Vec<Stmt<'static
 
 /// Remove memberships: the given groups, or every managed group. Groups
 /// the policy does not manage are never touched.
-fn group_deletes(m: &Resolved, user: &str, only: Option<&[Value]>) -> Vec<Stmt<'static>> {
+pub(super) fn group_deletes(m: &Resolved, user: &str, only: Option<&[Value]>) -> Vec<Stmt<'static>> {
     let Some((t, u, g)) = &m.groups else {
         return Vec::new();
     };

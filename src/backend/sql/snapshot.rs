@@ -30,6 +30,11 @@ pub(super) enum RowOf {
 
 /// `SELECT key, columns…, status, left_at, deleted FROM table WHERE scope`.
 pub(super) fn accounts_query(m: &Resolved) -> Query {
+    accounts_query_in(m, false)
+}
+
+/// [`accounts_query`], or with `outside` the rows outside the scope (`sync.adopt`).
+pub(super) fn accounts_query_in(m: &Resolved, outside: bool) -> Query {
     let d = m.d;
     let mut select = vec![d.as_text(&m.key.q)];
     for (_, c) in &m.columns {
@@ -46,7 +51,10 @@ pub(super) fn accounts_query(m: &Resolved) -> Query {
     );
     let mut p = Params::new(d);
     let mut binds = Vec::new();
-    let scope = super::rows::scope_filter(m, &mut p, &mut binds);
+    let scope = match outside {
+        false => super::rows::scope_filter(m, &mut p, &mut binds),
+        true => super::adopt::outside_filter(m, &mut p, &mut binds),
+    };
     Query {
         sql: format!("SELECT {} FROM {} WHERE 1 = 1{scope}", select.join(", "), m.table),
         binds: binds
@@ -146,8 +154,13 @@ fn account_of<R: TextRow>(m: &Resolved, row: &R) -> Result<RowOf, BackendError> 
 impl SqlBackend {
     /// The accounts in scope, in one streamed query through sqlx.
     pub(super) async fn read_accounts(&self) -> Result<(Snapshot, Deleted), BackendError> {
+        self.read_accounts_in(false).await
+    }
+
+    /// [`Self::read_accounts`], or with `outside` the rows outside the scope.
+    pub(super) async fn read_accounts_in(&self, outside: bool) -> Result<(Snapshot, Deleted), BackendError> {
         let m = &*self.map;
-        let q = accounts_query(m);
+        let q = accounts_query_in(m, outside);
         let mut snap = empty_snapshot(m);
         let mut deleted = HashMap::new();
         let read_err = |e: sqlx::Error| BackendError::Other(format!("reading {}: {}", m.raw.table, sqlx_message(&e)));

@@ -127,11 +127,20 @@ impl Policy {
             ("leavers", limits.leavers),
             ("rejoins", limits.rejoins),
             ("deletes", limits.deletes),
+            ("adopts", limits.adopts),
         ] {
             if let Some(p) = l.max_percent {
                 if !(0.0..=100.0).contains(&p) {
                     errors.push(format!("limits.{class}.max_percent: between 0 and 100"));
                 }
+            }
+        }
+        if let Some(f) = &sync.adopt {
+            if !attributes.contains(f) {
+                errors.push(format!(
+                    "sync.adopt: {f:?} is not an attribute field of this policy (fields: {})",
+                    attributes.join(", ")
+                ));
             }
         }
         for g in &groups.default {

@@ -139,6 +139,11 @@ pub struct SyncRules {
     pub protected: Vec<String>,
     /// Delete leavers this many days after they left (none: never).
     pub delete_leavers_after_days: Option<u32>,
+    /// Adopt existing accounts: a row whose key is not in the target but
+    /// whose value of this field (`"email"`, or another attribute field)
+    /// matches exactly one account outside the managed scope takes that
+    /// account over instead of creating a duplicate (change `adopt`).
+    pub adopt: Option<String>,
 }
 
 impl Default for SyncRules {
@@ -149,6 +154,7 @@ impl Default for SyncRules {
             absent: AbsentAction::Ignore,
             protected: Vec::new(),
             delete_leavers_after_days: None,
+            adopt: None,
         }
     }
 }
@@ -215,6 +221,7 @@ pub struct Limits {
     pub leavers: Limit,
     pub rejoins: Limit,
     pub deletes: Limit,
+    pub adopts: Limit,
 }
 
 impl Default for Limits {
@@ -232,6 +239,7 @@ impl Default for Limits {
                 max: Some(0),
                 max_percent: None,
             },
+            adopts: Limit::default(),
         }
     }
 }

@@ -176,6 +176,12 @@ pub enum RowErrorKind {
     DuplicateEmail { lines: Vec<u64>, keep_first: bool },
     /// A generated field (`generate`) could not be given a value.
     Generate { field: String, reason: String },
+    /// `sync.adopt`: more than one unmanaged account has the row's value.
+    AdoptAmbiguous {
+        field: String,
+        value: String,
+        accounts: Vec<String>,
+    },
 }
 
 impl RowErrorKind {
@@ -199,6 +205,7 @@ impl RowErrorKind {
             RowErrorKind::DuplicateKey { .. } => "duplicate-key",
             RowErrorKind::DuplicateEmail { .. } => "duplicate-email",
             RowErrorKind::Generate { .. } => "generate",
+            RowErrorKind::AdoptAmbiguous { .. } => "adopt-ambiguous",
         }
     }
 }
@@ -310,6 +317,12 @@ impl fmt::Display for RowErrorKind {
             RowErrorKind::DuplicateKey { lines, keep_first } => duplicate(f, "username", lines, *keep_first),
             RowErrorKind::DuplicateEmail { lines, keep_first } => duplicate(f, "email", lines, *keep_first),
             RowErrorKind::Generate { field, reason } => write!(f, "cannot generate {field}: {reason}"),
+            RowErrorKind::AdoptAmbiguous { field, value, accounts } => write!(
+                f,
+                "{value:?} is the {field} of {} existing accounts ({}), so none is adopted; give the row the username of the right one, or make the {field} unique in the target",
+                accounts.len(),
+                accounts.join(", ")
+            ),
         }
     }
 }
