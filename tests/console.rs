@@ -108,6 +108,13 @@ fn roles_logins_and_refusals_on_every_route() {
     assert_eq!(op.get("/runs/99999").status, 404);
     assert_eq!(op.get("/nothing/here").status, 404);
     assert_eq!(op.get("/runs?state=bogus").status, 400);
+    let r = op.get("/runs/not-a-number");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("<h1>Bad request</h1>") && r.text().contains("not-a-number"),
+        "{}",
+        r.text()
+    );
     let original = op.get(&format!("/runs/{run}/file"));
     assert_eq!(original.status, 200);
     assert!(original.text().starts_with("Username,"));

@@ -161,6 +161,10 @@ pub fn router(src: Sources) -> Router {
         .route("/api/v1/runs/{id}/rows", get(api::rows))
         .route("/static/console.css", get(views::css))
         .fallback(views::not_found)
+        .layer(axum::middleware::map_response_with_state(
+            src.clone(),
+            views::plain_errors,
+        ))
         .layer(axum::middleware::map_response(views::security_headers))
         .with_state(src)
 }

@@ -86,6 +86,28 @@ pub async fn css() -> Response {
         .into_response()
 }
 
+/// A plain-text refusal from the HTTP layer (a path that is not a number,
+/// a form that does not parse) becomes a page that says what was wrong;
+/// the API keeps its JSON.
+pub async fn plain_errors(
+    axum::extract::State(src): axum::extract::State<super::Sources>,
+    uri: axum::http::Uri,
+    r: Response,
+) -> Response {
+    let plain = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(r.status().is_client_error() && plain) || uri.path().starts_with("/api/") {
+        return r;
+    }
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 64 * 1024).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&body).into_owned();
+    error_page(&src.views, status, "Bad request", &message)
+}
+
 /// Headers on every answer: no framing, no sniffing, no referrer, scripts
 /// and styles only from the console itself.
 pub async fn security_headers(mut r: Response) -> Response {
