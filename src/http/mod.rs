@@ -116,6 +116,10 @@ impl Sources {
         let spool = state_dir.join("uploads");
         std::fs::create_dir_all(&spool)
             .map_err(|e| format!("cannot create the upload folder {}: {e}", spool.display()))?;
+        let removed = upload::clean_spool(&spool, std::time::SystemTime::now(), upload::SPOOL_KEEP);
+        if removed > 0 {
+            tracing::info!(removed, folder = ?spool, "Old console uploads removed from the spool.");
+        }
         Ok(Sources {
             journal,
             outbox,

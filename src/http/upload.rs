@@ -123,6 +123,31 @@ async fn spool(src: &Sources, mut field: Field<'_>) -> Result<(String, std::path
     }
 }
 
+/// Uploads older than this are removed from the spool when the console
+/// starts (a preview not applied by then is stale; an applied file was
+/// copied into its inbox).
+pub const SPOOL_KEEP: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Remove spooled uploads last changed before `now - keep`; how many.
+pub fn clean_spool(spool: &std::path::Path, now: std::time::SystemTime, keep: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .is_some_and(|age| age > keep);
+        if old && e.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The uploader, with the mail address the users file gives them.
 fn uploader(src: &Sources, who: &Who) -> Uploader {
     let users = src.users.get();
@@ -228,6 +253,18 @@ pub async fn apply(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Fo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_uploads_leave_the_spool_and_new_ones_stay() {
+        let dir = tempfile::tempdir().unwrap(); // ok: test
+        std::fs::create_dir_all(dir.path().join("abc")).unwrap(); // ok: test
+        std::fs::write(dir.path().join("abc/staff.csv"), "x").unwrap(); // ok: test
+        let now = std::time::SystemTime::now();
+        assert_eq!(clean_spool(dir.path(), now, SPOOL_KEEP), 0);
+        let later = now + SPOOL_KEEP + std::time::Duration::from_secs(60);
+        assert_eq!(clean_spool(dir.path(), later, SPOOL_KEEP), 1);
+        assert!(!dir.path().join("abc").exists());
+    }
 
     #[test]
     fn uploaded_names_lose_their_folders_and_odd_characters() {
