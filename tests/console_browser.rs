@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use console_env::{free_port, roster, Env, BAD_ROW};
+use console_env::{roster, Env, BAD_ROW};
 use fantoccini::{Client, ClientBuilder, Locator};
-use serve::wait_until;
+use serve::{free_port, wait_until};
 
 /// chromedriver on a free port; killed when dropped.
 struct Driver {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use serve::{cheap_example_policy, sqlite, wait_until, Daemon};
+use serve::{cheap_example_policy, free_port, sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
@@ -20,13 +20,6 @@ struct Env {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port") // ok: test
 }
 
 impl Env {

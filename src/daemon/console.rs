@@ -18,36 +18,11 @@ use crate::core::Class;
 use crate::http::{Actions, InboxInfo, Uploader};
 use crate::inbox::folder::{results_beside, PROCESSING};
 use crate::journal::{NewRun, RunState};
-use crate::sync::{approve, drive, reject, Approved, Ctx, MailOut, SyncError};
+use crate::sync::{approve, drive, reject, Approved, SyncError};
 
 /// The daemon, as the console sees it.
 pub(super) struct Console {
     pub(super) sh: Arc<Shared>,
-}
-
-/// Build the pipeline's context from the daemon's shared state and run `f`.
-async fn with_ctx<T>(sh: &Shared, config: &Config, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
-    let wake = || {
-        if let Some(m) = &sh.mail {
-            m.wake.notify_one();
-        }
-    };
-    let mail = match (&sh.mail, config.mail.as_ref()) {
-        (Some(m), Some(cfg)) => Some(MailOut {
-            cfg,
-            outbox: &m.outbox,
-            wake: &wake,
-        }),
-        _ => None,
-    };
-    let stop = || sh.stopping();
-    let ctx = Ctx {
-        config,
-        journal: &sh.journal,
-        mail,
-        stop: &stop,
-    };
-    f(&ctx).await
 }
 
 /// The place a run's target is, for the per-target lock.
@@ -92,14 +67,15 @@ impl Actions for Console {
         let lock = self.sh.lock_for(&place(&config, &run.policy));
         let _guard = lock.lock().await;
         let span = tracing::info_span!("approval", run_id = id, by = ?by);
-        with_ctx(&self.sh, &config, async |ctx| approve(ctx, id, &classes, &by).await)
+        self.sh
+            .with_ctx(&config, async |ctx| approve(ctx, id, &classes, &by).await)
             .instrument(span)
             .await
     }
 
     async fn reject(&self, id: i64, by: String) -> Result<(), SyncError> {
         let config = self.sh.config();
-        with_ctx(&self.sh, &config, async |ctx| reject(ctx, id, &by).await).await
+        self.sh.with_ctx(&config, async |ctx| reject(ctx, id, &by).await).await
     }
 
     async fn preview(&self, inbox: &str, file_name: &str, spooled: &Path, by: &Uploader) -> Result<i64, String> {
@@ -137,7 +113,7 @@ impl Actions for Console {
         let sh = Arc::clone(&self.sh);
         tokio::spawn(async move {
             let config = sh.config();
-            if let Err(e) = with_ctx(&sh, &config, async |ctx| drive(ctx, id).await).await {
+            if let Err(e) = sh.with_ctx(&config, async |ctx| drive(ctx, id).await).await {
                 warn!(run_id = id, error = %e, "The preview of an upload failed.");
             }
         });

@@ -17,7 +17,7 @@ use super::{notify_systemd, now_ms, timestamp};
 use crate::inbox::folder::{file_away, results_beside};
 use crate::inbox::FolderInbox;
 use crate::journal::{JournalError, NewRun, RunRecord, RunState, Terminal};
-use crate::sync::{drive, write_atomically, Ctx, Finish, MailOut, SyncError};
+use crate::sync::{drive, write_atomically, Finish, SyncError};
 
 /// How long a run whose target failed waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(30);
@@ -117,28 +117,8 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         }
     }
 
-    let wake = || {
-        if let Some(m) = &sh.mail {
-            m.wake.notify_one();
-        }
-    };
-    let mail = match (&sh.mail, config.mail.as_ref()) {
-        (Some(m), Some(cfg)) => Some(MailOut {
-            cfg,
-            outbox: &m.outbox,
-            wake: &wake,
-        }),
-        _ => None,
-    };
-    let stop = || sh.stopping();
-    let ctx = Ctx {
-        config: &config,
-        journal: &sh.journal,
-        mail,
-        stop: &stop,
-    };
     info!(state = run.state.as_str(), "Run started.");
-    let report = match drive(&ctx, id).await {
+    let report = match sh.with_ctx(&config, async |ctx| drive(ctx, id).await).await {
         Ok(Finish::Ended(report)) => report,
         Ok(Finish::Stopped) => return Err(Again::Later("shutting down".into())),
         Err(SyncError::FileGone { path, .. }) => {

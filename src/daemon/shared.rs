@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::journal::Journal;
+use crate::sync::{Ctx, MailOut};
 
 /// What the tasks share.
 pub(super) struct Shared {
@@ -70,5 +71,31 @@ impl Shared {
 
     pub(super) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Run `f` with the pipeline's context: the daemon's journal, its outbox
+    /// (waking the sender when mail is queued), and "stop" when it stops.
+    pub(super) async fn with_ctx<T>(&self, config: &Config, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
+        let wake = || {
+            if let Some(m) = &self.mail {
+                m.wake.notify_one();
+            }
+        };
+        let mail = match (&self.mail, config.mail.as_ref()) {
+            (Some(m), Some(cfg)) => Some(MailOut {
+                cfg,
+                outbox: &m.outbox,
+                wake: &wake,
+            }),
+            _ => None,
+        };
+        let stop = || self.stopping();
+        let ctx = Ctx {
+            config,
+            journal: &self.journal,
+            mail,
+            stop: &stop,
+        };
+        f(&ctx).await
     }
 }

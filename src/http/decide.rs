@@ -89,15 +89,6 @@ fn form_urlencoded(body: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(body).unwrap_or_default()
 }
 
-fn unavailable(src: &Sources) -> Response {
-    views::error_page(
-        &src.views,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Not available",
-        "This console is not attached to a running daemon.",
-    )
-}
-
 pub async fn approve(State(src): State<Sources>, who: Who, Path(id): Path<i64>, body: String) -> Response {
     let (csrf, asked) = parse_form(&body);
     if let Err(r) = who.check_csrf(&src, &csrf).and_then(|()| who.need_operator(&src)) {
@@ -126,7 +117,7 @@ pub async fn approve(State(src): State<Sources>, who: Who, Path(id): Path<i64>, 
         );
     }
     let Some(actions) = &src.actions else {
-        return unavailable(&src);
+        return views::unavailable(&src.views);
     };
     tracing::info!(user = ?who.name, run_id = id, "Approval from the console.");
     match actions.approve(id, classes, who.name.clone()).await {
@@ -162,7 +153,7 @@ pub async fn reject(
         return *r;
     }
     let Some(actions) = &src.actions else {
-        return unavailable(&src);
+        return views::unavailable(&src.views);
     };
     tracing::info!(user = ?who.name, run_id = id, "Rejection from the console.");
     match actions.reject(id, who.name.clone()).await {

@@ -206,12 +206,7 @@ pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -
         ));
     };
     let Some(actions) = &src.actions else {
-        return views::error_page(
-            &src.views,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not available",
-            "This console is not attached to a running daemon.",
-        );
+        return views::unavailable(&src.views);
     };
     tracing::info!(user = ?who.name, inbox = ?inbox, file = ?name, "File uploaded in the console; checking it.");
     match actions.preview(&inbox, &name, &path, &uploader(&src, &who)).await {
@@ -236,12 +231,7 @@ pub async fn apply(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Fo
         return *r;
     }
     let Some(actions) = &src.actions else {
-        return views::error_page(
-            &src.views,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not available",
-            "This console is not attached to a running daemon.",
-        );
+        return views::unavailable(&src.views);
     };
     tracing::info!(user = ?who.name, preview = id, "Apply from the console.");
     match actions.apply(id, &uploader(&src, &who)).await {

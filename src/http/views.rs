@@ -66,6 +66,16 @@ pub fn error_page(views: &Views, status: StatusCode, title: &str, message: &str)
     )
 }
 
+/// The console runs without a daemon to act for it.
+pub fn unavailable(views: &Views) -> Response {
+    error_page(
+        views,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Not available",
+        "This console is not attached to a running daemon.",
+    )
+}
+
 pub async fn not_found(axum::extract::State(src): axum::extract::State<super::Sources>) -> Response {
     error_page(
         &src.views,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::serve::{self, cheap_example_policy, sqlite, wait_until, Daemon};
+use crate::serve::{self, cheap_example_policy, free_port, sqlite, wait_until, Daemon};
 use crate::web::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
@@ -21,13 +21,6 @@ pub struct Env {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub port: u16,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port") // ok: test
 }
 
 /// `n` people, `title` as everyone's job title; line 2 of every file is
