@@ -19,3 +19,4 @@ pub mod redact;
 pub mod runs;
 pub mod secrets;
 pub mod sync;
+pub mod worker;

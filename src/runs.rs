@@ -71,6 +71,9 @@ fn header(r: &RunRecord) {
     if let Some(n) = &r.note {
         println!("note      {n}");
     }
+    if let Some(w) = &r.worker {
+        println!("worked by {}", cell(w));
+    }
 }
 
 /// One run with its held changes, rejected and failed rows, and decisions.

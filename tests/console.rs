@@ -74,6 +74,11 @@ fn roles_logins_and_refusals_on_every_route() {
     assert!(runs.text().contains("staff.csv"));
     let page = viewer.get(&format!("/runs/{run}?errors=1"));
     assert_eq!(page.status, 200);
+    let worker = env.journal(&format!("SELECT worker FROM runs WHERE id = {run}"));
+    assert!(
+        worker.contains(':') && page.text().contains(&worker),
+        "which daemon ran it: {worker}"
+    );
     let text = page.text();
     assert!(
         text.contains("tbroken") && !text.contains("user001"),

@@ -31,6 +31,8 @@ pub struct RunView {
     pub submitter: Option<String>,
     pub superseded_by: Option<i64>,
     pub has_results: bool,
+    /// `host:pid` of the process that last worked on it.
+    pub worker: Option<String>,
 }
 
 impl RunView {
@@ -50,6 +52,7 @@ impl RunView {
             submitter: r.submitter.clone(),
             superseded_by: r.superseded_by,
             has_results: r.results.as_ref().is_some_and(|p| p.is_file()),
+            worker: r.worker.clone(),
         }
     }
 }

@@ -74,6 +74,8 @@ pub struct Journal {
     dialect: Dialect,
     seal: SecretBox,
     url: String,
+    /// `host:pid` of this process, recorded on the runs it works on.
+    worker: String,
 }
 
 /// Where the journal is: its database URL and the key file that seals the
@@ -155,6 +157,7 @@ impl Journal {
             dialect,
             seal,
             url,
+            worker: crate::worker::worker_id(),
         })
     }
 

@@ -61,6 +61,8 @@ pub struct RunRecord {
     pub superseded_by: Option<i64>,
     /// Why the run ended as it did, for `dirsync runs show`.
     pub note: Option<String>,
+    /// `host:pid` of the process that last worked on it.
+    pub worker: Option<String>,
 }
 
 impl RunRecord {
@@ -97,7 +99,7 @@ pub struct NewRun<'a> {
 pub(super) const COLUMNS: &str =
     "id, inbox, file_name, claimed, sha256, policy, target, state, forced, allow_over_limit, \
                        claimed_at, started, finished, summary, breaches, dest, filed, results, submitter, \
-                       superseded_by, note";
+                       superseded_by, note, worker";
 
 fn path_text(p: &Path) -> String {
     p.to_string_lossy().into_owned()
@@ -255,8 +257,9 @@ impl Journal {
 
     /// The run starts (or resumes) work.
     pub async fn mark_started(&self, id: i64, now_ms: i64) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?) WHERE id = ?"))
+        sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?), worker = ? WHERE id = ?"))
             .bind(now_ms)
+            .bind(&self.worker)
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -362,5 +365,6 @@ pub(super) fn run_from_row(r: &AnyRow) -> Result<RunRecord> {
         submitter: r.try_get(18)?,
         superseded_by: r.try_get(19)?,
         note: r.try_get(20)?,
+        worker: r.try_get(21)?,
     })
 }

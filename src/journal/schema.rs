@@ -69,13 +69,15 @@ const TABLES: [&str; 7] = [
 const VERSION: i64 = 2;
 
 /// Columns added since version 1, added in place when missing.
-const COLUMNS: [(&str, &str, &str); 8] = [
+const COLUMNS: [(&str, &str, &str); 9] = [
     ("runs", "allow_over_limit", "BIGINT NOT NULL DEFAULT 0"),
     ("runs", "results", "TEXT"),
     ("runs", "filed", "BIGINT NOT NULL DEFAULT 0"),
     ("runs", "submitter", "TEXT"),
     ("runs", "superseded_by", "BIGINT"),
     ("runs", "counts", "TEXT"),
+    // `host:pid` of the process that last worked on the run.
+    ("runs", "worker", "TEXT"),
     ("run_items", "detail", "TEXT"),
     ("run_items", "approved", "BIGINT NOT NULL DEFAULT 0"),
 ];

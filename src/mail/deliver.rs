@@ -240,15 +240,9 @@ fn backoff(attempts: i64) -> i64 {
     (BACKOFF_FIRST << shift).min(BACKOFF_MAX)
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
-
 /// `host:pid`: who is sending a row right now.
 pub(super) fn lease_owner() -> String {
-    format!("{}:{}", hostname(), std::process::id())
+    crate::worker::worker_id()
 }
 
 /// A lease held by a process on this host that no longer exists (killed
