@@ -298,6 +298,10 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             println!("config {} is valid", config.path.display());
+            let others = dirsync::config::shared_journal::other_configs(&config);
+            if let Some(w) = dirsync::config::shared_journal::warning(&config, &others) {
+                eprintln!("warning: {w}");
+            }
             for (name, t) in &config.targets {
                 println!("target {name}: {}", t.describe());
             }

@@ -219,3 +219,38 @@ fn the_console_listens_on_loopback_only_without_tls_or_a_proxy() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("needs tls_cert and tls_key, or a trusted_proxy"), "{err}");
 }
+
+#[test]
+fn config_check_warns_when_two_configs_share_one_sqlite_journal() {
+    let env = Env::new("sqlite://state/directory.db");
+    let d = env.serve();
+    drop(d);
+    let cfg = fs::read_to_string(env.dir.join("dirsync.toml")).expect("config"); // ok: test
+    let check = |name: &str| {
+        let out = Command::new(BIN)
+            .current_dir(&env.dir)
+            .args(["--config", name, "config", "check"])
+            .output()
+            .expect("config check"); // ok: test
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The same state folder: the same SQLite journal.
+    fs::write(env.dir.join("second.toml"), &cfg).expect("config"); // ok: test
+    let err = check("second.toml");
+    assert!(
+        err.contains("warning: the SQLite journal") && err.contains("dirsync.toml") && err.contains("postgres://"),
+        "{err}"
+    );
+    assert!(
+        !check("dirsync.toml").contains("warning"),
+        "a config does not share with itself"
+    );
+    // Its own state folder: no warning.
+    fs::write(
+        env.dir.join("third.toml"),
+        cfg.replace("state_dir = \"state\"", "state_dir = \"state3\""),
+    )
+    .expect("config"); // ok: test
+    assert!(!check("third.toml").contains("warning"));
+}

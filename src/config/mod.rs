@@ -3,6 +3,7 @@
 //! that holds them. Secrets come from files or environment variables.
 
 mod policy_file;
+pub mod shared_journal;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

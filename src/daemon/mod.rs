@@ -105,6 +105,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if config.inboxes.is_empty() && config.sftp_inboxes.is_empty() {
         warn!(config = %config.path.display(), "No [[inbox]] or [[sftp_inbox]] configured: nothing to watch. Add one and send SIGHUP.");
     }
+    let others = crate::config::shared_journal::other_configs(&config);
+    if let Some(w) = crate::config::shared_journal::warning(&config, &others) {
+        warn!("{w}");
+    }
+    if let Err(e) = crate::config::shared_journal::note_config(&config) {
+        warn!(error = %e, "Cannot note this config beside the SQLite journal.");
+    }
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let mut inboxes = make_inboxes(&config, Vec::new());
     // Mail: an outbox in the journal database and a sender that delivers it.
