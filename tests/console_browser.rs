@@ -138,30 +138,37 @@ impl Browser {
         }
     }
 
-    /// Wait until the text of `css` holds `want` (pages of running runs reload themselves).
+    /// Wait until the element `#id` reads `want` (pages of running runs
+    /// reload themselves).
     async fn wait_text(&self, page: &str, css: &str, want: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let t = self.text(css).await;
-            if t.contains(want) {
-                return t;
+        let id = css.trim_start_matches('#');
+        let xpath = format!("//*[@id='{id}'][contains(normalize-space(.), '{want}')]");
+        let found = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(60))
+            .for_element(Locator::XPath(&xpath))
+            .await;
+        match found {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(e) => {
+                let last = self.text(css).await;
+                self.fail(page, format!("{css} never read {want:?} (last: {last:?}): {e}"))
+                    .await
             }
-            if std::time::Instant::now() > deadline {
-                self.fail(page, format!("{css} never read {want:?} (last: {t:?})"))
-                    .await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// Wait until the browser is at `path` (a click's navigation is not awaited).
-    async fn wait_path(&self, page: &str, path: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while self.path().await != path {
-            if std::time::Instant::now() > deadline {
-                self.fail(page, format!("the browser did not get to {path}")).await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Wait until the page shows `#id` (a click's navigation is not awaited).
+    async fn wait_for(&self, page: &str, id: &str) {
+        if let Err(e) = self
+            .c
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Id(id))
+            .await
+        {
+            self.fail(page, format!("#{id} never appeared: {e}")).await;
         }
     }
 
@@ -191,7 +198,10 @@ async fn an_operator_uploads_checks_applies_and_approves_in_a_browser() {
     b.type_into("login", "user", "alice").await;
     b.type_into("login", "password", "correct horse battery").await;
     b.click("login", "login").await;
-    b.wait_path("login", "/runs").await;
+    b.wait_for("login", "runs").await;
+    if b.path().await != "/runs" {
+        b.fail("login", "the login did not lead back to /runs".into()).await;
+    }
 
     // Upload and check: the preview, then only its errors.
     let file = env.dir.join("joiners.csv");

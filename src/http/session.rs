@@ -156,12 +156,9 @@ mod tests {
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(open::<SessionData>(&key, &String::from_utf8(tampered).unwrap()).is_none()); // ok: test
         let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            format!("x=1; {SESSION_COOKIE}={}", seal(&key, &s).unwrap())
-                .parse()
-                .unwrap(),
-        ); // ok: test
+        let sealed = seal(&key, &s).unwrap(); // ok: test
+        let value = format!("x=1; {SESSION_COOKIE}={sealed}");
+        h.insert(header::COOKIE, value.parse().unwrap()); // ok: test
         assert!(session(&key, &h, 1_000).is_some());
         assert!(session(&key, &h, 3_000).is_none(), "expired");
     }
