@@ -351,3 +351,25 @@ fn with_tls_the_console_speaks_https_only_and_its_cookies_are_secure() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("tls_key") && err.contains("server.key"), "{err}");
 }
+
+#[test]
+fn a_preview_left_by_a_dead_daemon_is_abandoned_at_the_next_start() {
+    let env = Env::new("");
+    let d = env.serve();
+    drop(d);
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // A pid above the kernel's maximum: that process cannot exist.
+    env.journal(&format!(
+        "INSERT INTO runs (id, inbox, file_name, claimed, sha256, policy, target, state, claimed_at, worker) \
+         VALUES (77, 'hr', 'upload.csv', '/nowhere/upload.csv', 'x', 'staff', 'staff', 'preview', 1, '{}:4194305')",
+        host.trim()
+    ));
+    let _d = env.serve();
+    let want = "abandoned the daemon stopped while checking this upload; upload it again";
+    let mut state = String::new();
+    let done = wait_until(Duration::from_secs(30), || {
+        state = env.journal("SELECT state || ' ' || COALESCE(note, '') FROM runs WHERE id = 77");
+        state == want
+    });
+    assert!(done, "{state}");
+}

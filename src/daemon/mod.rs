@@ -163,6 +163,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
 
     sh.journal.forget_ended_secrets().await?;
+    for id in sh.journal.abandon_dead_previews(now_ms()).await? {
+        info!(
+            run_id = id,
+            "A console preview left unfinished by a stopped daemon is abandoned."
+        );
+    }
     // Resume what a previous process left unfinished, oldest first.
     let unfinished = sh.journal.unfinished_runs().await?;
     let claimed: HashSet<std::path::PathBuf> = unfinished.iter().map(|r| r.claimed.clone()).collect();

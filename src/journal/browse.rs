@@ -174,4 +174,37 @@ impl Journal {
         };
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
+
+    /// Console previews a process on this host began and died before
+    /// finishing (their worker is gone): abandoned, with why. Their ids.
+    pub async fn abandon_dead_previews(&self, now_ms: i64) -> Result<Vec<i64>> {
+        let host = format!("{}:", crate::worker::hostname());
+        let rows = sqlx::query(
+            &self.sql("SELECT id, worker FROM runs WHERE state = 'preview' AND finished IS NULL AND inbox <> ?"),
+        )
+        .bind(super::CLI_INBOX)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let worker: Option<String> = r.try_get(1)?;
+            let dead = worker
+                .as_deref()
+                .and_then(|w| w.strip_prefix(&host))
+                .is_some_and(|pid| {
+                    pid != std::process::id().to_string() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                });
+            if dead {
+                self.mark_abandoned(
+                    id,
+                    "the daemon stopped while checking this upload; upload it again",
+                    now_ms,
+                )
+                .await?;
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
 }
