@@ -358,12 +358,40 @@ fn adopt(db: &dyn Db) {
     assert_eq!(r.iter().filter(|r| r.0 == "unchanged").count(), 1001, "{out}");
 }
 
+/// `[limits] max_accounts`: after the generated-values run the table holds
+/// five active people; with six licences and a leaver in the file, two of
+/// three new people fit and the third is held, saying how many are free.
+fn capacity(db: &dyn Db) {
+    let policy = POLICY.replace(
+        "[limits]\n",
+        "[limits]\nmax_accounts = 6\nleavers = { max_percent = 100.0 }\n",
+    );
+    let s = Setup::new(db, &policy);
+    let file = "username,firstname,surname,email,status\nn1,Ann,One,ann@example.org,\nadam,Adam,Smith,,leaver\n\
+                n2,Bo,Two,bo@example.org,\nn3,Cy,Three,cy@example.org,\n";
+    let (code, results, out) = s.run(db, "apply", "cap", file);
+    assert_eq!(code, 1, "{out}\n{results}");
+    let r = rows(&results);
+    assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("new", "done"), "{results}");
+    assert_eq!((r[1].0.as_str(), r[1].1.as_str()), ("leaver", "done"), "{results}");
+    assert_eq!((r[2].0.as_str(), r[2].1.as_str()), ("new", "done"), "{results}");
+    assert_eq!((r[3].0.as_str(), r[3].1.as_str()), ("new", "held"), "{results}");
+    assert!(
+        r[3].2
+            .starts_with("1 of 3 new accounts exceed limits.max_accounts = 6: 2 licence(s) free"),
+        "{results}"
+    );
+    assert_eq!(db.q("SELECT COUNT(*) FROM people WHERE state = 'active'"), "6");
+    assert_eq!(db.q("SELECT COUNT(*) FROM people WHERE login = 'n3'"), "0");
+}
+
 #[test]
 fn lifecycle_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Lite(dir.path().join("app.db"));
     db.q(TABLE);
     generated_and_create_only(&db);
+    capacity(&db);
     for t in ADOPT_TABLES {
         db.q(t);
     }

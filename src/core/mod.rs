@@ -3,6 +3,7 @@
 //! Depends on nothing of ours.
 
 pub mod adopt;
+mod capacity;
 pub mod generate;
 pub mod plan;
 pub mod policy;

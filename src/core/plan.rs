@@ -269,6 +269,9 @@ pub struct Breach {
 
 impl fmt::Display for Breach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.limit.starts_with(super::capacity::SETTING) {
+            return write!(f, "{} adds exceed limits.{}; held for approval", self.count, self.limit);
+        }
         write!(
             f,
             "{} {} exceed limits.{} ({}; {} managed accounts); held for approval",
@@ -404,6 +407,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
         stopped: false,
     };
     apply_limits(&mut plan, snapshot.managed_len(), policy, opts);
+    super::capacity::apply_capacity(&mut plan, snapshot, policy, opts);
     plan
 }
 

@@ -222,6 +222,9 @@ pub struct Limits {
     pub rejoins: Limit,
     pub deletes: Limit,
     pub adopts: Limit,
+    /// Licence capacity: the managed active accounts may not exceed this
+    /// (leavers in the same file free licences first; the adds beyond are held).
+    pub max_accounts: Option<usize>,
 }
 
 impl Default for Limits {
@@ -240,6 +243,7 @@ impl Default for Limits {
                 max_percent: None,
             },
             adopts: Limit::default(),
+            max_accounts: None,
         }
     }
 }
