@@ -12,8 +12,8 @@ work=$(mktemp -d /tmp/dirsync-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release --bins -q
-GEN=target/release/dirsync-genroster
-DS=target/release/dirsync
+GEN=${CARGO_TARGET_DIR:-target}/release/dirsync-genroster
+DS=${CARGO_TARGET_DIR:-target}/release/dirsync
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -r)"
 
 peak() { # peak RSS in MiB and wall seconds of a command, from /usr/bin/time-less bash: poll /proc

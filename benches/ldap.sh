@@ -21,7 +21,7 @@ set -euo pipefail
 ROWS=${ROWS:-100000}
 CHURN=${CHURN:-1.5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/target/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 for b in dirsync dirsync-genroster; do
   [[ -x $bin/$b ]] || { echo "missing $bin/$b: run cargo build --release --bins" >&2; exit 2; }
 done

@@ -33,8 +33,8 @@ if [ "$PROFILE" = release ]; then
 else
     cargo build --quiet --bin dirsync --bin dirsync-genroster
 fi
-DIRSYNC=$ROOT/target/$PROFILE/dirsync
-GEN=$ROOT/target/$PROFILE/dirsync-genroster
+DIRSYNC=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/dirsync
+GEN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/dirsync-genroster
 
 BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ -x "$BIN/postgres" ] || { echo "PostgreSQL not found: run scripts/install-test-deps" >&2; exit 2; }
@@ -42,12 +42,24 @@ WORK=$(mktemp -d /tmp/dirsync-bench-sql.XXXXXX)
 RUNAS=()
 if [ "$(id -u)" = 0 ]; then
     chown postgres: "$WORK"
-    RUNAS=(runuser -u postgres --)
+    # setpriv execs postgres in place (runuser forks and waits, so $! was
+    # runuser's pid and the server outlived the bench).
+    RUNAS=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 fi
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PGPID=
 cleanup() {
-    if [ -n "$PGPID" ]; then kill -INT "$PGPID" 2>/dev/null || true; wait "$PGPID" 2>/dev/null || true; fi
+    # The postmaster's own pid, from its pid file (also if PGPID were a wrapper).
+    local pid
+    pid=$(head -1 "$WORK/data/postmaster.pid" 2>/dev/null || true)
+    for p in $pid $PGPID; do kill -INT "$p" 2>/dev/null || true; done
+    for _ in $(seq 1 100); do
+        alive=
+        for p in $pid $PGPID; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ -z "$alive" ] && break
+        sleep 0.1
+    done
+    [ -n "$PGPID" ] && wait "$PGPID" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
