@@ -457,6 +457,11 @@ async fn run_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCode
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One process-wide TLS provider (ring). When both of rustls' providers
+    // are compiled in (the browser test's dev-dependency brings aws-lc-rs
+    // into test builds), rustls cannot choose by itself and ldap3's TLS
+    // connections panicked. Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // The service logs what it does; one-shot commands only what goes wrong.
     let level = if matches!(cli.command, Command::Serve) {
         "info"
