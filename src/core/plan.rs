@@ -980,16 +980,7 @@ mod tests {
                     ..Default::default()
                 },
             );
-            Policy::compile(
-                "t",
-                RosterRules::default(),
-                fields,
-                SyncRules::default(),
-                PasswordRules::default(),
-                Limits::default(),
-                GroupRules::default(),
-            )
-            .unwrap() // ok: test
+            Policy::with_fields(fields).unwrap() // ok: test
         };
         let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test
         let pl = plan(&roster, &snap2, &p, 0, PlanOptions::default());

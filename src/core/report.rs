@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn rejection_hides_the_columns_the_policy_maps_to_password_and_no_other() {
-        use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+        use crate::core::policy::FieldRule;
         let mut fields = std::collections::BTreeMap::new();
         fields.insert(
             "password".to_string(),
@@ -430,16 +430,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let p = Policy::compile(
-            "t",
-            RosterRules::default(),
-            fields,
-            SyncRules::default(),
-            PasswordRules::default(),
-            Limits::default(),
-            GroupRules::default(),
-        )
-        .unwrap(); // ok: test
+        let p = Policy::with_fields(fields).unwrap(); // ok: test
         let e = FileError::new(
             crate::core::roster::FileErrorKind::Header,
             "required column(s) missing: email",

@@ -2,23 +2,14 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::core::plan::{plan, PlanOptions};
-use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+use crate::core::policy::FieldRule;
 use crate::core::roster::parse_roster;
 use crate::core::snapshot::Account;
 use crate::core::types::AccountState;
 
 /// A policy with these `[fields]` and every other default.
 fn compile(fields: BTreeMap<String, FieldRule>) -> Result<Policy, String> {
-    Policy::compile(
-        "t",
-        RosterRules::default(),
-        fields,
-        SyncRules::default(),
-        PasswordRules::default(),
-        Limits::default(),
-        GroupRules::default(),
-    )
-    .map_err(|e| e.join("\n"))
+    Policy::with_fields(fields).map_err(|e| e.join("\n"))
 }
 
 fn policy(extra: &[(&str, FieldRule)]) -> Policy {

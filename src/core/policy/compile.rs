@@ -12,6 +12,21 @@ use super::{
 impl Policy {
     /// Check the sections and build the header lookup. Errors are sentences
     /// an admin can act on.
+    /// A policy with these `[fields]` and every other section at its
+    /// default: the core's unit tests' fixture.
+    #[cfg(test)]
+    pub(crate) fn with_fields(fields: BTreeMap<String, FieldRule>) -> Result<Policy, Vec<String>> {
+        Policy::compile(
+            "t",
+            RosterRules::default(),
+            fields,
+            SyncRules::default(),
+            PasswordRules::default(),
+            Limits::default(),
+            GroupRules::default(),
+        )
+    }
+
     pub fn compile(
         name: &str,
         roster: RosterRules,
@@ -277,16 +292,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let p = Policy::compile(
-            "t",
-            RosterRules::default(),
-            fields,
-            SyncRules::default(),
-            PasswordRules::default(),
-            Limits::default(),
-            GroupRules::default(),
-        )
-        .unwrap(); // ok: test
+        let p = Policy::with_fields(fields).unwrap(); // ok: test
         let i = p.attribute_index("employee_id").unwrap(); // ok: test
         assert_eq!(p.column("staff_no"), Column::Attribute(i));
         assert!(p.required("employee_id"));

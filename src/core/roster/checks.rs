@@ -569,7 +569,7 @@ mod tests {
 
     #[test]
     fn strip_invisible_removes_them_with_a_note() {
-        use crate::core::policy::{FieldRule, GroupRules, Limits, PasswordRules, RosterRules, SyncRules};
+        use crate::core::policy::FieldRule;
         let mut fields = std::collections::BTreeMap::new();
         fields.insert(
             "firstname".to_string(),
@@ -578,16 +578,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let p = Policy::compile(
-            "t",
-            RosterRules::default(),
-            fields,
-            SyncRules::default(),
-            PasswordRules::default(),
-            Limits::default(),
-            GroupRules::default(),
-        )
-        .unwrap(); // ok: test
+        let p = Policy::with_fields(fields).unwrap(); // ok: test
         let r = crate::core::roster::parse_roster(
             "username,firstname,surname,email\na, \u{feff}Ann\u{200b},B\u{200b},a@example.org\n".as_bytes(),
             &p,
