@@ -163,6 +163,27 @@ fn roles_logins_and_refusals_on_every_route() {
     assert_eq!(script.get("/api/v1/runs/424242").status, 404);
     script.extra[0].1 = "Bearer dst_wrong".into();
     assert_eq!(script.get("/api/v1/runs").status, 401);
+
+    // The users file from the command line: a short password is refused,
+    // the list names everyone, and a removed user is logged out at once.
+    let (code, _, err) = env.cli(&["http", "add-user", "carol", "--role", "viewer"], "short\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 12 characters"), "{err}");
+    let (code, list, err) = env.cli(&["http", "users"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        list.contains("alice") && list.contains("victor") && list.contains("nagios") && !list.contains("carol"),
+        "{list}"
+    );
+    let (code, _, err) = env.cli(&["http", "remove", "victor"], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        location(&viewer.get("/runs")).starts_with("/login"),
+        "a removed user keeps no session"
+    );
+    let (code, _, err) = env.cli(&["http", "remove", "victor"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("no user or token called"), "{err}");
 }
 
 #[test]

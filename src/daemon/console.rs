@@ -25,17 +25,6 @@ pub(super) struct Console {
     pub(super) sh: Arc<Shared>,
 }
 
-/// The place a run's target is, for the per-target lock.
-fn place(config: &Config, policy: &str) -> String {
-    match config.policies.get(policy) {
-        Some(lp) => config
-            .target(lp)
-            .map(|t| t.describe())
-            .unwrap_or_else(|_| lp.target.clone()),
-        None => policy.to_string(),
-    }
-}
-
 fn inbox_named(config: &Config, name: &str) -> Result<InboxConfig, String> {
     folder_inboxes(config)
         .into_iter()
@@ -64,7 +53,7 @@ impl Actions for Console {
     async fn approve(&self, id: i64, classes: Vec<Class>, by: String) -> Result<Approved, SyncError> {
         let config = self.sh.config();
         let run = self.sh.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
-        let lock = self.sh.lock_for(&place(&config, &run.policy));
+        let lock = self.sh.target_lock(&config, &run.policy);
         let _guard = lock.lock().await;
         let span = tracing::info_span!("approval", run_id = id, by = ?by);
         self.sh
@@ -147,15 +136,22 @@ impl Actions for Console {
             .clone()
             .ok_or_else(|| format!("inbox {:?} has no folder", ib.name))?;
         let processing = folder.join(PROCESSING);
-        std::fs::create_dir_all(&processing).map_err(|e| format!("cannot create {}: {e}", processing.display()))?;
+        tokio::fs::create_dir_all(&processing)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", processing.display()))?;
         let dest = free_slot(&processing, &preview.file_name);
         let tmp = processing.join(format!(".{}.part", preview.file_name));
-        let bytes = std::fs::read(&preview.claimed).map_err(|e| format!("the uploaded file is gone: {e}"))?;
+        let bytes = tokio::fs::read(&preview.claimed)
+            .await
+            .map_err(|e| format!("the uploaded file is gone: {e}"))?;
         if hex::encode(Sha256::digest(&bytes)) != preview.sha256 {
             return Err("the uploaded file changed since it was checked; upload it again".into());
         }
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &dest))
+        let put = async {
+            tokio::fs::write(&tmp, &bytes).await?;
+            tokio::fs::rename(&tmp, &dest).await
+        };
+        put.await
             .map_err(|e| format!("cannot put the file into {}: {e}", processing.display()))?;
         let submitter: Vec<&str> = ib.submitter.iter().chain(by.email.iter()).map(String::as_str).collect();
         let submitter = submitter.join(", ");

@@ -94,12 +94,7 @@ async fn work(sh: &Shared, run: RunRecord) -> Result<(), Again> {
         error!(policy = ?run.policy, "The run's policy is no longer configured; its file waits in processing/.");
         return Err(Again::Never);
     };
-    // "The same target" is the same place, whatever the config calls it.
-    let place = config
-        .target(lp)
-        .map(|t| t.describe())
-        .unwrap_or_else(|_| lp.target.clone());
-    let lock = sh.lock_for(&place);
+    let lock = sh.target_lock(&config, &lp.name);
     let _guard = lock.lock().await;
     if sh.stopping() {
         return Err(Again::Later("shutting down".into()));

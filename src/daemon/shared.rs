@@ -41,7 +41,20 @@ impl Shared {
         }
     }
 
-    pub(super) fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of the target `policy` writes to. "The same target" is the
+    /// same place, whatever the config calls it.
+    pub(super) fn target_lock(&self, config: &Config, policy: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let place = match config.policies.get(policy) {
+            Some(lp) => config
+                .target(lp)
+                .map(|t| t.describe())
+                .unwrap_or_else(|_| lp.target.clone()),
+            None => policy.to_string(),
+        };
+        self.lock_for(&place)
+    }
+
+    fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = match self.locks.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),

@@ -71,31 +71,28 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>) -> 
     who.finish(r)
 }
 
-/// The classes ticked on the form (`class=adds&class=deletes`), and its token.
-fn parse_form(body: &str) -> (String, Vec<String>) {
-    let mut csrf = String::new();
-    let mut classes = Vec::new();
-    for (k, v) in form_urlencoded(body) {
-        match k.as_str() {
-            "csrf" => csrf = v,
-            "class" => classes.push(v),
-            _ => {}
-        }
-    }
-    (csrf, classes)
-}
-
-fn form_urlencoded(body: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(body).unwrap_or_default()
-}
-
-pub async fn approve(State(src): State<Sources>, who: Who, Path(id): Path<i64>, body: String) -> Response {
-    let (csrf, asked) = parse_form(&body);
-    if let Err(r) = who.check_csrf(&src, &csrf).and_then(|()| who.need_operator(&src)) {
+/// The form: its token and the ticked classes (`class=adds&class=deletes`).
+pub async fn approve(
+    State(src): State<Sources>,
+    who: Who,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<Vec<(String, String)>>,
+) -> Response {
+    let csrf = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let asked: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| k == "class")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if let Err(r) = who.check_csrf(&src, csrf).and_then(|()| who.need_operator(&src)) {
         return *r;
     }
     let mut classes = Vec::new();
-    for a in &asked {
+    for a in asked {
         match Class::ALL.into_iter().find(|c| c.as_str() == a) {
             Some(c) => classes.push(c),
             None => {

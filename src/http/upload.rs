@@ -50,17 +50,11 @@ fn safe_name(name: &str) -> Option<String> {
     (!clean.is_empty() && clean.len() <= 200).then_some(clean)
 }
 
-async fn text(field: Field<'_>) -> Result<String, MultipartError> {
-    field.text().await
-}
-
-/// Why an upload failed, as the page says it.
-enum Refused {
-    Status(StatusCode, String),
-}
+/// Why an upload failed: the status and what the page says.
+type Refused = (StatusCode, String);
 
 fn too_large(src: &Sources) -> Refused {
-    Refused::Status(
+    (
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "The file is larger than {} MB ([http] max_upload_mb); split it, or raise the limit.",
@@ -70,7 +64,7 @@ fn too_large(src: &Sources) -> Refused {
 }
 
 fn broken(e: &MultipartError) -> Refused {
-    Refused::Status(
+    (
         e.status(),
         format!("The upload did not arrive whole ({}); try again.", e.body_text()),
     )
@@ -81,11 +75,11 @@ async fn spool(src: &Sources, mut field: Field<'_>) -> Result<(String, std::path
     let name = field
         .file_name()
         .and_then(safe_name)
-        .ok_or_else(|| Refused::Status(StatusCode::BAD_REQUEST, "Choose a file to upload.".into()))?;
+        .ok_or_else(|| (StatusCode::BAD_REQUEST, "Choose a file to upload.".into()))?;
     let dir = src.spool.join(random_token());
     let path = dir.join(&name);
     let io = |e: std::io::Error| {
-        Refused::Status(
+        (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("The upload cannot be spooled: {e}"),
         )
@@ -113,7 +107,7 @@ async fn spool(src: &Sources, mut field: Field<'_>) -> Result<(String, std::path
     match result {
         Ok(()) if size == 0 => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
-            Err(Refused::Status(StatusCode::BAD_REQUEST, format!("{name} is empty.")))
+            Err((StatusCode::BAD_REQUEST, format!("{name} is empty.")))
         }
         Ok(()) => Ok((name, path)),
         Err(e) => {
@@ -168,7 +162,7 @@ pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -
     // The CSRF token comes first (the form puts it first): nothing is
     // spooled for a forged request.
     let first = match form.next_field().await {
-        Ok(Some(f)) if f.name() == Some("csrf") => text(f).await.unwrap_or_default(),
+        Ok(Some(f)) if f.name() == Some("csrf") => f.text().await.unwrap_or_default(),
         _ => String::new(),
     };
     if let Err(r) = who.check_csrf(&src, &first) {
@@ -179,16 +173,16 @@ pub async fn submit(State(src): State<Sources>, who: Who, mut form: Multipart) -
     loop {
         match form.next_field().await {
             Ok(Some(f)) => match f.name() {
-                Some("inbox") => inbox = text(f).await.ok(),
+                Some("inbox") => inbox = f.text().await.ok(),
                 Some("file") => match spool(&src, f).await {
                     Ok(x) => file = Some(x),
-                    Err(Refused::Status(s, m)) => return who.finish(form_page(&src, &who, s, Some(&m))),
+                    Err((s, m)) => return who.finish(form_page(&src, &who, s, Some(&m))),
                 },
                 _ => {}
             },
             Ok(None) => break,
             Err(e) => {
-                let Refused::Status(s, m) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                let (s, m) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     too_large(&src)
                 } else {
                     broken(&e)
