@@ -63,28 +63,10 @@ ${EXTRA:-}
 [policies]
 bench = "bench.toml"
 EOT
-cat >"$work/bench.toml" <<'EOT'
-target = "bench"
-[passwords]
-generate = "never"
-[limits]
-leavers = { max_percent = 5.0 }
+cp "$root/benches/ldap-policy.toml" "$work/bench.toml"
+cat >>"$work/bench.toml" <<'EOT'
 [groups]
 managed = ["staff", "vpn", "finance-share", "eng-wiki", "sales-crm", "hr-portal"]
-[ldap]
-object_classes = ["top", "person", "organizationalPerson", "inetOrgPerson"]
-dn = "uid={username},ou=people,dc=example,dc=org"
-[ldap.fields]
-firstname = "givenName"
-surname = "sn"
-email = "mail"
-title = "title"
-department = "departmentNumber"
-site = "l"
-user_type = "employeeType"
-phone = "telephoneNumber"
-[ldap.templates]
-cn = "{firstname} {surname}"
 [ldap.groups]
 type = "groupOfNames"
 dn = "cn={group},ou=groups,dc=example,dc=org"

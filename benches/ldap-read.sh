@@ -38,27 +38,7 @@ leavers = "ou=leavers,dc=example,dc=org"
 [policies]
 bench = "bench.toml"
 EOT
-cat >"$work/bench.toml" <<'EOT'
-target = "bench"
-[passwords]
-generate = "never"
-[limits]
-leavers = { max_percent = 5.0 }
-[ldap]
-object_classes = ["top", "person", "organizationalPerson", "inetOrgPerson"]
-dn = "uid={username},ou=people,dc=example,dc=org"
-[ldap.fields]
-firstname = "givenName"
-surname = "sn"
-email = "mail"
-title = "title"
-department = "departmentNumber"
-site = "l"
-user_type = "employeeType"
-phone = "telephoneNumber"
-[ldap.templates]
-cn = "{firstname} {surname}"
-EOT
+cp "$root/benches/ldap-policy.toml" "$work/bench.toml"
 now() { date +%s.%N; }
 for i in $(seq 1 "$TRIES"); do
   t0=$(now); ldapsearch -x -H "ldap://127.0.0.1:$port" -D "$svc" -w dirsync-secret -LLL -E pr=1000/noprompt \

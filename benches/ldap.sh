@@ -84,28 +84,7 @@ ${DIRSYNC_TARGET_EXTRA:-}
 [policies]
 bench = "bench.toml"
 EOF
-# The same entries genroster's LDIF has (flat DN, departmentNumber, cn).
-cat >"$work/bench.toml" <<'EOF'
-target = "bench"
-[passwords]
-generate = "never"
-[limits]
-leavers = { max_percent = 5.0 }
-[ldap]
-object_classes = ["top", "person", "organizationalPerson", "inetOrgPerson"]
-dn = "uid={username},ou=people,dc=example,dc=org"
-[ldap.fields]
-firstname = "givenName"
-surname = "sn"
-email = "mail"
-title = "title"
-department = "departmentNumber"
-site = "l"
-user_type = "employeeType"
-phone = "telephoneNumber"
-[ldap.templates]
-cn = "{firstname} {surname}"
-EOF
+cp "$root/benches/ldap-policy.toml" "$work/bench.toml"
 dirsync() { "$bin/dirsync" --config "$work/dirsync.toml" "$@"; }
 
 echo
