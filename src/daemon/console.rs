@@ -10,13 +10,14 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn, Instrument};
 
 use super::inboxes::folder_inboxes;
-use super::job::process;
+use super::job::{journal_claim, process};
 use super::shared::Shared;
 use crate::clock::now_ms;
 use crate::config::{Config, InboxConfig};
 use crate::core::Class;
 use crate::http::{Actions, InboxInfo, Uploader};
 use crate::inbox::folder::{results_beside, PROCESSING};
+use crate::inbox::FolderInbox;
 use crate::journal::{NewRun, RunState};
 use crate::sync::{approve, drive, reject, Approved, SyncError};
 
@@ -127,10 +128,6 @@ impl Actions for Console {
             return Err("the file was rejected as a whole; fix it and upload it again".into());
         }
         let ib = inbox_named(&config, &preview.inbox)?;
-        let lp = config
-            .policies
-            .get(&ib.policy)
-            .ok_or_else(|| format!("policy {:?} is not configured", ib.policy))?;
         let folder = ib
             .folder
             .clone()
@@ -153,32 +150,14 @@ impl Actions for Console {
         };
         put.await
             .map_err(|e| format!("cannot put the file into {}: {e}", processing.display()))?;
-        let submitter: Vec<&str> = ib.submitter.iter().chain(by.email.iter()).map(String::as_str).collect();
-        let submitter = submitter.join(", ");
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| preview.file_name.clone());
-        let results = results_beside(&dest);
-        let new = self
-            .sh
-            .journal
-            .create_run(&NewRun {
-                inbox: &ib.name,
-                file_name: &name,
-                claimed: &dest,
-                sha256: &preview.sha256,
-                policy: &lp.name,
-                target: &lp.target,
-                forced: false,
-                allow_over_limit: false,
-                preview: false,
-                results: Some(&results),
-                submitter: Some(&submitter).filter(|s| !s.is_empty()).map(|s| s.as_str()),
-                now_ms: now_ms(),
-            })
+        let inbox = FolderInbox::new(&ib);
+        let new = journal_claim(&self.sh, &inbox, &dest, &name, false, by.email.as_deref())
             .await
-            .map_err(|e| e.to_string())?;
+            .ok_or("the file is in the inbox's processing/ folder but could not be journaled; the daemon runs it at its next start")?;
         info!(run_id = new, preview = id, inbox = ?ib.name, by = ?by.name, "Upload applied from the console.");
         tokio::spawn(process(Arc::clone(&self.sh), new));
         Ok(new)

@@ -208,13 +208,15 @@ async fn file(sh: &Shared, inbox: &FolderInbox, run: &RunRecord) -> Result<(), A
     Ok(())
 }
 
-/// A claimed file becomes a run in the journal.
+/// A claimed file becomes a run in the journal. Its results go to the
+/// inbox's submitter, and to `also_to` (the console's uploader) when given.
 pub(super) async fn journal_claim(
     sh: &Shared,
     inbox: &FolderInbox,
     path: &Path,
     name: &str,
     forced: bool,
+    also_to: Option<&str>,
 ) -> Option<i64> {
     let config = sh.config();
     let Some(lp) = config.policies.get(&inbox.config.policy) else {
@@ -230,6 +232,8 @@ pub(super) async fn journal_claim(
     };
     let sha = hex::encode(Sha256::digest(&bytes));
     let results = results_beside(path);
+    let submitter: Vec<&str> = inbox.config.submitter.as_deref().into_iter().chain(also_to).collect();
+    let submitter = submitter.join(", ");
     let new = NewRun {
         inbox: inbox.name(),
         file_name: name,
@@ -241,7 +245,7 @@ pub(super) async fn journal_claim(
         allow_over_limit: false,
         preview: false,
         results: Some(&results),
-        submitter: inbox.config.submitter.as_deref(),
+        submitter: Some(submitter.as_str()).filter(|s| !s.is_empty()),
         now_ms: now_ms(),
     };
     match sh.journal.create_run(&new).await {

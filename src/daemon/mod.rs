@@ -180,7 +180,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     for inbox in &inboxes {
         let Ok(found) = inbox.processing() else { continue };
         for c in found.into_iter().filter(|c| !claimed.contains(&c.path)) {
-            if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced).await {
+            if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced, None).await {
                 tasks.spawn(process(Arc::clone(&sh), id));
             }
         }
@@ -272,7 +272,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             for name in names {
                 match inbox.claim(&name) {
                     Ok(Some(c)) => {
-                        if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced).await {
+                        if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced, None).await {
                             tasks.spawn(process(Arc::clone(&sh), id));
                         }
                     }

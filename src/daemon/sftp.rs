@@ -85,7 +85,7 @@ impl DaemonHandler {
         if let Err(e) = std::fs::File::open(&processing).and_then(|d| d.sync_all()) {
             warn!(folder = %processing.display(), error = %e, "Cannot sync the spool folder; going on.");
         }
-        journal_claim(&self.sh, &folder, &path, file_name, false)
+        journal_claim(&self.sh, &folder, &path, file_name, false, None)
             .await
             .ok_or_else(|| format!("cannot journal {}; it is run at the next start", path.display()))
     }
