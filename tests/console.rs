@@ -207,7 +207,8 @@ fn failed_logins_are_rate_limited() {
 
 #[test]
 fn upload_check_apply_then_approve_a_held_run() {
-    let env = Env::new("");
+    // Mail written as .eml files: the results mail of an upload is read back.
+    let env = Env::new("\n[mail]\nfrom = \"dirsync <dirsync@localhost>\"\ntransport = \"file\"\nfolder = \"mail\"");
     let _d = env.serve();
     let mut op = env.client();
     assert_eq!(location(&op.login("alice", "correct horse battery")), "/");
@@ -250,6 +251,30 @@ fn upload_check_apply_then_approve_a_held_run() {
         "hr done hr@example.org, alice@example.org"
     );
     assert!(op.get(&run).text().contains("10 new, 1 error (10 done, 1 skipped)"));
+    // One results mail to both, listed on the run's page (not its content).
+    let mut results_mail = String::new();
+    let mailed = wait_until(Duration::from_secs(30), || {
+        let mails = fs::read_dir(env.dir.join("mail"))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default();
+        results_mail = mails
+            .iter()
+            .map(|m| fs::read_to_string(m.path()).unwrap_or_default())
+            .find(|t| t.contains("joiners"))
+            .unwrap_or_default();
+        !results_mail.is_empty()
+    });
+    assert!(mailed, "no results mail in mail/");
+    let to = results_mail.lines().find(|l| l.starts_with("To:")).unwrap_or_default();
+    assert!(
+        to.contains("hr@example.org") && to.contains("alice@example.org"),
+        "{to}"
+    );
+    let page = op.get(&run).text();
+    assert!(
+        page.contains("id=\"mails\"") && page.contains("hr@example.org, alice@example.org"),
+        "{page}"
+    );
 
     // A file that changes every title goes over `updates` (50 %): held.
     let held = env.drop_file("promotions.csv", &roster(10, "Accountant", None));
