@@ -13,6 +13,7 @@ pub mod http;
 pub mod inbox;
 pub mod journal;
 pub mod keyfile;
+pub mod leases;
 pub mod mail;
 pub mod paths;
 pub mod redact;

@@ -66,6 +66,10 @@ pub struct ServiceConfig {
     /// The journal's database URL. Default: `sqlite://{state_dir}/journal.db`.
     /// A `postgres://` URL lets several daemons share one journal.
     pub journal: Option<String>,
+    /// How long a daemon's hold on a run, a target or a claimed file lasts
+    /// without a heartbeat (renewed every third of it). Another daemon
+    /// sharing the journal takes the work over after this long.
+    pub lease_seconds: u64,
 }
 
 impl Default for ServiceConfig {
@@ -73,11 +77,17 @@ impl Default for ServiceConfig {
         ServiceConfig {
             state_dir: PathBuf::from("state"),
             journal: None,
+            lease_seconds: 30,
         }
     }
 }
 
 impl ServiceConfig {
+    /// `lease_seconds` as a duration (at least one second).
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_seconds.max(1))
+    }
+
     /// The journal's URL, with the default filled in.
     pub fn journal_url(&self) -> String {
         match &self.journal {

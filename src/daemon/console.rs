@@ -18,7 +18,8 @@ use crate::core::Class;
 use crate::http::{Actions, InboxInfo, Uploader};
 use crate::inbox::folder::{results_beside, PROCESSING};
 use crate::inbox::FolderInbox;
-use crate::journal::{NewRun, RunState};
+use crate::journal::{NewRun, RunRecord, RunState};
+use crate::leases::{file_lease, run_lease};
 use crate::sync::{approve, drive, reject, Approved, SyncError};
 
 /// The daemon, as the console sees it.
@@ -31,6 +32,59 @@ fn inbox_named(config: &Config, name: &str) -> Result<InboxConfig, String> {
         .into_iter()
         .find(|i| i.name == name)
         .ok_or_else(|| format!("there is no inbox called {name:?}; choose one of the list"))
+}
+
+fn stopping(id: i64, state: &'static str) -> SyncError {
+    SyncError::State {
+        id,
+        state,
+        why: "the daemon is stopping; try again once it is back".into(),
+    }
+}
+
+impl Console {
+    /// Take run `id`'s lease, or say which daemon is working on it.
+    async fn hold_run(&self, id: i64, state: &'static str) -> Result<String, SyncError> {
+        let lease = run_lease(id);
+        if self.sh.leases.take(&lease, Some(id)).await? {
+            return Ok(lease);
+        }
+        Err(SyncError::State {
+            id,
+            state,
+            why: "a daemon is working on it right now; try again in a moment".into(),
+        })
+    }
+
+    /// Put the checked upload's bytes into `processing/` as `dest` and
+    /// journal it as the inbox's run.
+    async fn put_and_claim(
+        &self,
+        preview: &RunRecord,
+        ib: &InboxConfig,
+        processing: &Path,
+        dest: &Path,
+        name: &str,
+        by: &Uploader,
+    ) -> Result<i64, String> {
+        let tmp = processing.join(format!(".{}.part", preview.file_name));
+        let bytes = tokio::fs::read(&preview.claimed)
+            .await
+            .map_err(|e| format!("the uploaded file is gone: {e}"))?;
+        if hex::encode(Sha256::digest(&bytes)) != preview.sha256 {
+            return Err("the uploaded file changed since it was checked; upload it again".into());
+        }
+        let put = async {
+            tokio::fs::write(&tmp, &bytes).await?;
+            tokio::fs::rename(&tmp, dest).await
+        };
+        put.await
+            .map_err(|e| format!("cannot put the file into {}: {e}", processing.display()))?;
+        let inbox = FolderInbox::new(ib);
+        journal_claim(&self.sh, &inbox, dest, name, false, by.email.as_deref())
+            .await
+            .ok_or_else(|| "the file is in the inbox's processing/ folder but could not be journaled; the daemon runs it soon".into())
+    }
 }
 
 /// A free name in `processing/` for an uploaded file.
@@ -54,18 +108,37 @@ impl Actions for Console {
     async fn approve(&self, id: i64, classes: Vec<Class>, by: String) -> Result<Approved, SyncError> {
         let config = self.sh.config();
         let run = self.sh.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
-        let lock = self.sh.target_lock(&config, &run.policy);
-        let _guard = lock.lock().await;
-        let span = tracing::info_span!("approval", run_id = id, by = ?by);
-        self.sh
-            .with_ctx(&config, async |ctx| approve(ctx, id, &classes, &by).await)
-            .instrument(span)
-            .await
+        let lease = self.hold_run(id, run.state.as_str()).await?;
+        let result = async {
+            let Some(hold) = self.sh.hold_target(&config, &run.policy, id).await? else {
+                return Err(stopping(id, run.state.as_str()));
+            };
+            let held = [lease.clone(), hold.lease.clone()];
+            let span = tracing::info_span!("approval", run_id = id, by = ?by);
+            let r = self
+                .sh
+                .with_ctx(&config, &held, async |ctx| approve(ctx, id, &classes, &by).await)
+                .instrument(span)
+                .await;
+            self.sh.release_target(hold).await;
+            r
+        }
+        .await;
+        self.sh.leases.release(&lease).await;
+        result
     }
 
     async fn reject(&self, id: i64, by: String) -> Result<(), SyncError> {
         let config = self.sh.config();
-        self.sh.with_ctx(&config, async |ctx| reject(ctx, id, &by).await).await
+        let run = self.sh.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
+        let lease = self.hold_run(id, run.state.as_str()).await?;
+        let held = [lease.clone()];
+        let result = self
+            .sh
+            .with_ctx(&config, &held, async |ctx| reject(ctx, id, &by).await)
+            .await;
+        self.sh.leases.release(&lease).await;
+        result
     }
 
     async fn preview(&self, inbox: &str, file_name: &str, spooled: &Path, by: &Uploader) -> Result<i64, String> {
@@ -103,7 +176,7 @@ impl Actions for Console {
         let sh = Arc::clone(&self.sh);
         tokio::spawn(async move {
             let config = sh.config();
-            if let Err(e) = sh.with_ctx(&config, async |ctx| drive(ctx, id).await).await {
+            if let Err(e) = sh.with_ctx(&config, &[], async |ctx| drive(ctx, id).await).await {
                 warn!(run_id = id, error = %e, "The preview of an upload failed.");
             }
         });
@@ -137,27 +210,20 @@ impl Actions for Console {
             .await
             .map_err(|e| format!("cannot create {}: {e}", processing.display()))?;
         let dest = free_slot(&processing, &preview.file_name);
-        let tmp = processing.join(format!(".{}.part", preview.file_name));
-        let bytes = tokio::fs::read(&preview.claimed)
-            .await
-            .map_err(|e| format!("the uploaded file is gone: {e}"))?;
-        if hex::encode(Sha256::digest(&bytes)) != preview.sha256 {
-            return Err("the uploaded file changed since it was checked; upload it again".into());
-        }
-        let put = async {
-            tokio::fs::write(&tmp, &bytes).await?;
-            tokio::fs::rename(&tmp, &dest).await
-        };
-        put.await
-            .map_err(|e| format!("cannot put the file into {}: {e}", processing.display()))?;
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| preview.file_name.clone());
-        let inbox = FolderInbox::new(&ib);
-        let new = journal_claim(&self.sh, &inbox, &dest, &name, false, by.email.as_deref())
-            .await
-            .ok_or("the file is in the inbox's processing/ folder but could not be journaled; the daemon runs it at its next start")?;
+        // Under the file's lease, so no daemon takes it for an unjournaled claim.
+        let lease = file_lease(&ib.name, &name);
+        match self.sh.leases.take(&lease, None).await {
+            Ok(true) => {}
+            Ok(false) => return Err("another daemon is claiming a file of that name; apply again in a moment".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let new = self.put_and_claim(&preview, &ib, &processing, &dest, &name, by).await;
+        self.sh.leases.release(&lease).await;
+        let new = new?;
         info!(run_id = new, preview = id, inbox = ?ib.name, by = ?by.name, "Upload applied from the console.");
         tokio::spawn(process(Arc::clone(&self.sh), new));
         Ok(new)

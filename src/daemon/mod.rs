@@ -5,6 +5,7 @@
 //! and the old one stays); the caller's `shutdown` future stops it cleanly:
 //! runs finish the batch in flight, journal it, and resume on the next start.
 
+mod claims;
 mod console;
 mod inboxes;
 mod job;
@@ -27,7 +28,6 @@ use tracing::{debug, error, info, warn};
 use crate::config::Config;
 use crate::inbox::FolderInbox;
 use crate::journal::JournalError;
-use job::{journal_claim, process};
 use shared::{MailCtx, Shared};
 
 /// How often the folders are scanned (settle checks, and the fallback for
@@ -143,6 +143,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         },
     };
+    // Leases: what this daemon holds, renewed by a heartbeat; its presence.
+    let leases = crate::leases::Leases::new(journal.clone(), config.service.lease());
+    let heartbeat_stop = Arc::new(tokio::sync::Notify::new());
+    let heartbeat = {
+        let stop = Arc::clone(&heartbeat_stop);
+        tokio::spawn(Arc::clone(&leases).heartbeat(async move { stop.notified().await }))
+    };
+    let presence = crate::leases::presence_lease(leases.owner());
+    leases.take(&presence, None).await?;
+    info!(daemon = %leases.owner(), lease_s = config.service.lease().as_secs(), "Holding work through leases in the journal.");
     let sh = Arc::new(Shared {
         journal,
         config: RwLock::new(Arc::new(config)),
@@ -152,6 +162,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         retry: retry_tx,
         mail,
         next_poll: Mutex::new(HashMap::new()),
+        leases,
     });
     let mut tasks = JoinSet::new();
 
@@ -169,22 +180,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             "A console preview left unfinished by a stopped daemon is abandoned."
         );
     }
-    // Resume what a previous process left unfinished, oldest first.
-    let unfinished = sh.journal.unfinished_runs().await?;
-    let claimed: HashSet<std::path::PathBuf> = unfinished.iter().map(|r| r.claimed.clone()).collect();
-    for r in &unfinished {
-        info!(run_id = r.id, inbox = ?r.inbox, file = ?r.file_name, state = r.state.as_str(), "Resuming an unfinished run.");
-        tasks.spawn(process(Arc::clone(&sh), r.id));
-    }
-    // Files claimed just before a crash, before their run was journaled.
-    for inbox in &inboxes {
-        let Ok(found) = inbox.processing() else { continue };
-        for c in found.into_iter().filter(|c| !claimed.contains(&c.path)) {
-            if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced, None).await {
-                tasks.spawn(process(Arc::clone(&sh), id));
-            }
-        }
-    }
+    // Resume what a previous process left unfinished (oldest first), and
+    // journal files claimed just before a crash, before their run was.
+    share_work(&sh, &inboxes, &mut tasks).await;
 
     // SFTP inboxes: after the start-up scan above, so a file spooled just
     // before a crash is journaled before its poller hands it over again.
@@ -202,6 +200,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let watchdog_usec = watchdog_usec();
     let watchdog = watchdog_usec > 0;
     let mut watchdog_tick = tokio::time::interval(Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
+    let mut share_tick = tokio::time::interval((sh.leases.ttl() / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
+    share_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     notify_systemd(&[
@@ -238,7 +238,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
             _ = tick.tick() => {}
             Some(id) = retry_rx.recv() => {
-                tasks.spawn(process(Arc::clone(&sh), id));
+                tasks.spawn(job::process(Arc::clone(&sh), id));
+                continue;
+            }
+            _ = share_tick.tick() => {
+                share_work(&sh, &inboxes, &mut tasks).await;
                 continue;
             }
             _ = watchdog_tick.tick(), if watchdog => {
@@ -270,16 +274,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
             };
             for name in names {
-                match inbox.claim(&name) {
-                    Ok(Some(c)) => {
-                        if let Some(id) = journal_claim(&sh, inbox, &c.path, &c.name, c.forced, None).await {
-                            tasks.spawn(process(Arc::clone(&sh), id));
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        warn!(inbox = ?inbox.name(), file = ?name, error = %e, "Cannot claim the file; trying again.")
-                    }
+                if let Some(id) = claims::claim(&sh, inbox, &name).await {
+                    tasks.spawn(job::process(Arc::clone(&sh), id));
                 }
             }
         }
@@ -295,6 +291,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
         }
     }
+    // Hand over: what this daemon held, the others may take now.
+    sh.leases.release_all().await;
+    heartbeat_stop.notify_one();
+    let _ = heartbeat.await;
     http_stop.notify_one();
     if let Some(t) = http_task {
         let _ = t.await;
@@ -306,6 +306,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     info!("Stopped.");
     Ok(())
+}
+
+/// Take over the unfinished runs no live daemon holds, and journal the
+/// files in `processing/` no run reads.
+async fn share_work(sh: &Arc<Shared>, inboxes: &[FolderInbox], tasks: &mut JoinSet<()>) {
+    if let Err(e) = claims::take_over(sh, tasks).await {
+        warn!(error = %e, "Cannot look for unfinished runs in the journal; trying again.");
+    }
+    match claims::adopt_orphans(sh, inboxes).await {
+        Ok(ids) => {
+            for id in ids {
+                tasks.spawn(job::process(Arc::clone(sh), id));
+            }
+        }
+        Err(e) => warn!(error = %e, "Cannot look for unjournaled files in processing/; trying again."),
+    }
 }
 
 /// Listen on `[http] listen` and serve the console, probes and metrics until `stop`.

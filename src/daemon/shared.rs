@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalError};
+use crate::leases::{target_lease, Leases};
 use crate::sync::{Ctx, MailOut};
 
 /// What the tasks share.
@@ -25,6 +26,15 @@ pub(super) struct Shared {
     pub(super) mail: Option<MailCtx>,
     /// When each SFTP inbox is polled next (Unix ms), for the console.
     pub(super) next_poll: Mutex<HashMap<String, i64>>,
+    /// This process's leases in the journal: other daemons sharing it see
+    /// which runs, targets and files this one holds.
+    pub(super) leases: Arc<Leases>,
+}
+
+/// A target held: this process's lock on it, and its lease among daemons.
+pub(super) struct TargetHold {
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+    pub(super) lease: String,
 }
 
 /// The outbox runs queue their mails into, and the sender's wake-up.
@@ -41,25 +51,47 @@ impl Shared {
         }
     }
 
-    /// The lock of the target `policy` writes to. "The same target" is the
-    /// same place, whatever the config calls it.
-    pub(super) fn target_lock(&self, config: &Config, policy: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let place = match config.policies.get(policy) {
+    /// The place `policy` writes to: "the same target" is the same place,
+    /// whatever the config calls it.
+    fn target_place(config: &Config, policy: &str) -> String {
+        match config.policies.get(policy) {
             Some(lp) => config
                 .target(lp)
                 .map(|t| t.describe())
                 .unwrap_or_else(|_| lp.target.clone()),
             None => policy.to_string(),
-        };
-        self.lock_for(&place)
+        }
     }
 
-    fn lock_for(&self, target: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = match self.locks.lock() {
-            Ok(l) => l,
-            Err(poisoned) => poisoned.into_inner(),
+    /// Hold the target `policy` writes to for run `run_id`: its lock in this
+    /// process, then its lease among daemons (waiting while another daemon
+    /// runs against it). `None` when the daemon stops first.
+    pub(super) async fn hold_target(
+        &self,
+        config: &Config,
+        policy: &str,
+        run_id: i64,
+    ) -> Result<Option<TargetHold>, JournalError> {
+        let place = Self::target_place(config, policy);
+        let lock = {
+            let mut locks = match self.locks.lock() {
+                Ok(l) => l,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            Arc::clone(locks.entry(place.clone()).or_default())
         };
-        Arc::clone(locks.entry(target.to_string()).or_default())
+        let guard = lock.lock_owned().await;
+        let lease = target_lease(&place);
+        let stop = || self.stopping();
+        if !self.leases.take_waiting(&lease, Some(run_id), &stop).await? {
+            return Ok(None);
+        }
+        Ok(Some(TargetHold { _guard: guard, lease }))
+    }
+
+    /// Let the target go (the lease first, then the lock).
+    pub(super) async fn release_target(&self, hold: TargetHold) {
+        self.leases.release(&hold.lease).await;
     }
 
     pub(super) fn set_active(&self, id: i64, on: bool) -> bool {
@@ -86,9 +118,11 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Run `f` with the pipeline's context: the daemon's journal, its outbox
-    /// (waking the sender when mail is queued), and "stop" when it stops.
-    pub(super) async fn with_ctx<T>(&self, config: &Config, f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
+    /// Run `f` with the pipeline's context: the daemon's journal fenced by
+    /// the leases `held` (its writes stop when one is lost), its outbox
+    /// (waking the sender when mail is queued), and "stop" when the daemon
+    /// stops or a lease is no longer surely ours.
+    pub(super) async fn with_ctx<T>(&self, config: &Config, held: &[String], f: impl AsyncFnOnce(&Ctx<'_>) -> T) -> T {
         let wake = || {
             if let Some(m) = &self.mail {
                 m.wake.notify_one();
@@ -102,10 +136,14 @@ impl Shared {
             }),
             _ => None,
         };
-        let stop = || self.stopping();
+        let stop = || self.stopping() || held.iter().any(|l| !self.leases.valid(l));
+        let journal = match held {
+            [] => self.journal.clone(),
+            _ => self.journal.fenced(self.leases.fence(held)),
+        };
         let ctx = Ctx {
             config,
-            journal: &self.journal,
+            journal: &journal,
             mail,
             stop: &stop,
         };

@@ -82,7 +82,7 @@ impl Journal {
     /// those classes and set it running again, in one transaction. Fails
     /// when the run no longer awaits approval (someone else decided).
     pub async fn decide(&self, run: i64, a: &Approval) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Write first: a SQLite transaction that reads before it writes
         // fails at once ("database is locked") when another process wrote
         // meanwhile, instead of waiting for its turn.

@@ -14,7 +14,7 @@ const CHUNK: usize = 300;
 impl Journal {
     /// Journal values generated for run `id` (before any write uses them).
     pub async fn record_generated(&self, id: i64, values: &[GeneratedValue]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for chunk in values.chunks(CHUNK) {
             let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = self.sql(&format!(

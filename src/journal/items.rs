@@ -87,7 +87,7 @@ impl Journal {
         state: super::RunState,
     ) -> Result<()> {
         let breaches = serde_json::to_string(breaches).map_err(|e| JournalError::Query(format!("breaches: {e}")))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for chunk in items.chunks(CHUNK) {
             let values = vec!["(?, ?, ?, ?, ?, ?, 0, 0, ?, ?)"; chunk.len()].join(", ");
             let sql = self.sql(&format!(
@@ -151,7 +151,7 @@ impl Journal {
         changes: &[(&ItemId, ChangeKind)],
         secrets: &[(&ItemId, &Secret)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (item, secret) in secrets {
             let ident = item.to_string();
             let sealed = self.seal.seal(id, &ident, secret)?;
@@ -184,7 +184,7 @@ impl Journal {
     /// After a batch: each item's change, verdict and results message. An
     /// approved item is approved no more once it has its outcome.
     pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord<'_>]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for chunk in outcomes.chunks(CHUNK) {
             let sql = self.sql(&format!(
                 "UPDATE run_items SET change = v.column2, verdict = v.column3, message = v.column4, approved = 0 \
@@ -226,9 +226,9 @@ impl Journal {
     /// Drop a run's passwords: once its credentials mails are queued (sealed
     /// in the outbox), the journal need not hold them.
     pub async fn forget_secrets(&self, id: i64) -> Result<()> {
-        sqlx::query(&self.sql("DELETE FROM run_secrets WHERE run_id = ?"))
+        self.exec(sqlx::query(&self.sql("DELETE FROM run_secrets WHERE run_id = ?"))
             .bind(id)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }

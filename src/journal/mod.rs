@@ -14,11 +14,13 @@
 //! - [`stats`]: the runs in numbers, for metrics.
 //! - `generated`: values generated for new accounts, per run and for good.
 //! - [`browse`]: runs and their rows a page at a time, for the console.
+//! - [`leases`]: who works on which run, target and file; fenced writes.
 
 mod approvals;
 mod browse;
 mod generated;
 mod items;
+mod leases;
 mod runs;
 mod schema;
 mod seal;
@@ -33,6 +35,7 @@ use sqlx::AnyPool;
 pub use approvals::{Approval, Decision};
 pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};
+pub use leases::{owner_is_dead, Fence, Lease};
 pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
 pub use seal::SecretBox;
 pub use state::RunState;
@@ -47,6 +50,11 @@ pub enum JournalError {
     Query(String),
     #[error("journal key {path}: {message}")]
     Key { path: PathBuf, message: String },
+    /// This process no longer holds a lease its writes are fenced by: it
+    /// was frozen or cut off past the expiry, and another daemon may have
+    /// taken the work over. Nothing was written.
+    #[error("journal: the lease on {0} was lost (another daemon may have taken the work over); nothing written")]
+    LeaseLost(String),
 }
 
 impl From<sqlx::Error> for JournalError {
@@ -76,6 +84,8 @@ pub struct Journal {
     url: String,
     /// `host:pid` of this process, recorded on the runs it works on.
     worker: String,
+    /// When set, every write checks these leases first ([`Journal::fenced`]).
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 /// Where the journal is: its database URL and the key file that seals the
@@ -158,6 +168,7 @@ impl Journal {
             seal,
             url,
             worker: crate::worker::worker_id(),
+            fence: None,
         })
     }
 

@@ -170,6 +170,18 @@ impl Journal {
         rows.iter().map(run_from_row).collect()
     }
 
+    /// The files inbox runs read that are not filed away yet: a file in
+    /// `processing/` that is none of these was never journaled.
+    pub async fn unfiled_claims(&self) -> Result<std::collections::HashSet<PathBuf>> {
+        let rows = sqlx::query(&self.sql("SELECT claimed FROM runs WHERE inbox <> ? AND state <> 'preview' AND filed = 0"))
+            .bind(CLI_INBOX)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map(PathBuf::from).map_err(JournalError::from))
+            .collect()
+    }
+
     /// The most recent runs, newest first.
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(&self.sql(&format!("SELECT {COLUMNS} FROM runs ORDER BY id DESC LIMIT ?")))
@@ -239,7 +251,7 @@ impl Journal {
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
         for id in &ids {
-            sqlx::query(&self.sql(
+            self.exec(sqlx::query(&self.sql(
                 "UPDATE runs SET state = 'superseded', superseded_by = ?, \
                  note = ? WHERE id = ? AND state = 'awaiting-approval'",
             ))
@@ -249,7 +261,7 @@ impl Journal {
                 newer.id, newer.file_name
             ))
             .bind(*id)
-            .execute(&self.pool)
+            )
             .await?;
         }
         Ok(ids)
@@ -257,18 +269,18 @@ impl Journal {
 
     /// The run starts (or resumes) work.
     pub async fn mark_started(&self, id: i64, now_ms: i64) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?), worker = ? WHERE id = ?"))
+        self.exec(sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?), worker = ? WHERE id = ?"))
             .bind(now_ms)
             .bind(&self.worker)
             .bind(id)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
 
     /// The run ended this pass in `t.state`.
     pub async fn mark_state(&self, id: i64, t: &Terminal<'_>) -> Result<()> {
-        sqlx::query(
+        self.exec(sqlx::query(
             &self.sql("UPDATE runs SET state = ?, summary = ?, counts = ?, note = ?, finished = ? WHERE id = ?"),
         )
         .bind(t.state.as_str())
@@ -277,50 +289,50 @@ impl Journal {
         .bind(t.note)
         .bind(t.now_ms)
         .bind(id)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(())
     }
 
     /// Where the daemon files the run, recorded before the files move.
     pub async fn set_dest(&self, id: i64, dest: &Path) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET dest = ? WHERE id = ?"))
+        self.exec(sqlx::query(&self.sql("UPDATE runs SET dest = ? WHERE id = ?"))
             .bind(path_text(dest))
             .bind(id)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
 
     /// The files are at `dest`, the results beside them.
     pub async fn mark_filed(&self, id: i64, results: &Path) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET filed = 1, results = ? WHERE id = ?"))
+        self.exec(sqlx::query(&self.sql("UPDATE runs SET filed = 1, results = ? WHERE id = ?"))
             .bind(path_text(results))
             .bind(id)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
 
     /// Where a run writes its results.
     pub async fn set_results(&self, id: i64, results: &Path) -> Result<()> {
-        sqlx::query(&self.sql("UPDATE runs SET results = ? WHERE id = ?"))
+        self.exec(sqlx::query(&self.sql("UPDATE runs SET results = ? WHERE id = ?"))
             .bind(path_text(results))
             .bind(id)
-            .execute(&self.pool)
+            )
             .await?;
         Ok(())
     }
 
     /// A run that cannot go on (its file vanished), with why.
     pub async fn mark_abandoned(&self, id: i64, note: &str, now_ms: i64) -> Result<()> {
-        sqlx::query(&self.sql(
+        self.exec(sqlx::query(&self.sql(
             "UPDATE runs SET state = 'abandoned', filed = 1, note = ?, finished = COALESCE(finished, ?) WHERE id = ?",
         ))
         .bind(note)
         .bind(now_ms)
         .bind(id)
-        .execute(&self.pool)
+        )
         .await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use sqlx::AnyPool;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "CREATE TABLE IF NOT EXISTS runs (
         id BIGINT PRIMARY KEY,
         inbox TEXT NOT NULL,
@@ -62,6 +62,12 @@ const TABLES: [&str; 7] = [
         value TEXT NOT NULL,
         PRIMARY KEY (run_id, entry, field))",
     "CREATE TABLE IF NOT EXISTS journal_meta (version BIGINT NOT NULL)",
+    // Who works on what until when (leases.rs); `until` by the database's clock.
+    "CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        until BIGINT NOT NULL,
+        run_id BIGINT)",
 ];
 
 /// The journal's layout version: 2 added approvals and the run states of
