@@ -2,6 +2,7 @@
 //! implementations; each adapter lives in its own folder and never imports
 //! another.
 
+pub mod guard;
 pub mod ldap;
 pub mod sql;
 
@@ -21,6 +22,10 @@ pub enum BackendError {
     /// Anything else the target said.
     #[error("{0}")]
     Other(String),
+    /// This process lost its hold on the run (see [`guard`]): the batch was
+    /// rolled back, or its operations not sent.
+    #[error("this daemon no longer holds the run (its lease lapsed); nothing of the batch was written")]
+    Fenced,
 }
 
 impl BackendError {

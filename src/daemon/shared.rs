@@ -147,6 +147,12 @@ impl Shared {
             mail,
             stop: &stop,
         };
-        f(&ctx).await
+        // The backends ask this before each write becomes visible.
+        let guard: crate::backend::guard::WriteGuard = {
+            let leases = Arc::clone(&self.leases);
+            let held = held.to_vec();
+            Arc::new(move || held.iter().all(|l| leases.valid(l)))
+        };
+        crate::backend::guard::guarded(guard, f(&ctx)).await
     }
 }

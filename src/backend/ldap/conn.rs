@@ -12,6 +12,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, S
 use tracing::{debug, warn};
 
 use super::config::LdapTarget;
+
+/// Why a write was not sent (see `backend::guard`).
+const FENCED: &str = "not sent: this daemon no longer holds the run (its lease lapsed)";
 use super::ops::{Membership, ModKind, Modification, Step};
 use crate::backend::BackendError;
 use crate::core::Secret;
@@ -211,7 +214,8 @@ impl Pool {
         Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
     }
 
-    /// Run `f` on connection `i` with retries on transient failures.
+    /// Run `f` on connection `i` with retries on transient failures (none
+    /// once this process lost its hold on the run: see `backend::guard`).
     /// Ok(result) carries any final LDAP result code; Err is a message.
     async fn with_retry<F, Fut>(&self, i: usize, what: &str, f: F) -> Result<(LdapResult, bool), String>
     where
@@ -237,6 +241,9 @@ impl Pool {
                 }
             };
             unreachable = false;
+            if !crate::backend::guard::may_write() {
+                return Err(format!("{what}: {FENCED}"));
+            }
             let outcome = match f(ldap).await {
                 Ok(r) if transient_rc(r.rc) => Attempt::Retry(describe(&r)),
                 Ok(r) => Attempt::Done(r),
@@ -444,6 +451,10 @@ impl Pool {
                     return Err(TxnFailure::Lost(e.to_string()));
                 }
             }
+        }
+        // The last moment before the entries become visible.
+        if !crate::backend::guard::may_write() {
+            refused = Some(FENCED.to_string());
         }
         let commit = refused.is_none();
         let end = l

@@ -372,6 +372,10 @@ pub(super) async fn run(pool: &Pool, stmts: &[Stmt<'_>]) -> Result<bool, Backend
                 }
             }
         }
+        if !crate::backend::guard::may_write() {
+            let _ = tx.rollback().await;
+            return Err(BackendError::Fenced);
+        }
         match tx.commit().await {
             Ok(()) => Ok(true),
             Err(e) if is_connection_error(&e) => Err(conn(e)),

@@ -34,6 +34,16 @@ pub use config::{valid_identifier, PasswordScheme, SqlGroups, SqlMapping, SqlSco
 use super::{Backend, BackendError, Op, OpResult};
 use crate::core::{Policy, Secret, Snapshot, UserKey};
 use schema::Kind;
+
+/// Why one transaction of a batch did not commit.
+enum BatchError {
+    /// Op `.0` failed; the others may go again without it.
+    Row(usize, sqlx::Error),
+    /// The connection failed: the target as a whole.
+    Conn(sqlx::Error),
+    /// This process lost its hold on the run ([`crate::backend::guard`]).
+    Fenced,
+}
 use stmt::{with_pool, Bind, Exec, Pool, Stmt};
 
 /// The smallest part of a batch written as its own concurrent transaction.
@@ -341,22 +351,26 @@ impl SqlBackend {
 
     /// Run the statements of `pending` ops in one transaction. On a row
     /// error, report which op failed so the caller can retry without it.
-    async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt<'_>>]) -> Result<(), (Option<usize>, sqlx::Error)> {
+    async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt<'_>>]) -> Result<(), BatchError> {
         with_pool!(&self.pool, p => {
-            let mut tx = p.begin().await.map_err(|e| (None, e))?;
+            let mut tx = p.begin().await.map_err(BatchError::Conn)?;
             for &i in pending {
                 for s in &stmts[i] {
                     match Exec::exec(&mut *tx, s).await {
                         Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
-                            return Err((Some(i), sqlx::Error::RowNotFound));
+                            return Err(BatchError::Row(i, sqlx::Error::RowNotFound));
                         }
                         Ok(_) => {}
-                        Err(e) if is_connection_error(&e) => return Err((None, e)),
-                        Err(e) => return Err((Some(i), e)),
+                        Err(e) if is_connection_error(&e) => return Err(BatchError::Conn(e)),
+                        Err(e) => return Err(BatchError::Row(i, e)),
                     }
                 }
             }
-            tx.commit().await.map_err(|e| (None, e))
+            if !crate::backend::guard::may_write() {
+                let _ = tx.rollback().await;
+                return Err(BatchError::Fenced);
+            }
+            tx.commit().await.map_err(BatchError::Conn)
         })
     }
 
@@ -386,7 +400,7 @@ impl SqlBackend {
             for g in groups {
                 match self.try_batch(&g, &stmts).await {
                     Ok(()) => {}
-                    Err((Some(i), e)) => {
+                    Err(BatchError::Row(i, e)) => {
                         let msg = match &e {
                             sqlx::Error::RowNotFound => {
                                 "the account is no longer in the target (changed since the snapshot); run again"
@@ -399,7 +413,8 @@ impl SqlBackend {
                         failures += 1;
                         retry = g.len() > 1;
                     }
-                    Err((None, e)) => return Err(BackendError::Connect(sqlx_message(&e))),
+                    Err(BatchError::Fenced) => return Err(BackendError::Fenced),
+                    Err(BatchError::Conn(e)) => return Err(BackendError::Connect(sqlx_message(&e))),
                 }
             }
             if retry {
