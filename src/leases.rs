@@ -76,7 +76,10 @@ impl Leases {
     /// Take `name` unless another live process holds it.
     pub async fn take(&self, name: &str, run_id: Option<i64>) -> Result<bool, JournalError> {
         let t0 = Instant::now();
-        let ok = self.journal.take_lease(name, &self.owner, self.ttl_ms(), run_id).await?;
+        let ok = self
+            .journal
+            .take_lease(name, &self.owner, self.ttl_ms(), run_id)
+            .await?;
         if ok {
             self.held().insert(name.to_string(), t0 + self.ttl);
         }
@@ -106,6 +109,14 @@ impl Leases {
             }
             tokio::time::sleep(poll).await;
         }
+    }
+
+    /// Hold `name` again if it lapsed (a daemon's presence after a freeze).
+    pub async fn keep(&self, name: &str) -> Result<bool, JournalError> {
+        if self.valid(name) {
+            return Ok(true);
+        }
+        self.take(name, None).await
     }
 
     /// Whether `name` is surely still ours.

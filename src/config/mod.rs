@@ -191,7 +191,7 @@ impl Config {
                 }
             }
         }
-        let mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
+        let mut mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
         if let Some(m) = &mail {
             errors.extend(m.check().into_iter().map(|msg| config_error(path, msg)));
         }
@@ -272,6 +272,10 @@ impl Config {
                 Ok(u) => service.journal = Some(u),
                 Err(m) => return Err(vec![config_error(path, format!("service.journal: {m}"))]),
             }
+        }
+        // The outbox lives in the journal's database unless [mail] says otherwise.
+        if let Some(m) = mail.as_mut().filter(|m| m.outbox.is_none()) {
+            m.outbox = Some(service.journal_url());
         }
         Ok(Config {
             path: path.to_path_buf(),

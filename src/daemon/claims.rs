@@ -81,7 +81,13 @@ pub(super) async fn take_over(sh: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
     if runs.is_empty() {
         return Ok(());
     }
-    let leases: HashMap<String, Lease> = sh.journal.leases().await?.into_iter().map(|l| (l.name.clone(), l)).collect();
+    let leases: HashMap<String, Lease> = sh
+        .journal
+        .leases()
+        .await?
+        .into_iter()
+        .map(|l| (l.name.clone(), l))
+        .collect();
     let me = sh.leases.owner();
     for r in runs {
         if sh.is_active(r.id) {

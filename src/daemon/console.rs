@@ -83,7 +83,10 @@ impl Console {
         let inbox = FolderInbox::new(ib);
         journal_claim(&self.sh, &inbox, dest, name, false, by.email.as_deref())
             .await
-            .ok_or_else(|| "the file is in the inbox's processing/ folder but could not be journaled; the daemon runs it soon".into())
+            .ok_or_else(|| {
+                "the file is in the inbox's processing/ folder but could not be journaled; the daemon runs it soon"
+                    .into()
+            })
     }
 }
 

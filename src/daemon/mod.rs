@@ -200,7 +200,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let watchdog_usec = watchdog_usec();
     let watchdog = watchdog_usec > 0;
     let mut watchdog_tick = tokio::time::interval(Duration::from_micros((watchdog_usec / 2).max(1_000_000)));
-    let mut share_tick = tokio::time::interval((sh.leases.ttl() / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
+    let mut share_tick =
+        tokio::time::interval((sh.leases.ttl() / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
     share_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -311,6 +312,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// Take over the unfinished runs no live daemon holds, and journal the
 /// files in `processing/` no run reads.
 async fn share_work(sh: &Arc<Shared>, inboxes: &[FolderInbox], tasks: &mut JoinSet<()>) {
+    if let Err(e) = sh.leases.keep(&crate::leases::presence_lease(sh.leases.owner())).await {
+        warn!(error = %e, "Cannot renew this daemon's presence in the journal; trying again.");
+    }
     if let Err(e) = claims::take_over(sh, tasks).await {
         warn!(error = %e, "Cannot look for unfinished runs in the journal; trying again.");
     }

@@ -226,9 +226,7 @@ impl Journal {
     /// Drop a run's passwords: once its credentials mails are queued (sealed
     /// in the outbox), the journal need not hold them.
     pub async fn forget_secrets(&self, id: i64) -> Result<()> {
-        self.exec(sqlx::query(&self.sql("DELETE FROM run_secrets WHERE run_id = ?"))
-            .bind(id)
-            )
+        self.exec(sqlx::query(&self.sql("DELETE FROM run_secrets WHERE run_id = ?")).bind(id))
             .await?;
         Ok(())
     }

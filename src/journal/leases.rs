@@ -52,7 +52,12 @@ fn db_now(d: Dialect) -> &'static str {
 /// A lease of a process on this host that no longer exists (killed) does
 /// not block until its expiry. Owners are `host:pid#nonce`.
 pub fn owner_is_dead(owner: &str, me: &str) -> bool {
-    let proc_of = |o: &str| o.split('#').next().and_then(|hp| hp.rsplit_once(':')).map(|(h, p)| (h.to_string(), p.to_string()));
+    let proc_of = |o: &str| {
+        o.split('#')
+            .next()
+            .and_then(|hp| hp.rsplit_once(':'))
+            .map(|(h, p)| (h.to_string(), p.to_string()))
+    };
     let (Some((host, pid)), Some((my_host, _))) = (proc_of(owner), proc_of(me)) else {
         return false;
     };
@@ -79,9 +84,7 @@ impl Journal {
             let sql = self.sql(&format!(
                 "UPDATE leases SET until = {now} + ? WHERE owner = ? AND until > {now} AND name IN ({names})"
             ));
-            let done = sqlx::query(&sql)
-            .bind(f.ttl_ms)
-            .bind(&f.owner);
+            let done = sqlx::query(&sql).bind(f.ttl_ms).bind(&f.owner);
             let done = f.names.iter().fold(done, |q, n| q.bind(n)).execute(&mut *tx).await?;
             if done.rows_affected() < f.names.len() as u64 {
                 let _ = tx.rollback().await;
@@ -160,23 +163,25 @@ impl Journal {
         let sql = self.sql(&format!(
             "UPDATE leases SET until = {now} + ? WHERE owner = ? AND until > {now} AND name IN ({list}) RETURNING name"
         ));
-        let q = sqlx::query(&sql)
-        .bind(ttl_ms)
-        .bind(owner);
+        let q = sqlx::query(&sql).bind(ttl_ms).bind(owner);
         let rows = names.iter().fold(q, |q, n| q.bind(n)).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| r.try_get::<String, _>(0).map_err(JournalError::from)).collect()
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(JournalError::from))
+            .collect()
     }
 
     /// Keep lease `name` for `ms` more, then let it lapse (a run whose
     /// target is down waits this long before any daemon tries it again).
     pub async fn park_lease(&self, name: &str, owner: &str, ms: i64) -> Result<()> {
         let now = db_now(self.dialect);
-        sqlx::query(&self.sql(&format!("UPDATE leases SET until = {now} + ? WHERE name = ? AND owner = ?")))
-            .bind(ms)
-            .bind(name)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(&self.sql(&format!(
+            "UPDATE leases SET until = {now} + ? WHERE name = ? AND owner = ?"
+        )))
+        .bind(ms)
+        .bind(name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -223,8 +228,14 @@ mod tests {
         // pid 0 never names a /proc entry of a process.
         assert!(owner_is_dead("h1:999999999#bb", &me));
         assert!(!owner_is_dead(&me, &me));
-        assert!(!owner_is_dead("h2:999999999#bb", &me), "another host: only its expiry tells");
-        assert!(!owner_is_dead(&format!("h1:{}#bb", std::process::id()), &me), "a live process");
+        assert!(
+            !owner_is_dead("h2:999999999#bb", &me),
+            "another host: only its expiry tells"
+        );
+        assert!(
+            !owner_is_dead(&format!("h1:{}#bb", std::process::id()), &me),
+            "a live process"
+        );
         assert!(!owner_is_dead("garbage", &me));
     }
 }

@@ -173,10 +173,11 @@ impl Journal {
     /// The files inbox runs read that are not filed away yet: a file in
     /// `processing/` that is none of these was never journaled.
     pub async fn unfiled_claims(&self) -> Result<std::collections::HashSet<PathBuf>> {
-        let rows = sqlx::query(&self.sql("SELECT claimed FROM runs WHERE inbox <> ? AND state <> 'preview' AND filed = 0"))
-            .bind(CLI_INBOX)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&self.sql("SELECT claimed FROM runs WHERE inbox <> ? AND state <> 'preview' AND filed = 0"))
+                .bind(CLI_INBOX)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>(0).map(PathBuf::from).map_err(JournalError::from))
             .collect()
@@ -251,16 +252,17 @@ impl Journal {
             .map(|r| r.try_get(0))
             .collect::<std::result::Result<_, _>>()?;
         for id in &ids {
-            self.exec(sqlx::query(&self.sql(
-                "UPDATE runs SET state = 'superseded', superseded_by = ?, \
+            self.exec(
+                sqlx::query(&self.sql(
+                    "UPDATE runs SET state = 'superseded', superseded_by = ?, \
                  note = ? WHERE id = ? AND state = 'awaiting-approval'",
-            ))
-            .bind(newer.id)
-            .bind(format!(
-                "superseded by run {} ({}): its held changes are no longer waiting",
-                newer.id, newer.file_name
-            ))
-            .bind(*id)
+                ))
+                .bind(newer.id)
+                .bind(format!(
+                    "superseded by run {} ({}): its held changes are no longer waiting",
+                    newer.id, newer.file_name
+                ))
+                .bind(*id),
             )
             .await?;
         }
@@ -269,26 +271,28 @@ impl Journal {
 
     /// The run starts (or resumes) work.
     pub async fn mark_started(&self, id: i64, now_ms: i64) -> Result<()> {
-        self.exec(sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?), worker = ? WHERE id = ?"))
-            .bind(now_ms)
-            .bind(&self.worker)
-            .bind(id)
-            )
-            .await?;
+        self.exec(
+            sqlx::query(&self.sql("UPDATE runs SET started = COALESCE(started, ?), worker = ? WHERE id = ?"))
+                .bind(now_ms)
+                .bind(&self.worker)
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
     /// The run ended this pass in `t.state`.
     pub async fn mark_state(&self, id: i64, t: &Terminal<'_>) -> Result<()> {
-        self.exec(sqlx::query(
-            &self.sql("UPDATE runs SET state = ?, summary = ?, counts = ?, note = ?, finished = ? WHERE id = ?"),
-        )
-        .bind(t.state.as_str())
-        .bind(t.summary)
-        .bind(t.counts)
-        .bind(t.note)
-        .bind(t.now_ms)
-        .bind(id)
+        self.exec(
+            sqlx::query(
+                &self.sql("UPDATE runs SET state = ?, summary = ?, counts = ?, note = ?, finished = ? WHERE id = ?"),
+            )
+            .bind(t.state.as_str())
+            .bind(t.summary)
+            .bind(t.counts)
+            .bind(t.note)
+            .bind(t.now_ms)
+            .bind(id),
         )
         .await?;
         Ok(())
@@ -296,31 +300,34 @@ impl Journal {
 
     /// Where the daemon files the run, recorded before the files move.
     pub async fn set_dest(&self, id: i64, dest: &Path) -> Result<()> {
-        self.exec(sqlx::query(&self.sql("UPDATE runs SET dest = ? WHERE id = ?"))
-            .bind(path_text(dest))
-            .bind(id)
-            )
-            .await?;
+        self.exec(
+            sqlx::query(&self.sql("UPDATE runs SET dest = ? WHERE id = ?"))
+                .bind(path_text(dest))
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
     /// The files are at `dest`, the results beside them.
     pub async fn mark_filed(&self, id: i64, results: &Path) -> Result<()> {
-        self.exec(sqlx::query(&self.sql("UPDATE runs SET filed = 1, results = ? WHERE id = ?"))
-            .bind(path_text(results))
-            .bind(id)
-            )
-            .await?;
+        self.exec(
+            sqlx::query(&self.sql("UPDATE runs SET filed = 1, results = ? WHERE id = ?"))
+                .bind(path_text(results))
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 
     /// Where a run writes its results.
     pub async fn set_results(&self, id: i64, results: &Path) -> Result<()> {
-        self.exec(sqlx::query(&self.sql("UPDATE runs SET results = ? WHERE id = ?"))
-            .bind(path_text(results))
-            .bind(id)
-            )
-            .await?;
+        self.exec(
+            sqlx::query(&self.sql("UPDATE runs SET results = ? WHERE id = ?"))
+                .bind(path_text(results))
+                .bind(id),
+        )
+        .await?;
         Ok(())
     }
 

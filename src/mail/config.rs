@@ -50,7 +50,8 @@ pub struct MailConfig {
     /// (backoff doubles from 1 minute up to 1 hour, so about 15 hours).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// The outbox database. Default: `sqlite://STATE_DIR/journal.db`.
+    /// The outbox database. Default: the journal's (`[service] journal`, or
+    /// `sqlite://STATE_DIR/journal.db`), so daemons sharing a journal share it.
     pub outbox: Option<String>,
     /// The key that encrypts message bodies in the outbox (created, mode
     /// 0600, when missing). Default: `STATE_DIR/outbox.key`.
@@ -117,9 +118,6 @@ impl MailConfig {
             Some(f) => resolve(dir, f),
             None => state.join("outbox.key"),
         });
-        if self.outbox.is_none() {
-            self.outbox = Some(format!("sqlite://{}", state.join("journal.db").display()));
-        }
         self.password_file = self.password_file.as_deref().map(|p| resolve(dir, p));
         self.ca_file = self.ca_file.as_deref().map(|p| resolve(dir, p));
         self

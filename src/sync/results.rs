@@ -30,6 +30,15 @@ pub fn write_atomically(
     f(&mut w).map_err(err)?;
     let file = w.into_inner().map_err(|e| err(e.into_error()))?;
     file.sync_all().map_err(err)?;
+    // A daemon that lost its hold on the run leaves the results to the one
+    // that took it over.
+    if !crate::backend::guard::may_write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(SyncError::Journal(crate::journal::JournalError::LeaseLost(format!(
+            "the run (its results file {} was not written)",
+            path.display()
+        ))));
+    }
     std::fs::rename(&tmp, path).map_err(err)
 }
 
