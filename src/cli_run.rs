@@ -3,20 +3,33 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use dirsync::backend::guard::{guarded, WriteGuard};
 use dirsync::config::Config;
 use dirsync::core::Class;
 use dirsync::journal::{Journal, RunState};
+use dirsync::leases::{run_lease, target_lease, Leases};
 use dirsync::mail::Outbox;
 use dirsync::sync::{self, Approved, CliRun, Ctx, Finish, MailOut, RunReport, SyncError};
 
 use crate::mail_cli;
 
-/// What one command needs: the config, the journal, the outbox.
+/// What one command needs: the config, the journal, the outbox, and its
+/// leases (daemons sharing the journal leave a run and its target alone
+/// while a command writes, and the command waits for them).
 pub struct Session {
     pub config: Config,
     journal: Journal,
     outbox: Option<Outbox>,
+    leases: Arc<Leases>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
 }
 
 fn fail(e: impl std::fmt::Display) -> ExitCode {
@@ -35,19 +48,27 @@ impl Session {
                 ))
             })?),
         };
+        let leases = Leases::new(journal.clone(), config.service.lease());
+        let heartbeat = tokio::spawn(Arc::clone(&leases).heartbeat(std::future::pending::<()>()));
         Ok(Session {
             config,
             journal,
             outbox,
+            leases,
+            heartbeat,
         })
     }
 
     /// The pipeline's context for a command: no daemon to wake, never asked to stop.
     fn ctx(&self) -> Ctx<'_> {
-        fn nothing() {}
         fn never() -> bool {
             false
         }
+        self.ctx_with(&self.journal, &never)
+    }
+
+    fn ctx_with<'a>(&'a self, journal: &'a Journal, stop: &'a (dyn Fn() -> bool + Send + Sync)) -> Ctx<'a> {
+        fn nothing() {}
         let mail = match (&self.config.mail, &self.outbox) {
             (Some(cfg), Some(outbox)) => Some(MailOut {
                 cfg,
@@ -58,15 +79,64 @@ impl Session {
         };
         Ctx {
             config: &self.config,
-            journal: &self.journal,
+            journal,
             mail,
-            stop: &never,
+            stop,
         }
+    }
+
+    /// Run `f` on run `id` holding the run and its target: the run's lease
+    /// (refused while a daemon works on it), then the target's (waiting
+    /// while a daemon runs another file against it). The journal's writes
+    /// are fenced by both, and the target's writes stop if they lapse.
+    async fn held<T>(&self, id: i64, f: impl AsyncFnOnce(&Ctx<'_>) -> Result<T, SyncError>) -> Result<T, SyncError> {
+        let run = self.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
+        let lease = run_lease(id);
+        if !self.leases.take(&lease, Some(id)).await? {
+            return Err(SyncError::State {
+                id,
+                state: run.state.as_str(),
+                why: "a daemon sharing the journal is working on it right now; try again when it is done".into(),
+            });
+        }
+        let target = target_lease(&self.config.target_place(&run.policy));
+        let never = || false;
+        let result = async {
+            if !self.leases.take(&target, Some(id)).await? {
+                eprintln!("waiting: a daemon is running another file against this target; this run goes on after it");
+                self.leases.take_waiting(&target, Some(id), &never).await?;
+            }
+            let names = vec![lease.clone(), target.clone()];
+            let journal = self.journal.fenced(self.leases.fence(&names));
+            let guard: WriteGuard = {
+                let leases = Arc::clone(&self.leases);
+                Arc::new(move || names.iter().all(|n| leases.valid(n)))
+            };
+            let stop = {
+                let g = Arc::clone(&guard);
+                move || !g()
+            };
+            guarded(guard, f(&self.ctx_with(&journal, &stop))).await
+        }
+        .await;
+        self.leases.release(&target).await;
+        self.leases.release(&lease).await;
+        result
     }
 
     /// Journal a file as a run (or find its unfinished run) and drive it.
     pub async fn start(&self, cli: &CliRun<'_>) -> Result<sync::Started, SyncError> {
-        sync::start_cli_run(&self.ctx(), cli).await
+        let (run_id, resumed) = sync::journal_cli_run(&self.ctx(), cli).await?;
+        let finish = if cli.preview {
+            sync::drive(&self.ctx(), run_id).await?
+        } else {
+            self.held(run_id, async |ctx| sync::drive(ctx, run_id).await).await?
+        };
+        Ok(sync::Started {
+            run_id,
+            resumed,
+            finish,
+        })
     }
 
     /// Deliver what the run queued, now.
@@ -185,7 +255,7 @@ pub async fn approve(config: Config, id: i64, classes: &[Class], by: &str) -> Ex
         Ok(s) => s,
         Err(code) => return code,
     };
-    match sync::approve(&s.ctx(), id, classes, by).await {
+    match s.held(id, async |ctx| sync::approve(ctx, id, classes, by).await).await {
         Ok(Approved::Applied(report)) => {
             println!("run {id}: approved by {by}");
             let file = report.results.clone();
@@ -210,7 +280,7 @@ pub async fn reject(config: Config, id: i64, by: &str) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match sync::reject(&s.ctx(), id, by).await {
+    match s.held(id, async |ctx| sync::reject(ctx, id, by).await).await {
         Ok(()) => {
             println!("run {id}: held changes rejected by {by}; nothing of them written");
             ExitCode::SUCCESS
@@ -225,7 +295,7 @@ pub async fn resume(config: Config, id: i64) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match sync::drive(&s.ctx(), id).await {
+    match s.held(id, async |ctx| sync::drive(ctx, id).await).await {
         Ok(f) => {
             let file = PathBuf::from(format!("run {id}"));
             finish(&s, f, &file).await

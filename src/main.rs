@@ -151,6 +151,9 @@ enum RunsCommand {
     },
     /// Resume an unfinished run (killed, or stopped by a target failure).
     Resume { id: i64 },
+    /// The daemons sharing this journal (`[service] journal`) and what each
+    /// holds now: runs, targets, files being claimed.
+    Daemons,
 }
 
 /// A change class, as `--class` takes it.
@@ -402,6 +405,7 @@ async fn run(cli: Cli) -> ExitCode {
             let result = match command {
                 None => runs::list(&config, limit).await,
                 Some(RunsCommand::Show { id }) => runs::show(&config, id).await,
+                Some(RunsCommand::Daemons) => runs::daemons(&config).await,
                 Some(RunsCommand::Approve { id, class, by }) => {
                     let classes: Vec<Class> = class.into_iter().map(Class::from).collect();
                     let by = by.unwrap_or_else(cli_run::default_operator);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::clock::timestamp;
 use crate::config::Config;
 use crate::core::Verdict;
-use crate::journal::{JournalError, RunRecord, RunState};
+use crate::journal::{JournalError, Lease, RunRecord, RunState};
 
 fn when(ms: Option<i64>) -> String {
     ms.map(timestamp).unwrap_or_else(|| "-".into())
@@ -87,6 +87,10 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
         return Ok(ExitCode::from(2));
     };
     header(&r);
+    let lease = format!("run:{id}");
+    if let Some(l) = journal.leases().await?.into_iter().find(|l| l.live && l.name == lease) {
+        println!("held by   {} (lease until {})", cell(&l.owner), timestamp(l.until));
+    }
     for a in journal.approvals(id).await? {
         let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();
         println!(
@@ -134,6 +138,47 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
                 it.message.as_deref().unwrap_or("")
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dirsync runs daemons`: the daemons sharing the journal and what each
+/// holds now (runs, targets, files being claimed).
+pub async fn daemons(config: &Config) -> Result<ExitCode, JournalError> {
+    let journal = crate::sync::open_journal(config).await?;
+    let live: Vec<Lease> = journal.leases().await?.into_iter().filter(|l| l.live).collect();
+    let present: Vec<&Lease> = live.iter().filter(|l| l.name.starts_with("daemon:")).collect();
+    if present.is_empty() {
+        println!(
+            "no daemon is at work on the journal {} (none runs, or none renewed its presence within [service] lease_seconds)",
+            journal.describe()
+        );
+    } else {
+        println!("daemon\tseen until\tholds");
+    }
+    let holds = |owner: &str| -> String {
+        let held: Vec<&str> = live
+            .iter()
+            .filter(|l| l.owner == owner && !l.name.starts_with("daemon:"))
+            .map(|l| l.name.as_str())
+            .collect();
+        if held.is_empty() {
+            "-".into()
+        } else {
+            held.join(", ")
+        }
+    };
+    for d in &present {
+        println!("{}\t{}\t{}", cell(&d.owner), timestamp(d.until), cell(&holds(&d.owner)));
+    }
+    // Leases of processes without a presence: commands (`apply`, `runs approve`).
+    for l in live.iter().filter(|l| !present.iter().any(|d| d.owner == l.owner)) {
+        println!(
+            "{} (a command)\t{}\t{}",
+            cell(&l.owner),
+            timestamp(l.until),
+            cell(&l.name)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -209,7 +209,7 @@ fn failed_logins_are_rate_limited() {
 fn upload_check_apply_then_approve_a_held_run() {
     // Mail written as .eml files: the results mail of an upload is read back.
     let env = Env::new("\n[mail]\nfrom = \"dirsync <dirsync@localhost>\"\ntransport = \"file\"\nfolder = \"mail\"");
-    let _d = env.serve();
+    let d = env.serve();
     let mut op = env.client();
     assert_eq!(location(&op.login("alice", "correct horse battery")), "/");
     let csrf = op.get("/upload").csrf();
@@ -286,6 +286,10 @@ fn upload_check_apply_then_approve_a_held_run() {
     assert!(
         dash.contains(&format!("/runs/{held}/approve")),
         "the dashboard lists it first: {dash}"
+    );
+    assert!(
+        dash.contains("id=\"daemons\"") && dash.contains(&format!(":{}#", d.pid())),
+        "the dashboard names the daemon at work on the journal: {dash}"
     );
     let review = op.get(&format!("/runs/{held}/approve"));
     assert_eq!(review.status, 200);

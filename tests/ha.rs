@@ -159,6 +159,22 @@ impl Ha {
         owner.split('#').next()?.rsplit_once(':')?.1.parse().ok()
     }
 
+    /// `dirsync ARGS` with this config: its standard output.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .current_dir(&self.dir)
+            .args(["--config", "dirsync.toml"])
+            .args(args)
+            .output()
+            .expect("run dirsync"); // ok: test
+        assert!(
+            out.status.success(),
+            "dirsync {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The state of the run of inbox file `file`.
     fn state_of(&self, file: &str) -> String {
         self.journal(&format!(
@@ -253,6 +269,13 @@ fn two_daemons_run_each_of_twenty_files_dropped_at_once_exactly_once() {
     };
     let a = ha.start(0);
     let b = ha.start(1);
+    let daemons = ha.cli(&["runs", "daemons"]);
+    for d in [&a, &b] {
+        assert!(
+            daemons.contains(&format!(":{}#", d.pid())),
+            "`runs daemons` lists both: {daemons}"
+        );
+    }
     // Twenty different files at once; each names a different set of people.
     for i in 0..20u64 {
         ha.drop_file(&format!("staff-{i:02}.csv"), &roster(20, 1000 + i));
@@ -314,6 +337,13 @@ fn a_killed_holder_s_run_is_finished_by_the_other_daemon_once() {
         std::mem::swap(&mut a, &mut b);
     }
     assert_eq!(ha.holder_pid("staff.csv"), Some(a.pid()), "a daemon holds the run");
+    let id = ha.journal("SELECT id FROM runs WHERE file_name = 'staff.csv'");
+    let shown = ha.cli(&["runs", "show", &id]);
+    let pid = format!(":{}#", a.pid());
+    assert!(
+        shown.lines().any(|l| l.starts_with("held by") && l.contains(&pid)),
+        "`runs show` names the daemon holding the run: {shown}"
+    );
     a.kill9();
     let done = wait_until(LONG, || {
         ha.state_of("staff.csv") == "done" && ha.results_mails().len() == 1

@@ -331,6 +331,18 @@ impl Config {
             .get(&policy.target)
             .ok_or_else(|| format!("target {:?} is not defined", policy.target))
     }
+
+    /// Where policy `policy` writes: "the same target" is the same place,
+    /// whatever the config calls it (runs against one place are serialised).
+    pub fn target_place(&self, policy: &str) -> String {
+        match self.policies.get(policy) {
+            Some(lp) => self
+                .target(lp)
+                .map(|t| t.describe())
+                .unwrap_or_else(|_| lp.target.clone()),
+            None => policy.to_string(),
+        }
+    }
 }
 
 /// A journal URL: `sqlite://PATH` (relative to the config file) or `postgres://…`.

@@ -51,18 +51,6 @@ impl Shared {
         }
     }
 
-    /// The place `policy` writes to: "the same target" is the same place,
-    /// whatever the config calls it.
-    fn target_place(config: &Config, policy: &str) -> String {
-        match config.policies.get(policy) {
-            Some(lp) => config
-                .target(lp)
-                .map(|t| t.describe())
-                .unwrap_or_else(|_| lp.target.clone()),
-            None => policy.to_string(),
-        }
-    }
-
     /// Hold the target `policy` writes to for run `run_id`: its lock in this
     /// process, then its lease among daemons (waiting while another daemon
     /// runs against it). `None` when the daemon stops first.
@@ -72,7 +60,7 @@ impl Shared {
         policy: &str,
         run_id: i64,
     ) -> Result<Option<TargetHold>, JournalError> {
-        let place = Self::target_place(config, policy);
+        let place = config.target_place(policy);
         let lock = {
             let mut locks = match self.locks.lock() {
                 Ok(l) => l,

@@ -1,6 +1,7 @@
 //! The dashboard: how long the daemon has been up, runs awaiting approval
-//! first, runs in progress with rows done / total, each inbox with its last
-//! run and next poll, and the outbox.
+//! first, runs in progress with rows done / total and the daemon holding
+//! each, each inbox with its last run and next poll, the daemons sharing the
+//! journal with what each holds, and the outbox.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,11 +21,34 @@ pub async fn page(State(src): State<Sources>, who: Who) -> Response {
         (Ok(w), Ok(a), Ok(l)) => (w, a, l),
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return journal_down(&src, &e),
     };
+    // Who holds what: the daemons sharing the journal (their presence).
+    let leases: Vec<crate::journal::Lease> = src
+        .journal
+        .leases()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.live)
+        .collect();
+    let holder = |name: &str| leases.iter().find(|l| l.name == name).map(|l| l.owner.clone());
     let mut active_rows = Vec::new();
     for r in &active {
         let (done, total) = src.journal.progress(r.id).await.unwrap_or((0, 0));
-        active_rows.push(minijinja::context! { id => r.id, inbox => r.inbox, file_name => r.file_name, state => r.state.as_str(), done, total });
+        let held_by = holder(&format!("run:{}", r.id));
+        active_rows.push(minijinja::context! { id => r.id, inbox => r.inbox, file_name => r.file_name, state => r.state.as_str(), done, total, held_by });
     }
+    let daemons: Vec<minijinja::Value> = leases
+        .iter()
+        .filter_map(|d| d.name.strip_prefix("daemon:").map(|owner| (owner, d)))
+        .map(|(owner, d)| {
+            let holds: Vec<&str> = leases
+                .iter()
+                .filter(|l| l.owner == owner && !l.name.starts_with("daemon:"))
+                .map(|l| l.name.as_str())
+                .collect();
+            minijinja::context! { name => owner, until => timestamp(d.until), holds }
+        })
+        .collect();
     let inboxes: Vec<minijinja::Value> = src
         .actions
         .as_ref()
@@ -56,7 +80,7 @@ pub async fn page(State(src): State<Sources>, who: Who) -> Response {
         StatusCode::OK,
         "dashboard.html",
         minijinja::context! {
-            who => who_view(&who), up_since => timestamp(src.started_ms), waiting, active => active_rows, inboxes,
+            who => who_view(&who), up_since => timestamp(src.started_ms), waiting, active => active_rows, inboxes, daemons,
             outbox_pending => pending, outbox_failed => failed, outbox_oldest => oldest,
             refresh => (!active.is_empty()).then_some(5),
         },

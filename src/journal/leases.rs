@@ -195,6 +195,17 @@ impl Journal {
         Ok(())
     }
 
+    /// The daemon (or command) working on run `id` now, if any.
+    pub async fn run_holder(&self, id: i64) -> Result<Option<String>> {
+        let name = format!("run:{id}");
+        Ok(self
+            .leases()
+            .await?
+            .into_iter()
+            .find(|l| l.live && l.name == name)
+            .map(|l| l.owner))
+    }
+
     /// Every lease, live or lapsed, by name.
     pub async fn leases(&self) -> Result<Vec<Lease>> {
         let now = db_now(self.dialect);

@@ -34,7 +34,7 @@ pub use mails::MailOut;
 pub use pipeline::{drive, Ctx, Finish};
 pub use report::{Credential, RunReport};
 pub use results::{default_results_path, write_atomically};
-pub use start::{start_cli_run, CliRun, Started};
+pub use start::{journal_cli_run, CliRun, Started};
 pub use target::{generate_password, open_backend};
 
 /// What went wrong with a run as a whole (the target's failures are not

@@ -1,5 +1,6 @@
 //! A run from the command line: `check` and `apply` journal the file as a
-//! run of the pseudo-inbox `(cli)` and drive it like any other. `apply` of
+//! run of the pseudo-inbox `(cli)`; the command then drives it like any
+//! other (holding the run and its target: see `cli_run.rs`). `apply` of
 //! a file whose earlier run did not finish (killed, or the target failed)
 //! resumes that run: the journal knows it by content hash and policy.
 
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::pipeline::{drive, Ctx, Finish};
+use super::pipeline::{Ctx, Finish};
 use super::SyncError;
 use crate::clock::now_ms;
 use crate::config::LoadedPolicy;
@@ -34,8 +35,8 @@ pub struct Started {
     pub finish: Finish,
 }
 
-/// Journal the file as a run (or find its unfinished one) and drive it.
-pub async fn start_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<Started, SyncError> {
+/// Journal the file as a run, or find its unfinished one: `(id, resumed)`.
+pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool), SyncError> {
     let path = std::path::absolute(r.file).unwrap_or_else(|_| r.file.to_path_buf());
     let bytes = std::fs::read(&path).map_err(|source| SyncError::FileRead {
         id: 0,
@@ -85,10 +86,5 @@ pub async fn start_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<Started, Syn
             (id, false)
         }
     };
-    let finish = drive(ctx, run_id).await?;
-    Ok(Started {
-        run_id,
-        resumed,
-        finish,
-    })
+    Ok((run_id, resumed))
 }
