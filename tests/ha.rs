@@ -504,3 +504,46 @@ fn both_daemons_recover_when_the_journal_database_restarts() {
     assert_eq!(ha.journal_n("SELECT COUNT(*) FROM runs"), 8, "one run per file");
     assert_eq!(ha.results_files().len(), 8);
 }
+
+#[test]
+fn a_daemon_with_another_journal_key_is_refused_before_it_writes() {
+    let ha = {
+        let pg = lock_pg();
+        Ha::new(&pg, "ha_keys")
+    };
+    // The first process to use the journal fixes its keys.
+    let a = ha.start(0);
+    // A second host's config: the same journal, its own state folder and keys.
+    let config = fs::read_to_string(ha.dir.join("dirsync.toml")).expect("config"); // ok: test
+    let other = ha.dir.join("other.toml");
+    fs::write(
+        &other,
+        config.replace("state_dir = \"state\"", "state_dir = \"other-state\""),
+    )
+    .expect("write"); // ok: test
+    let out = Command::new(BIN)
+        .current_dir(&ha.dir)
+        .args(["--config", "other.toml", "serve"])
+        .env("DIRSYNC_LOG", "info")
+        .output()
+        .expect("run dirsync serve"); // ok: test
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused: {err}");
+    assert!(
+        err.contains("other-state/journal.key") && err.contains("same key file"),
+        "the message names the key and what to do: {err}"
+    );
+    // With the first host's keys copied over, it starts.
+    for key in ["journal.key", "outbox.key"] {
+        fs::copy(ha.dir.join("state").join(key), ha.dir.join("other-state").join(key)).expect("copy key");
+        // ok: test
+    }
+    let out = Command::new(BIN)
+        .current_dir(&ha.dir)
+        .args(["--config", "other.toml", "runs", "daemons"])
+        .output()
+        .expect("run dirsync"); // ok: test
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&format!(":{}#", a.pid())), "{listed}");
+}

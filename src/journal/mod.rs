@@ -162,14 +162,16 @@ impl Journal {
         schema::create_or_upgrade(&pool)
             .await
             .map_err(|e| open_err(format!("creating tables: {e}")))?;
-        Ok(Journal {
+        let journal = Journal {
             pool,
             dialect,
             seal,
             url,
             worker: crate::worker::worker_id(),
             fence: None,
-        })
+        };
+        journal.check_key().await?;
+        Ok(journal)
     }
 
     /// The URL, without any password, for logs.

@@ -3,7 +3,7 @@
 
 use sqlx::AnyPool;
 
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "CREATE TABLE IF NOT EXISTS runs (
         id BIGINT PRIMARY KEY,
         inbox TEXT NOT NULL,
@@ -62,6 +62,9 @@ const TABLES: [&str; 8] = [
         value TEXT NOT NULL,
         PRIMARY KEY (run_id, entry, field))",
     "CREATE TABLE IF NOT EXISTS journal_meta (version BIGINT NOT NULL)",
+    // A value sealed with each key at first use (seal.rs): a process with
+    // another key file is refused before it writes what others cannot read.
+    "CREATE TABLE IF NOT EXISTS key_checks (name TEXT PRIMARY KEY, sealed TEXT NOT NULL)",
     // Who works on what until when (leases.rs); `until` by the database's clock.
     "CREATE TABLE IF NOT EXISTS leases (
         name TEXT PRIMARY KEY,

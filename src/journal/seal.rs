@@ -119,3 +119,44 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+impl super::Journal {
+    /// Every process sharing the journal must seal with the same key: the
+    /// first seals a probe, the others must be able to open it.
+    pub(super) async fn check_key(&self) -> Result<(), JournalError> {
+        use sqlx::Row;
+        const PROBE: &str = "dirsync journal key check";
+        let row = sqlx::query("SELECT sealed FROM key_checks WHERE name = 'journal'")
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => {
+                let sealed = self.seal.seal(0, "key-check", &Secret::new(PROBE))?;
+                sqlx::query(
+                    &self.sql(
+                        "INSERT INTO key_checks (name, sealed) VALUES ('journal', ?) ON CONFLICT (name) DO NOTHING",
+                    ),
+                )
+                .bind(sealed)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+            Some(r) => {
+                let sealed: String = r.try_get(0)?;
+                match self.seal.open(0, "key-check", &sealed) {
+                    Ok(p) if p.expose() == PROBE => Ok(()),
+                    _ => Err(JournalError::Key {
+                        path: self.seal.path.clone(),
+                        message: format!(
+                            "this key is not the one the journal {} was first used with: every daemon and \
+                             command sharing a journal needs the same key file; copy it (mode 0600) from the \
+                             host that first used the journal",
+                            self.describe()
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+}

@@ -101,6 +101,39 @@ pub async fn create_tables(conn: &mut AnyConnection) -> Result<(), OutboxError> 
     Ok(())
 }
 
+/// Every process sharing the outbox must seal bodies with the same key:
+/// the first seals a probe, the others must be able to open it.
+async fn check_key(conn: &mut AnyConnection, key: &BodyKey, key_file: &Path) -> Result<(), OutboxError> {
+    const PROBE: &[u8] = b"dirsync outbox key check";
+    sqlx::query("CREATE TABLE IF NOT EXISTS key_checks (name TEXT PRIMARY KEY, sealed TEXT NOT NULL)")
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query("SELECT sealed FROM key_checks WHERE name = 'outbox'")
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => {
+            let sealed = key.seal("key-check", PROBE).map_err(OutboxError::Other)?;
+            sqlx::query("INSERT INTO key_checks (name, sealed) VALUES ('outbox', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(sealed)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        Some(r) => {
+            let sealed: String = r.try_get(0)?;
+            match key.open("key-check", &sealed) {
+                Ok(p) if p == PROBE => Ok(()),
+                _ => Err(OutboxError::Other(format!(
+                    "the key {} is not the one this outbox was first used with: every daemon and command \
+                     sharing the outbox needs the same key file; copy it (mode 0600) from the host that first used it",
+                    key_file.display()
+                ))),
+            }
+        }
+    }
+}
+
 /// Write one mail into the outbox (on this connection or transaction).
 /// Returns false when a mail with this id is already there: a resumed run
 /// enqueues nothing twice.
@@ -184,6 +217,7 @@ impl Outbox {
             .await?;
         let mut conn = pool.acquire().await?;
         create_tables(&mut conn).await?;
+        check_key(&mut conn, &key, key_file).await?;
         drop(conn);
         Ok(Outbox {
             pool,
