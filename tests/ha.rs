@@ -10,7 +10,6 @@
 mod serve;
 
 #[path = "support/servers.rs"]
-#[allow(dead_code)]
 mod servers;
 
 use std::fs;

@@ -91,35 +91,6 @@ impl SecretBox {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sealed_passwords_open_only_for_their_row_and_key() {
-        let dir = tempfile::tempdir().expect("temp dir"); // ok: test
-        let b = SecretBox::open_or_create(&dir.path().join("journal.key")).expect("key"); // ok: test
-        let s = Secret::new("hunter2-but-longer");
-        let sealed = b.seal(7, "row:3", &s).expect("seal"); // ok: test
-        assert!(!sealed.contains("hunter2"));
-        assert_eq!(b.open(7, "row:3", &sealed).expect("open").expose(), s.expose()); // ok: test
-        assert!(b.open(7, "row:4", &sealed).is_err());
-        assert!(b.open(8, "row:3", &sealed).is_err());
-        let other = tempfile::tempdir().expect("temp dir"); // ok: test
-        let b2 = SecretBox::open_or_create(&other.path().join("journal.key")).expect("key"); // ok: test
-        assert!(b2.open(7, "row:3", &sealed).is_err());
-        // The same key file opens again.
-        let b3 = SecretBox::open_or_create(&dir.path().join("journal.key")).expect("key"); // ok: test
-        assert_eq!(b3.open(7, "row:3", &sealed).expect("open").expose(), s.expose()); // ok: test
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("journal.key"))
-            .expect("meta") // ok: test
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-    }
-}
-
 impl super::Journal {
     /// Every process sharing the journal must seal with the same key: the
     /// first seals a probe, the others must be able to open it.
@@ -158,5 +129,34 @@ impl super::Journal {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_passwords_open_only_for_their_row_and_key() {
+        let dir = tempfile::tempdir().expect("temp dir"); // ok: test
+        let b = SecretBox::open_or_create(&dir.path().join("journal.key")).expect("key"); // ok: test
+        let s = Secret::new("hunter2-but-longer");
+        let sealed = b.seal(7, "row:3", &s).expect("seal"); // ok: test
+        assert!(!sealed.contains("hunter2"));
+        assert_eq!(b.open(7, "row:3", &sealed).expect("open").expose(), s.expose()); // ok: test
+        assert!(b.open(7, "row:4", &sealed).is_err());
+        assert!(b.open(8, "row:3", &sealed).is_err());
+        let other = tempfile::tempdir().expect("temp dir"); // ok: test
+        let b2 = SecretBox::open_or_create(&other.path().join("journal.key")).expect("key"); // ok: test
+        assert!(b2.open(7, "row:3", &sealed).is_err());
+        // The same key file opens again.
+        let b3 = SecretBox::open_or_create(&dir.path().join("journal.key")).expect("key"); // ok: test
+        assert_eq!(b3.open(7, "row:3", &sealed).expect("open").expose(), s.expose()); // ok: test
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("journal.key"))
+            .expect("meta") // ok: test
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }
