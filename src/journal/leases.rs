@@ -232,6 +232,84 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::JournalLocation;
+
+    async fn journal(dir: &Path) -> Journal {
+        Journal::open(&JournalLocation {
+            url: format!("sqlite://{}", dir.join("journal.db").display()),
+            key_file: dir.join("journal.key"),
+        })
+        .await
+        .expect("journal") // ok: test
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_held_by_one_owner_until_it_lapses_and_fences_the_loser() {
+        let dir = tempfile::tempdir().expect("temp dir"); // ok: test
+        let j = journal(dir.path()).await;
+        let (a, b) = ("h:1#a", "h:1#b");
+        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await.expect("take")); // ok: test
+        assert!(
+            !j.take_lease("run:7", b, 60_000, Some(7)).await.expect("take"),
+            "held by a"
+        ); // ok: test
+        assert!(
+            j.take_lease("run:7", a, 60_000, Some(7)).await.expect("again"),
+            "a takes its own again"
+        ); // ok: test
+        assert_eq!(j.run_holder(7).await.expect("holder").as_deref(), Some(a)); // ok: test
+
+        // A's writes go while it holds the lease.
+        let fenced_a = j.fenced(Fence {
+            owner: a.into(),
+            names: vec!["run:7".into()],
+            ttl_ms: 60_000,
+        });
+        fenced_a
+            .set_results(7, Path::new("/tmp/r.csv"))
+            .await
+            .expect("a writes"); // ok: test
+        assert_eq!(
+            j.renew_leases(a, &["run:7".into()], 60_000).await.expect("renew"),
+            vec!["run:7".to_string()]
+        ); // ok: test
+
+        // It lapses (parked into the past): b takes it over, a's writes stop.
+        j.park_lease("run:7", a, -1).await.expect("park"); // ok: test
+        assert_eq!(
+            j.run_holder(7).await.expect("holder"),
+            None,
+            "a lapsed lease holds nothing"
+        ); // ok: test
+        assert!(
+            j.renew_leases(a, &["run:7".into()], 60_000)
+                .await
+                .expect("renew")
+                .is_empty(),
+            "a lapsed lease is not revived"
+        ); // ok: test
+        assert!(j.take_lease("run:7", b, 60_000, Some(7)).await.expect("take over")); // ok: test
+        match fenced_a.set_results(7, Path::new("/tmp/r.csv")).await {
+            Err(JournalError::LeaseLost(l)) => assert_eq!(l, "run:7"),
+            other => panic!("a wrote after losing its lease: {other:?}"),
+        }
+        let fenced_b = j.fenced(Fence {
+            owner: b.into(),
+            names: vec!["run:7".into()],
+            ttl_ms: 60_000,
+        });
+        fenced_b
+            .set_results(7, Path::new("/tmp/r.csv"))
+            .await
+            .expect("b writes"); // ok: test
+
+        // Released: anyone may take it at once; a release by a non-holder does nothing.
+        j.release_lease("run:7", a).await.expect("release"); // ok: test
+        assert_eq!(j.run_holder(7).await.expect("holder").as_deref(), Some(b)); // ok: test
+        j.release_lease("run:7", b).await.expect("release"); // ok: test
+        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await.expect("take"));
+        // ok: test
+    }
 
     #[test]
     fn a_dead_owner_is_one_of_this_host_whose_process_is_gone() {
