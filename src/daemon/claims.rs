@@ -95,7 +95,7 @@ pub(super) async fn take_over(sh: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Resu
         }
         match leases.get(&run_lease(r.id)) {
             Some(l) if l.live && !owner_is_dead(&l.owner, me) => continue,
-            Some(l) if l.owner != me => {
+            Some(l) if l.owner != me && !owner_is_dead(&l.owner, me) => {
                 info!(run_id = r.id, inbox = ?r.inbox, file = ?r.file_name, state = r.state.as_str(), from = %l.owner, "Taking over an unfinished run: its daemon's hold lapsed.");
             }
             _ => {
