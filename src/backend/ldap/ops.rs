@@ -361,7 +361,7 @@ impl Builder<'_> {
             Change::Delete => self.delete(),
             // `config check` refuses sync.adopt on LDAP targets; never planned here.
             Change::Adopt(_) => Err("adopting existing accounts is not supported on LDAP targets yet".into()),
-            Change::Unchanged | Change::Absent | Change::Reject(_) => Ok(OpSteps::default()),
+            Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => Ok(OpSteps::default()),
         }
     }
 

@@ -154,7 +154,7 @@ pub(super) fn statements<'a>(
                 all_managed(key, &mut group_rm);
                 deletes.push(key);
             }
-            Change::Unchanged | Change::Absent | Change::Reject(_) => {}
+            Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => {}
         }
     }
     if !adds.is_empty() {

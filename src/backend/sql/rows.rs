@@ -215,7 +215,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
             }
         }
         Change::Adopt(diff) => out.extend(super::adopt::statements(m, op, diff)),
-        Change::Unchanged | Change::Absent | Change::Reject(_) => {}
+        Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => {}
     }
     out
 }

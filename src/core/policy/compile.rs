@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::aliases::{builtin_aliases, column_for_field, normalise_header, IGNORED_COLUMNS};
+use super::aliases::{builtin_aliases, column_for_field, normalise_header, DATE_FIELDS, IGNORED_COLUMNS};
 use super::{
     Column, FieldRule, GroupRules, Layout, LayoutSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
     BUILTIN_ATTRIBUTES, SPECIAL_FIELDS,
@@ -56,6 +56,12 @@ impl Policy {
             .iter()
             .map(|s| s.to_string())
             .chain(attributes.iter().cloned())
+            .chain(
+                DATE_FIELDS
+                    .iter()
+                    .filter(|f| !attributes.iter().any(|a| a == *f))
+                    .map(|s| s.to_string()),
+            )
             .collect();
         for f in &all {
             let mut rule = fields.get(f).cloned().unwrap_or_default();
@@ -95,8 +101,8 @@ impl Policy {
                 "status" => Column::Status,
                 "must_change" => Column::MustChange,
                 "password" => Column::Password,
-                _ => match attributes.iter().position(|a| a == f) {
-                    Some(i) => Column::Attribute(i),
+                _ => match column_for_field(f, &attributes) {
+                    Some(c) => c,
                     None => continue,
                 },
             };
@@ -178,6 +184,11 @@ impl Policy {
         }
         Ok(Policy {
             layouts: Vec::new(),
+            lifecycle: Default::default(),
+            date_attrs: [
+                attributes.iter().position(|a| a == "start_date"),
+                attributes.iter().position(|a| a == "end_date"),
+            ],
             generators,
             date_format,
             name: name.to_string(),

@@ -82,6 +82,7 @@ fn person(key: &str, first: &str, dept: &str, groups: &[&str]) -> Person {
         state: AccountState::Active,
         must_change: None,
         password: None,
+        dates: Default::default(),
     }
 }
 
