@@ -14,12 +14,14 @@
 //! - [`stats`]: the runs in numbers, for metrics.
 //! - `generated`: values generated for new accounts, per run and for good.
 //! - [`browse`]: runs and their rows a page at a time, for the console.
+//! - [`schedule`]: when a run's scheduled changes fall due, and scheduled re-runs.
 
 mod approvals;
 mod browse;
 mod generated;
 mod items;
 mod runs;
+mod schedule;
 mod schema;
 mod seal;
 mod state;
@@ -34,6 +36,7 @@ pub use approvals::{Approval, Decision};
 pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};
 pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
+pub use schedule::Schedule;
 pub use seal::SecretBox;
 pub use state::RunState;
 pub use stats::RunStats;

@@ -200,6 +200,10 @@ impl Pass<'_> {
                 RunState::Running
             };
             journal.record_plan(run.id, &records, &breaches, state).await?;
+            if let (false, Some(due)) = (self.preview, plan.next_due()) {
+                // `[lifecycle]`: the daemon runs the inbox's latest file again then.
+                journal.set_due(run.id, Some(due.saturating_mul(1000))).await?;
+            }
             info!(items = records.len(), "Plan journaled.");
             p
         };
