@@ -493,8 +493,8 @@ fn decide(
 pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
     let mut d = Diff::default();
     for (i, new) in person.attrs.iter().enumerate() {
-        // Not stored, or the directory's own once created (update = "create-only").
-        if !snapshot.managed.get(i).copied().unwrap_or(false) || policy.attr_rule(i).update == UpdateRule::CreateOnly {
+        // Not stored, or the directory's own (update = "create-only" or "never").
+        if !snapshot.managed.get(i).copied().unwrap_or(false) || policy.attr_rule(i).update != UpdateRule::Always {
             continue;
         }
         // Borrow; clone only what differs.

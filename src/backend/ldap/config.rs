@@ -331,6 +331,13 @@ impl LdapMapping {
                             "ldap.dn: {{{f}}} is not a field of this policy (fields: username, {})",
                             policy.attributes.join(", ")
                         ));
+                    } else if policy
+                        .attribute_index(f)
+                        .is_some_and(|i| !policy.attr_rule(i).update.on_create())
+                    {
+                        problems.push(format!(
+                            "ldap.dn: {{{f}}} has update = \"never\", but a new entry's DN writes it; use another field or update = \"create-only\""
+                        ));
                     }
                 }
                 if !t.fields().any(|f| f == "username") && self.key_attribute.is_none() {

@@ -100,6 +100,9 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         dn,
         key_attr,
         fields,
+        never: (0..policy.attributes.len())
+            .filter(|i| !policy.attr_rule(*i).update.on_create())
+            .collect(),
         templates,
         attributes: policy.attributes.clone(),
         lock: match (mapping.leaver.method, target.flavour) {

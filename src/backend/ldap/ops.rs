@@ -167,6 +167,8 @@ pub struct Mapping {
     pub key_attr: String,
     /// (policy attribute index, LDAP attribute)
     pub fields: Vec<(usize, String)>,
+    /// Policy attributes dirsync never writes (`update = "never"`): read only.
+    pub never: Vec<usize>,
     /// (LDAP attribute, template, policy attribute indexes it uses, uses the username)
     pub templates: Vec<(String, Template, Vec<usize>)>,
     /// Policy attribute names, to resolve template placeholders.
@@ -383,7 +385,7 @@ impl Builder<'_> {
             put("objectClass", oc.as_bytes().to_vec());
         }
         put(&self.map.key_attr, self.key().as_bytes().to_vec());
-        for (i, attr) in &self.map.fields {
+        for (i, attr) in self.map.fields.iter().filter(|(i, _)| !self.map.never.contains(i)) {
             if let Some(v) = person.attrs.get(*i).cloned().flatten() {
                 put(attr, v.as_bytes().to_vec());
             }

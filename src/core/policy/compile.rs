@@ -82,6 +82,11 @@ impl Policy {
             if rule.update != super::UpdateRule::Always && !attributes.contains(f) {
                 errors.push(format!("fields.{f}.update: only attribute fields have an update rule"));
             }
+            if rule.update == super::UpdateRule::Never && (rule.generate.is_some() || rule.clear_when_empty) {
+                errors.push(format!(
+                    "fields.{f}: update = \"never\" is never written, so it cannot be generated or cleared"
+                ));
+            }
             if let (Some(allowed), Some(default)) = (&rule.allowed, &rule.default) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(default)) {
                     errors.push(format!("fields.{f}: default {default:?} is not in its allowed values"));

@@ -38,10 +38,13 @@ pub struct FieldRule {
     /// value unique in the target, the file and every value the journal has
     /// handed out. Only username and attribute fields.
     pub generate: Option<String>,
-    /// When the target's value follows the file: `"always"` (default), or
+    /// When the target's value follows the file: `"always"` (default);
     /// `"create-only"`: written when the account is created and never
-    /// overwritten afterwards (an address the user has been given); a
-    /// difference is then not an update.
+    /// overwritten afterwards (an address the user has been given); or
+    /// `"never"`: never written by dirsync, not even on create — the value
+    /// is read and checked, and can be matched (`sync.adopt`) or used in
+    /// a generated value, but the target's own value is the one that counts.
+    /// Either way a difference is not an update.
     #[serde(default)]
     pub update: UpdateRule,
 }
@@ -53,6 +56,14 @@ pub enum UpdateRule {
     #[default]
     Always,
     CreateOnly,
+    Never,
+}
+
+impl UpdateRule {
+    /// Whether dirsync writes the field when it creates an account.
+    pub fn on_create(self) -> bool {
+        self != UpdateRule::Never
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
