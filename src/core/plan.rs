@@ -640,6 +640,7 @@ mod tests {
             GroupRules {
                 managed: vec!["staff".into(), "vpn".into()],
                 default: vec![],
+                create_missing: false,
             },
         )
         .unwrap() // ok: test

@@ -309,6 +309,11 @@ pub struct LdapMapping {
     /// "passmod" (default) or "ssha512". AD always uses unicodePwd.
     #[serde(default)]
     pub password_method: PasswordMethod,
+    /// Create the organisational units (`ou=`) a new entry's DN needs when
+    /// they do not exist yet (a new department), only below the target's
+    /// base; listed in the preview, counted by `limits.containers`.
+    #[serde(default)]
+    pub create_containers: bool,
 }
 
 impl LdapMapping {

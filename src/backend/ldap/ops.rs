@@ -180,6 +180,10 @@ pub struct Mapping {
     /// Managed group name (policy spelling) → DN.
     pub group_dns: Vec<(String, String)>,
     pub password: PasswordMethod,
+    /// `[ldap] create_containers`: make the missing OUs of a new DN.
+    pub create_containers: bool,
+    /// `[groups] create_missing`: make a missing managed group.
+    pub create_groups: bool,
 }
 
 impl Mapping {

@@ -161,6 +161,9 @@ impl Policy {
                 }
             }
         }
+        if limits.containers.max_percent.is_some() {
+            errors.push("limits.containers: give max (a number of entries); max_percent means nothing here".into());
+        }
         if let Some(f) = &sync.adopt {
             if !attributes.contains(f) {
                 errors.push(format!(
@@ -340,6 +343,7 @@ mod tests {
             GroupRules {
                 managed: vec![],
                 default: vec!["staff".into()],
+                create_missing: false,
             },
         )
         .unwrap_err();

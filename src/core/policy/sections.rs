@@ -233,6 +233,10 @@ pub struct Limits {
     pub rejoins: Limit,
     pub deletes: Limit,
     pub adopts: Limit,
+    /// Entries a run creates for its accounts: missing organisational units
+    /// (`ldap.create_containers`) and groups (`groups.create_missing`).
+    /// Over `max`, the rows needing them are skipped and nothing is created.
+    pub containers: Limit,
     /// Licence capacity: the managed active accounts may not exceed this
     /// (leavers in the same file free licences first; the adds beyond are held).
     pub max_accounts: Option<usize>,
@@ -254,6 +258,7 @@ impl Default for Limits {
                 max_percent: None,
             },
             adopts: Limit::default(),
+            containers: Limit::default(),
             max_accounts: None,
         }
     }
@@ -267,6 +272,11 @@ pub struct GroupRules {
     pub managed: Vec<String>,
     /// Groups for a row whose groups cell is empty (seed 003: "Belong to" left blank).
     pub default: Vec<String>,
+    /// Create a managed group that does not exist yet when a member joins
+    /// it (LDAP: at its configured DN, with its first members in the same
+    /// add); listed in the preview, counted by `limits.containers`. SQL
+    /// targets need nothing here.
+    pub create_missing: bool,
 }
 
 /// `[[layouts]]`: one header layout a file may have (an HR system's old and

@@ -66,6 +66,8 @@ fn mapping(flavour: Flavour) -> Mapping {
         group_kind: GroupKind::GroupOfNames,
         group_dns: vec![("staff".into(), "cn=staff,ou=groups,dc=example,dc=org".into())],
         password: PasswordMethod::Passmod,
+        create_containers: false,
+        create_groups: false,
     }
 }
 
