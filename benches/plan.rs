@@ -46,6 +46,7 @@ fn main() {
                 .map(String::from)
                 .to_vec(),
             default: vec![],
+            create_missing: false,
         },
     ) {
         Ok(p) => p,

@@ -25,10 +25,17 @@ pub async fn list(config: &Config, limit: i64) -> Result<ExitCode, JournalError>
         println!("no runs yet (journal {})", journal.describe());
         return Ok(ExitCode::SUCCESS);
     }
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let reruns = journal.reruns(&ids).await?;
     println!("id\tfile\tinbox\tstarted\tfinished\tstate\tcounts");
     for r in &runs {
+        // A run the daemon started on a scheduled change's day (`[lifecycle]`).
+        let scheduled = reruns
+            .get(&r.id)
+            .map(|of| format!(" (scheduled: re-run of {of})"))
+            .unwrap_or_default();
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}{scheduled}\t{}",
             r.id,
             cell(&r.file_name),
             cell(&r.inbox),
@@ -90,6 +97,16 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
     let lease = format!("run:{id}");
     if let Some(l) = journal.leases().await?.into_iter().find(|l| l.live && l.name == lease) {
         println!("held by   {} (lease until {})", cell(&l.owner), timestamp(l.until));
+    }
+    let schedule = journal.schedule(id).await?;
+    if let Some(of) = schedule.rerun_of {
+        println!("scheduled re-run of run {of}: its scheduled changes fell due ([lifecycle])");
+    }
+    if let Some(due) = schedule.due {
+        println!(
+            "next due  {} (scheduled joiners or leavers; the daemon runs the inbox's latest file again then)",
+            timestamp(due)
+        );
     }
     for a in journal.approvals(id).await? {
         let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();

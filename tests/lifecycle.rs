@@ -385,6 +385,31 @@ fn capacity(db: &dyn Db) {
     assert_eq!(db.q("SELECT COUNT(*) FROM people WHERE login = 'n3'"), "0");
 }
 
+/// `update = "never"`: a field read and compared, never written — not on
+/// create, and a difference is not an update.
+fn never_written(db: &dyn Db) {
+    db.q(
+        "CREATE TABLE staff_ro (login VARCHAR(64) PRIMARY KEY, given_name VARCHAR(100), \
+          family_name VARCHAR(100), email VARCHAR(254), title VARCHAR(100), state VARCHAR(16))",
+    );
+    db.q("INSERT INTO staff_ro VALUES ('kept', 'Kim', 'Kept', 'kim@example.org', 'Director', 'active')");
+    let policy = "target = \"app\"\n[fields.title]\nupdate = \"never\"\n[passwords]\ngenerate = \"never\"\n\
+                  [sql]\ntable = \"staff_ro\"\nkey = \"login\"\nstatus_column = \"state\"\n\
+                  [sql.columns]\nfirstname = \"given_name\"\nsurname = \"family_name\"\nemail = \"email\"\ntitle = \"title\"\n";
+    let s = Setup::new(db, policy);
+    let file = "username,firstname,surname,email,title\nkept,Kim,Kept,kim@example.org,Clerk\n\
+                new1,Nia,New,nia@example.org,Engineer\nnew2,Ola,New,ola@example.org,Nurse\n";
+    let (code, results, out) = s.run(db, "apply", "never", file);
+    assert_eq!(code, 0, "{out}\n{results}");
+    let r = rows(&results);
+    assert_eq!(r[0].0, "unchanged", "{results}");
+    assert_eq!((r[1].0.as_str(), r[2].0.as_str()), ("new", "new"), "{results}");
+    assert_eq!(
+        db.q("SELECT login, COALESCE(title, '-') FROM staff_ro ORDER BY login"),
+        "kept|Director\nnew1|-\nnew2|-"
+    );
+}
+
 #[test]
 fn lifecycle_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -392,6 +417,7 @@ fn lifecycle_sqlite() {
     db.q(TABLE);
     generated_and_create_only(&db);
     capacity(&db);
+    never_written(&db);
     for t in ADOPT_TABLES {
         db.q(t);
     }
@@ -404,6 +430,7 @@ fn lifecycle_postgres() {
     let db = Pg(pg);
     db.q(TABLE);
     generated_and_create_only(&db);
+    never_written(&db);
     for t in ADOPT_TABLES {
         db.q(t);
     }

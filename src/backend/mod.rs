@@ -55,6 +55,35 @@ pub struct Op<'a> {
 /// The result of one op: `Err` holds the target's message for the results file.
 pub type OpResult = Result<(), String>;
 
+/// An entry the writes need that the target lacks and the backend creates
+/// when it applies them (LDAP: `[ldap] create_containers`, `[groups]
+/// create_missing`), for the preview and the `containers` limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Missing {
+    pub dn: String,
+    pub kind: MissingKind,
+    /// The ops (indexes into the slice asked about) that need it.
+    pub ops: Vec<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingKind {
+    /// An organisational unit a new DN is placed in.
+    Container,
+    /// A managed group a member is added to.
+    Group,
+}
+
+impl MissingKind {
+    /// The setting that allows creating it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            MissingKind::Container => "ldap.create_containers",
+            MissingKind::Group => "groups.create_missing",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// Connect, authenticate and read the base of the managed scope.
@@ -73,6 +102,12 @@ pub trait Backend: Send + Sync {
     /// schema). One entry per op: `Some(problem)` if it would fail.
     async fn validate(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {
         Ok(vec![None; ops.len()])
+    }
+
+    /// The entries these ops need that the target lacks and that `apply`
+    /// will create first, in creation order (parents first). None by default.
+    async fn missing(&self, _ops: &[Op<'_>]) -> Result<Vec<Missing>, BackendError> {
+        Ok(Vec::new())
     }
 
     /// How many ops `sync` hands to one `apply` call.

@@ -391,4 +391,5 @@ pub fn compile_policy(name: &str, f: &PolicyFile) -> Result<Policy, Vec<String>>
         f.groups.clone(),
     )
     .and_then(|p| p.with_layouts(&f.layouts))
+    .and_then(|p| p.with_lifecycle(&f.lifecycle))
 }

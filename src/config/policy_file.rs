@@ -10,7 +10,7 @@ use super::{compile_policy, config_error, ConfigError, TargetConfig};
 use crate::backend::ldap::LdapMapping;
 use crate::backend::sql::SqlMapping;
 use crate::core::policy::{
-    FieldRule, GroupRules, LayoutSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
+    FieldRule, GroupRules, LayoutSection, LifecycleSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
 };
 
 /// The TOML shape of a policy file.
@@ -34,6 +34,9 @@ pub struct PolicyFile {
     /// `[[layouts]]`: alternative header layouts; the file's header picks one.
     #[serde(default)]
     pub layouts: Vec<LayoutSection>,
+    /// `[lifecycle]`: start and end dates (future joiners and leavers).
+    #[serde(default)]
+    pub lifecycle: LifecycleSection,
     /// Mapping onto a SQL table (for `kind = "sql"` targets).
     pub sql: Option<SqlMapping>,
     /// `[mail]`: templates and the credentials schedule. Optional.

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod roster;
+pub mod schedule;
 pub mod snapshot;
 pub mod types;
 
@@ -17,4 +18,4 @@ pub use policy::{Column, Policy};
 pub use report::{Outcome, Summary, Verdict};
 pub use roster::{parse_roster, Entry, FileError, Rejection, Roster, RowError};
 pub use snapshot::{Account, Snapshot};
-pub use types::{AccountState, Origin, Person, Secret, UserKey, Value};
+pub use types::{AccountState, Dates, Origin, Person, Secret, UserKey, Value};

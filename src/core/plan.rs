@@ -72,6 +72,9 @@ pub enum Change {
     /// `sync.adopt`: take over the one unmanaged account with the row's
     /// value (`PlanItem::account`), with the row's differences.
     Adopt(Box<Diff>),
+    /// `[lifecycle]`: the row's start date is ahead; the account is created
+    /// (or re-enabled) then (`PlanItem::due`).
+    Scheduled,
 }
 
 /// Change classes that safety limits count.
@@ -119,10 +122,11 @@ pub enum ChangeKind {
     Absent,
     Reject,
     Adopt,
+    Scheduled,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 9] = [
+    pub const ALL: [ChangeKind; 10] = [
         ChangeKind::Add,
         ChangeKind::Update,
         ChangeKind::Unchanged,
@@ -132,6 +136,7 @@ impl ChangeKind {
         ChangeKind::Absent,
         ChangeKind::Reject,
         ChangeKind::Adopt,
+        ChangeKind::Scheduled,
     ];
 
     /// The word in the results file's `change` column (seed: New / Update / Old / Error).
@@ -146,6 +151,7 @@ impl ChangeKind {
             ChangeKind::Absent => "absent",
             ChangeKind::Reject => "error",
             ChangeKind::Adopt => "adopt",
+            ChangeKind::Scheduled => "scheduled",
         }
     }
 
@@ -182,6 +188,7 @@ impl ChangeKind {
             ChangeKind::Absent => Change::Absent,
             ChangeKind::Reject => Change::Reject(Vec::new()),
             ChangeKind::Adopt => Change::Adopt(Box::default()),
+            ChangeKind::Scheduled => Change::Scheduled,
         }
     }
 }
@@ -198,6 +205,7 @@ impl Change {
             Change::Absent => ChangeKind::Absent,
             Change::Reject(_) => ChangeKind::Reject,
             Change::Adopt(_) => ChangeKind::Adopt,
+            Change::Scheduled => ChangeKind::Scheduled,
         }
     }
 
@@ -214,7 +222,7 @@ impl Change {
             Change::Rejoin(_) => Some(Class::Rejoins),
             Change::Delete => Some(Class::Deletes),
             Change::Adopt(_) => Some(Class::Adopts),
-            Change::Unchanged | Change::Absent | Change::Reject(_) => None,
+            Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => None,
         }
     }
 
@@ -247,6 +255,9 @@ pub struct PlanItem {
     pub hold: Option<Hold>,
     /// Extra words for the results file.
     pub note: Option<String>,
+    /// `[lifecycle]`: when something the row's dates put ahead falls due
+    /// (Unix seconds): a scheduled creation, a future last day.
+    pub due: Option<i64>,
 }
 
 impl PlanItem {
@@ -298,6 +309,11 @@ impl Plan {
     pub fn count(&self, class: Class) -> usize {
         self.items.iter().filter(|i| i.change.class() == Some(class)).count()
     }
+
+    /// The earliest time something of this plan falls due (`[lifecycle]`).
+    pub fn next_due(&self) -> Option<i64> {
+        self.items.iter().filter_map(|i| i.due).min()
+    }
 }
 
 /// Options an operator sets per run.
@@ -330,6 +346,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                     change: Change::Reject(errors.clone()),
                     hold: None,
                     note: None,
+                    due: None,
                 });
             }
             Entry::Valid(pi) => {
@@ -338,11 +355,16 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 if let Some((a, _)) = found {
                     seen[a] = true;
                 }
-                let (mut change, mut note) = decide(person, found.map(|(_, a)| a), roster, snapshot, policy, now);
+                let timing = super::schedule::timing(&person.dates, &policy.lifecycle, now);
+                let state = timing.state(person.state);
+                let acct = found.map(|(_, a)| a);
+                let (mut change, mut note) = decide(person, state, acct, roster, snapshot, policy, now);
                 let mut account = found.map(|(i, _)| i);
-                if change == Change::Add {
+                if change == Change::Add && timing.create.is_none() {
                     (change, account, note) = adoptable.adopt(person, roster, snapshot, policy, note);
                 }
+                let due;
+                (change, note, due) = timing.schedule(change, note, &person.dates, &policy.lifecycle);
                 let hold = policy_hold(&change, policy);
                 items.push(PlanItem {
                     key: Some(person.key.clone()),
@@ -352,6 +374,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                     change,
                     hold,
                     note,
+                    due,
                 });
             }
         }
@@ -398,6 +421,7 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
             change,
             hold: None,
             note: Some(note),
+            due: None,
         });
     }
 
@@ -420,6 +444,7 @@ fn grace_over(acct: &Account, policy: &Policy, now: i64) -> bool {
 
 fn decide(
     person: &Person,
+    state: AccountState,
     account: Option<&Account>,
     roster: &Roster,
     snapshot: &Snapshot,
@@ -427,7 +452,7 @@ fn decide(
     now: i64,
 ) -> (Change, Option<String>) {
     let Some(acct) = account else {
-        return match person.state {
+        return match state {
             AccountState::Active => (Change::Add, None),
             AccountState::Leaver => (
                 Change::Unchanged,
@@ -435,7 +460,7 @@ fn decide(
             ),
         };
     };
-    match (person.state, acct.state) {
+    match (state, acct.state) {
         (AccountState::Leaver, AccountState::Active) => (Change::Leave, None),
         (AccountState::Leaver, AccountState::Leaver) => {
             if grace_over(acct, policy, now) {
@@ -468,8 +493,8 @@ fn decide(
 pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &Snapshot, policy: &Policy) -> Diff {
     let mut d = Diff::default();
     for (i, new) in person.attrs.iter().enumerate() {
-        // Not stored, or the directory's own once created (update = "create-only").
-        if !snapshot.managed.get(i).copied().unwrap_or(false) || policy.attr_rule(i).update == UpdateRule::CreateOnly {
+        // Not stored, or the directory's own (update = "create-only" or "never").
+        if !snapshot.managed.get(i).copied().unwrap_or(false) || policy.attr_rule(i).update != UpdateRule::Always {
             continue;
         }
         // Borrow; clone only what differs.
@@ -615,6 +640,7 @@ mod tests {
             GroupRules {
                 managed: vec!["staff".into(), "vpn".into()],
                 default: vec![],
+                create_missing: false,
             },
         )
         .unwrap() // ok: test

@@ -60,7 +60,7 @@ impl Outcome {
     /// and held or absent items are decided by the plan alone.
     pub fn from_plan(item: &PlanItem, preview: bool) -> Option<Outcome> {
         match (&item.change, &item.hold) {
-            (Change::Reject(_), _) | (Change::Absent, _) => Some(Outcome::new(Verdict::Skipped, None)),
+            (Change::Reject(_) | Change::Absent | Change::Scheduled, _) => Some(Outcome::new(Verdict::Skipped, None)),
             (_, Some(Hold::Limit(why))) => Some(Outcome::new(Verdict::Held, Some(why.clone()))),
             (_, Some(Hold::Policy(why))) => Some(Outcome::new(Verdict::Skipped, Some(why.clone()))),
             (Change::Unchanged, None) => Some(Outcome::new(
@@ -99,9 +99,10 @@ impl Summary {
     }
 }
 
-const CHANGE_ORDER: [&str; 9] = [
+const CHANGE_ORDER: [&str; 10] = [
     "unchanged",
     "new",
+    "scheduled",
     "adopt",
     "update",
     "leaver",

@@ -122,6 +122,27 @@ pub struct Origin {
     pub line: u64,
 }
 
+/// A row's `start_date` and `end_date` (`[lifecycle]`), when it has them:
+/// days in the policy's time zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dates {
+    /// The first day of work.
+    pub start: Option<chrono::NaiveDate>,
+    /// The last day of work.
+    pub end: Option<chrono::NaiveDate>,
+}
+
+impl Dates {
+    /// Set the start (0) or the end (1).
+    pub fn set(&mut self, which: usize, day: chrono::NaiveDate) {
+        if which == 0 {
+            self.start = Some(day);
+        } else {
+            self.end = Some(day);
+        }
+    }
+}
+
 /// One valid person from the roster, typed.
 ///
 /// `attrs` is indexed by the policy's attribute list (see
@@ -139,6 +160,7 @@ pub struct Person {
     /// `None` when the file has no such column (leave the flag alone).
     pub must_change: Option<bool>,
     pub password: Option<Secret>,
+    pub dates: Dates,
 }
 
 impl fmt::Debug for Person {
@@ -180,6 +202,7 @@ mod tests {
             state: AccountState::Active,
             must_change: None,
             password: Some(s),
+            dates: Dates::default(),
         };
         assert!(!format!("{p:?}").contains("hunter2"));
     }

@@ -9,6 +9,7 @@ mod claims;
 mod console;
 mod inboxes;
 mod job;
+mod schedule;
 mod sftp;
 mod shared;
 
@@ -211,6 +212,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ]);
     info!("Ready.");
     let mut scan_errors: HashMap<String, String> = HashMap::new();
+    let mut due = schedule::Schedule::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -238,6 +240,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 }
             }
             _ = tick.tick() => {}
+            _ = due.wait() => {
+                for id in due.start_due(&sh).await {
+                    tasks.spawn(process(Arc::clone(&sh), id));
+                }
+                continue;
+            }
             Some(id) = retry_rx.recv() => {
                 tasks.spawn(job::process(Arc::clone(&sh), id));
                 continue;

@@ -15,6 +15,7 @@
 //! - `generated`: values generated for new accounts, per run and for good.
 //! - [`browse`]: runs and their rows a page at a time, for the console.
 //! - [`leases`]: who works on which run, target and file; fenced writes.
+//! - [`schedule`]: when a run's scheduled changes fall due, and scheduled re-runs.
 
 mod approvals;
 mod browse;
@@ -22,6 +23,7 @@ mod generated;
 mod items;
 mod leases;
 mod runs;
+mod schedule;
 mod schema;
 mod seal;
 mod state;
@@ -37,6 +39,7 @@ pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};
 pub use leases::{owner_is_dead, Fence, Lease};
 pub use runs::{NewRun, RunRecord, Terminal, CLI_INBOX};
+pub use schedule::Schedule;
 pub use seal::SecretBox;
 pub use state::RunState;
 pub use stats::RunStats;

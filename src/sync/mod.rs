@@ -19,6 +19,7 @@ mod batch;
 mod ending;
 mod generated;
 mod mails;
+mod missing;
 pub mod pipeline;
 mod report;
 mod results;

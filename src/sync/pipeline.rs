@@ -171,6 +171,13 @@ impl Pass<'_> {
             },
         );
         assign_generated(journal, run, (&mut roster, &mut plan), &snapshot, policy, &own).await?;
+        if !resuming {
+            let now = run.claimed_at.div_euclid(1000);
+            let found = super::missing::plan_missing(backend.as_ref(), &mut plan, &roster, &snapshot, policy, now);
+            if let Err(e) = found.await {
+                return self.target_down(bytes, e.to_string()).await;
+            }
+        }
         let plan_ms = t.elapsed().as_millis() as u64;
         let t = std::time::Instant::now();
         let breaches = resume::first_breaches(&run.breaches, &plan.breaches, resuming);
@@ -200,6 +207,10 @@ impl Pass<'_> {
                 RunState::Running
             };
             journal.record_plan(run.id, &records, &breaches, state).await?;
+            if let (false, Some(due)) = (self.preview, plan.next_due()) {
+                // `[lifecycle]`: the daemon runs the inbox's latest file again then.
+                journal.set_due(run.id, Some(due.saturating_mul(1000))).await?;
+            }
             info!(items = records.len(), "Plan journaled.");
             p
         };

@@ -205,6 +205,7 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
             change: r.change.bare(),
             hold: None,
             note: None,
+            due: None,
         });
         let i = plan.items.len() - 1;
         p.ids.push(r.id.clone());

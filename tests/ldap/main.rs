@@ -42,6 +42,7 @@ macro_rules! matrix {
     };
 }
 
+mod containers;
 mod lifecycle;
 
 fn kind(name: &str) -> Kind {

@@ -309,6 +309,11 @@ pub struct LdapMapping {
     /// "passmod" (default) or "ssha512". AD always uses unicodePwd.
     #[serde(default)]
     pub password_method: PasswordMethod,
+    /// Create the organisational units (`ou=`) a new entry's DN needs when
+    /// they do not exist yet (a new department), only below the target's
+    /// base; listed in the preview, counted by `limits.containers`.
+    #[serde(default)]
+    pub create_containers: bool,
 }
 
 impl LdapMapping {
@@ -330,6 +335,13 @@ impl LdapMapping {
                         problems.push(format!(
                             "ldap.dn: {{{f}}} is not a field of this policy (fields: username, {})",
                             policy.attributes.join(", ")
+                        ));
+                    } else if policy
+                        .attribute_index(f)
+                        .is_some_and(|i| !policy.attr_rule(i).update.on_create())
+                    {
+                        problems.push(format!(
+                            "ldap.dn: {{{f}}} has update = \"never\", but a new entry's DN writes it; use another field or update = \"create-only\""
                         ));
                     }
                 }

@@ -11,6 +11,7 @@
 
 mod config;
 mod conn;
+mod create;
 pub mod dn;
 pub mod ops;
 mod read;
@@ -100,6 +101,9 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         dn,
         key_attr,
         fields,
+        never: (0..policy.attributes.len())
+            .filter(|i| !policy.attr_rule(*i).update.on_create())
+            .collect(),
         templates,
         attributes: policy.attributes.clone(),
         lock: match (mapping.leaver.method, target.flavour) {
@@ -116,6 +120,8 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         group_kind,
         group_dns,
         password: mapping.password_method,
+        create_containers: mapping.create_containers,
+        create_groups: policy.groups.create_missing,
     })
 }
 
@@ -181,6 +187,10 @@ impl Backend for LdapBackend {
                 other => return other,
             }
         }
+    }
+
+    async fn missing(&self, ops: &[Op<'_>]) -> Result<Vec<super::Missing>, BackendError> {
+        self.find_missing(ops).await
     }
 
     async fn validate(&self, ops: &[Op<'_>]) -> Result<Vec<Option<String>>, BackendError> {

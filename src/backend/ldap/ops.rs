@@ -167,6 +167,8 @@ pub struct Mapping {
     pub key_attr: String,
     /// (policy attribute index, LDAP attribute)
     pub fields: Vec<(usize, String)>,
+    /// Policy attributes dirsync never writes (`update = "never"`): read only.
+    pub never: Vec<usize>,
     /// (LDAP attribute, template, policy attribute indexes it uses, uses the username)
     pub templates: Vec<(String, Template, Vec<usize>)>,
     /// Policy attribute names, to resolve template placeholders.
@@ -178,6 +180,10 @@ pub struct Mapping {
     /// Managed group name (policy spelling) → DN.
     pub group_dns: Vec<(String, String)>,
     pub password: PasswordMethod,
+    /// `[ldap] create_containers`: make the missing OUs of a new DN.
+    pub create_containers: bool,
+    /// `[groups] create_missing`: make a missing managed group.
+    pub create_groups: bool,
 }
 
 impl Mapping {
@@ -361,7 +367,7 @@ impl Builder<'_> {
             Change::Delete => self.delete(),
             // `config check` refuses sync.adopt on LDAP targets; never planned here.
             Change::Adopt(_) => Err("adopting existing accounts is not supported on LDAP targets yet".into()),
-            Change::Unchanged | Change::Absent | Change::Reject(_) => Ok(OpSteps::default()),
+            Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => Ok(OpSteps::default()),
         }
     }
 
@@ -383,7 +389,7 @@ impl Builder<'_> {
             put("objectClass", oc.as_bytes().to_vec());
         }
         put(&self.map.key_attr, self.key().as_bytes().to_vec());
-        for (i, attr) in &self.map.fields {
+        for (i, attr) in self.map.fields.iter().filter(|(i, _)| !self.map.never.contains(i)) {
             if let Some(v) = person.attrs.get(*i).cloned().flatten() {
                 put(attr, v.as_bytes().to_vec());
             }

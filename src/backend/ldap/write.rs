@@ -60,7 +60,7 @@ impl LdapBackend {
             .await
     }
 
-    fn build(&self, op: &Op<'_>) -> Result<OpSteps, String> {
+    pub(super) fn build(&self, op: &Op<'_>) -> Result<OpSteps, String> {
         let uac = if self.map.flavour == Flavour::Ad {
             self.uac.lock().ok().and_then(|m| m.get(op.key.folded()).copied())
         } else {
@@ -155,7 +155,7 @@ impl LdapBackend {
                         b
                     }
                 };
-                if !ok {
+                if !ok && !self.will_create(&dn) {
                     problems.push(format!("{dn} does not exist"));
                 }
             }
@@ -188,6 +188,7 @@ impl LdapBackend {
             .flat_map(|(k, s)| s.group_remove.iter().map(move |m| (k, m)))
             .collect();
         self.members_phase(false, removes, &mut errs).await;
+        self.create_containers(&built, &mut errs).await;
 
         let conns = self.pool.size();
         let pool = &self.pool;
@@ -291,6 +292,7 @@ impl LdapBackend {
             .filter_map(|k| ok(k).map(|s| (k, s)))
             .flat_map(|(k, s)| s.group_add.iter().map(move |m| (k, m)))
             .collect();
+        let adds = self.create_groups(adds).await;
         self.members_phase(true, adds, &mut errs).await;
 
         // The server went away during the batch: the run fails as a whole

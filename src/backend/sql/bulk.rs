@@ -154,7 +154,7 @@ pub(super) fn statements<'a>(
                 all_managed(key, &mut group_rm);
                 deletes.push(key);
             }
-            Change::Unchanged | Change::Absent | Change::Reject(_) => {}
+            Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => {}
         }
     }
     if !adds.is_empty() {
@@ -249,7 +249,7 @@ fn insert_accounts<'a>(m: &'a Resolved, ops: &[Op<'a>], hashes: &'a [Option<Stri
         .map(|&i| Some(ops[i].person.map(|p| p.key.as_str()).unwrap_or(ops[i].key.as_str())))
         .collect();
     let mut exprs = vec![u.text(keys)];
-    for (attr, c) in &m.columns {
+    for (attr, c) in m.created_columns() {
         let vals = adds
             .iter()
             .map(|&i| {
@@ -413,7 +413,7 @@ fn multi_row_statements(
     }
     let with_password = m.password.is_some() && adds.iter().any(|&i| hashes[i].is_some());
     let mut cols = vec![&m.key];
-    cols.extend(m.columns.iter().map(|(_, c)| c));
+    cols.extend(m.created_columns().map(|(_, c)| c));
     cols.extend(m.status.iter());
     cols.extend(m.must_change.iter());
     if with_password {
@@ -434,7 +434,7 @@ fn multi_row_statements(
                 binds.push(b);
             };
             push(&m.key, Bind::Text(Some(person.key.as_str().to_string())));
-            for (attr, c) in &m.columns {
+            for (attr, c) in m.created_columns() {
                 push(
                     c,
                     Bind::Text(person.attrs.get(*attr).cloned().flatten().map(|v| v.to_string())),

@@ -126,6 +126,8 @@ struct Resolved {
     key: Col,
     /// (attribute index, column)
     columns: Vec<(usize, Col)>,
+    /// Attributes dirsync never writes (`update = "never"`): read only.
+    never: Vec<usize>,
     status: Option<Col>,
     active_value: String,
     leaver_value: String,
@@ -143,6 +145,12 @@ struct Resolved {
 }
 
 impl Resolved {
+    /// The columns a new account's row is written with: every mapped one
+    /// but those dirsync never writes.
+    fn created_columns(&self) -> impl Iterator<Item = &(usize, Col)> {
+        self.columns.iter().filter(|(i, _)| !self.never.contains(i))
+    }
+
     /// A parameter placed into a column of this kind (text cast to a
     /// PostgreSQL enum/domain; Unix seconds to a timestamp).
     fn value_expr(&self, c: &Col, p: &str) -> String {
@@ -489,6 +497,9 @@ fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect, cat: &schema::Catalog) -
             .columns
             .iter()
             .filter_map(|(f, c)| policy.attribute_index(f).map(|i| (i, col(t, c))))
+            .collect(),
+        never: (0..policy.attributes.len())
+            .filter(|i| !policy.attr_rule(*i).update.on_create())
             .collect(),
         status: opt(&m.status_column),
         active_value: m.active_value.clone(),

@@ -89,7 +89,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 // A soft-deleted row with this key: bring it back with the
                 // row's values instead of inserting a duplicate key.
                 let mut s = Sets::new(m);
-                for (i, col) in &m.columns {
+                for (i, col) in m.created_columns() {
                     s.set(
                         col,
                         Bind::Text(person.attrs.get(*i).cloned().flatten().map(|v| v.to_string())),
@@ -126,7 +126,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 vals.push(m.value_expr(c, &p.next()));
                 binds.push(b);
             };
-            for (i, col) in &m.columns {
+            for (i, col) in m.created_columns() {
                 let v = person.attrs.get(*i).cloned().flatten().map(|v| v.to_string());
                 push(col, Bind::Text(v), &mut cols, &mut vals);
             }
@@ -215,7 +215,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
             }
         }
         Change::Adopt(diff) => out.extend(super::adopt::statements(m, op, diff)),
-        Change::Unchanged | Change::Absent | Change::Reject(_) => {}
+        Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => {}
     }
     out
 }
@@ -270,7 +270,7 @@ pub(super) fn too_long(m: &Resolved, op: &Op<'_>) -> Option<String> {
         Change::Add => {
             let person = op.person?;
             values.push((&m.key, person.key.as_str()));
-            for (i, col) in &m.columns {
+            for (i, col) in m.created_columns() {
                 if let Some(Some(v)) = person.attrs.get(*i) {
                     values.push((col, v.as_str()));
                 }

@@ -21,6 +21,7 @@ fn policy(limits: Limits) -> Policy {
         GroupRules {
             managed: vec!["staff".into()],
             default: vec![],
+            create_missing: false,
         },
     )
     .unwrap() // ok: test

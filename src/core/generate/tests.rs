@@ -290,3 +290,23 @@ fn a_create_only_field_is_written_on_create_and_never_updated() {
         "fields.groups.update: only attribute fields have an update rule"
     );
 }
+
+#[test]
+fn a_never_field_is_not_an_update_and_cannot_be_generated_or_cleared() {
+    let never = || FieldRule {
+        update: crate::core::policy::UpdateRule::Never,
+        ..Default::default()
+    };
+    let p = policy(&[("email", never())]);
+    let snap = snapshot(&p, &[("jsmith", "John", "jsmith@mail.example.org")]);
+    let text = format!("{HEAD}jsmith,John,Smith,john.smith@example.org\n");
+    let got = run(&p, &snap, &text, Taken::default(), &Journaled::new());
+    assert_eq!(got[0].1, "unchanged", "a never-written difference is not an update");
+    let mut r = never();
+    r.generate = Some("{surname}".into());
+    let err = compile([("title".to_string(), r)].into()).unwrap_err(); // ok: test
+    assert!(err.contains("fields.title: update = \"never\""), "{err}");
+    let mut r = never();
+    r.clear_when_empty = true;
+    assert!(compile([("title".to_string(), r)].into()).is_err());
+}

@@ -18,6 +18,11 @@ pub const BUILTIN_ATTRIBUTES: &[&str] = &[
 /// Fields with a special meaning (not plain attributes).
 pub const SPECIAL_FIELDS: &[&str] = &["username", "groups", "status", "must_change", "password"];
 
+/// `[lifecycle]` dates: read whenever a file has them. Declared under
+/// `[fields]` they are also attributes (stored when mapped); otherwise they
+/// are only read.
+pub const DATE_FIELDS: &[&str] = &["start_date", "end_date"];
+
 /// Built-in aliases (normalised by [`normalise_header`] before use).
 pub(super) fn builtin_aliases(field: &str) -> &'static [&'static str] {
     match field {
@@ -46,6 +51,26 @@ pub(super) fn builtin_aliases(field: &str) -> &'static [&'static str] {
         "status" => &["status"],
         "must_change" => &["change password next time", "must change password", "change password"],
         "password" => &["password"],
+        "start_date" => &[
+            "start date",
+            "hire date",
+            "starting date",
+            "start of employment",
+            "employment start date",
+            "joining date",
+            "date joined",
+            "first day",
+        ],
+        "end_date" => &[
+            "end date",
+            "leaving date",
+            "leave date",
+            "last day",
+            "last working day",
+            "termination date",
+            "end of employment",
+            "employment end date",
+        ],
         _ => &[],
     }
 }
@@ -69,7 +94,12 @@ pub(super) fn column_for_field(f: &str, attributes: &[String]) -> Option<Column>
         "status" => Column::Status,
         "must_change" => Column::MustChange,
         "password" => Column::Password,
-        _ => Column::Attribute(attributes.iter().position(|a| a == f)?),
+        _ => match (attributes.iter().position(|a| a == f), f) {
+            (Some(i), _) => Column::Attribute(i),
+            (None, "start_date") => Column::StartDate,
+            (None, "end_date") => Column::EndDate,
+            (None, _) => return None,
+        },
     })
 }
 

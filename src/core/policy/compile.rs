@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::aliases::{builtin_aliases, column_for_field, normalise_header, IGNORED_COLUMNS};
+use super::aliases::{builtin_aliases, column_for_field, normalise_header, DATE_FIELDS, IGNORED_COLUMNS};
 use super::{
     Column, FieldRule, GroupRules, Layout, LayoutSection, Limits, PasswordRules, Policy, RosterRules, SyncRules,
     BUILTIN_ATTRIBUTES, SPECIAL_FIELDS,
@@ -56,6 +56,12 @@ impl Policy {
             .iter()
             .map(|s| s.to_string())
             .chain(attributes.iter().cloned())
+            .chain(
+                DATE_FIELDS
+                    .iter()
+                    .filter(|f| !attributes.iter().any(|a| a == *f))
+                    .map(|s| s.to_string()),
+            )
             .collect();
         for f in &all {
             let mut rule = fields.get(f).cloned().unwrap_or_default();
@@ -76,6 +82,11 @@ impl Policy {
             if rule.update != super::UpdateRule::Always && !attributes.contains(f) {
                 errors.push(format!("fields.{f}.update: only attribute fields have an update rule"));
             }
+            if rule.update == super::UpdateRule::Never && (rule.generate.is_some() || rule.clear_when_empty) {
+                errors.push(format!(
+                    "fields.{f}: update = \"never\" is never written, so it cannot be generated or cleared"
+                ));
+            }
             if let (Some(allowed), Some(default)) = (&rule.allowed, &rule.default) {
                 if !allowed.iter().any(|a| a.eq_ignore_ascii_case(default)) {
                     errors.push(format!("fields.{f}: default {default:?} is not in its allowed values"));
@@ -95,8 +106,8 @@ impl Policy {
                 "status" => Column::Status,
                 "must_change" => Column::MustChange,
                 "password" => Column::Password,
-                _ => match attributes.iter().position(|a| a == f) {
-                    Some(i) => Column::Attribute(i),
+                _ => match column_for_field(f, &attributes) {
+                    Some(c) => c,
                     None => continue,
                 },
             };
@@ -150,6 +161,9 @@ impl Policy {
                 }
             }
         }
+        if limits.containers.max_percent.is_some() {
+            errors.push("limits.containers: give max (a number of entries); max_percent means nothing here".into());
+        }
         if let Some(f) = &sync.adopt {
             if !attributes.contains(f) {
                 errors.push(format!(
@@ -178,6 +192,11 @@ impl Policy {
         }
         Ok(Policy {
             layouts: Vec::new(),
+            lifecycle: Default::default(),
+            date_attrs: [
+                attributes.iter().position(|a| a == "start_date"),
+                attributes.iter().position(|a| a == "end_date"),
+            ],
             generators,
             date_format,
             name: name.to_string(),
@@ -324,6 +343,7 @@ mod tests {
             GroupRules {
                 managed: vec![],
                 default: vec!["staff".into()],
+                create_missing: false,
             },
         )
         .unwrap_err();

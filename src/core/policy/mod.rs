@@ -8,12 +8,14 @@
 mod aliases;
 mod compile;
 mod generators;
+mod lifecycle;
 mod sections;
 mod template;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
+pub use lifecycle::{Lifecycle, LifecycleSection};
 pub use sections::{
     AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits, OnLimit,
     PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
@@ -29,6 +31,12 @@ pub struct Policy {
     pub passwords: PasswordRules,
     pub limits: Limits,
     pub groups: GroupRules,
+    /// `[lifecycle]`: how start and end dates are read.
+    pub lifecycle: Lifecycle,
+    /// The attributes holding the start and end dates, when the policy
+    /// declares them under `[fields]` (else they are [`Column::StartDate`]
+    /// and [`Column::EndDate`]).
+    date_attrs: [Option<usize>; 2],
     /// Attribute fields in template order; `Person::attrs` is indexed by this.
     pub attributes: Vec<String>,
     rules: HashMap<String, FieldRule>,
@@ -117,6 +125,10 @@ pub enum Column {
     Status,
     MustChange,
     Password,
+    /// `start_date`: the first day (`[lifecycle]`).
+    StartDate,
+    /// `end_date`: the last day (`[lifecycle]`).
+    EndDate,
     /// Recognised and deliberately not used.
     Ignored,
     Unknown,
@@ -168,6 +180,11 @@ impl Policy {
     /// Whether a row may leave this column empty because it is generated.
     pub fn generates(&self, column: Column) -> bool {
         self.generators.iter().any(|g| g.column == column)
+    }
+
+    /// Which lifecycle date attribute `i` holds: 0 the start, 1 the end.
+    pub fn date_attr(&self, i: usize) -> Option<usize> {
+        self.date_attrs.iter().position(|a| *a == Some(i))
     }
 
     /// `roster.date_format`, parsed.

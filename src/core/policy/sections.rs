@@ -38,10 +38,13 @@ pub struct FieldRule {
     /// value unique in the target, the file and every value the journal has
     /// handed out. Only username and attribute fields.
     pub generate: Option<String>,
-    /// When the target's value follows the file: `"always"` (default), or
+    /// When the target's value follows the file: `"always"` (default);
     /// `"create-only"`: written when the account is created and never
-    /// overwritten afterwards (an address the user has been given); a
-    /// difference is then not an update.
+    /// overwritten afterwards (an address the user has been given); or
+    /// `"never"`: never written by dirsync, not even on create — the value
+    /// is read and checked, and can be matched (`sync.adopt`) or used in
+    /// a generated value, but the target's own value is the one that counts.
+    /// Either way a difference is not an update.
     #[serde(default)]
     pub update: UpdateRule,
 }
@@ -53,6 +56,14 @@ pub enum UpdateRule {
     #[default]
     Always,
     CreateOnly,
+    Never,
+}
+
+impl UpdateRule {
+    /// Whether dirsync writes the field when it creates an account.
+    pub fn on_create(self) -> bool {
+        self != UpdateRule::Never
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -222,6 +233,10 @@ pub struct Limits {
     pub rejoins: Limit,
     pub deletes: Limit,
     pub adopts: Limit,
+    /// Entries a run creates for its accounts: missing organisational units
+    /// (`ldap.create_containers`) and groups (`groups.create_missing`).
+    /// Over `max`, the rows needing them are skipped and nothing is created.
+    pub containers: Limit,
     /// Licence capacity: the managed active accounts may not exceed this
     /// (leavers in the same file free licences first; the adds beyond are held).
     pub max_accounts: Option<usize>,
@@ -243,6 +258,7 @@ impl Default for Limits {
                 max_percent: None,
             },
             adopts: Limit::default(),
+            containers: Limit::default(),
             max_accounts: None,
         }
     }
@@ -256,6 +272,11 @@ pub struct GroupRules {
     pub managed: Vec<String>,
     /// Groups for a row whose groups cell is empty (seed 003: "Belong to" left blank).
     pub default: Vec<String>,
+    /// Create a managed group that does not exist yet when a member joins
+    /// it (LDAP: at its configured DN, with its first members in the same
+    /// add); listed in the preview, counted by `limits.containers`. SQL
+    /// targets need nothing here.
+    pub create_missing: bool,
 }
 
 /// `[[layouts]]`: one header layout a file may have (an HR system's old and

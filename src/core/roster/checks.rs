@@ -4,7 +4,7 @@
 use super::error::{RowError, RowErrorKind};
 use super::hygiene::{email_problem, first_invisible, nfc, strip_invisible};
 use crate::core::policy::{Column, Policy};
-use crate::core::types::{AccountState, Origin, Person, Secret, UserKey, Value};
+use crate::core::types::{AccountState, Dates, Origin, Person, Secret, UserKey, Value};
 
 pub(super) fn key_of(record: &csv::StringRecord, columns: &[Column]) -> Option<UserKey> {
     let i = columns.iter().position(|c| *c == Column::Key)?;
@@ -22,6 +22,8 @@ fn field_of(c: Column, policy: &Policy) -> &str {
         Column::Groups => "groups",
         Column::Status => "status",
         Column::MustChange => "must_change",
+        Column::StartDate => "start_date",
+        Column::EndDate => "end_date",
         Column::Password | Column::Ignored | Column::Unknown => "",
     }
 }
@@ -43,6 +45,7 @@ pub(super) fn parse_row(
     let mut state = AccountState::Active;
     let mut must_change = None;
     let mut password = None;
+    let mut dates = Dates::default();
     let err = |errors: &mut Vec<RowError>, h: &str, kind: RowErrorKind| errors.push(RowError::in_column(h, kind));
     let email = policy.attribute_index("email").map(Column::Attribute);
 
@@ -108,7 +111,15 @@ pub(super) fn parse_row(
                 }
             }
             Column::Attribute(i) => match check_value(v, i, policy) {
-                Ok(val) => attrs[i] = val,
+                Ok(val) => {
+                    if let (Some(which), Some(val)) = (policy.date_attr(i), &val) {
+                        match read_date(val, policy) {
+                            Ok(d) => dates.set(which, d),
+                            Err(k) => err(&mut errors, h, k),
+                        }
+                    }
+                    attrs[i] = val
+                }
                 Err(k) => err(&mut errors, h, k),
             },
             Column::Groups => {
@@ -180,6 +191,11 @@ pub(super) fn parse_row(
                     }
                 }
             }
+            Column::StartDate | Column::EndDate if v.is_empty() => {}
+            Column::StartDate | Column::EndDate => match read_date(v, policy) {
+                Ok(d) => dates.set(usize::from(*c == Column::EndDate), d),
+                Err(k) => err(&mut errors, h, k),
+            },
             Column::Ignored | Column::Unknown => {}
         }
     }
@@ -199,6 +215,14 @@ pub(super) fn parse_row(
             }
         }
     }
+    if let (Some(start), Some(end)) = (dates.start, dates.end) {
+        if end < start {
+            errors.push(RowError::in_row(RowErrorKind::EndBeforeStart {
+                start: start.to_string(),
+                end: end.to_string(),
+            }));
+        }
+    }
     if groups.is_none() && !policy.groups.default.is_empty() {
         groups = Some(policy.groups.default.iter().map(|g| Value::from(g.as_str())).collect());
     }
@@ -216,9 +240,18 @@ pub(super) fn parse_row(
             state,
             must_change,
             password,
+            dates,
         }),
         key => Err((key.filter(|k| !k.as_str().is_empty()), errors)),
     }
+}
+
+/// A start or end date cell → its day, or why not.
+fn read_date(v: &str, policy: &Policy) -> Result<chrono::NaiveDate, RowErrorKind> {
+    policy.parse_date(v).ok_or_else(|| RowErrorKind::BadDate {
+        value: v.to_string(),
+        formats: policy.lifecycle.date_formats.clone(),
+    })
 }
 
 fn too_long(v: &str, field: &str, policy: &Policy) -> Option<RowErrorKind> {

@@ -176,6 +176,10 @@ pub enum RowErrorKind {
     DuplicateEmail { lines: Vec<u64>, keep_first: bool },
     /// A generated field (`generate`) could not be given a value.
     Generate { field: String, reason: String },
+    /// A start or end date in none of `lifecycle.date_formats`.
+    BadDate { value: String, formats: Vec<String> },
+    /// The end date is before the start date.
+    EndBeforeStart { start: String, end: String },
     /// `sync.adopt`: more than one unmanaged account has the row's value.
     AdoptAmbiguous {
         field: String,
@@ -206,6 +210,8 @@ impl RowErrorKind {
             RowErrorKind::DuplicateEmail { .. } => "duplicate-email",
             RowErrorKind::Generate { .. } => "generate",
             RowErrorKind::AdoptAmbiguous { .. } => "adopt-ambiguous",
+            RowErrorKind::BadDate { .. } => "bad-date",
+            RowErrorKind::EndBeforeStart { .. } => "end-before-start",
         }
     }
 }
@@ -317,6 +323,14 @@ impl fmt::Display for RowErrorKind {
             RowErrorKind::DuplicateKey { lines, keep_first } => duplicate(f, "username", lines, *keep_first),
             RowErrorKind::DuplicateEmail { lines, keep_first } => duplicate(f, "email", lines, *keep_first),
             RowErrorKind::Generate { field, reason } => write!(f, "cannot generate {field}: {reason}"),
+            RowErrorKind::BadDate { value, formats } => write!(
+                f,
+                "{value:?} is not a date in the expected format ({}: lifecycle.date_formats); correct it",
+                formats.join(" or ")
+            ),
+            RowErrorKind::EndBeforeStart { start, end } => {
+                write!(f, "the end date {end} is before the start date {start}; correct one of them")
+            }
             RowErrorKind::AdoptAmbiguous { field, value, accounts } => write!(
                 f,
                 "{value:?} is the {field} of {} existing accounts ({}), so none is adopted; give the row the username of the right one, or make the {field} unique in the target",

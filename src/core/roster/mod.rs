@@ -433,6 +433,7 @@ pub(crate) mod fixtures {
             GroupRules {
                 managed: vec!["staff".into(), "vpn".into()],
                 default: vec![],
+                create_missing: false,
             },
         )
         .unwrap() // ok: test

@@ -244,6 +244,8 @@ fn describe(c: Column, policy: &Policy) -> String {
         Column::Status => "status".into(),
         Column::MustChange => "change password next time".into(),
         Column::Password => "password".into(),
+        Column::StartDate => "start_date".into(),
+        Column::EndDate => "end_date".into(),
         Column::Ignored | Column::Unknown => "nothing".into(),
     }
 }

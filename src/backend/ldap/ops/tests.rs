@@ -53,6 +53,7 @@ fn mapping(flavour: Flavour) -> Mapping {
         dn: DnTemplate::parse(dn).unwrap(), // ok: test
         key_attr: key.into(),
         fields: vec![(0, "givenName".into()), (1, "sn".into()), (3, "title".into())],
+        never: vec![],
         templates,
         attributes: ATTRS.iter().map(|s| s.to_string()).collect(),
         lock: match flavour {
@@ -65,6 +66,8 @@ fn mapping(flavour: Flavour) -> Mapping {
         group_kind: GroupKind::GroupOfNames,
         group_dns: vec![("staff".into(), "cn=staff,ou=groups,dc=example,dc=org".into())],
         password: PasswordMethod::Passmod,
+        create_containers: false,
+        create_groups: false,
     }
 }
 
@@ -82,6 +85,7 @@ fn person(key: &str, first: &str, dept: &str, groups: &[&str]) -> Person {
         state: AccountState::Active,
         must_change: None,
         password: None,
+        dates: Default::default(),
     }
 }
 
@@ -567,4 +571,19 @@ fn an_empty_dn_component_fails_the_row_with_the_field_name() {
     let change = Change::Add;
     let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
     assert!(err.contains("department"), "{err}");
+}
+
+#[test]
+fn a_never_field_is_left_out_of_a_new_entry() {
+    let mut map = mapping(Flavour::Openldap);
+    map.never = vec![3];
+    let p = person("jsmith", "Jane", "Finance", &[]);
+    let change = Change::Add;
+    let o = op(&change, &p.key, Some(&p), None, None, false);
+    let s = build(&map, &o, None).unwrap(); // ok: test
+    let Step::Add { attrs, .. } = &s.steps[0] else {
+        panic!("{:?}", s.steps)
+    };
+    assert!(attr(attrs, "title").is_empty(), "update = \"never\": not written");
+    assert_eq!(attr(attrs, "givenName"), ["Jane"]);
 }
