@@ -29,6 +29,11 @@ pub fn file_lease(inbox: &str, name: &str) -> String {
     format!("file:{inbox}/{name}")
 }
 
+/// The lease of the daemon that carries out scheduled changes now.
+pub fn schedule_lease() -> String {
+    "schedule".to_string()
+}
+
 /// The lease that says a daemon is alive (`dirsync runs daemons`, the console).
 pub fn presence_lease(owner: &str) -> String {
     format!("daemon:{owner}")

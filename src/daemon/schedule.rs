@@ -21,6 +21,7 @@ use crate::clock::{now_ms, timestamp};
 use crate::inbox::folder::PROCESSING;
 use crate::inbox::FolderInbox;
 use crate::journal::RunRecord;
+use crate::leases::file_lease;
 
 /// The longest the daemon goes without looking at the journal's schedule
 /// (a run it did not make — the console, another daemon — may add one).
@@ -53,6 +54,20 @@ impl Schedule {
     pub(super) async fn start_due(&mut self, sh: &Arc<Shared>) -> Vec<i64> {
         let now = now_ms();
         let mut started = Vec::new();
+        // One daemon at a time among those sharing the journal.
+        let lease = crate::leases::schedule_lease();
+        match sh.leases.take(&lease, None).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.next = Instant::now() + sh.leases.ttl().min(LOOK_AGAIN);
+                return started;
+            }
+            Err(e) => {
+                warn!(error = %e, "Cannot take the schedule's lease; trying again later.");
+                self.next = Instant::now() + sh.leases.ttl().min(LOOK_AGAIN);
+                return started;
+            }
+        }
         match sh.journal.due_runs(now).await {
             Ok(due) => {
                 for (run, at) in due {
@@ -63,6 +78,7 @@ impl Schedule {
             }
             Err(e) => warn!(error = %e, "Cannot read the journal's scheduled changes; trying again later."),
         }
+        sh.leases.release(&lease).await;
         let next_due = sh.journal.next_due().await.ok().flatten();
         if std::mem::take(&mut self.first) {
             let next = next_due.map(timestamp).unwrap_or_else(|| "none".into());
@@ -86,14 +102,26 @@ async fn rerun(sh: &Shared, run: &RunRecord, due: i64) -> Option<i64> {
         return None;
     };
     let inbox = FolderInbox::new(&cfg);
-    let (path, name) = match place_copy(&inbox, run).await {
-        Ok(p) => p,
+    let dir = inbox.dir.join(PROCESSING);
+    let path = free_name(&dir, &run.file_name);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| run.file_name.clone());
+    // Under the file's lease: no daemon takes the copy for an unjournaled claim.
+    let lease = file_lease(inbox.name(), &name);
+    if !sh.leases.take(&lease, None).await.unwrap_or(false) {
+        return None;
+    }
+    let id = match place_copy(&dir, &path, &name, run).await {
+        Ok(()) => journal_claim(sh, &inbox, &path, &name, true, None).await,
         Err(e) => {
             warn!(run_id = run.id, file = ?run.file_path(), error = %e, "Scheduled changes are due but the run's file cannot be copied into processing/; trying again later.");
-            return None;
+            None
         }
     };
-    let id = journal_claim(sh, &inbox, &path, &name, true, None).await?;
+    sh.leases.release(&lease).await;
+    let id = id?;
     if let Err(e) = sh.journal.mark_rerun(id, run.id).await {
         warn!(run_id = id, error = %e, "Cannot mark the run as a scheduled re-run; it runs as a forced one.");
     }
@@ -104,20 +132,13 @@ async fn rerun(sh: &Shared, run: &RunRecord, due: i64) -> Option<i64> {
 /// Copy the run's (archived) file into the inbox's `processing/`, its
 /// force marker first, as a claim would leave it: a crash before it is
 /// journaled leaves a forced claim that the next start runs.
-async fn place_copy(inbox: &FolderInbox, run: &RunRecord) -> std::io::Result<(PathBuf, String)> {
-    let dir = inbox.dir.join(PROCESSING);
-    tokio::fs::create_dir_all(&dir).await?;
-    let path = free_name(&dir, &run.file_name);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| run.file_name.clone());
+async fn place_copy(dir: &Path, path: &Path, name: &str, run: &RunRecord) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
     let bytes = tokio::fs::read(run.file_path()).await?;
     let tmp = dir.join(format!(".{name}.part"));
     tokio::fs::write(dir.join(format!("{name}.force")), b"").await?;
     tokio::fs::write(&tmp, &bytes).await?;
-    tokio::fs::rename(&tmp, &path).await?;
-    Ok((path, name))
+    tokio::fs::rename(&tmp, path).await
 }
 
 /// `NAME`, or `STEM-scheduledN.EXT` when a file of that name is in `dir`.
