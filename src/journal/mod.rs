@@ -14,7 +14,9 @@
 //! - [`stats`]: the runs in numbers, for metrics.
 //! - `generated`: values generated for new accounts, per run and for good.
 //! - [`browse`]: runs and their rows a page at a time, for the console.
+//! - [`activation`]: one-time activation links, stored as hashes.
 
+pub mod activation;
 mod approvals;
 mod browse;
 mod generated;
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use activation::{token_hash, ActivationRecord, ActivationState, NewActivation};
 pub use approvals::{Approval, Decision};
 pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};

@@ -57,6 +57,7 @@ pub enum OutboxError {
 pub enum MailKind {
     Results,
     Credentials,
+    Activation,
     Test,
 }
 
@@ -65,6 +66,7 @@ impl MailKind {
         match self {
             MailKind::Results => "results",
             MailKind::Credentials => "credentials",
+            MailKind::Activation => "activation",
             MailKind::Test => "test",
         }
     }
