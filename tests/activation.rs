@@ -4,7 +4,6 @@
 //! console's `/activate/TOKEN` page and sets a password there. Independent
 //! checks: `sqlite3` reads the target and the journal, `argon2` verifies the
 //! hash the page wrote.
-#![allow(dead_code)] // the activate page tests come next
 
 #[path = "common/mime.rs"]
 #[allow(dead_code)] // the SMTP half is tests/mail.rs's
@@ -127,8 +126,14 @@ impl Env {
 
     /// The activation link mailed to `to` (the only one, asserted).
     fn link_of(&self, to: &str) -> String {
-        let links: Vec<String> = self
-            .mails()
+        let links = self.links_of(to);
+        assert_eq!(links.len(), 1, "one activation mail to {to}: {links:?}");
+        links[0].clone()
+    }
+
+    /// Every activation link mailed to `to` (in no particular order).
+    fn links_of(&self, to: &str) -> Vec<String> {
+        self.mails()
             .into_iter()
             .filter(|(t, _, _)| t == to)
             .filter_map(|(_, _, body)| {
@@ -136,9 +141,7 @@ impl Env {
                     .find(|w| w.contains("/activate/"))
                     .map(str::to_string)
             })
-            .collect();
-        assert_eq!(links.len(), 1, "one activation mail to {to}: {links:?}");
-        links[0].clone()
+            .collect()
     }
 }
 
@@ -272,4 +275,177 @@ fn a_resumed_run_mails_each_link_once() {
         ));
         assert_eq!(row, "1", "{u}'s mailed link is the journaled one");
     }
+}
+
+/// The page as a user meets it: the form, two passwords that differ, one
+/// too short, no form token, then a good one (verified with argon2 against
+/// the hash `sqlite3` reads); the link then fails; an expired link fails; a
+/// resend (command line, then the run page's button) voids the old link and
+/// the new one works; of two concurrent uses one wins; a stream of unknown
+/// links from one address is stopped.
+#[test]
+fn the_link_sets_a_password_once_and_every_other_use_is_refused_in_plain_words() {
+    let env = Env::new(|p| p);
+    let (code, _, err) = env.cli(
+        &["http", "add-user", "alice", "--role", "operator"],
+        "correct horse battery\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let users = ["jsmith", "akhan", "bnguyen", "mobrien"];
+    let (code, out, err) = env.apply("hr.csv", &roster(&users));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let daemon = env.serve();
+    let mut web = web::Client::new(env.port);
+
+    let path = path_of(&env, &env.link_of("jsmith@example.org"));
+    let page = web.get(&path);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("jsmith") && page.text().contains("at least 12 characters"));
+    let first = "a long enough password";
+    let r = web.post_form(
+        &path,
+        &[
+            ("csrf", &page.csrf()),
+            ("password", first),
+            ("confirm", "another long password"),
+        ],
+    );
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("not the same"), "{}", r.text());
+    assert!(!r.text().contains(first), "the password is never echoed");
+    let r = web.post_form(
+        &path,
+        &[("csrf", &r.csrf()), ("password", "short"), ("confirm", "short")],
+    );
+    assert_eq!(r.status, 422);
+    assert!(
+        r.text().contains("too short: use at least 12 characters"),
+        "{}",
+        r.text()
+    );
+    let r = web.post_form(&path, &[("csrf", "forged"), ("password", first), ("confirm", first)]);
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        env.db("SELECT password_hash IS NULL FROM users WHERE username = 'jsmith'"),
+        "1"
+    );
+
+    let chosen = "Correct-Horse-Battery-9";
+    let r = web.post_form(&path, &[("csrf", &r.csrf()), ("password", chosen), ("confirm", chosen)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Your password is set"));
+    let hash = env.db("SELECT password_hash FROM users WHERE username = 'jsmith'");
+    assert!(argon2_ok(&hash, chosen), "the stored hash verifies the chosen password");
+    assert!(!argon2_ok(&hash, first));
+    assert_eq!(
+        env.db("SELECT must_change_password FROM users WHERE username = 'jsmith'"),
+        "0"
+    );
+    // Used: the link fails, GET and POST alike.
+    let r = web.get(&path);
+    assert_eq!(r.status, 410);
+    assert!(r.text().contains("used already"), "{}", r.text());
+    let r = web.post_form(&path, &[("csrf", "x"), ("password", chosen), ("confirm", chosen)]);
+    assert_eq!(r.status, 410);
+
+    // Expired (its expiry moved into the past in the journal).
+    let old = env.link_of("akhan@example.org");
+    env.journal("UPDATE activations SET expires = 1 WHERE user_key = 'akhan'");
+    let r = web.get(&path_of(&env, &old));
+    assert_eq!(r.status, 410);
+    assert!(
+        r.text().contains("expired") && r.text().contains("IT department"),
+        "{}",
+        r.text()
+    );
+    // Resent from the command line: a new mail; the old link is replaced.
+    let (code, out, err) = env.cli(&["activation", "resend", "AKHAN"], "");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("akhan@example.org"), "{out}");
+    let links = env.links_of("akhan@example.org");
+    assert_eq!(links.len(), 2, "{links:?}");
+    assert!(web.get(&path_of(&env, &old)).text().contains("replaced by a newer one"));
+    let new = path_of(&env, links.iter().find(|l| **l != old).expect("a new link"));
+    let form = web.get(&new);
+    let r = web.post_form(
+        &new,
+        &[("csrf", &form.csrf()), ("password", chosen), ("confirm", chosen)],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hash = env.db("SELECT password_hash FROM users WHERE username = 'akhan'");
+    assert!(argon2_ok(&hash, chosen));
+    // A used link is not resent.
+    let (code, _, err) = env.cli(&["activation", "resend", "jsmith"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("set a password"), "{err}");
+
+    // Two uses at once: one wins.
+    let path = path_of(&env, &env.link_of("bnguyen@example.org"));
+    let mut a = web::Client::new(env.port);
+    let mut b = web::Client::new(env.port);
+    let (ca, cb) = (a.get(&path).csrf(), b.get(&path).csrf());
+    let (pa, pb) = (path.clone(), path.clone());
+    let ta = std::thread::spawn(move || {
+        a.post_form(
+            &pa,
+            &[
+                ("csrf", &ca),
+                ("password", "first of two passwords"),
+                ("confirm", "first of two passwords"),
+            ],
+        )
+        .status
+    });
+    let tb = std::thread::spawn(move || {
+        b.post_form(
+            &pb,
+            &[
+                ("csrf", &cb),
+                ("password", "second of two passwords"),
+                ("confirm", "second of two passwords"),
+            ],
+        )
+        .status
+    });
+    let mut statuses = [ta.join().expect("thread"), tb.join().expect("thread")];
+    statuses.sort();
+    assert_eq!(statuses, [200, 410]);
+    let hash = env.db("SELECT password_hash FROM users WHERE username = 'bnguyen'");
+    assert!(argon2_ok(&hash, "first of two passwords") != argon2_ok(&hash, "second of two passwords"));
+
+    // The run page lists the links; an operator resends one with its button.
+    let mut op = web::Client::new(env.port);
+    assert_eq!(op.login("alice", "correct horse battery").status, 303);
+    let run = op.get("/runs/1");
+    let text = run.text();
+    assert!(text.contains("Activation links") && text.contains("mobrien"), "{text}");
+    assert!(text.matches(">used<").count() >= 3, "{text}");
+    let old = env.link_of("mobrien@example.org");
+    let r = op.post_form(
+        "/runs/1/activations/resend",
+        &[("csrf", &run.csrf()), ("key", "mobrien")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let ok = wait_until(Duration::from_secs(30), || {
+        env.links_of("mobrien@example.org").len() == 2
+    });
+    assert!(ok, "the resent mail was not delivered");
+    assert_eq!(web.get(&path_of(&env, &old)).status, 410);
+    let r = op.post_form("/runs/1/activations/resend", &[("csrf", "nope"), ("key", "mobrien")]);
+    assert_eq!(r.status, 403);
+
+    // No password reached the daemon's log.
+    let log = daemon.log();
+    for pw in [first, chosen, "first of two passwords", "second of two passwords"] {
+        assert!(!log.contains(pw), "a password in the log");
+    }
+    assert!(log.contains("Account activated"), "{log}");
+
+    // Guessing links from one address is stopped.
+    for i in 0..5 {
+        assert_eq!(web.get(&format!("/activate/guess{i}")).status, 404);
+    }
+    let r = web.get("/activate/guess5");
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
 }

@@ -74,6 +74,8 @@ impl Writes {
                             let email = policy.attribute_index("email").and_then(|e| p.attrs[e].as_ref());
                             w.no_email[i] = email.is_none_or(|e| e.is_empty());
                             w.tokens[i] = generate(i, Fresh::Token);
+                            // The user chooses their own password.
+                            w.must_change[i] = false;
                             None
                         }
                         (None, Deliver::Mail, Generate::New) => {

@@ -14,6 +14,7 @@ mod adopt;
 mod bulk;
 mod config;
 mod lite;
+mod password;
 mod rows;
 mod schema;
 mod snapshot;
@@ -538,6 +539,10 @@ impl Backend for SqlBackend {
 
     fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+        self.set_one_password(key, password).await
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
