@@ -7,12 +7,14 @@
 //! - `ops`: one planned change → the exact LDAP operations (pure, unit-tested);
 //! - `schema`: the server's subschema, for the dry run;
 //! - `conn`: connections, retries, running one operation;
-//! - `read`: the snapshot; `write`: apply and the dry run.
+//! - `read`: the snapshot; `write`: apply and the dry run;
+//! - `password`: one password set on its own (activation).
 
 mod config;
 mod conn;
 pub mod dn;
 pub mod ops;
+mod password;
 mod read;
 mod schema;
 mod write;
@@ -32,7 +34,7 @@ use self::dn::{DnTemplate, Template};
 use self::ops::{Lock, Mapping};
 use self::schema::Schema;
 use super::{Backend, BackendError, Op, OpResult};
-use crate::core::{Policy, Secret, Snapshot};
+use crate::core::{Policy, Secret, Snapshot, UserKey};
 
 /// The LDAP backend for one (target, policy) pair.
 pub struct LdapBackend {
@@ -116,6 +118,7 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         group_kind,
         group_dns,
         password: mapping.password_method,
+        activation: policy.passwords.deliver == crate::core::policy::Deliver::Activation,
     })
 }
 
@@ -189,6 +192,10 @@ impl Backend for LdapBackend {
 
     fn batch_size(&self) -> usize {
         self.target.batch_size
+    }
+
+    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+        self.set_one_password(key, password).await
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {

@@ -65,6 +65,7 @@ fn mapping(flavour: Flavour) -> Mapping {
         group_kind: GroupKind::GroupOfNames,
         group_dns: vec![("staff".into(), "cn=staff,ou=groups,dc=example,dc=org".into())],
         password: PasswordMethod::Passmod,
+        activation: false,
     }
 }
 
