@@ -213,6 +213,19 @@ impl Journal {
         rows.iter().map(record).collect()
     }
 
+    /// The accounts (keys, lower case) of a policy that were given a link
+    /// and have used none: their users have not set a password yet.
+    pub async fn awaiting_activation(&self, policy: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT LOWER(user_key) FROM activations WHERE policy = ? \
+             GROUP BY LOWER(user_key) HAVING COUNT(used_at) = 0",
+        ))
+        .bind(policy)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// The newest link of an account under a policy.
     pub async fn latest_activation(&self, policy: &str, user_key: &str) -> Result<Option<ActivationRecord>> {
         let row = sqlx::query(&self.sql(&format!(

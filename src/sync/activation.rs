@@ -114,6 +114,50 @@ impl Pass<'_> {
     }
 }
 
+/// On Active Directory an account created for activation stays disabled
+/// until its user sets a password (Windows refuses to enable it before):
+/// such an account — a link issued, none used, not in the leavers
+/// container — is read as active, not as a leaver the file would rejoin.
+pub(super) async fn awaiting_users(
+    config: &Config,
+    journal: &Journal,
+    lp: &crate::config::LoadedPolicy,
+    snapshot: &mut crate::core::Snapshot,
+) -> Result<(), SyncError> {
+    use crate::backend::ldap::{Flavour, LeaverMethod};
+    use crate::config::TargetConfig;
+    use crate::core::AccountState;
+    let Ok(TargetConfig::Ldap(t)) = config.target(lp) else {
+        return Ok(());
+    };
+    let by_lock = lp
+        .file
+        .ldap
+        .as_ref()
+        .is_some_and(|m| m.leaver.method == LeaverMethod::Lock);
+    if t.flavour != Flavour::Ad || !by_lock {
+        return Ok(());
+    }
+    let waiting = journal.awaiting_activation(&lp.name).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let leavers = t.leavers.as_deref().map(|l| format!(",{}", l.to_lowercase()));
+    for key in waiting {
+        let Some((i, a)) = snapshot.get(&crate::core::UserKey::new(&key)) else {
+            continue;
+        };
+        let in_leavers = match (&leavers, &a.locator) {
+            (Some(l), Some(dn)) => dn.to_lowercase().replace(", ", ",").ends_with(l.as_str()),
+            _ => false,
+        };
+        if a.state == AccountState::Leaver && !in_leavers {
+            snapshot.set_state(i, AccountState::Active);
+        }
+    }
+    Ok(())
+}
+
 /// The activation mails of a run's invitations, with each link's journaled expiry.
 pub(super) async fn invites(
     config: &Config,

@@ -149,10 +149,13 @@ impl Pass<'_> {
             Err(OpenError::Config(m)) => return Err(SyncError::Config(m)),
             Err(OpenError::Target(e)) => return self.target_down(bytes, e.to_string()).await,
         };
-        let snapshot = match read_target(backend.as_ref(), policy).await {
+        let mut snapshot = match read_target(backend.as_ref(), policy).await {
             Ok(s) => s,
             Err(e) => return self.target_down(bytes, e.to_string()).await,
         };
+        if policy.passwords.deliver == crate::core::policy::Deliver::Activation {
+            super::activation::awaiting_users(self.ctx.config, journal, self.lp, &mut snapshot).await?;
+        }
         let snapshot_ms = t.elapsed().as_millis() as u64;
 
         let records = journal.items(run.id).await?;
