@@ -15,6 +15,7 @@ pub mod journal;
 pub mod keyfile;
 pub mod mail;
 pub mod paths;
+pub mod private_files;
 pub mod redact;
 pub mod runs;
 pub mod secrets;

@@ -264,12 +264,10 @@ impl SqlBackend {
                 .split('?')
                 .next()
                 .unwrap_or("");
-            if let Some(parent) = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| BackendError::Connect(format!("creating {}: {e}", parent.display())))?;
+            // It holds password hashes: 0600 (its folder 0700), not the umask's mode.
+            if !path.is_empty() && !path.starts_with(":memory:") {
+                crate::private_files::create_file(std::path::Path::new(path))
+                    .map_err(|e| BackendError::Connect(format!("creating {path}: {e}")))?;
             }
         }
         let pool = open_pool(target, dialect, password.as_ref()).await.map_err(|e| {
