@@ -16,6 +16,7 @@ pub mod keyfile;
 pub mod leases;
 pub mod mail;
 pub mod paths;
+pub mod private_files;
 pub mod redact;
 pub mod runs;
 pub mod secrets;

@@ -1,5 +1,6 @@
 //! The `dirsync` command line.
 
+mod activation_cli;
 mod cli_docs;
 mod cli_run;
 mod http_cli;
@@ -73,6 +74,11 @@ enum Command {
     Http {
         #[command(subcommand)]
         command: http_cli::HttpCommand,
+    },
+    /// Activation links (`[passwords] deliver = "activation"`): resend one.
+    Activation {
+        #[command(subcommand)]
+        command: activation_cli::ActivationCommand,
     },
     /// SFTP inbox commands.
     Inbox {
@@ -376,6 +382,10 @@ async fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Activation { command } => match load_config(&cli.config) {
+            Ok(config) => activation_cli::run(config, command).await,
+            Err(code) => code,
+        },
         Command::Http { command } => match load_config(&cli.config) {
             Ok(config) => http_cli::main(&config, command),
             Err(code) => code,

@@ -140,6 +140,32 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
             );
         }
     }
+    let links = journal.run_activations(id).await?;
+    if !links.is_empty() {
+        let now = crate::clock::now_unix();
+        println!();
+        println!(
+            "activations ({}) — `dirsync activation resend KEY` mails a new link",
+            links.len()
+        );
+        println!("key\temail\tstate\tissued\texpires\tused");
+        for a in &links {
+            let at = |s: Option<i64>| {
+                s.map(|s| timestamp(s.saturating_mul(1000)))
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                cell(&a.user_key),
+                cell(a.email.as_deref().unwrap_or("-")),
+                a.state(now).as_str(),
+                at(Some(a.issued)),
+                at(Some(a.expires)),
+                at(a.used_at)
+            );
+        }
+        println!();
+    }
     if other.is_empty() {
         println!("no rejected or failed rows");
     } else {

@@ -19,6 +19,15 @@ pub enum BackendError {
     /// The target is not shaped as the policy says (missing table, column…).
     #[error("target does not match the policy: {0}")]
     Schema(String),
+    /// The target refused a password (its password policy), in plain words.
+    #[error("{0}")]
+    PasswordRefused(String),
+    /// No account with this key in the managed scope.
+    #[error("there is no account {0:?} in the target's managed scope")]
+    NoAccount(String),
+    /// This target cannot do what was asked.
+    #[error("{0}")]
+    Unsupported(String),
     /// Anything else the target said.
     #[error("{0}")]
     Other(String),
@@ -118,4 +127,15 @@ pub trait Backend: Send + Sync {
     /// Apply a batch. One result per op, in order; a failing op never stops
     /// the others. `Err` only when the target is unusable as a whole.
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError>;
+
+    /// Set one account's password through the target's normal password
+    /// write (the activation page), clear its "must change" flag, and
+    /// enable it when it waited for a password (Active Directory).
+    /// [`BackendError::PasswordRefused`] when the target's policy refuses it.
+    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+        let _ = (key, password);
+        Err(BackendError::Unsupported(
+            "this target cannot set a single password".into(),
+        ))
+    }
 }

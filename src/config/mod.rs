@@ -191,6 +191,15 @@ impl Config {
                 }
             }
         }
+        for lp in policies.values() {
+            if lp.policy.passwords.deliver == crate::core::policy::Deliver::Activation && http.is_none() {
+                errors.push(config_error(
+                    &lp.path,
+                    "[passwords] deliver = \"activation\" needs the web console ([http] in dirsync.toml, \
+                     with public_url): users set their password on its /activate page",
+                ));
+            }
+        }
         let mut mail = file.mail.map(|m| m.resolved(&dir, &file.service.state_dir));
         if let Some(m) = &mail {
             errors.extend(m.check().into_iter().map(|msg| config_error(path, msg)));

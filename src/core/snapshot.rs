@@ -91,6 +91,14 @@ impl Snapshot {
         &self.accounts
     }
 
+    /// Correct what the target's state of account `i` means (an account
+    /// disabled while it waits for its user's activation is no leaver).
+    pub fn set_state(&mut self, i: usize, state: AccountState) {
+        if let Some(a) = self.accounts.get_mut(i) {
+            a.state = state;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.accounts.len()
     }

@@ -1,6 +1,7 @@
 //! What the web console asks of the daemon ([`crate::http::Actions`]):
 //! approvals and rejections under the target's lock, previews of uploaded
-//! files, and applying a preview as its inbox's run — all through the one
+//! files, applying a preview as its inbox's run, activation links used and
+//! resent — all through the one
 //! pipeline and the daemon's journal and outbox.
 
 use std::path::{Path, PathBuf};
@@ -14,12 +15,13 @@ use super::job::{journal_claim, process};
 use super::shared::Shared;
 use crate::clock::now_ms;
 use crate::config::{Config, InboxConfig};
-use crate::core::Class;
+use crate::core::{Class, Secret};
 use crate::http::{Actions, InboxInfo, Uploader};
 use crate::inbox::folder::{results_beside, PROCESSING};
 use crate::inbox::FolderInbox;
 use crate::journal::{NewRun, RunRecord, RunState};
 use crate::leases::{file_lease, run_lease};
+use crate::sync::activate::ActivateError;
 use crate::sync::{approve, drive, reject, Approved, SyncError};
 
 /// The daemon, as the console sees it.
@@ -230,6 +232,24 @@ impl Actions for Console {
         info!(run_id = new, preview = id, inbox = ?ib.name, by = ?by.name, "Upload applied from the console.");
         tokio::spawn(process(Arc::clone(&self.sh), new));
         Ok(new)
+    }
+
+    async fn activate(&self, token: &str, password: &Secret) -> Result<String, ActivateError> {
+        let config = self.sh.config();
+        crate::sync::activate::activate(&config, &self.sh.journal, token, password).await
+    }
+
+    async fn resend_activation(&self, policy: &str, key: &str, by: &str) -> Result<String, String> {
+        let config = self.sh.config();
+        let resent = self
+            .sh
+            .with_ctx(&config, async |ctx| {
+                crate::sync::activation::resend(ctx.config, ctx.journal, ctx.mail, policy, key).await
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(key = ?resent.key, policy = ?policy, by = ?by, "Activation link resent from the console.");
+        Ok(resent.email)
     }
 
     fn inboxes(&self) -> Vec<InboxInfo> {

@@ -34,6 +34,11 @@ pub struct HttpConfig {
     /// How long a console login lasts, in hours. Default 12.
     #[serde(default = "default_session_hours")]
     pub session_hours: u64,
+    /// The console's address as users reach it (behind a proxy, say):
+    /// activation links are `{public_url}/activate/TOKEN`. Default: the
+    /// `listen` address, `https://` with TLS.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// `[http] trusted_proxy`: requests from `from` carry the user's name and
@@ -71,6 +76,7 @@ impl Default for HttpConfig {
             trusted_proxy: None,
             max_upload_mb: default_max_upload_mb(),
             session_hours: default_session_hours(),
+            public_url: None,
         }
     }
 }
@@ -83,6 +89,17 @@ impl HttpConfig {
         self.tls_cert = self.tls_cert.map(abs);
         self.tls_key = self.tls_key.map(abs);
         self
+    }
+
+    /// The base of links to the console: `public_url`, or the `listen` address.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.tls().is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", self.listen)
+            }
+        }
     }
 
     /// The largest upload in bytes.
@@ -128,6 +145,14 @@ impl HttpConfig {
         }
         if self.max_upload_mb == 0 {
             return Err("[http] max_upload_mb must be at least 1".into());
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(format!(
+                    "[http] public_url = {u:?}: give the console's address as users reach it, \
+                     e.g. \"https://dirsync.example.org\""
+                ));
+            }
         }
         if self.session_hours == 0 {
             return Err("[http] session_hours must be at least 1".into());

@@ -6,11 +6,13 @@
 //! - [`config`]: the `[http]` section; [`users`]: the users file.
 //! - `session.rs`, `auth.rs`: who is asking (cookie, bearer token, proxy), CSRF.
 //! - `login.rs`: log in and out, rate-limited.
+//! - `activate.rs`: `/activate/TOKEN`, where a new user sets a password (no login).
 //! - `views.rs`: the pages' templates (embedded) and error pages.
 //! - `dashboard.rs`, `runs.rs`, `run.rs`, `decide.rs`, `upload.rs`: pages.
 //! - `api.rs`: `/api/v1/…` as JSON.
 //! - `health.rs`, `metrics.rs`: probes and Prometheus.
 
+mod activate;
 mod api;
 mod auth;
 pub mod config;
@@ -39,9 +41,10 @@ use axum::Router;
 pub use config::HttpConfig;
 
 use crate::config::Config;
-use crate::core::Class;
+use crate::core::{Class, Secret};
 use crate::journal::Journal;
 use crate::mail::Outbox;
+use crate::sync::activate::ActivateError;
 use crate::sync::{Approved, SyncError};
 
 /// An inbox as the dashboard shows it.
@@ -76,6 +79,12 @@ pub trait Actions: Send + Sync {
     async fn apply(&self, id: i64, by: &Uploader) -> Result<i64, String>;
     /// The inboxes runs come from.
     fn inboxes(&self) -> Vec<InboxInfo>;
+    /// Set the password of the account an activation link names (the
+    /// link is used up when it works). The account's key.
+    async fn activate(&self, token: &str, password: &Secret) -> Result<String, ActivateError>;
+    /// Mail a new activation link to `key` under `policy`, voiding the old
+    /// one (as `dirsync activation resend`). Where it went.
+    async fn resend_activation(&self, policy: &str, key: &str, by: &str) -> Result<String, String>;
 }
 
 /// What the endpoints read and share.
@@ -154,6 +163,8 @@ pub fn router(src: Sources) -> Router {
         .route("/runs/{id}/approve", get(decide::page).post(decide::approve))
         .route("/runs/{id}/reject", post(decide::reject))
         .route("/runs/{id}/apply", post(upload::apply))
+        .route("/runs/{id}/activations/resend", post(activate::resend))
+        .route("/activate/{token}", get(activate::form).post(activate::submit))
         .route(
             "/upload",
             get(upload::form)

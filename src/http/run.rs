@@ -142,12 +142,29 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Que
         None => Vec::new(),
     };
     let held_by = src.journal.run_holder(id).await.ok().flatten();
+    let now = crate::clock::now_unix();
+    let activations: Vec<minijinja::Value> = src
+        .journal
+        .run_activations(id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            let state = a.state(now);
+            minijinja::context! {
+                key => a.user_key, email => a.email, state => state.as_str(),
+                expires => crate::clock::timestamp(a.expires.saturating_mul(1000)),
+                used => a.used_at.map(|s| crate::clock::timestamp(s.saturating_mul(1000))),
+                resend => matches!(state, crate::journal::ActivationState::Pending | crate::journal::ActivationState::Expired),
+            }
+        })
+        .collect();
     let can_apply = who.operator() && run.state == RunState::Preview && run.finished.is_some() && src.actions.is_some();
     let r = src.views.page(
         StatusCode::OK,
         "run.html",
         minijinja::context! {
-            who => who_view(&who), run => RunView::of(&run), running, done, total, breaches, decisions, can_apply, mails, held_by,
+            who => who_view(&who), run => RunView::of(&run), running, done, total, breaches, decisions, can_apply, mails, held_by, activations,
             refresh => running.then_some(2),
             rows => minijinja::context! {
                 items, total => rows.total, first, last, errors => q.filter().problems_only, key => q.key,

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("templates/base.html")),
     ("error.html", include_str!("templates/error.html")),
     ("login.html", include_str!("templates/login.html")),
@@ -17,6 +17,7 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("approve.html", include_str!("templates/approve.html")),
     ("upload.html", include_str!("templates/upload.html")),
     ("rows.html", include_str!("templates/rows.html")),
+    ("activate.html", include_str!("templates/activate.html")),
 ];
 
 const CSS: &str = include_str!("templates/console.css");

@@ -16,7 +16,9 @@
 //! - [`browse`]: runs and their rows a page at a time, for the console.
 //! - [`leases`]: who works on which run, target and file; fenced writes.
 //! - [`schedule`]: when a run's scheduled changes fall due, and scheduled re-runs.
+//! - [`activation`]: one-time activation links, stored as hashes.
 
+pub mod activation;
 mod approvals;
 mod browse;
 mod generated;
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use activation::{token_hash, ActivationRecord, ActivationState, NewActivation};
 pub use approvals::{Approval, Decision};
 pub use browse::{Page, RowFilter, RunFilter};
 pub use items::{ItemId, ItemRecord, OutcomeRecord};

@@ -118,6 +118,7 @@ pub(super) async fn create_or_upgrade(pool: &AnyPool) -> Result<(), sqlx::Error>
         sqlx::query(stmt).execute(pool).await?;
     }
     super::schedule::create(pool).await?;
+    super::activation::create_table(pool).await?;
     for (table, column, ddl) in COLUMNS {
         let present = sqlx::query(&format!("SELECT {column} FROM {table} LIMIT 1"))
             .fetch_optional(pool)

@@ -62,7 +62,7 @@ pub fn message_id(run_id: &str, kind: MailKind, recipient: &str, from: &Mailbox)
     format!("{}.{}@{}", &digest[..32], kind.as_str(), from.email.domain())
 }
 
-fn parse_mailbox(what: &str, s: &str) -> Result<Mailbox, String> {
+pub(super) fn parse_mailbox(what: &str, s: &str) -> Result<Mailbox, String> {
     s.parse::<Mailbox>()
         .map_err(|e| format!("{what} {s:?} is not a mail address: {e}"))
 }
@@ -167,7 +167,7 @@ fn attachment_name(p: &Path) -> String {
 
 /// Format a message and wrap it for the outbox.
 #[allow(clippy::too_many_arguments)]
-fn build(
+pub(super) fn build(
     from: &Mailbox,
     to: &[Mailbox],
     cc: &[Mailbox],

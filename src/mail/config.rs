@@ -303,9 +303,13 @@ pub struct TemplatePaths {
     pub results_html: Option<PathBuf>,
     pub credentials_text: Option<PathBuf>,
     pub credentials_html: Option<PathBuf>,
+    /// The activation mail (`[passwords] deliver = "activation"`).
+    pub activation_text: Option<PathBuf>,
+    pub activation_html: Option<PathBuf>,
     /// Inline templates for the subject lines.
     pub results_subject: Option<String>,
     pub credentials_subject: Option<String>,
+    pub activation_subject: Option<String>,
 }
 
 /// A time of day, as minutes after midnight UTC.

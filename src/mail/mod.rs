@@ -4,6 +4,7 @@
 //! - [`config`]: `[mail]` in dirsync.toml ([`MailConfig`]) and in a policy ([`PolicyMail`]).
 //! - [`templates`]: minijinja templates, built-in defaults from `config/templates/`.
 //! - [`compose`]: a run's mails, formatted, with stable Message-IDs.
+//! - [`activation`]: activation mails (a one-time link instead of a password).
 //! - [`outbox`]: the table, `enqueue` (inside the journal's transaction), delivery with retry.
 //! - [`transport`]: SMTP / `.eml` files; SMTP errors turned into advice.
 //!
@@ -20,6 +21,7 @@
 //!    deliver_options(cfg, false), wake, poll, shutdown)`; `wake.notify_one()`
 //!    after each commit that queued mail.
 
+pub mod activation;
 pub mod compose;
 pub mod config;
 mod crypto;
@@ -30,6 +32,7 @@ pub mod transport;
 
 use std::path::{Path, PathBuf};
 
+pub use activation::{activation_send_time, enqueue_activations, Invite};
 pub use compose::{mails_for_run, NewUser, RunFacts, RunMails};
 pub use config::{MailConfig, PolicyMail, TlsMode, TransportKind};
 pub use crypto::BodyKey;

@@ -57,6 +57,7 @@ pub enum OutboxError {
 pub enum MailKind {
     Results,
     Credentials,
+    Activation,
     Test,
 }
 
@@ -65,6 +66,7 @@ impl MailKind {
         match self {
             MailKind::Results => "results",
             MailKind::Credentials => "credentials",
+            MailKind::Activation => "activation",
             MailKind::Test => "test",
         }
     }
@@ -193,15 +195,11 @@ impl Outbox {
         sqlx::any::install_default_drivers();
         let key = BodyKey::load_or_create(key_file).map_err(OutboxError::Other)?;
         let url = if let Some(path) = url.strip_prefix("sqlite://") {
-            if let Some(dir) = Path::new(path.split('?').next().unwrap_or(path)).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        OutboxError::Other(format!(
-                            "cannot create the folder {} for the outbox: {e}",
-                            dir.display()
-                        ))
-                    })?;
-                }
+            // Created 0600 (its folder 0700) before SQLite makes it with the umask's mode.
+            let file = Path::new(path.split('?').next().unwrap_or(path));
+            if !file.as_os_str().is_empty() && !file.starts_with(":memory:") {
+                crate::private_files::create_file(file)
+                    .map_err(|e| OutboxError::Other(format!("cannot create the outbox {}: {e}", file.display())))?;
             }
             if url.contains('?') {
                 url.to_string()

@@ -14,7 +14,10 @@ const RESULTS_TEXT: &str = include_str!("../../config/templates/results.txt.j2")
 const RESULTS_HTML: &str = include_str!("../../config/templates/results.html.j2");
 const CREDENTIALS_TEXT: &str = include_str!("../../config/templates/credentials.txt.j2");
 const CREDENTIALS_HTML: &str = include_str!("../../config/templates/credentials.html.j2");
+const ACTIVATION_TEXT: &str = include_str!("../../config/templates/activation.txt.j2");
+const ACTIVATION_HTML: &str = include_str!("../../config/templates/activation.html.j2");
 const RESULTS_SUBJECT: &str = "{{ subject }}";
+const ACTIVATION_SUBJECT: &str = "Your new account: {{ username }}: choose your password";
 const CREDENTIALS_SUBJECT: &str = "Your new account: {{ username }}";
 
 /// A template problem: the file (or `built-in`) and what is wrong, with its line.
@@ -38,6 +41,7 @@ pub struct Templates {
     origins: Vec<(&'static str, PathBuf)>,
     results_html: bool,
     credentials_html: bool,
+    activation_html: bool,
 }
 
 /// Variables of the results templates.
@@ -64,6 +68,20 @@ pub struct Count {
     pub name: String,
     pub label: String,
     pub count: usize,
+}
+
+/// Variables of the activation templates. Holds the link: no `Debug`.
+#[derive(Clone, Serialize)]
+pub struct ActivationContext {
+    pub username: String,
+    pub email: String,
+    /// `{public_url}/activate/TOKEN`.
+    pub link: String,
+    /// When the link stops working, for people.
+    pub expires: String,
+    pub valid_hours: u32,
+    pub policy: String,
+    pub run_id: String,
 }
 
 /// Variables of the credentials templates. Holds the password: no `Debug`.
@@ -96,7 +114,8 @@ impl Templates {
         let mut origins = Vec::new();
         let results_html = t.results_html.is_some() || t.results_text.is_none();
         let credentials_html = t.credentials_html.is_some() || t.credentials_text.is_none();
-        let files: [(&'static str, &Option<PathBuf>, &'static str, bool); 4] = [
+        let activation_html = t.activation_html.is_some() || t.activation_text.is_none();
+        let files: [(&'static str, &Option<PathBuf>, &'static str, bool); 6] = [
             ("results.txt", &t.results_text, RESULTS_TEXT, true),
             ("results.html", &t.results_html, RESULTS_HTML, results_html),
             ("credentials.txt", &t.credentials_text, CREDENTIALS_TEXT, true),
@@ -106,6 +125,8 @@ impl Templates {
                 CREDENTIALS_HTML,
                 credentials_html,
             ),
+            ("activation.txt", &t.activation_text, ACTIVATION_TEXT, true),
+            ("activation.html", &t.activation_html, ACTIVATION_HTML, activation_html),
         ];
         for (name, file, default, wanted) in files {
             if !wanted {
@@ -133,7 +154,7 @@ impl Templates {
             }
             origins.push((name, origin));
         }
-        let subjects: [(&'static str, &Option<String>, &'static str, &'static str); 2] = [
+        let subjects: [(&'static str, &Option<String>, &'static str, &'static str); 3] = [
             (
                 "results.subject",
                 &t.results_subject,
@@ -145,6 +166,12 @@ impl Templates {
                 &t.credentials_subject,
                 CREDENTIALS_SUBJECT,
                 "credentials_subject",
+            ),
+            (
+                "activation.subject",
+                &t.activation_subject,
+                ACTIVATION_SUBJECT,
+                "activation_subject",
             ),
         ];
         for (name, custom, default, key) in subjects {
@@ -164,6 +191,7 @@ impl Templates {
             origins,
             results_html,
             credentials_html,
+            activation_html,
         };
         templates.check()?;
         Ok(templates)
@@ -175,9 +203,11 @@ impl Templates {
         let mut errors = Vec::new();
         let results = ResultsContext::sample();
         let creds = CredentialsContext::sample();
+        let activation = ActivationContext::sample();
         for (name, origin) in &self.origins {
             let r = match self.env.get_template(name) {
                 Ok(t) if name.starts_with("results") => t.render(&results),
+                Ok(t) if name.starts_with("activation") => t.render(&activation),
                 Ok(t) => t.render(&creds),
                 Err(e) => Err(e),
             };
@@ -222,6 +252,14 @@ impl Templates {
             minijinja::Value::from_serialize(ctx),
         )
     }
+
+    pub fn render_activation(&self, ctx: &ActivationContext) -> Result<Rendered, String> {
+        self.render(
+            "activation",
+            self.activation_html,
+            minijinja::Value::from_serialize(ctx),
+        )
+    }
 }
 
 fn template_error(origin: &Path, e: &minijinja::Error) -> TemplateError {
@@ -261,6 +299,20 @@ impl ResultsContext {
             warnings: vec!["unknown column".into()],
             results_file: "hr.results.csv".into(),
             subject: "hr.csv: 1 new".into(),
+        }
+    }
+}
+
+impl ActivationContext {
+    fn sample() -> ActivationContext {
+        ActivationContext {
+            username: "jsmith".into(),
+            email: "jsmith@example.org".into(),
+            link: "https://dirsync.example.org/activate/sample".into(),
+            expires: "2026-01-01 08:00 UTC".into(),
+            valid_hours: 72,
+            policy: "staff".into(),
+            run_id: "sample".into(),
         }
     }
 }

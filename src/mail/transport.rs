@@ -7,7 +7,7 @@ use std::time::Duration;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::config::{Endpoint, MailConfig, TlsMode, TransportKind};
 use crate::secrets::read_secret;
@@ -20,7 +20,8 @@ pub enum Mailer {
         username: Option<String>,
         timeout: u64,
     },
-    File(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
+    /// One `.eml` file per message (mode 0600: it may hold a password).
+    File(std::path::PathBuf),
 }
 
 /// Why a message was not sent, as advice. `whole_relay` is true when the
@@ -47,9 +48,9 @@ impl Mailer {
                     .folder
                     .clone()
                     .ok_or_else(|| "mail.folder is not set for transport = \"file\"".to_string())?;
-                std::fs::create_dir_all(&folder)
+                crate::private_files::create_dir(&folder)
                     .map_err(|e| format!("cannot create the mail folder {}: {e}", folder.display()))?;
-                Ok(Mailer::File(AsyncFileTransport::new(&folder), folder))
+                Ok(Mailer::File(folder))
             }
             TransportKind::Smtp => {
                 let ep = cfg.endpoint()?;
@@ -113,7 +114,7 @@ impl Mailer {
                 endpoint.port,
                 endpoint.tls.as_str()
             ),
-            Mailer::File(_, folder) => format!("files in {}", folder.display()),
+            Mailer::File(folder) => format!("files in {}", folder.display()),
         }
     }
 
@@ -133,10 +134,22 @@ impl Mailer {
             .map_err(|e| bad(format!("a recipient is not a mail address: {e}")))?;
         let envelope = Envelope::new(Some(from), to).map_err(|e| bad(format!("no recipient: {e}")))?;
         match self {
-            Mailer::File(t, folder) => t.send_raw(&envelope, message).await.map(|_| ()).map_err(|e| SendError {
-                advice: format!("cannot write a mail file into {}: {e}", folder.display()),
-                whole_relay: true,
-            }),
+            Mailer::File(folder) => {
+                let mut name = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut name);
+                let path = folder.join(format!("{}.eml", hex::encode(name)));
+                let bytes = message.to_vec();
+                let written = tokio::task::spawn_blocking(move || crate::private_files::write_new(&path, &bytes))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|r| r);
+                // The file holds the message alone; its envelope was checked above.
+                let _ = envelope;
+                written.map_err(|e| SendError {
+                    advice: format!("cannot write a mail file into {}: {e}", folder.display()),
+                    whole_relay: true,
+                })
+            }
             Mailer::Smtp {
                 transport,
                 endpoint,

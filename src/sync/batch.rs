@@ -1,5 +1,5 @@
-//! One batch of writes: intents (and fresh passwords) journaled first, then
-//! the writes, then their outcomes.
+//! One batch of writes: intents (and fresh passwords and activation tokens)
+//! journaled first, then the writes, then their outcomes.
 
 use super::pipeline::Pass;
 use super::resume::Progress;
@@ -35,8 +35,9 @@ impl Pass<'_> {
         let secrets: Vec<(&ItemId, &Secret)> = chunk
             .iter()
             .filter(|&&i| fresh[i])
-            .filter_map(|&i| writes.password(i).map(|pw| (&p.ids[i], pw)))
+            .filter_map(|&i| writes.sealed(i).map(|pw| (&p.ids[i], pw)))
             .collect();
+        self.issue_tokens(chunk, plan, roster, writes, fresh, p).await?;
         journal.record_intent(self.run.id, &intents, &secrets).await?;
         let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
         let res = match backend.apply(&ops).await {

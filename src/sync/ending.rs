@@ -25,6 +25,7 @@ impl Pass<'_> {
             warnings: Vec::new(),
             target_error: None,
             credentials: Vec::new(),
+            invitations: Vec::new(),
             mails_queued: 0,
             mail_notes: Vec::new(),
         }
@@ -83,6 +84,8 @@ impl Pass<'_> {
         let journal = self.ctx.journal;
         if report.state != RunState::Failed {
             mails::queue(
+                self.ctx.config,
+                journal,
                 self.ctx.mail,
                 self.lp,
                 self.run,

@@ -1,12 +1,13 @@
-//! A run's mails — results to its submitter, credentials to new users —
+//! A run's mails — results to its submitter, credentials or activation links
+//! to new users —
 //! queued in the outbox when the run ends a pass. Enqueueing is idempotent
 //! per pass (stable Message-IDs), so a resumed run queues nothing twice.
 
 use tracing::{error, info, warn};
 
-use super::RunReport;
-use crate::config::LoadedPolicy;
-use crate::journal::RunRecord;
+use super::{activation, RunReport};
+use crate::config::{Config, LoadedPolicy};
+use crate::journal::{Journal, RunRecord};
 use crate::mail::{MailConfig, Outbox};
 
 /// Where a run's mails go: the outbox, and who to wake once they are queued.
@@ -27,7 +28,10 @@ pub(super) fn pass_id(run: i64, approval: Option<i64>) -> String {
 
 /// Queue the run's mails; failures are noted in the report and logged,
 /// never fatal (the run's writes are done and its results file exists).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn queue(
+    config: &Config,
+    journal: &Journal,
     mail: Option<MailOut<'_>>,
     lp: &LoadedPolicy,
     run: &RunRecord,
@@ -36,6 +40,15 @@ pub(super) async fn queue(
     report: &mut RunReport,
 ) {
     let Some(m) = mail else {
+        if !report.invitations.is_empty() {
+            let note = format!(
+                "{} activation link(s) were mailed to nobody: there is no [mail] section; \
+                 configure mail, then `dirsync activation resend KEY`",
+                report.invitations.len()
+            );
+            warn!(invitations = report.invitations.len(), "{note}");
+            report.mail_notes.push(note);
+        }
         if !report.credentials.is_empty() {
             let note = format!(
                 "{} generated password(s) were mailed to nobody: there is no [mail] section; \
@@ -47,9 +60,20 @@ pub(super) async fn queue(
         }
         return;
     };
-    if run.submitter.is_none() && report.credentials.is_empty() {
+    if run.submitter.is_none() && report.credentials.is_empty() && report.invitations.is_empty() {
         return;
     }
+    let hours = lp.policy.passwords.activation_valid_hours;
+    let invites = match activation::invites(config, journal, run.id, hours, &report.invitations).await {
+        Ok(i) => i,
+        Err(e) => {
+            error!(error = %e, "Cannot read this run's activation links; their mails are not queued.");
+            report
+                .mail_notes
+                .push(format!("the activation mails of this run were not queued: {e}"));
+            Vec::new()
+        }
+    };
     let facts = report.mail_facts(pass, &run.file_name, &lp.name, apply);
     let users = report.new_users();
     let now = crate::clock::now_unix();
@@ -66,7 +90,13 @@ pub(super) async fn queue(
             now,
         )
         .await?;
+        let mut invited =
+            crate::mail::enqueue_activations(&mut tx, m.outbox.key(), m.cfg, lp.into(), &lp.name, pass, &invites, now)
+                .await?;
         tx.commit().await.map_err(|e| e.to_string())?;
+        let mut mails = mails;
+        mails.mails.append(&mut invited.mails);
+        mails.notes.append(&mut invited.notes);
         Ok::<_, String>(mails)
     }
     .await;

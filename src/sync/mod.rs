@@ -9,11 +9,15 @@
 //!   `ending.rs` ends a pass (state, mails, passwords forgotten).
 //! - [`resume`]: a fresh plan merged with what the journal already holds.
 //! - [`approve`]: approving or rejecting held changes.
+//! - [`activation`]: activation links journaled, mailed, resent;
+//!   [`activate`]: a link used (the console's page).
 //! - `generated`: generated values restored, assigned and journaled.
 //! - [`writes`]: passwords, ops and notes of the writes.
 //! - [`results`]: the results file; [`mails`]: the run's mails; [`target`]:
 //!   opening the backend.
 
+pub mod activate;
+pub mod activation;
 pub mod approve;
 mod batch;
 mod ending;

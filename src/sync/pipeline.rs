@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use super::activation::{new_token, Invitation};
 use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
 use super::results::{default_results_path, write_atomically, write_refusal};
 use super::resume::{self, Progress};
 use super::target::{generate_password, open_backend, read_target, OpenError};
-use super::writes::Writes;
+use super::writes::{Fresh, Writes};
 use super::{RunReport, SyncError};
 use crate::backend::Op;
 use crate::clock::now_ms;
@@ -148,10 +149,13 @@ impl Pass<'_> {
             Err(OpenError::Config(m)) => return Err(SyncError::Config(m)),
             Err(OpenError::Target(e)) => return self.target_down(bytes, e.to_string()).await,
         };
-        let snapshot = match read_target(backend.as_ref(), policy).await {
+        let mut snapshot = match read_target(backend.as_ref(), policy).await {
             Ok(s) => s,
             Err(e) => return self.target_down(bytes, e.to_string()).await,
         };
+        if policy.passwords.deliver == crate::core::policy::Deliver::Activation {
+            super::activation::awaiting_users(self.ctx.config, journal, self.lp, &mut snapshot).await?;
+        }
         let snapshot_ms = t.elapsed().as_millis() as u64;
 
         let records = journal.items(run.id).await?;
@@ -227,14 +231,23 @@ impl Pass<'_> {
             HashMap::new()
         };
         let mut fresh = vec![false; n];
-        let writes = Writes::prepare(&plan, &roster, policy, |i| {
+        let mut rng_error = None;
+        let mut writes = Writes::prepare(&plan, &roster, policy, |i, kind| {
             let known = sealed.remove(&p.ids[i]);
             if p.outcomes[i].is_some() {
                 return known;
             }
             fresh[i] = known.is_none() && !self.preview;
-            Some(known.unwrap_or_else(|| generate_password(policy)))
+            match (known, kind) {
+                (Some(k), _) => Some(k),
+                (None, Fresh::Password) => Some(generate_password(policy)),
+                (None, Fresh::Token) => new_token().map_err(|e| rng_error = Some(e)).ok(),
+            }
         });
+        if let Some(e) = rng_error {
+            return Err(e);
+        }
+        writes.activation_mail = self.activation_mail();
         let todo: Vec<usize> = (0..n).filter(|&i| p.outcomes[i].is_none()).collect();
         let op = |i: usize| writes.op(i, &plan, &roster, &snapshot, run.claimed_at.div_euclid(1000));
         let t = std::time::Instant::now();
@@ -326,6 +339,16 @@ impl Pass<'_> {
             }
         }
         let credentials = writes.credentials(&plan, &roster, policy, &outcomes);
+        let invitations = writes
+            .activations(&plan, &roster, policy, &outcomes)
+            .into_iter()
+            .map(|(i, key, email, token)| Invitation {
+                ident: p.ids[i].to_string(),
+                key: key.as_str().to_string(),
+                email,
+                token: token.clone(),
+            })
+            .collect();
         write_atomically(&self.results, |w| {
             write_results_with(w, &roster, &plan, &outcomes, policy, &p.messages)
         })?;
@@ -366,6 +389,7 @@ impl Pass<'_> {
         }
         report.target_error = target_error;
         report.credentials = credentials;
+        report.invitations = invitations;
         self.end(report).await
     }
 }

@@ -31,6 +31,8 @@ pub struct RunReport {
     /// The target failed (down before the snapshot, or gone mid-run).
     pub target_error: Option<String>,
     pub credentials: Vec<Credential>,
+    /// New accounts' activation links (`deliver = "activation"`).
+    pub invitations: Vec<super::activation::Invitation>,
     /// Mails queued for this run, and notes about them (never a password).
     pub mails_queued: usize,
     pub mail_notes: Vec<String>,

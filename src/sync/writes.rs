@@ -5,46 +5,85 @@
 //! where a generated password comes from differs, and that is passed in.
 
 use crate::backend::{Op, OpResult};
-use crate::core::policy::Generate;
+use crate::core::policy::{Deliver, Generate};
 use crate::core::{Change, Outcome, Plan, Policy, Roster, Secret, Snapshot, Verdict};
 
 use super::Credential;
+
+/// What a fresh secret is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fresh {
+    /// A generated password.
+    Password,
+    /// An activation token (`deliver = "activation"`).
+    Token,
+}
+
+/// How a run's activation links go out, for the results file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ActivationMail {
+    /// Queued to go now.
+    Now,
+    /// Held by the policy's `send_at`.
+    Pending,
+    /// There is no `[mail]`: nobody gets the link.
+    Nobody,
+}
 
 pub(crate) struct Writes {
     passwords: Vec<Option<Secret>>,
     generated: Vec<bool>,
     must_change: Vec<bool>,
+    /// Activation tokens of new accounts created without a password.
+    tokens: Vec<Option<Secret>>,
+    /// A new account that gets a link has no email address to mail it to.
+    no_email: Vec<bool>,
+    pub(crate) activation_mail: ActivationMail,
 }
 
 impl Writes {
     /// Passwords for new accounts: the row's, or, when the policy generates
-    /// them, what `generate(i)` gives for item `i` (None: that add gets no
-    /// password). A joiner must change its password only when its row says so.
+    /// them, what `generate(i, Fresh::Password)` gives for item `i` (None:
+    /// that add gets no password); with `deliver = "activation"` no password
+    /// but the token `generate(i, Fresh::Token)` gives. A joiner must change
+    /// its password only when its row says so.
     pub(crate) fn prepare(
         plan: &Plan,
         roster: &Roster,
         policy: &Policy,
-        mut generate: impl FnMut(usize) -> Option<Secret>,
+        mut generate: impl FnMut(usize, Fresh) -> Option<Secret>,
     ) -> Writes {
         let n = plan.items.len();
         let mut w = Writes {
             passwords: vec![None; n],
             generated: vec![false; n],
             must_change: vec![false; n],
+            tokens: vec![None; n],
+            no_email: vec![false; n],
+            activation_mail: ActivationMail::Now,
         };
         for (i, item) in plan.items.iter().enumerate() {
             let person = item.person.map(|p| &roster.persons[p]);
             match (&item.change, person) {
                 (Change::Add, Some(p)) => {
                     w.must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
-                    w.passwords[i] = match (&p.password, policy.passwords.generate) {
-                        (Some(pw), _) => Some(pw.clone()),
-                        (None, Generate::New) => {
-                            let g = generate(i);
+                    let rules = &policy.passwords;
+                    w.passwords[i] = match (&p.password, rules.deliver, rules.generate) {
+                        (Some(pw), _, _) => Some(pw.clone()),
+                        (None, Deliver::Activation, _) => {
+                            let email = policy.attribute_index("email").and_then(|e| p.attrs[e].as_ref());
+                            w.no_email[i] = email.is_none_or(|e| e.is_empty());
+                            w.tokens[i] = generate(i, Fresh::Token);
+                            // The user chooses their own password.
+                            w.must_change[i] = false;
+                            None
+                        }
+                        (None, Deliver::Mail, Generate::New) => {
+                            let g = generate(i, Fresh::Password);
                             w.generated[i] = g.is_some();
                             g
                         }
-                        (None, Generate::Never) => None,
+                        (None, _, _) => None,
                     };
                 }
                 (Change::Rejoin(_), Some(p)) => w.must_change[i] = p.must_change == Some(true),
@@ -54,8 +93,15 @@ impl Writes {
         w
     }
 
-    pub(crate) fn password(&self, i: usize) -> Option<&Secret> {
-        self.passwords[i].as_ref()
+    /// What item `i` journals sealed before its write: its generated
+    /// password or its activation token.
+    pub(crate) fn sealed(&self, i: usize) -> Option<&Secret> {
+        self.passwords[i].as_ref().or(self.tokens[i].as_ref())
+    }
+
+    /// The activation token of item `i`, when it gets a link.
+    pub(crate) fn token(&self, i: usize) -> Option<&Secret> {
+        self.tokens[i].as_ref()
     }
 
     /// The backend op of plan item `i` (a write: it has a key).
@@ -98,6 +144,15 @@ impl Writes {
         let mut parts = Vec::new();
         if self.generated[i] {
             parts.push("password generated (given only to the user, never shown here)");
+        } else if add && self.tokens[i].is_some() {
+            parts.push(match self.activation_mail {
+                _ if self.no_email[i] => {
+                    "activation link mailed to nobody (no email address): add one, then `dirsync activation resend`"
+                }
+                ActivationMail::Now => "activation mailed",
+                ActivationMail::Pending => "activation pending (mailed at the policy's send_at)",
+                ActivationMail::Nobody => "activation link mailed to nobody (no [mail]): `dirsync activation resend`",
+            });
         } else if has_password && add {
             parts.push("password from the file set");
         } else if add {
@@ -108,6 +163,28 @@ impl Writes {
             parts.push("must change password at next login");
         }
         (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// The accounts created with an activation token: (item, key, email, token).
+    pub(crate) fn activations<'a>(
+        &'a self,
+        plan: &'a Plan,
+        roster: &'a Roster,
+        policy: &Policy,
+        outcomes: &[Outcome],
+    ) -> Vec<(usize, &'a crate::core::UserKey, Option<String>, &'a Secret)> {
+        let email_idx = policy.attribute_index("email");
+        plan.items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| outcomes[*i].verdict == Verdict::Done)
+            .filter_map(|(i, item)| {
+                let p = &roster.persons[item.person?];
+                let token = self.tokens[i].as_ref()?;
+                let email = email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string()));
+                Some((i, &p.key, email, token))
+            })
+            .collect()
     }
 
     /// The generated passwords of accounts that were created, for mailing

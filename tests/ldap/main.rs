@@ -17,6 +17,8 @@ mod env;
 mod results;
 #[path = "../common/serve.rs"]
 mod serve;
+#[path = "../common/web.rs"]
+mod web;
 
 use std::path::Path;
 use std::process::Command;
@@ -43,6 +45,7 @@ macro_rules! matrix {
 }
 
 mod containers;
+mod activation;
 mod lifecycle;
 
 fn kind(name: &str) -> Kind {

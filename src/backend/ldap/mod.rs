@@ -7,13 +7,15 @@
 //! - `ops`: one planned change → the exact LDAP operations (pure, unit-tested);
 //! - `schema`: the server's subschema, for the dry run;
 //! - `conn`: connections, retries, running one operation;
-//! - `read`: the snapshot; `write`: apply and the dry run.
+//! - `read`: the snapshot; `write`: apply and the dry run;
+//! - `password`: one password set on its own (activation).
 
 mod config;
 mod conn;
 mod create;
 pub mod dn;
 pub mod ops;
+mod password;
 mod read;
 mod schema;
 mod write;
@@ -33,7 +35,7 @@ use self::dn::{DnTemplate, Template};
 use self::ops::{Lock, Mapping};
 use self::schema::Schema;
 use super::{Backend, BackendError, Op, OpResult};
-use crate::core::{Policy, Secret, Snapshot};
+use crate::core::{Policy, Secret, Snapshot, UserKey};
 
 /// The LDAP backend for one (target, policy) pair.
 pub struct LdapBackend {
@@ -122,6 +124,7 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         password: mapping.password_method,
         create_containers: mapping.create_containers,
         create_groups: policy.groups.create_missing,
+        activation: policy.passwords.deliver == crate::core::policy::Deliver::Activation,
     })
 }
 
@@ -199,6 +202,10 @@ impl Backend for LdapBackend {
 
     fn batch_size(&self) -> usize {
         self.target.batch_size
+    }
+
+    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+        self.set_one_password(key, password).await
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {

@@ -184,6 +184,9 @@ pub struct Mapping {
     pub create_containers: bool,
     /// `[groups] create_missing`: make a missing managed group.
     pub create_groups: bool,
+    /// `deliver = "activation"`: a new account without a password waits for
+    /// its user to set one (AD: created disabled, enabled by the activation).
+    pub activation: bool,
 }
 
 impl Mapping {
@@ -439,7 +442,8 @@ impl Builder<'_> {
             Flavour::Ad => {
                 // Windows refuses to enable an account without a password
                 // (Samba allows it): never create one that cannot be enabled.
-                if self.op.password.is_none() {
+                let pending = self.op.password.is_none() && self.map.activation;
+                if self.op.password.is_none() && !pending {
                     return Err(
                         "Active Directory cannot enable an account without a password: give the row \
                                 a password or set [passwords] generate = \"new\""
@@ -460,16 +464,18 @@ impl Builder<'_> {
                     dn: dn_s.clone(),
                     attrs,
                 });
-                let mut mods = Vec::new();
-                if self.op.must_change {
-                    mods.push(m(ModKind::Replace, "pwdLastSet", &["0"]));
+                if !pending {
+                    let mut mods = Vec::new();
+                    if self.op.must_change {
+                        mods.push(m(ModKind::Replace, "pwdLastSet", &["0"]));
+                    }
+                    mods.push(m(
+                        ModKind::Replace,
+                        "userAccountControl",
+                        &[&UAC_NORMAL_ACCOUNT.to_string()],
+                    ));
+                    steps.push(Step::Modify { dn: dn_s.clone(), mods });
                 }
-                mods.push(m(
-                    ModKind::Replace,
-                    "userAccountControl",
-                    &[&UAC_NORMAL_ACCOUNT.to_string()],
-                ));
-                steps.push(Step::Modify { dn: dn_s.clone(), mods });
             }
         }
         let mut group_add = Vec::new();

@@ -187,7 +187,7 @@ impl LdapBackend {
     }
 
     /// One paged search; each entry goes to `each` as it arrives.
-    async fn paged_search(
+    pub(super) async fn paged_search(
         &self,
         base: &str,
         scope: Scope,

@@ -14,6 +14,7 @@ mod adopt;
 mod bulk;
 mod config;
 mod lite;
+mod password;
 mod rows;
 mod schema;
 mod snapshot;
@@ -281,12 +282,10 @@ impl SqlBackend {
                 .split('?')
                 .next()
                 .unwrap_or("");
-            if let Some(parent) = std::path::Path::new(path)
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| BackendError::Connect(format!("creating {}: {e}", parent.display())))?;
+            // It holds password hashes: 0600 (its folder 0700), not the umask's mode.
+            if !path.is_empty() && !path.starts_with(":memory:") {
+                crate::private_files::create_file(std::path::Path::new(path))
+                    .map_err(|e| BackendError::Connect(format!("creating {path}: {e}")))?;
             }
         }
         let pool = open_pool(target, dialect, password.as_ref()).await.map_err(|e| {
@@ -564,6 +563,10 @@ impl Backend for SqlBackend {
 
     fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+        self.set_one_password(key, password).await
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {

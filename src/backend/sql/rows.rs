@@ -77,6 +77,17 @@ impl<'m> Sets<'m> {
     }
 }
 
+/// Set one account's password hash (the activation page) and clear its
+/// "must change" flag: must touch one row in scope.
+pub(super) fn password_statement(m: &Resolved, key: &str, hash: &str) -> Option<Stmt<'static>> {
+    let mut s = Sets::new(m);
+    s.set(m.password.as_ref()?, Bind::Text(Some(hash.to_string())));
+    if let Some(c) = &m.must_change {
+        s.set(c, m.flag(c, false));
+    }
+    s.update(key)
+}
+
 /// The statements for one op. `revive`: the stored key of a soft-deleted
 /// row this Add brings back.
 pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: Option<&str>) -> Vec<Stmt<'static>> {

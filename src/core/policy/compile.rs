@@ -143,6 +143,12 @@ impl Policy {
         if passwords.length < 8 {
             errors.push("passwords.length: at least 8 characters".into());
         }
+        if passwords.min_length < 8 {
+            errors.push("passwords.min_length: at least 8 characters".into());
+        }
+        if passwords.activation_valid_hours == 0 {
+            errors.push("passwords.activation_valid_hours: at least 1 hour".into());
+        }
         let distinct: std::collections::BTreeSet<char> = passwords.alphabet.chars().collect();
         if distinct.len() < 10 {
             errors.push("passwords.alphabet: at least 10 distinct characters".into());

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
 pub use lifecycle::{Lifecycle, LifecycleSection};
 pub use sections::{
-    AbsentAction, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits, OnLimit,
-    PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
+    AbsentAction, Deliver, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits,
+    OnLimit, PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
 };
 pub use template::{Part, Template};
 

@@ -180,6 +180,20 @@ pub enum Generate {
     Never,
 }
 
+/// How a new account without a password in the file gets one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deliver {
+    /// A generated password, mailed to the user (with `generate = "new"`).
+    #[default]
+    Mail,
+    /// No usable password: the user sets one through a one-time link mailed
+    /// to them (`/activate/TOKEN` on the console).
+    Activation,
+    /// No password, no mail.
+    None,
+}
+
 /// `[passwords]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -190,6 +204,12 @@ pub struct PasswordRules {
     pub alphabet: String,
     /// "Change password next time" for new users when the file has no such column.
     pub must_change_new: bool,
+    /// How a new account without a password in the file gets one.
+    pub deliver: Deliver,
+    /// How long an activation link works, in hours.
+    pub activation_valid_hours: u32,
+    /// The shortest password a user may choose on the activation page.
+    pub min_length: usize,
 }
 
 impl Default for PasswordRules {
@@ -199,6 +219,9 @@ impl Default for PasswordRules {
             length: 16,
             alphabet: "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.!".into(),
             must_change_new: true,
+            deliver: Deliver::Mail,
+            activation_valid_hours: 72,
+            min_length: 12,
         }
     }
 }

@@ -68,6 +68,7 @@ fn mapping(flavour: Flavour) -> Mapping {
         password: PasswordMethod::Passmod,
         create_containers: false,
         create_groups: false,
+        activation: false,
     }
 }
 
