@@ -243,7 +243,7 @@ impl Actions for Console {
         let config = self.sh.config();
         let resent = self
             .sh
-            .with_ctx(&config, async |ctx| {
+            .with_ctx(&config, &[], async |ctx| {
                 crate::sync::activation::resend(ctx.config, ctx.journal, ctx.mail, policy, key).await
             })
             .await

@@ -242,7 +242,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             _ = tick.tick() => {}
             _ = due.wait() => {
                 for id in due.start_due(&sh).await {
-                    tasks.spawn(process(Arc::clone(&sh), id));
+                    tasks.spawn(job::process(Arc::clone(&sh), id));
                 }
                 continue;
             }

@@ -44,8 +44,8 @@ macro_rules! matrix {
     };
 }
 
-mod containers;
 mod activation;
+mod containers;
 mod lifecycle;
 
 fn kind(name: &str) -> Kind {
