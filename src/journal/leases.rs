@@ -244,20 +244,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_lease_is_held_by_one_owner_until_it_lapses_and_fences_the_loser() {
+    async fn a_lease_is_held_by_one_owner_until_it_lapses_and_fences_the_loser() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir"); // ok: test
         let j = journal(dir.path()).await;
         let (a, b) = ("h:1#a", "h:1#b");
-        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await.expect("take")); // ok: test
+        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await?); // ok: test
+        assert!(!j.take_lease("run:7", b, 60_000, Some(7)).await?, "held by a"); // ok: test
         assert!(
-            !j.take_lease("run:7", b, 60_000, Some(7)).await.expect("take"),
-            "held by a"
-        ); // ok: test
-        assert!(
-            j.take_lease("run:7", a, 60_000, Some(7)).await.expect("again"),
+            j.take_lease("run:7", a, 60_000, Some(7)).await?,
             "a takes its own again"
         ); // ok: test
-        assert_eq!(j.run_holder(7).await.expect("holder").as_deref(), Some(a)); // ok: test
+        assert_eq!(j.run_holder(7).await?.as_deref(), Some(a)); // ok: test
 
         // A's writes go while it holds the lease.
         let fenced_a = j.fenced(Fence {
@@ -265,30 +262,20 @@ mod tests {
             names: vec!["run:7".into()],
             ttl_ms: 60_000,
         });
-        fenced_a
-            .set_results(7, Path::new("/tmp/r.csv"))
-            .await
-            .expect("a writes"); // ok: test
+        fenced_a.set_results(7, Path::new("/tmp/r.csv")).await?;
         assert_eq!(
-            j.renew_leases(a, &["run:7".into()], 60_000).await.expect("renew"),
+            j.renew_leases(a, &["run:7".into()], 60_000).await?,
             vec!["run:7".to_string()]
         ); // ok: test
 
         // It lapses (parked into the past): b takes it over, a's writes stop.
-        j.park_lease("run:7", a, -1).await.expect("park"); // ok: test
-        assert_eq!(
-            j.run_holder(7).await.expect("holder"),
-            None,
-            "a lapsed lease holds nothing"
-        ); // ok: test
+        j.park_lease("run:7", a, -1).await?;
+        assert_eq!(j.run_holder(7).await?, None, "a lapsed lease holds nothing"); // ok: test
         assert!(
-            j.renew_leases(a, &["run:7".into()], 60_000)
-                .await
-                .expect("renew")
-                .is_empty(),
+            j.renew_leases(a, &["run:7".into()], 60_000).await?.is_empty(),
             "a lapsed lease is not revived"
         ); // ok: test
-        assert!(j.take_lease("run:7", b, 60_000, Some(7)).await.expect("take over")); // ok: test
+        assert!(j.take_lease("run:7", b, 60_000, Some(7)).await?); // ok: test
         match fenced_a.set_results(7, Path::new("/tmp/r.csv")).await {
             Err(JournalError::LeaseLost(l)) => assert_eq!(l, "run:7"),
             other => panic!("a wrote after losing its lease: {other:?}"),
@@ -298,17 +285,15 @@ mod tests {
             names: vec!["run:7".into()],
             ttl_ms: 60_000,
         });
-        fenced_b
-            .set_results(7, Path::new("/tmp/r.csv"))
-            .await
-            .expect("b writes"); // ok: test
+        fenced_b.set_results(7, Path::new("/tmp/r.csv")).await?;
 
         // Released: anyone may take it at once; a release by a non-holder does nothing.
-        j.release_lease("run:7", a).await.expect("release"); // ok: test
-        assert_eq!(j.run_holder(7).await.expect("holder").as_deref(), Some(b)); // ok: test
-        j.release_lease("run:7", b).await.expect("release"); // ok: test
-        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await.expect("take"));
+        j.release_lease("run:7", a).await?;
+        assert_eq!(j.run_holder(7).await?.as_deref(), Some(b)); // ok: test
+        j.release_lease("run:7", b).await?;
+        assert!(j.take_lease("run:7", a, 60_000, Some(7)).await?);
         // ok: test
+        Ok(())
     }
 
     #[test]
