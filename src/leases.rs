@@ -34,6 +34,11 @@ pub fn schedule_lease() -> String {
     "schedule".to_string()
 }
 
+/// The lease of the daemon whose outbox sender sends now.
+pub fn mail_lease() -> String {
+    "mail-sender".to_string()
+}
+
 /// The lease that says a daemon is alive (`dirsync runs daemons`, the console).
 pub fn presence_lease(owner: &str) -> String {
     format!("daemon:{owner}")

@@ -310,6 +310,13 @@ fn two_daemons_run_each_of_twenty_files_dropped_at_once_exactly_once() {
             "results mails naming {name}"
         );
     }
+    // The daemons send in turn: one holds the sender's lease, so the
+    // outbox's rate caps hold across them.
+    let senders: Vec<usize> = [&a, &b].iter().map(|d| d.log().matches("Mail sent.").count()).collect();
+    assert!(
+        senders.contains(&0) && senders.iter().sum::<usize>() == 20,
+        "one daemon sent the 20 mails: {senders:?}"
+    );
     let workers = ha.journal("SELECT DISTINCT worker FROM runs ORDER BY worker");
     eprintln!("runs were worked on by: {workers:?}");
     // Every account was written once per file that added it: no run twice.

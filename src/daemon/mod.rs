@@ -115,6 +115,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel();
     let mut inboxes = make_inboxes(&config, Vec::new());
+    // Leases: what this daemon holds, renewed by a heartbeat; its presence.
+    let leases = crate::leases::Leases::new(journal.clone(), config.service.lease());
+    let heartbeat_stop = Arc::new(tokio::sync::Notify::new());
+    let heartbeat = {
+        let stop = Arc::clone(&heartbeat_stop);
+        tokio::spawn(Arc::clone(&leases).heartbeat(async move { stop.notified().await }))
+    };
+    let presence = crate::leases::presence_lease(leases.owner());
+    leases.take(&presence, None).await?;
+    info!(daemon = %leases.owner(), lease_s = config.service.lease().as_secs(), "Holding work through leases in the journal.");
     // Mail: an outbox in the journal database and a sender that delivers it.
     let mail_stop = Arc::new(tokio::sync::Notify::new());
     let mut sender = None;
@@ -133,6 +143,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     crate::mail::deliver_options(cfg, false),
                     Arc::clone(&wake),
                     Duration::from_secs(30),
+                    sender_turn(Arc::clone(&leases)),
                     async move { stop.notified().await },
                 )));
                 info!(mail = %cfg.describe(), "Mail sender started.");
@@ -144,16 +155,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             }
         },
     };
-    // Leases: what this daemon holds, renewed by a heartbeat; its presence.
-    let leases = crate::leases::Leases::new(journal.clone(), config.service.lease());
-    let heartbeat_stop = Arc::new(tokio::sync::Notify::new());
-    let heartbeat = {
-        let stop = Arc::clone(&heartbeat_stop);
-        tokio::spawn(Arc::clone(&leases).heartbeat(async move { stop.notified().await }))
-    };
-    let presence = crate::leases::presence_lease(leases.owner());
-    leases.take(&presence, None).await?;
-    info!(daemon = %leases.owner(), lease_s = config.service.lease().as_secs(), "Holding work through leases in the journal.");
     let sh = Arc::new(Shared {
         journal,
         config: RwLock::new(Arc::new(config)),
@@ -300,21 +301,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             error!(error = %e, "A run task failed unexpectedly; its run resumes at the next start.");
         }
     }
-    // Hand over: what this daemon held, the others may take now.
-    sh.leases.release_all().await;
-    heartbeat_stop.notify_one();
-    let _ = heartbeat.await;
     http_stop.notify_one();
     if let Some(t) = http_task {
         let _ = t.await;
     }
-    // The sender delivers what is due, then stops; the rest waits in the outbox.
+    // The sender finishes the pass in flight, then stops; the rest waits in the outbox.
     mail_stop.notify_one();
     if let Some(s) = sender {
         let _ = s.await;
     }
+    // Hand over: what this daemon held, the others may take now.
+    sh.leases.release_all().await;
+    heartbeat_stop.notify_one();
+    let _ = heartbeat.await;
     info!("Stopped.");
     Ok(())
+}
+
+/// Daemons sharing an outbox send in turn: the holder of the mail lease
+/// (taken again by another daemon when it lapses).
+fn sender_turn(leases: Arc<crate::leases::Leases>) -> impl Fn() -> futures::future::BoxFuture<'static, bool> {
+    move || {
+        let leases = Arc::clone(&leases);
+        Box::pin(async move {
+            match leases.keep(&crate::leases::mail_lease()).await {
+                Ok(held) => held,
+                Err(e) => {
+                    warn!(error = %e, "Cannot take the mail sender's turn (the journal does not answer); trying again.");
+                    false
+                }
+            }
+        })
+    }
 }
 
 /// Take over the unfinished runs no live daemon holds, and journal the

@@ -258,18 +258,30 @@ fn lease_is_dead(owner: &str, me: &str) -> bool {
 /// message falls due (at most `poll`), or until `wake` is notified (after an
 /// enqueue), until `shutdown` resolves. When the relay is down it backs off,
 /// doubling from a minute to an hour.
+/// `turn` says whether this process may send now: daemons sharing an
+/// outbox take turns (one sends at a time, so the rate caps hold across
+/// them); the others look again after `poll`.
 pub async fn run_sender(
     outbox: Outbox,
     mailer: Mailer,
     opts: DeliverOptions,
     wake: Arc<tokio::sync::Notify>,
     poll: Duration,
+    turn: impl Fn() -> futures::future::BoxFuture<'static, bool>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     let mut down_for: i64 = 0;
     loop {
         let mut sleep = poll;
+        if !turn().await {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            continue;
+        }
         match outbox.deliver_due(&mailer, opts).await {
             Ok(pass) => {
                 if pass.relay_down {

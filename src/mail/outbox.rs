@@ -383,6 +383,7 @@ mod tests {
             opts,
             wake.clone(),
             Duration::from_secs(30),
+            || Box::pin(async { true }),
             async move {
                 let _ = stopped.await;
             },
