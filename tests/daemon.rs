@@ -102,20 +102,7 @@ impl Env {
     }
 
     fn results_files(&self) -> Vec<PathBuf> {
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            for e in fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.to_string_lossy().ends_with(".results.csv") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.inbox, &mut out);
-        out.sort();
-        out
+        serve::results_files(&self.inbox)
     }
 
     /// Wait (`secs` at most) until `name` is archived, and return its path;

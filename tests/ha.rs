@@ -13,7 +13,7 @@ mod serve;
 mod servers;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -210,20 +210,7 @@ impl Ha {
     }
 
     fn results_files(&self) -> Vec<PathBuf> {
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
-            for e in fs::read_dir(d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if p.to_string_lossy().ends_with(".results.csv") {
-                    out.push(p);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.inbox, &mut out);
-        out.sort();
-        out
+        serve::results_files(&self.inbox)
     }
 
     fn logs(&self, ds: &[&Daemon]) -> String {

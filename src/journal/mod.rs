@@ -101,25 +101,6 @@ pub struct JournalLocation {
     pub key_file: PathBuf,
 }
 
-/// Create the SQLite file (and its folder) readable by dirsync alone, before
-/// SQLite creates it with the umask's permissions.
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 impl Journal {
     /// Open (and create, or bring up to date) the journal.
     pub async fn open(at: &JournalLocation) -> Result<Journal> {
@@ -130,7 +111,7 @@ impl Journal {
             message,
         };
         let (dialect, connect_url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            create_private_file(Path::new(path)).map_err(|e| {
+            crate::private_files::create_file(Path::new(path)).map_err(|e| {
                 open_err(format!(
                     "cannot create it: {e}; dirsync keeps its journal in [service] state_dir \
                      (default: `state` beside the config file): set state_dir (or journal) to a \

@@ -53,6 +53,24 @@ pub fn sqlite(db: &Path, query: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Every `*.results.csv` under `dir` (an inbox: processing/, archive/, rejected/), sorted.
+pub fn results_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.to_string_lossy().ends_with(".results.csv") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
 /// A running `dirsync serve`; killed (-9) when dropped.
 pub struct Daemon {
     child: Option<Child>,
