@@ -45,6 +45,7 @@ macro_rules! matrix {
 }
 
 mod activation;
+mod adopt;
 mod containers;
 mod lifecycle;
 
