@@ -92,13 +92,18 @@ impl Env {
         fs::read_to_string(self.dir.join(Path::new(&p))).expect("results file") // ok: test
     }
 
+    /// The text of each mail to the inbox's submitter.
     fn mails_to_submitter(&self) -> Vec<String> {
         fs::read_dir(self.dir.join("mail"))
             .map(|d| d.flatten().collect::<Vec<_>>())
             .unwrap_or_default()
             .iter()
-            .filter_map(|e| fs::read_to_string(e.path()).ok())
-            .filter(|m| m.contains("To: hr@example.org"))
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|raw| {
+                let m = mail_parser::MessageParser::default().parse(&raw[..])?;
+                let to = m.to()?.first()?.address()?.to_string();
+                (to == "hr@example.org").then(|| m.body_text(0).map(|b| b.into_owned()).unwrap_or_default())
+            })
             .collect()
     }
 }
@@ -179,6 +184,13 @@ fn a_future_joiner_is_created_and_a_future_leaver_disabled_by_the_daemon_on_the_
         env.mails_to_submitter().len() > mails_before
     });
     assert!(mailed, "no results mail for the scheduled run:\n{}", d.log());
+    let mails = env.mails_to_submitter();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("a scheduled run: changes that run 1 scheduled")),
+        "{mails:?}"
+    );
     // Nothing else is due: the re-run is not run again.
     assert_eq!(env.journal("SELECT COUNT(*) FROM runs"), "2");
     assert_eq!(d.stop(Duration::from_secs(30)), Some(0));

@@ -48,6 +48,7 @@ mod activation;
 mod adopt;
 mod containers;
 mod lifecycle;
+mod schedule;
 
 fn kind(name: &str) -> Kind {
     match name {
