@@ -686,4 +686,4 @@ impl Builder<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
