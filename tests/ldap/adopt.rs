@@ -79,3 +79,38 @@ fn hand_made_entries_are_adopted_not_duplicated(kind: Kind) {
         again.results
     );
 }
+
+matrix!(a_first_deployment_adopts_every_hand_made_entry_and_creates_none: openldap, ds389);
+/// 500 people made by hand before dirsync, then the first HR file: every
+/// one is adopted, none added, and nothing is left without a username.
+fn a_first_deployment_adopts_every_hand_made_entry_and_creates_none(kind: Kind) {
+    const N: usize = 500;
+    let env = Env::start(kind, "ignore", "");
+    env.edit_policy(|p| p.replace("[sync]\n", "[sync]\nadopt = \"email\"\n"));
+    let mut ldif = String::new();
+    let mut lines = Vec::new();
+    for i in 0..N {
+        ldif.push_str(&format!(
+            "dn: cn=Person {i:04},ou=Finance,{PEOPLE}\nobjectClass: top\nobjectClass: person\n\
+             objectClass: organizationalPerson\nobjectClass: inetOrgPerson\ncn: Person {i:04}\nsn: {i:04}\n\
+             mail: p{i:04}@example.org\n\n"
+        ));
+        lines.push(format!(
+            "user{i:04},Pat,{i:04},P{i:04}@Example.org,Clerk,Finance,,staff,"
+        ));
+    }
+    env.ldapadd(&ldif);
+    assert_eq!(env.people(), N);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let run = env.dirsync("apply", &env.csv(&lines), &[]);
+    assert_eq!(run.code, 0, "{}", run.results);
+    let r = rows(&run.results);
+    assert!(r.iter().all(|x| x.0 == "adopt" && x.1 == "done"), "{}", run.results);
+    assert_eq!(env.people(), N, "none added");
+    let unkeyed = env.search("(&(objectClass=inetOrgPerson)(!(uid=*)))", &["1.1"]);
+    assert!(dns(&unkeyed).is_empty(), "{unkeyed}");
+    assert_eq!(
+        dns(&env.user("user0499", &["1.1"])),
+        [env.user_dn("user0499", "Finance")]
+    );
+}
