@@ -83,6 +83,8 @@ impl LdapBackend {
             return Ok(out);
         }
         let mut seen = HashMap::new();
+        // Normalised DN → its place in `out`.
+        let mut at: HashMap<String, usize> = HashMap::new();
         // An add is built as it will be made; the password is never sent.
         let stand_in = Secret::new("stand-in");
         for (k, op) in ops.iter().enumerate() {
@@ -103,11 +105,13 @@ impl LdapBackend {
                         .map(|d| (d, MissingKind::Group)),
                 );
             for (dn, kind) in wanted.collect::<Vec<_>>() {
-                if let Some(m) = out.iter_mut().find(|m| normalise(&m.dn) == normalise(&dn)) {
-                    if !m.ops.contains(&k) {
+                let n = normalise(&dn);
+                if let Some(m) = at.get(&n).and_then(|&i| out.get_mut(i)) {
+                    if m.ops.last() != Some(&k) {
                         m.ops.push(k);
                     }
                 } else if !self.exists_cached(&dn, &mut seen).await? {
+                    at.insert(n, out.len());
                     out.push(Missing { dn, kind, ops: vec![k] });
                 }
             }
