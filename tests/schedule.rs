@@ -74,8 +74,8 @@ impl Env {
     fn drop_file(&self, name: &str, text: &str) {
         let staged = self.dir.join(name);
         fs::write(&staged, text).expect("write"); // ok: test
-        fs::rename(&staged, self.dir.join("inbox").join(name)).expect("rename into the inbox");
-        // ok: test
+        let into = self.dir.join("inbox").join(name);
+        fs::rename(&staged, into).expect("rename in"); // ok: test
     }
 
     fn db(&self, q: &str) -> String {
