@@ -449,6 +449,7 @@ fn lifecycle_mariadb() {
         ));
     }
     generated_and_create_only(&db);
+    never_written(&db);
     for t in ADOPT_TABLES {
         db.q(&format!("{t} ENGINE=InnoDB"));
     }

@@ -13,13 +13,17 @@ use chrono::{DateTime, Days, NaiveDate};
 
 #[path = "common/serve.rs"]
 mod serve;
-use serve::{cheap_example_policy, sqlite, wait_until, Daemon};
+#[path = "common/web.rs"]
+mod web;
+use serve::{cheap_example_policy, free_port, sqlite, wait_until, Daemon};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
 struct Env {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
+    /// The console's port (`[http]`).
+    port: u16,
 }
 
 impl Env {
@@ -34,17 +38,21 @@ impl Env {
             "the example policy's [lifecycle]"
         );
         fs::write(dir.join("policies/staff.toml"), policy).expect("write policy"); // ok: test
+        let port = free_port();
         fs::write(
             dir.join("dirsync.toml"),
-            "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\n\
+            format!(
+                "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\n\
              url = \"sqlite://state/directory.db\"\ncreate_schema = true\n\n\
              [policies]\nstaff = \"policies/staff.toml\"\n\n\
              [[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\nsubmitter = \"hr@example.org\"\n\
              settle_seconds = 1\n\n\
-             [mail]\nfrom = \"dirsync <dirsync@localhost>\"\ntransport = \"file\"\nfolder = \"mail\"\n",
+             [mail]\nfrom = \"dirsync <dirsync@localhost>\"\ntransport = \"file\"\nfolder = \"mail\"\n\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"http-users.toml\"\n"
+            ),
         )
         .expect("write config"); // ok: test
-        Env { _tmp: tmp, dir }
+        Env { _tmp: tmp, dir, port }
     }
 
     /// `dirsync serve`, its clock `offset` ahead, once ready.
@@ -66,8 +74,8 @@ impl Env {
     fn drop_file(&self, name: &str, text: &str) {
         let staged = self.dir.join(name);
         fs::write(&staged, text).expect("write"); // ok: test
-        fs::rename(&staged, self.dir.join("inbox").join(name)).expect("rename into the inbox");
-        // ok: test
+        let into = self.dir.join("inbox").join(name);
+        fs::rename(&staged, into).expect("rename in"); // ok: test
     }
 
     fn db(&self, q: &str) -> String {
@@ -92,13 +100,18 @@ impl Env {
         fs::read_to_string(self.dir.join(Path::new(&p))).expect("results file") // ok: test
     }
 
+    /// The text of each mail to the inbox's submitter.
     fn mails_to_submitter(&self) -> Vec<String> {
         fs::read_dir(self.dir.join("mail"))
             .map(|d| d.flatten().collect::<Vec<_>>())
             .unwrap_or_default()
             .iter()
-            .filter_map(|e| fs::read_to_string(e.path()).ok())
-            .filter(|m| m.contains("To: hr@example.org"))
+            .filter_map(|e| fs::read(e.path()).ok())
+            .filter_map(|raw| {
+                let m = mail_parser::MessageParser::default().parse(&raw[..])?;
+                let to = m.to()?.first()?.address()?.to_string();
+                (to == "hr@example.org").then(|| m.body_text(0).map(|b| b.into_owned()).unwrap_or_default())
+            })
             .collect()
     }
 }
@@ -179,9 +192,39 @@ fn a_future_joiner_is_created_and_a_future_leaver_disabled_by_the_daemon_on_the_
         env.mails_to_submitter().len() > mails_before
     });
     assert!(mailed, "no results mail for the scheduled run:\n{}", d.log());
+    let mails = env.mails_to_submitter();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("a scheduled run: changes that run 1 scheduled")),
+        "{mails:?}"
+    );
     // Nothing else is due: the re-run is not run again.
     assert_eq!(env.journal("SELECT COUNT(*) FROM runs"), "2");
     assert_eq!(d.stop(Duration::from_secs(30)), Some(0));
+
+    // The console's API marks it too.
+    let token = Command::new(BIN)
+        .current_dir(&env.dir)
+        .args([
+            "--config",
+            "dirsync.toml",
+            "http",
+            "add-token",
+            "script",
+            "--role",
+            "viewer",
+        ])
+        .output()
+        .expect("dirsync http add-token"); // ok: test
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let d = env.serve("5d");
+    let mut api = web::Client::new(env.port);
+    api.extra.push(("Authorization".into(), format!("Bearer {token}")));
+    let list = api.get("/api/v1/runs").json();
+    assert_eq!(list["runs"][0]["rerun_of"], 1, "{list}");
+    assert_eq!(list["runs"][1]["rerun_of"], serde_json::Value::Null, "{list}");
+    drop(d);
 
     // `dirsync runs` shows the scheduled run as such.
     let out = Command::new(BIN)

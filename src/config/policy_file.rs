@@ -86,8 +86,9 @@ impl LoadedPolicy {
                 ),
                 Some(m) => m.check(&self.policy),
             },
-            TargetConfig::Ldap(_) if self.policy.sync.adopt.is_some() => Err(format!(
-                "sync.adopt: adopting existing accounts is supported on SQL targets only (target {:?} is LDAP); remove it",
+            TargetConfig::Ldap(t) if self.policy.sync.adopt.is_some() && t.flavour == crate::backend::ldap::Flavour::Ad => Err(format!(
+                "sync.adopt: on Active Directory every account has a sAMAccountName, so none is outside the managed scope \
+                 (target {:?}); adopting is for OpenLDAP and 389 DS entries without the key attribute; remove it",
                 self.target
             )),
             TargetConfig::Ldap(t) => match &self.file.ldap {

@@ -34,7 +34,8 @@ pub async fn runs(State(src): State<Sources>, _who: Who, Query(q): Query<RunQuer
     let page = q.page();
     match src.journal.list_runs(&filter, PAGE, (page - 1) * PAGE).await {
         Ok(l) => {
-            let runs: Vec<RunView> = l.items.iter().map(RunView::of).collect();
+            let mut runs: Vec<RunView> = l.items.iter().map(RunView::of).collect();
+            super::runs::mark_scheduled(&src.journal, &mut runs).await;
             Json(json!({"total": l.total, "page": page, "per_page": PAGE, "runs": runs})).into_response()
         }
         Err(e) => journal_error(&e),
@@ -69,8 +70,10 @@ pub async fn run(State(src): State<Sources>, _who: Who, Path(id): Path<i64>) -> 
             })
         })
         .collect();
+    let mut view = RunView::of(&run);
+    super::runs::mark_scheduled(&src.journal, std::slice::from_mut(&mut view)).await;
     Json(json!({
-        "run": RunView::of(&run),
+        "run": view,
         "in_progress": in_progress(&run),
         "progress": {"rows_done": done, "rows_listed": total},
         "counts": counts,

@@ -160,11 +160,13 @@ pub async fn page(State(src): State<Sources>, who: Who, Path(id): Path<i64>, Que
         })
         .collect();
     let can_apply = who.operator() && run.state == RunState::Preview && run.finished.is_some() && src.actions.is_some();
+    let mut view = RunView::of(&run);
+    super::runs::mark_scheduled(&src.journal, std::slice::from_mut(&mut view)).await;
     let r = src.views.page(
         StatusCode::OK,
         "run.html",
         minijinja::context! {
-            who => who_view(&who), run => RunView::of(&run), running, done, total, breaches, decisions, can_apply, mails, held_by, activations,
+            who => who_view(&who), run => view, running, done, total, breaches, decisions, can_apply, mails, held_by, activations,
             refresh => running.then_some(2),
             rows => minijinja::context! {
                 items, total => rows.total, first, last, errors => q.filter().problems_only, key => q.key,

@@ -33,6 +33,8 @@ pub struct RunView {
     pub has_results: bool,
     /// `host:pid` of the process that last worked on it.
     pub worker: Option<String>,
+    /// A scheduled run (`[lifecycle]`): the run whose file it ran again.
+    pub rerun_of: Option<i64>,
 }
 
 impl RunView {
@@ -53,7 +55,18 @@ impl RunView {
             superseded_by: r.superseded_by,
             has_results: r.results.as_ref().is_some_and(|p| p.is_file()),
             worker: r.worker.clone(),
+            rerun_of: None,
         }
+    }
+}
+
+/// Mark the scheduled runs among `runs` (a journal that does not answer
+/// leaves them unmarked: the page is still worth showing).
+pub async fn mark_scheduled(journal: &crate::journal::Journal, runs: &mut [RunView]) {
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let Ok(reruns) = journal.reruns(&ids).await else { return };
+    for r in runs.iter_mut() {
+        r.rerun_of = reruns.get(&r.id).copied();
     }
 }
 
@@ -133,7 +146,8 @@ pub async fn page(State(src): State<Sources>, who: Who, Query(q): Query<RunQuery
     inboxes.push(crate::journal::CLI_INBOX.to_string());
     let first = (page - 1) * PAGE + 1;
     let last = first + list.items.len() as i64 - 1;
-    let runs: Vec<RunView> = list.items.iter().map(RunView::of).collect();
+    let mut runs: Vec<RunView> = list.items.iter().map(RunView::of).collect();
+    mark_scheduled(&src.journal, &mut runs).await;
     let states: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
     let r = src.views.page(
         StatusCode::OK,

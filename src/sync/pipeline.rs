@@ -384,6 +384,13 @@ impl Pass<'_> {
         });
         report.breaches = breaches;
         report.warnings = roster.warnings.clone();
+        if let Some(of) = journal.schedule(run.id).await?.rerun_of {
+            // The submitter did not send this file today: say why it ran.
+            report.warnings.push(format!(
+                "a scheduled run: changes that run {of} scheduled ([lifecycle] start and end dates) fell due, \
+                 so the inbox's latest file ran again"
+            ));
+        }
         if let Some(note) = self.approval_note(&p, &outcomes) {
             report.warnings.push(note);
         }

@@ -45,8 +45,10 @@ macro_rules! matrix {
 }
 
 mod activation;
+mod adopt;
 mod containers;
 mod lifecycle;
+mod schedule;
 
 fn kind(name: &str) -> Kind {
     match name {

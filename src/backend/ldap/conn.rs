@@ -298,10 +298,14 @@ impl Pool {
                 new_superior,
                 new_dn,
             } => {
+                // The old RDN's value goes only when the new RDN names the
+                // same attribute: an adopted `cn=John Smith` renamed to
+                // `uid=jsmith` keeps its cn (the object class needs it).
+                let delete_old = super::dn::same_rdn_type(dn, new_rdn);
                 let (r, retried) = self
                     .with_retry(i, "modrdn", |mut l| async move {
                         l.with_timeout(timeout)
-                            .modifydn(dn, new_rdn, true, new_superior.as_deref())
+                            .modifydn(dn, new_rdn, delete_old, new_superior.as_deref())
                             .await
                     })
                     .await?;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::dn::{normalise, Dn};
-use super::ops::{Membership, OpSteps, Step};
+use super::ops::{Mapping, Membership, OpSteps, Step};
 use super::{GroupKind, LdapBackend};
 use crate::backend::{BackendError, Missing, MissingKind, Op};
 use crate::core::Secret;
@@ -45,71 +45,17 @@ impl LdapBackend {
 
     /// Strictly below one of the managed bases.
     fn below_base(&self, dn: &str) -> bool {
-        let n = normalise(dn);
-        self.target
-            .base
-            .list()
-            .iter()
-            .any(|b| n.ends_with(&format!(",{}", normalise(b))))
+        below(&self.target.base.list(), dn)
     }
 
     /// The add that creates container `dn`, or why it is not made.
     pub(super) fn container_step(&self, dn: &str) -> Result<Step, String> {
-        let d = Dn::parse(dn)?;
-        let ava = d.0.first().and_then(|r| r.first()).ok_or("an empty DN")?;
-        if !self.below_base(dn) {
-            return Err(format!("{dn} is not below the managed base; it is never created"));
-        }
-        if !ava.attr.eq_ignore_ascii_case("ou") {
-            return Err(format!(
-                "{dn}: only ou= containers are created (ldap.create_containers)"
-            ));
-        }
-        Ok(Step::Add {
-            dn: d.to_string_escaped(),
-            attrs: vec![
-                (
-                    "objectClass".into(),
-                    vec![b"top".to_vec(), b"organizationalUnit".to_vec()],
-                ),
-                ("ou".into(), vec![ava.value.as_bytes().to_vec()]),
-            ],
-        })
+        container_entry(&self.target.base.list(), dn)
     }
 
     /// The add that creates managed group `dn` with its first `members`.
     pub(super) fn group_step(&self, dn: &str, members: &[String]) -> Result<Step, String> {
-        if !self.map.group_dns.iter().any(|(_, g)| normalise(g) == normalise(dn)) {
-            return Err(format!("{dn} is not a managed group; it is never created"));
-        }
-        let d = Dn::parse(dn)?;
-        let ava = d.0.first().and_then(|r| r.first()).ok_or("an empty DN")?;
-        let kind = self.map.group_kind;
-        let mut classes = vec![b"top".to_vec(), kind.object_class().as_bytes().to_vec()];
-        let mut attrs = Vec::new();
-        match kind {
-            GroupKind::PosixGroup => {
-                return Err(format!(
-                    "{dn} does not exist and a posixGroup needs a gidNumber: create it by hand"
-                ))
-            }
-            GroupKind::AdGroup => attrs.push(("sAMAccountName".to_string(), vec![ava.value.as_bytes().to_vec()])),
-            GroupKind::GroupOfNames | GroupKind::GroupOfUniqueNames => {}
-        }
-        classes.dedup();
-        attrs.push(("objectClass".into(), classes));
-        attrs.push((ava.attr.clone(), vec![ava.value.as_bytes().to_vec()]));
-        if !ava.attr.eq_ignore_ascii_case("cn") {
-            attrs.push(("cn".into(), vec![ava.value.as_bytes().to_vec()]));
-        }
-        attrs.push((
-            kind.member_attribute().to_string(),
-            members.iter().map(|m| m.as_bytes().to_vec()).collect(),
-        ));
-        Ok(Step::Add {
-            dn: d.to_string_escaped(),
-            attrs,
-        })
+        group_entry(&self.map, dn, members)
     }
 
     /// Whether a missing `dn` is one `apply` creates.
@@ -137,6 +83,8 @@ impl LdapBackend {
             return Ok(out);
         }
         let mut seen = HashMap::new();
+        // Normalised DN → its place in `out`.
+        let mut at: HashMap<String, usize> = HashMap::new();
         // An add is built as it will be made; the password is never sent.
         let stand_in = Secret::new("stand-in");
         for (k, op) in ops.iter().enumerate() {
@@ -157,11 +105,13 @@ impl LdapBackend {
                         .map(|d| (d, MissingKind::Group)),
                 );
             for (dn, kind) in wanted.collect::<Vec<_>>() {
-                if let Some(m) = out.iter_mut().find(|m| normalise(&m.dn) == normalise(&dn)) {
-                    if !m.ops.contains(&k) {
+                let n = normalise(&dn);
+                if let Some(m) = at.get(&n).and_then(|&i| out.get_mut(i)) {
+                    if m.ops.last() != Some(&k) {
                         m.ops.push(k);
                     }
                 } else if !self.exists_cached(&dn, &mut seen).await? {
+                    at.insert(n, out.len());
                     out.push(Missing { dn, kind, ops: vec![k] });
                 }
             }
@@ -249,3 +199,76 @@ impl LdapBackend {
         rest
     }
 }
+
+/// Whether `dn` is strictly below one of `bases`.
+fn below(bases: &[String], dn: &str) -> bool {
+    let n = normalise(dn);
+    bases.iter().any(|b| n.ends_with(&format!(",{}", normalise(b))))
+}
+
+/// The add that creates the container `dn`: an `ou=` entry strictly below
+/// one of `bases`; anything else is refused with why.
+fn container_entry(bases: &[String], dn: &str) -> Result<Step, String> {
+    let d = Dn::parse(dn)?;
+    let ava = d.0.first().and_then(|r| r.first()).ok_or("an empty DN")?;
+    if !below(bases, dn) {
+        return Err(format!("{dn} is not below the managed base; it is never created"));
+    }
+    if !ava.attr.eq_ignore_ascii_case("ou") {
+        return Err(format!(
+            "{dn}: only ou= containers are created (ldap.create_containers)"
+        ));
+    }
+    Ok(Step::Add {
+        dn: d.to_string_escaped(),
+        attrs: vec![
+            (
+                "objectClass".into(),
+                vec![b"top".to_vec(), b"organizationalUnit".to_vec()],
+            ),
+            ("ou".into(), vec![ava.value.as_bytes().to_vec()]),
+        ],
+    })
+}
+
+/// The add that creates the managed group `dn` with its first `members`
+/// (a groupOfNames cannot be empty); a group the policy does not manage, or
+/// a posixGroup (it needs a gidNumber), is refused with why.
+fn group_entry(map: &Mapping, dn: &str, members: &[String]) -> Result<Step, String> {
+    if !map.group_dns.iter().any(|(_, g)| normalise(g) == normalise(dn)) {
+        return Err(format!("{dn} is not a managed group; it is never created"));
+    }
+    let d = Dn::parse(dn)?;
+    let ava = d.0.first().and_then(|r| r.first()).ok_or("an empty DN")?;
+    let kind = map.group_kind;
+    let mut attrs = Vec::new();
+    match kind {
+        GroupKind::PosixGroup => {
+            return Err(format!(
+                "{dn} does not exist and a posixGroup needs a gidNumber: create it by hand"
+            ))
+        }
+        GroupKind::AdGroup => attrs.push(("sAMAccountName".to_string(), vec![ava.value.as_bytes().to_vec()])),
+        GroupKind::GroupOfNames | GroupKind::GroupOfUniqueNames => {}
+    }
+    attrs.push((
+        "objectClass".into(),
+        vec![b"top".to_vec(), kind.object_class().as_bytes().to_vec()],
+    ));
+    attrs.push((ava.attr.clone(), vec![ava.value.as_bytes().to_vec()]));
+    if !ava.attr.eq_ignore_ascii_case("cn") {
+        attrs.push(("cn".into(), vec![ava.value.as_bytes().to_vec()]));
+    }
+    attrs.push((
+        kind.member_attribute().to_string(),
+        members.iter().map(|m| m.as_bytes().to_vec()).collect(),
+    ));
+    Ok(Step::Add {
+        dn: d.to_string_escaped(),
+        attrs,
+    })
+}
+
+#[cfg(test)]
+#[path = "create_tests.rs"]
+mod tests;

@@ -171,6 +171,21 @@ impl Dn {
     }
 }
 
+/// Whether the first RDN of `dn` and `rdn` name the same attribute types
+/// (an unparsable one: yes, the usual case of a rename).
+pub fn same_rdn_type(dn: &str, rdn: &str) -> bool {
+    let types = |s: &str| -> Option<Vec<String>> {
+        let d = Dn::parse(s).ok()?;
+        let mut t: Vec<String> = d.0.first()?.iter().map(|a| a.attr.to_lowercase()).collect();
+        t.sort();
+        Some(t)
+    };
+    match (types(dn), types(rdn)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 /// Normalised form of a DN string; an unparsable DN compares as its lower-case text.
 pub fn normalise(dn: &str) -> String {
     Dn::parse(dn)
@@ -481,5 +496,15 @@ mod tests {
         assert_eq!(t.render(&|f| (f == "surname").then(|| "Smith".into())), "Smith");
         assert!(Template::parse("{open").is_err());
         assert_eq!(Template::parse("{{x}}").unwrap().render(&|_| None), "{x}"); // ok: test
+    }
+}
+
+#[cfg(test)]
+mod rename_tests {
+    #[test]
+    fn the_old_rdn_goes_only_when_the_attribute_stays() {
+        assert!(super::same_rdn_type("uid=a,ou=x,dc=o", "uid=b"));
+        assert!(super::same_rdn_type("UID=a,ou=x", "uid=b"));
+        assert!(!super::same_rdn_type("cn=John Smith,ou=x", "uid=jsmith"));
     }
 }

@@ -10,6 +10,7 @@
 //! - `read`: the snapshot; `write`: apply and the dry run;
 //! - `password`: one password set on its own (activation).
 
+mod adopt;
 mod config;
 mod conn;
 mod create;
@@ -190,6 +191,10 @@ impl Backend for LdapBackend {
                 other => return other,
             }
         }
+    }
+
+    async fn outside(&self) -> Result<Vec<crate::core::Account>, BackendError> {
+        self.adoptable().await
     }
 
     async fn missing(&self, ops: &[Op<'_>]) -> Result<Vec<super::Missing>, BackendError> {

@@ -55,7 +55,7 @@ impl fmt::Debug for Modification {
     }
 }
 
-fn m(kind: ModKind, attr: &str, values: &[&str]) -> Modification {
+pub(super) fn m(kind: ModKind, attr: &str, values: &[&str]) -> Modification {
     Modification {
         kind,
         attr: attr.to_string(),
@@ -336,7 +336,7 @@ impl Builder<'_> {
 
     fn diff(&self) -> Option<&Diff> {
         match self.op.change {
-            Change::Update(d) | Change::Rejoin(d) => Some(d),
+            Change::Update(d) | Change::Rejoin(d) | Change::Adopt(d) => Some(d),
             _ => None,
         }
     }
@@ -345,7 +345,7 @@ impl Builder<'_> {
         self.map.dn.render(&|f| self.value(f))
     }
 
-    fn current_dn(&self) -> Result<String, String> {
+    pub(super) fn current_dn(&self) -> Result<String, String> {
         self.op
             .account
             .and_then(|a| a.locator.clone())
@@ -369,7 +369,7 @@ impl Builder<'_> {
             Change::Leave => self.leave(),
             Change::Delete => self.delete(),
             // `config check` refuses sync.adopt on LDAP targets; never planned here.
-            Change::Adopt(_) => Err("adopting existing accounts is not supported on LDAP targets yet".into()),
+            Change::Adopt(d) => self.adopt(d),
             Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => Ok(OpSteps::default()),
         }
     }
@@ -491,7 +491,7 @@ impl Builder<'_> {
     }
 
     /// Update, or rejoin (unlock, move back, restore groups).
-    fn update(&self, diff: &Diff, rejoin: bool) -> Result<OpSteps, String> {
+    pub(super) fn update(&self, diff: &Diff, rejoin: bool) -> Result<OpSteps, String> {
         let cur = self.current_dn()?;
         let cur_dn = Dn::parse(&cur)?;
         let want = self.target_dn()?;
@@ -686,4 +686,4 @@ impl Builder<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -133,6 +133,11 @@ impl LdapBackend {
     /// The account an entry holds, and its parsed DN.
     fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<Dn>)> {
         let key = e.first(&self.map.key_attr)?;
+        Some(self.account_keyed(e, key))
+    }
+
+    /// The account an entry holds under `key`, and its parsed DN.
+    pub(super) fn account_keyed(&self, e: &RawEntry, key: &str) -> (Account, Option<Dn>) {
         let mut attrs: Vec<Option<Value>> = vec![None; self.managed.len()];
         for (i, a) in &self.map.fields {
             attrs[*i] = e.first(a).map(Value::from);
@@ -183,7 +188,7 @@ impl LdapBackend {
             left_at,
             locator: Some(e.dn.clone()),
         };
-        Some((account, parsed))
+        (account, parsed)
     }
 
     /// One paged search; each entry goes to `each` as it arrives.
@@ -225,7 +230,10 @@ impl LdapBackend {
     }
 
     /// Read the managed groups' members (one search per parent container).
-    async fn memberships(&self, dn_index: &HashMap<String, UserKey>) -> Result<Vec<(UserKey, Value)>, BackendError> {
+    pub(super) async fn memberships(
+        &self,
+        dn_index: &HashMap<String, UserKey>,
+    ) -> Result<Vec<(UserKey, Value)>, BackendError> {
         let mut by_parent: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
             let parsed = Dn::parse(gdn).map_err(BackendError::Schema)?;

@@ -17,7 +17,9 @@ const ATTRS: [&str; 8] = [
     "phone",
 ];
 
-fn mapping(flavour: Flavour) -> Mapping {
+/// The test mapping (uid under ou={department}, groupOfNames staff), also
+/// for the other builders' tests.
+pub(in crate::backend::ldap) fn mapping(flavour: Flavour) -> Mapping {
     let (dn, key, classes) = match flavour {
         Flavour::Openldap | Flavour::Ds389 => (
             "uid={username},ou={department},ou=people,dc=example,dc=org",
