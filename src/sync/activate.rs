@@ -35,7 +35,9 @@ pub enum ActivateError {
     NoAccount,
     /// The target or the journal failed; the link still works. The detail
     /// is for the log, not for the page (no login is needed to see it).
-    #[error("Your password could not be set just now. The link still works: try again later, or ask your IT department.")]
+    #[error(
+        "Your password could not be set just now. The link still works: try again later, or ask your IT department."
+    )]
     Unavailable(String),
 }
 
