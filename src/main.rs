@@ -170,6 +170,8 @@ enum ClassArg {
     Leavers,
     Rejoins,
     Deletes,
+    #[value(name = "password_resets")]
+    PasswordResets,
 }
 
 impl From<ClassArg> for Class {
@@ -180,6 +182,7 @@ impl From<ClassArg> for Class {
             ClassArg::Leavers => Class::Leavers,
             ClassArg::Rejoins => Class::Rejoins,
             ClassArg::Deletes => Class::Deletes,
+            ClassArg::PasswordResets => Class::PasswordResets,
         }
     }
 }

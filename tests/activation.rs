@@ -5,6 +5,8 @@
 //! checks: `sqlite3` reads the target and the journal, `argon2` verifies the
 //! hash the page wrote.
 
+#[path = "common/activation_env.rs"]
+mod activation_env;
 #[path = "common/mime.rs"]
 #[allow(dead_code)] // the SMTP half is tests/mail.rs's
 mod mime;
@@ -14,157 +16,11 @@ mod serve;
 mod web;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use serve::{cheap_example_policy, free_port, sqlite, wait_until, Daemon};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
-const HEADER: &str = "Username,First Name,Last Name,E-mail Address,Job Title,Department,Site,User Type,Phone,Belong to,Status,Change password next time";
-
-/// A config in a temp dir: SQLite target, `.eml` mail in `mail/`, the
-/// console on a free port, and a policy delivering passwords by activation.
-struct Env {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    port: u16,
-}
-
-fn roster(users: &[&str]) -> Vec<u8> {
-    let mut s = format!("{HEADER}\n");
-    for u in users {
-        s.push_str(&format!(
-            "{u},First,Last,{u}@example.org,Clerk,Finance,HQ,Standard,,staff,,\n"
-        ));
-    }
-    s.into_bytes()
-}
-
-impl Env {
-    fn new(edit: impl Fn(String) -> String) -> Env {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
-        fs::create_dir_all(dir.join("policies")).expect("mkdir");
-        fs::create_dir_all(dir.join("inbox")).expect("mkdir");
-        let policy = cheap_example_policy().replace("deliver = \"mail\"", "deliver = \"activation\"");
-        assert!(
-            policy.contains("deliver = \"activation\""),
-            "the example policy documents deliver"
-        );
-        fs::write(dir.join("policies/staff.toml"), edit(policy)).expect("policy");
-        let port = free_port();
-        let config = format!(
-            "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\nurl = \"sqlite://state/directory.db\"\n\
-             create_schema = true\nbatch_size = 5\n\n[policies]\nstaff = \"policies/staff.toml\"\n\n[[inbox]]\nname = \"hr\"\n\
-             folder = \"inbox\"\npolicy = \"staff\"\nsettle_seconds = 1\nsubmitter = \"hr@example.org\"\n\n\
-             [mail]\nfrom = \"dirsync <dirsync@example.org>\"\ntransport = \"file\"\nfolder = \"mail\"\n\n\
-             [http]\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"http-users.toml\"\npublic_url = \"http://127.0.0.1:{port}/\"\n"
-        );
-        fs::write(dir.join("dirsync.toml"), config).expect("config");
-        Env { _tmp: tmp, dir, port }
-    }
-
-    fn cli(&self, args: &[&str], stdin: &str) -> (i32, String, String) {
-        let mut child = Command::new(BIN)
-            .current_dir(&self.dir)
-            .args(["--config", "dirsync.toml"])
-            .args(args)
-            .env("DIRSYNC_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run dirsync");
-        use std::io::Write;
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
-        let out = child.wait_with_output().expect("wait");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn apply(&self, name: &str, bytes: &[u8]) -> (i32, String, String) {
-        fs::write(self.dir.join(name), bytes).expect("write roster");
-        self.cli(&["apply", name], "")
-    }
-
-    fn db(&self, q: &str) -> String {
-        sqlite(&self.dir.join("state/directory.db"), q)
-    }
-
-    fn journal(&self, q: &str) -> String {
-        sqlite(&self.dir.join("state/journal.db"), q)
-    }
-
-    fn serve(&self) -> Daemon {
-        serve::start_serve(&self.dir, "Web console listening")
-    }
-
-    /// Every `.eml` file written so far, parsed: (to, subject, text body).
-    fn mails(&self) -> Vec<(String, String, String)> {
-        let mut out = Vec::new();
-        let Ok(dir) = fs::read_dir(self.dir.join("mail")) else {
-            return out;
-        };
-        let mut paths: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
-        paths.sort();
-        for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "eml")) {
-            let raw = fs::read(p).expect("read mail");
-            let m = mime::parse(&raw);
-            out.push((
-                mime::to_of(&m),
-                m.subject().unwrap_or_default().to_string(),
-                m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-            ));
-        }
-        out
-    }
-
-    /// The activation link mailed to `to` (the only one, asserted).
-    fn link_of(&self, to: &str) -> String {
-        let links = self.links_of(to);
-        assert_eq!(links.len(), 1, "one activation mail to {to}: {links:?}");
-        links[0].clone()
-    }
-
-    /// Every activation link mailed to `to` (in no particular order).
-    fn links_of(&self, to: &str) -> Vec<String> {
-        self.mails()
-            .into_iter()
-            .filter(|(t, _, _)| t == to)
-            .filter_map(|(_, _, body)| {
-                body.split_whitespace()
-                    .find(|w| w.contains("/activate/"))
-                    .map(str::to_string)
-            })
-            .collect()
-    }
-}
-
-/// The path of a link (`/activate/TOKEN`), checking it points at the console.
-fn path_of(env: &Env, link: &str) -> String {
-    let base = format!("http://127.0.0.1:{}", env.port);
-    assert!(link.starts_with(&format!("{base}/activate/")), "{link}");
-    link[base.len()..].to_string()
-}
-
-fn token_of(link: &str) -> &str {
-    link.rsplit('/').next().unwrap_or_default()
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(s.as_bytes()))
-}
-
-fn argon2_ok(hash: &str, password: &str) -> bool {
-    let parsed = PasswordHash::new(hash).expect("a PHC string");
-    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
-}
+use activation_env::{argon2_ok, path_of, roster, sha256_hex, token_of, Env, BIN};
+use serve::wait_until;
 
 #[test]
 fn new_users_get_a_link_not_a_password_and_the_journal_holds_only_its_hash() {

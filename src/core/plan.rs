@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::policy::{AbsentAction, Limit, OnLimit, Policy, UpdateRule};
+use super::policy::{AbsentAction, Existing, Limit, OnLimit, Policy, UpdateRule};
 use super::roster::{Entry, Roster, RowError};
 use super::snapshot::{Account, Snapshot};
 use super::types::{AccountState, Person, UserKey, Value};
@@ -75,6 +75,10 @@ pub enum Change {
     /// `[lifecycle]`: the row's start date is ahead; the account is created
     /// (or re-enabled) then (`PlanItem::due`).
     Scheduled,
+    /// An existing account's password set — from the row, generated, or an
+    /// activation link sent (`[passwords] existing`) — with the row's
+    /// other differences (maybe none).
+    Reset(Box<Diff>),
 }
 
 /// Change classes that safety limits count.
@@ -87,16 +91,19 @@ pub enum Class {
     Rejoins,
     Deletes,
     Adopts,
+    #[serde(rename = "password_resets")]
+    PasswordResets,
 }
 
 impl Class {
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::Adds,
         Class::Updates,
         Class::Leavers,
         Class::Rejoins,
         Class::Deletes,
         Class::Adopts,
+        Class::PasswordResets,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,6 +113,7 @@ impl Class {
             Class::Rejoins => "rejoins",
             Class::Deletes => "deletes",
             Class::Adopts => "adopts",
+            Class::PasswordResets => "password_resets",
         }
     }
 }
@@ -123,10 +131,11 @@ pub enum ChangeKind {
     Reject,
     Adopt,
     Scheduled,
+    Reset,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 10] = [
+    pub const ALL: [ChangeKind; 11] = [
         ChangeKind::Add,
         ChangeKind::Update,
         ChangeKind::Unchanged,
@@ -137,6 +146,7 @@ impl ChangeKind {
         ChangeKind::Reject,
         ChangeKind::Adopt,
         ChangeKind::Scheduled,
+        ChangeKind::Reset,
     ];
 
     /// The word in the results file's `change` column (seed: New / Update / Old / Error).
@@ -152,6 +162,7 @@ impl ChangeKind {
             ChangeKind::Reject => "error",
             ChangeKind::Adopt => "adopt",
             ChangeKind::Scheduled => "scheduled",
+            ChangeKind::Reset => "reset",
         }
     }
 
@@ -168,6 +179,7 @@ impl ChangeKind {
             Class::Rejoins => ChangeKind::Rejoin,
             Class::Deletes => ChangeKind::Delete,
             Class::Adopts => ChangeKind::Adopt,
+            Class::PasswordResets => ChangeKind::Reset,
         }
     }
 
@@ -189,6 +201,7 @@ impl ChangeKind {
             ChangeKind::Reject => Change::Reject(Vec::new()),
             ChangeKind::Adopt => Change::Adopt(Box::default()),
             ChangeKind::Scheduled => Change::Scheduled,
+            ChangeKind::Reset => Change::Reset(Box::default()),
         }
     }
 }
@@ -206,6 +219,7 @@ impl Change {
             Change::Reject(_) => ChangeKind::Reject,
             Change::Adopt(_) => ChangeKind::Adopt,
             Change::Scheduled => ChangeKind::Scheduled,
+            Change::Reset(_) => ChangeKind::Reset,
         }
     }
 
@@ -222,6 +236,7 @@ impl Change {
             Change::Rejoin(_) => Some(Class::Rejoins),
             Change::Delete => Some(Class::Deletes),
             Change::Adopt(_) => Some(Class::Adopts),
+            Change::Reset(_) => Some(Class::PasswordResets),
             Change::Unchanged | Change::Absent | Change::Reject(_) | Change::Scheduled => None,
         }
     }
@@ -481,6 +496,14 @@ fn decide(
         }
         (AccountState::Active, AccountState::Active) => {
             let d = diff(person, acct, roster, snapshot, policy);
+            // Only a row flagged in the invite column touches an existing
+            // account's password: a password column in a nightly file must
+            // not reset every account every night. Its password is set;
+            // without one it gets what `[passwords] existing` says.
+            let reset = person.invite && (person.password.is_some() || policy.passwords.existing != Existing::Keep);
+            if reset {
+                return (Change::Reset(Box::new(d)), None);
+            }
             if d.is_empty() {
                 (Change::Unchanged, None)
             } else {
@@ -546,7 +569,7 @@ fn policy_hold(change: &Change, policy: &Policy) -> Option<Hold> {
         Change::Add if !policy.sync.add => Some(Hold::Policy(
             "new accounts are not allowed by this policy (sync.add = false)".into(),
         )),
-        Change::Update(_) if !policy.sync.update => Some(Hold::Policy(
+        Change::Update(_) | Change::Reset(_) if !policy.sync.update => Some(Hold::Policy(
             "updates are not allowed by this policy (sync.update = false)".into(),
         )),
         _ => None,
@@ -562,6 +585,7 @@ fn limit_for(policy: &Policy, class: Class) -> Limit {
         Class::Rejoins => l.rejoins,
         Class::Deletes => l.deletes,
         Class::Adopts => l.adopts,
+        Class::PasswordResets => l.password_resets,
     }
 }
 

@@ -99,12 +99,13 @@ impl Summary {
     }
 }
 
-const CHANGE_ORDER: [&str; 10] = [
+const CHANGE_ORDER: [&str; 11] = [
     "unchanged",
     "new",
     "scheduled",
     "adopt",
     "update",
+    "reset",
     "leaver",
     "joiner",
     "delete",
@@ -163,6 +164,7 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
         }
         Change::Update(d) => parts.push(d.describe(policy)),
         Change::Adopt(d) if !d.is_empty() => parts.push(d.describe(policy)),
+        Change::Reset(d) if !d.is_empty() => parts.push(d.describe(policy)),
         Change::Rejoin(d) if !d.is_empty() => parts.push(format!("rejoins; {}", d.describe(policy))),
         Change::Rejoin(_) => parts.push("rejoins".into()),
         Change::Leave if item.is_absent() => parts.push("made a leaver".into()),

@@ -161,6 +161,9 @@ pub struct Person {
     pub must_change: Option<bool>,
     pub password: Option<Secret>,
     pub dates: Dates,
+    /// The row asks for a new password or activation link for an existing
+    /// account (the `invite` column, `[passwords] existing`).
+    pub invite: bool,
 }
 
 impl fmt::Debug for Person {
@@ -203,6 +206,7 @@ mod tests {
             must_change: None,
             password: Some(s),
             dates: Dates::default(),
+            invite: false,
         };
         assert!(!format!("{p:?}").contains("hunter2"));
     }

@@ -98,6 +98,7 @@ fn refusal(src: &Sources, e: &ActivateError) -> Response {
         ActivateError::Used => (StatusCode::GONE, "Link already used"),
         ActivateError::Voided => (StatusCode::GONE, "Link replaced"),
         ActivateError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Not available"),
+        ActivateError::NoAccount => (StatusCode::GONE, "No such account"),
         ActivateError::TooShort(_) | ActivateError::Refused(_) => {
             (StatusCode::UNPROCESSABLE_ENTITY, "Password not accepted")
         }

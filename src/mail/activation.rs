@@ -13,6 +13,8 @@ use crate::core::Secret;
 
 /// A user to invite. No `Debug`: the link holds the token.
 pub struct Invite {
+    /// A new account (false: an existing account's user is invited to set a new password).
+    pub created: bool,
     pub username: String,
     pub email: Option<String>,
     /// The whole link, `{public_url}/activate/TOKEN`.
@@ -69,6 +71,7 @@ pub async fn enqueue_activations(
         };
         let to = parse_mailbox("user email", email)?;
         let ctx = ActivationContext {
+            created: u.created,
             username: u.username.clone(),
             email: email.to_string(),
             link: u.link.expose().to_string(),

@@ -80,10 +80,11 @@ fn thousands(n: usize) -> String {
     out
 }
 
-const CHANGE_LABELS: [(&str, &str); 8] = [
+const CHANGE_LABELS: [(&str, &str); 9] = [
     ("unchanged", "unchanged"),
     ("new", "new"),
     ("update", "updated"),
+    ("reset", "password resets"),
     ("leaver", "leavers"),
     ("joiner", "joiners"),
     ("delete", "deleted"),

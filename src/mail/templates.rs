@@ -73,6 +73,8 @@ pub struct Count {
 /// Variables of the activation templates. Holds the link: no `Debug`.
 #[derive(Clone, Serialize)]
 pub struct ActivationContext {
+    /// A new account (false: an existing account's user sets a new password).
+    pub created: bool,
     pub username: String,
     pub email: String,
     /// `{public_url}/activate/TOKEN`.
@@ -306,6 +308,7 @@ impl ResultsContext {
 impl ActivationContext {
     fn sample() -> ActivationContext {
         ActivationContext {
+            created: true,
             username: "jsmith".into(),
             email: "jsmith@example.org".into(),
             link: "https://dirsync.example.org/activate/sample".into(),

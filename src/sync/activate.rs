@@ -30,9 +30,25 @@ pub enum ActivateError {
     /// The target's password policy refused it (the target's words).
     #[error("The password was not accepted: {0}")]
     Refused(String),
-    /// The target or the journal failed; the link still works.
-    #[error("Your password could not be set just now ({0}). The link still works: try again later, or ask your IT department.")]
+    /// The account is no longer in the target.
+    #[error("Your account is no longer in the directory. Ask your IT department.")]
+    NoAccount,
+    /// The target or the journal failed; the link still works. The detail
+    /// is for the log, not for the page (no login is needed to see it).
+    #[error(
+        "Your password could not be set just now. The link still works: try again later, or ask your IT department."
+    )]
     Unavailable(String),
+}
+
+impl ActivateError {
+    /// What the log says (the page says less).
+    pub fn detail(&self) -> String {
+        match self {
+            ActivateError::Unavailable(d) => d.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<JournalError> for ActivateError {
@@ -96,6 +112,7 @@ pub async fn activate(
             .await
             .map_err(|e| match e {
                 BackendError::PasswordRefused(m) => ActivateError::Refused(m),
+                BackendError::NoAccount(_) => ActivateError::NoAccount,
                 other => ActivateError::Unavailable(other.to_string()),
             })
     }
@@ -106,7 +123,7 @@ pub async fn activate(
             Ok(rec.user_key)
         }
         Err(e) => {
-            warn!(key = ?rec.user_key, policy = ?rec.policy, error = %e, "An activation did not set the password; the link still works.");
+            warn!(key = ?rec.user_key, policy = ?rec.policy, error = %e.detail(), "An activation did not set the password; the link still works.");
             journal.release_activation(&hash, now).await?;
             Err(e)
         }

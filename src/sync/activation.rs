@@ -24,6 +24,8 @@ use crate::mail::{Invite, MailPolicy};
 /// A new account's link, for its activation mail (`Debug` hides the token).
 #[derive(Clone, Debug)]
 pub struct Invitation {
+    /// A new account (false: an existing one's password is to be set anew).
+    pub created: bool,
     /// The plan item (`row:N`) whose account it activates.
     pub ident: String,
     pub key: String,
@@ -173,6 +175,7 @@ pub(super) async fn invites(
     Ok(invitations
         .iter()
         .map(|inv| Invite {
+            created: inv.created,
             username: inv.key.clone(),
             email: inv.email.clone(),
             link: link(config, &inv.token),
@@ -251,7 +254,23 @@ pub async fn resend(
             expires,
         })
         .await?;
+    // A new account's link, or an existing account's: as the run planned it.
+    let first = journal
+        .run_activations(last.run_id)
+        .await?
+        .into_iter()
+        .find(|a| a.user_key.eq_ignore_ascii_case(&last.user_key) && !a.ident.starts_with("resend:"));
+    let items = journal.items(last.run_id).await?;
+    let created = first
+        .and_then(|a| {
+            items
+                .values()
+                .find(|it| it.id.to_string() == a.ident)
+                .map(|it| it.change)
+        })
+        .is_none_or(|c| c == crate::core::plan::ChangeKind::Add);
     let invite = Invite {
+        created,
         username: last.user_key.clone(),
         email: Some(email.clone()),
         link: link(config, &token),

@@ -343,6 +343,7 @@ impl Pass<'_> {
             .activations(&plan, &roster, policy, &outcomes)
             .into_iter()
             .map(|(i, key, email, token)| Invitation {
+                created: matches!(plan.items[i].change, crate::core::Change::Add),
                 ident: p.ids[i].to_string(),
                 key: key.as_str().to_string(),
                 email,

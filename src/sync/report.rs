@@ -10,6 +10,8 @@ use crate::journal::RunState;
 /// A new user's credentials, for the credentials mail. Never logged.
 #[derive(Debug, Clone)]
 pub struct Credential {
+    /// A new account (false: an existing account's password was reset).
+    pub created: bool,
     pub key: UserKey,
     pub email: Option<String>,
     pub password: Secret,
@@ -85,7 +87,7 @@ impl RunReport {
         self.credentials
             .iter()
             .map(|c| crate::mail::NewUser {
-                created: true,
+                created: c.created,
                 username: c.key.as_str().to_string(),
                 email: c.email.clone(),
                 password: c.password.clone(),

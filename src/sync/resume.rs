@@ -39,6 +39,8 @@ pub(super) fn item_id(item: &PlanItem) -> ItemId {
 pub(super) fn detail(item: &PlanItem, policy: &Policy) -> Option<String> {
     match &item.change {
         Change::Update(d) | Change::Rejoin(d) => Some(d.describe(policy)),
+        Change::Reset(d) if d.is_empty() => Some("password".into()),
+        Change::Reset(d) => Some(format!("password; {}", d.describe(policy))),
         _ => None,
     }
 }

@@ -5,7 +5,7 @@
 //! where a generated password comes from differs, and that is passed in.
 
 use crate::backend::{Op, OpResult};
-use crate::core::policy::{Deliver, Generate};
+use crate::core::policy::{Deliver, Existing, Generate};
 use crate::core::{Change, Outcome, Plan, Policy, Roster, Secret, Snapshot, Verdict};
 
 use super::Credential;
@@ -38,6 +38,9 @@ pub(crate) struct Writes {
     tokens: Vec<Option<Secret>>,
     /// A new account that gets a link has no email address to mail it to.
     no_email: Vec<bool>,
+    /// An existing account's password from the file, mailed to its user
+    /// (`deliver = "mail"`).
+    mail_file_password: Vec<bool>,
     pub(crate) activation_mail: ActivationMail,
 }
 
@@ -60,6 +63,7 @@ impl Writes {
             must_change: vec![false; n],
             tokens: vec![None; n],
             no_email: vec![false; n],
+            mail_file_password: vec![false; n],
             activation_mail: ActivationMail::Now,
         };
         for (i, item) in plan.items.iter().enumerate() {
@@ -87,6 +91,28 @@ impl Writes {
                     };
                 }
                 (Change::Rejoin(_), Some(p)) => w.must_change[i] = p.must_change == Some(true),
+                (Change::Reset(_), Some(p)) => {
+                    let rules = &policy.passwords;
+                    match (&p.password, rules.existing) {
+                        (Some(pw), _) => {
+                            w.passwords[i] = Some(pw.clone());
+                            w.must_change[i] = p.must_change == Some(true);
+                            w.mail_file_password[i] = rules.deliver == Deliver::Mail;
+                        }
+                        (None, Existing::Activation) => {
+                            let email = policy.attribute_index("email").and_then(|e| p.attrs[e].as_ref());
+                            w.no_email[i] = email.is_none_or(|e| e.is_empty());
+                            w.tokens[i] = generate(i, Fresh::Token);
+                        }
+                        (None, Existing::Generate) => {
+                            let g = generate(i, Fresh::Password);
+                            w.generated[i] = g.is_some();
+                            w.passwords[i] = g;
+                            w.must_change[i] = p.must_change.unwrap_or(rules.must_change_new);
+                        }
+                        (None, Existing::Keep) => {}
+                    }
+                }
                 _ => {}
             }
         }
@@ -144,7 +170,7 @@ impl Writes {
         let mut parts = Vec::new();
         if self.generated[i] {
             parts.push("password generated (given only to the user, never shown here)");
-        } else if add && self.tokens[i].is_some() {
+        } else if self.tokens[i].is_some() {
             parts.push(match self.activation_mail {
                 _ if self.no_email[i] => {
                     "activation link mailed to nobody (no email address): add one, then `dirsync activation resend`"
@@ -154,6 +180,10 @@ impl Writes {
                 ActivationMail::Nobody => "activation link mailed to nobody (no [mail]): `dirsync activation resend`",
             });
         } else if has_password && add {
+            parts.push("password from the file set");
+        } else if has_password && self.mail_file_password[i] {
+            parts.push("password from the file set and mailed to the user");
+        } else if has_password {
             parts.push("password from the file set");
         } else if add {
             parts.push("no password set (none in the file, and passwords.generate is \"never\")");
@@ -165,7 +195,7 @@ impl Writes {
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
-    /// The accounts created with an activation token: (item, key, email, token).
+    /// The accounts given an activation token: (item, key, email, token).
     pub(crate) fn activations<'a>(
         &'a self,
         plan: &'a Plan,
@@ -187,8 +217,8 @@ impl Writes {
             .collect()
     }
 
-    /// The generated passwords of accounts that were created, for mailing
-    /// to their owners.
+    /// The passwords to mail to their owners: generated for new accounts
+    /// (or flagged existing ones), or an existing account's from the file.
     pub(crate) fn credentials(
         &self,
         plan: &Plan,
@@ -200,10 +230,13 @@ impl Writes {
         plan.items
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.generated[*i] && outcomes[*i].verdict == Verdict::Done)
+            .filter(|(i, _)| {
+                (self.generated[*i] || self.mail_file_password[*i]) && outcomes[*i].verdict == Verdict::Done
+            })
             .filter_map(|(i, item)| {
                 let p = &roster.persons[item.person?];
                 Some(Credential {
+                    created: matches!(item.change, crate::core::Change::Add),
                     key: p.key.clone(),
                     email: email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string())),
                     password: self.passwords[i].clone()?,

@@ -4,7 +4,8 @@
 //! wrote), opens `/activate/TOKEN` on the console of a real `dirsync serve`
 //! and sets a password there; a password the server's own policy refuses is
 //! shown in plain words; the chosen one binds (`ldapwhoami`, an independent
-//! client); the link then fails.
+//! client); the link then fails. A row flagged "send invite" with a
+//! password resets an existing account's (an unflagged one does not).
 
 use super::env::{values, Env, Kind};
 use super::serve::{self, free_port};
@@ -106,4 +107,37 @@ fn an_activation_link_sets_a_password_the_directory_accepts(kind: Kind) {
     env.bind_check(&dn, chosen).expect("the chosen password binds");
     assert!(!env.is_locked("jsmith"), "enabled once its password is set");
     assert_eq!(web.get(&path).status, 410, "the link works once");
+}
+
+matrix!(a_flagged_row_resets_an_existing_password);
+fn a_flagged_row_resets_an_existing_password(kind: Kind) {
+    let env = Env::start(kind, "ignore", "");
+    env.edit_policy(|p| {
+        p.replace("[limits]\n", "[limits]\npassword_resets = { max = 10 }\n")
+            // AD refuses a bind that must change its password first.
+            .replace("[passwords]\n", "[passwords]\nmust_change_new = false\n")
+    });
+    let header = format!("{},password,send invite", super::env::HEADER);
+    let first = "First-Pass-12345";
+    let f = env.csv_with(&header, &[&format!("{JANE},{first},")]);
+    let run = env.dirsync("apply", &f, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.results);
+    let dn = env.user_dn("jsmith", "Finance");
+    env.bind_check(&dn, first).expect("created with the file's password");
+
+    // The same password column, not flagged: nothing changes.
+    let other = "Other-Pass-67890";
+    let f = env.csv_with(&header, &[&format!("{JANE},{other},0")]);
+    let run = env.dirsync("apply", &f, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.results);
+    assert!(run.results.contains(",unchanged,"), "{}", run.results);
+    env.bind_check(&dn, first).expect("an unflagged row resets nothing");
+
+    // Flagged: the row's password is set.
+    let f = env.csv_with(&header, &[&format!("{JANE},{other},1")]);
+    let run = env.dirsync("apply", &f, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.results);
+    assert!(run.results.contains(",reset,done,"), "{}", run.results);
+    env.bind_check(&dn, other).expect("the new password binds");
+    assert!(env.bind_check(&dn, first).is_err(), "the old one no longer does");
 }

@@ -336,7 +336,7 @@ impl Builder<'_> {
 
     fn diff(&self) -> Option<&Diff> {
         match self.op.change {
-            Change::Update(d) | Change::Rejoin(d) | Change::Adopt(d) => Some(d),
+            Change::Update(d) | Change::Rejoin(d) | Change::Adopt(d) | Change::Reset(d) => Some(d),
             _ => None,
         }
     }
@@ -366,6 +366,7 @@ impl Builder<'_> {
             Change::Add => self.add(),
             Change::Update(d) => self.update(d, false),
             Change::Rejoin(d) => self.update(d, true),
+            Change::Reset(d) => self.reset(d),
             Change::Leave => self.leave(),
             Change::Delete => self.delete(),
             // `config check` refuses sync.adopt on LDAP targets; never planned here.
@@ -685,5 +686,6 @@ impl Builder<'_> {
     }
 }
 
+mod reset;
 #[cfg(test)]
 pub(super) mod tests;

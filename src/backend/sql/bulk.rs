@@ -112,7 +112,7 @@ pub(super) fn statements<'a>(
             Change::Add if revive[i].is_some() => {
                 singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref()));
             }
-            Change::Adopt(_) => {
+            Change::Adopt(_) | Change::Reset(_) => {
                 singles.extend(row_statements(m, op, hashes[i].as_deref(), revive[i].as_deref()));
             }
             Change::Add => {

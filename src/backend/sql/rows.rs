@@ -167,12 +167,19 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 out.extend(group_inserts(m, person.key.as_str(), groups));
             }
         }
-        Change::Update(diff) | Change::Rejoin(diff) => {
+        Change::Update(diff) | Change::Rejoin(diff) | Change::Reset(diff) => {
             let rejoin = matches!(op.change, Change::Rejoin(_));
             let mut s = Sets::new(m);
             for c in &diff.attrs {
                 if let Some((_, col)) = m.columns.iter().find(|(i, _)| *i == c.attr) {
                     s.set(col, Bind::Text(c.new.as_ref().map(|v| v.to_string())));
+                }
+            }
+            // A reset's new password (none when an activation link was sent).
+            if let (Change::Reset(_), Some(c), Some(h)) = (op.change, &m.password, hash) {
+                s.set(c, Bind::Text(Some(h.to_string())));
+                if let Some(c) = &m.must_change {
+                    s.set(c, m.flag(c, op.must_change));
                 }
             }
             if rejoin {
@@ -287,7 +294,7 @@ pub(super) fn too_long(m: &Resolved, op: &Op<'_>) -> Option<String> {
                 }
             }
         }
-        Change::Update(diff) | Change::Rejoin(diff) => {
+        Change::Update(diff) | Change::Rejoin(diff) | Change::Reset(diff) => {
             for c in &diff.attrs {
                 if let (Some((_, col)), Some(v)) = (m.columns.iter().find(|(i, _)| *i == c.attr), &c.new) {
                     values.push((col, v.as_str()));

@@ -16,7 +16,7 @@ pub const BUILTIN_ATTRIBUTES: &[&str] = &[
 ];
 
 /// Fields with a special meaning (not plain attributes).
-pub const SPECIAL_FIELDS: &[&str] = &["username", "groups", "status", "must_change", "password"];
+pub const SPECIAL_FIELDS: &[&str] = &["username", "groups", "status", "must_change", "password", "invite"];
 
 /// `[lifecycle]` dates: read whenever a file has them. Declared under
 /// `[fields]` they are also attributes (stored when mapped); otherwise they
@@ -71,6 +71,7 @@ pub(super) fn builtin_aliases(field: &str) -> &'static [&'static str] {
             "end of employment",
             "employment end date",
         ],
+        "invite" => &["invite", "send invite", "send invitation", "send welcome mail"],
         _ => &[],
     }
 }
@@ -94,6 +95,7 @@ pub(super) fn column_for_field(f: &str, attributes: &[String]) -> Option<Column>
         "status" => Column::Status,
         "must_change" => Column::MustChange,
         "password" => Column::Password,
+        "invite" => Column::Invite,
         _ => match (attributes.iter().position(|a| a == f), f) {
             (Some(i), _) => Column::Attribute(i),
             (None, "start_date") => Column::StartDate,

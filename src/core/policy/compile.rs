@@ -246,7 +246,7 @@ impl Policy {
             for (f, names) in &s.aliases {
                 let Some(col) = column_for_field(f, &self.attributes) else {
                     errors.push(format!(
-                        "{at}.aliases.{f}: not a field of this policy (fields: username, {}, groups, status, must_change, password)",
+                        "{at}.aliases.{f}: not a field of this policy (fields: username, {}, groups, status, must_change, password, invite)",
                         self.attributes.join(", ")
                     ));
                     continue;

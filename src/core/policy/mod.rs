@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 pub use aliases::{normalise_header, BUILTIN_ATTRIBUTES, SPECIAL_FIELDS};
 pub use lifecycle::{Lifecycle, LifecycleSection};
 pub use sections::{
-    AbsentAction, Deliver, Duplicates, Encoding, FieldRule, Generate, GroupRules, LayoutSection, Limit, Limits,
-    OnLimit, PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
+    AbsentAction, Deliver, Duplicates, Encoding, Existing, FieldRule, Generate, GroupRules, LayoutSection, Limit,
+    Limits, OnLimit, PasswordRules, RosterRules, SyncRules, UpdateRule, DEFAULT_DATE_FORMAT,
 };
 pub use template::{Part, Template};
 
@@ -129,6 +129,9 @@ pub enum Column {
     StartDate,
     /// `end_date`: the last day (`[lifecycle]`).
     EndDate,
+    /// The flag that sends an existing account a new password or link
+    /// (`[passwords] existing`).
+    Invite,
     /// Recognised and deliberately not used.
     Ignored,
     Unknown,

@@ -194,6 +194,21 @@ pub enum Deliver {
     None,
 }
 
+/// What a row flagged by the `invite` column ("Send invite" = 1) does to
+/// its existing account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Existing {
+    /// Nothing: the flag is ignored.
+    #[default]
+    Keep,
+    /// An activation link, as for a new account (its password works until
+    /// the user sets a new one).
+    Activation,
+    /// A generated password, mailed to the user.
+    Generate,
+}
+
 /// `[passwords]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,6 +225,8 @@ pub struct PasswordRules {
     pub activation_valid_hours: u32,
     /// The shortest password a user may choose on the activation page.
     pub min_length: usize,
+    /// Existing accounts whose row is flagged (the `invite` column).
+    pub existing: Existing,
 }
 
 impl Default for PasswordRules {
@@ -222,6 +239,7 @@ impl Default for PasswordRules {
             deliver: Deliver::Mail,
             activation_valid_hours: 72,
             min_length: 12,
+            existing: Existing::Keep,
         }
     }
 }
@@ -260,6 +278,9 @@ pub struct Limits {
     /// (`ldap.create_containers`) and groups (`groups.create_missing`).
     /// Over `max`, the rows needing them are skipped and nothing is created.
     pub containers: Limit,
+    /// Passwords of existing accounts set (from the file, generated, or an
+    /// activation link sent).
+    pub password_resets: Limit,
     /// Licence capacity: the managed active accounts may not exceed this
     /// (leavers in the same file free licences first; the adds beyond are held).
     pub max_accounts: Option<usize>,
@@ -282,6 +303,10 @@ impl Default for Limits {
             },
             adopts: Limit::default(),
             containers: Limit::default(),
+            password_resets: Limit {
+                max: None,
+                max_percent: Some(10.0),
+            },
             max_accounts: None,
         }
     }

@@ -24,6 +24,7 @@ fn field_of(c: Column, policy: &Policy) -> &str {
         Column::MustChange => "must_change",
         Column::StartDate => "start_date",
         Column::EndDate => "end_date",
+        Column::Invite => "invite",
         Column::Password | Column::Ignored | Column::Unknown => "",
     }
 }
@@ -44,6 +45,7 @@ pub(super) fn parse_row(
     let mut groups: Option<Vec<Value>> = None;
     let mut state = AccountState::Active;
     let mut must_change = None;
+    let mut invite = false;
     let mut password = None;
     let mut dates = Dates::default();
     let err = |errors: &mut Vec<RowError>, h: &str, kind: RowErrorKind| errors.push(RowError::in_column(h, kind));
@@ -163,6 +165,14 @@ pub(super) fn parse_row(
                     );
                 }
             }
+            Column::Invite => {
+                if v.is_empty() || ["0", "false", "no", "n"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                } else if ["1", "true", "yes", "y"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
+                    invite = true
+                } else {
+                    err(&mut errors, h, RowErrorKind::BadFlag { value: v.to_string() })
+                }
+            }
             Column::MustChange => {
                 if v.is_empty() {
                 } else if ["1", "true", "yes", "y"].iter().any(|w| v.eq_ignore_ascii_case(w)) {
@@ -241,6 +251,7 @@ pub(super) fn parse_row(
             must_change,
             password,
             dates,
+            invite,
         }),
         key => Err((key.filter(|k| !k.as_str().is_empty()), errors)),
     }

@@ -246,6 +246,7 @@ fn describe(c: Column, policy: &Policy) -> String {
         Column::Password => "password".into(),
         Column::StartDate => "start_date".into(),
         Column::EndDate => "end_date".into(),
+        Column::Invite => "invite".into(),
         Column::Ignored | Column::Unknown => "nothing".into(),
     }
 }

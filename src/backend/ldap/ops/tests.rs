@@ -89,6 +89,7 @@ fn person(key: &str, first: &str, dept: &str, groups: &[&str]) -> Person {
         must_change: None,
         password: None,
         dates: Default::default(),
+        invite: false,
     }
 }
 
