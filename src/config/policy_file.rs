@@ -86,11 +86,18 @@ impl LoadedPolicy {
                 ),
                 Some(m) => m.check(&self.policy),
             },
-            TargetConfig::Ldap(t) if self.policy.sync.adopt.is_some() && t.flavour == crate::backend::ldap::Flavour::Ad => Err(format!(
-                "sync.adopt: on Active Directory every account has a sAMAccountName, so none is outside the managed scope \
-                 (target {:?}); adopting is for OpenLDAP and 389 DS entries without the key attribute; remove it",
-                self.target
-            )),
+            TargetConfig::Ldap(t)
+                if self.policy.sync.adopt.is_some()
+                    && t.flavour == crate::backend::ldap::Flavour::Ad
+                    && self.file.ldap.as_ref().is_some_and(|m| m.adopt_from.is_empty()) =>
+            {
+                Err(format!(
+                    "sync.adopt: on Active Directory every account has a sAMAccountName, so none in the base is \
+                     outside the managed scope (target {:?}); name the containers to adopt accounts from in \
+                     [ldap] adopt_from (like \"CN=Users,DC=example,DC=org\")",
+                    self.target
+                ))
+            }
             TargetConfig::Ldap(t) => match &self.file.ldap {
                 None => Err(format!(
                     "target {:?} is an LDAP target: this policy needs an [ldap] section",

@@ -114,3 +114,54 @@ fn a_first_deployment_adopts_every_hand_made_entry_and_creates_none(kind: Kind) 
         [env.user_dn("user0499", "Finance")]
     );
 }
+
+matrix!(an_account_outside_the_base_is_adopted_from_adopt_from: samba_ad, openldap);
+/// Every AD account has a username: the ones to adopt live outside the
+/// managed base (`CN=Users`), named in `[ldap] adopt_from`; adopting one
+/// moves it into the base under the row's username.
+fn an_account_outside_the_base_is_adopted_from_adopt_from(kind: Kind) {
+    let env = Env::start(kind, "ignore", "");
+    let (users, dn) = if env.ad() {
+        ("CN=Users,DC=example,DC=org", "CN=John Smith,CN=Users,DC=example,DC=org")
+    } else {
+        env.ldapadd("dn: ou=legacy,dc=example,dc=org\nobjectClass: organizationalUnit\nou: legacy\n");
+        ("ou=legacy,dc=example,dc=org", "uid=john,ou=legacy,dc=example,dc=org")
+    };
+    env.edit_policy(|p| {
+        let p = p.replace("[sync]\n", "[sync]\nadopt = \"email\"\n");
+        // Inside [ldap], after its DN template.
+        let at = p
+            .find("\ndn = ")
+            .and_then(|i| p[i + 1..].find('\n').map(|j| i + 1 + j + 1));
+        match at {
+            Some(i) => format!("{}adopt_from = [\"{users}\"]\n{}", &p[..i], &p[i..]),
+            None => p,
+        }
+    });
+    let ldif = if env.ad() {
+        format!(
+            "dn: {dn}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: user\n\
+             sAMAccountName: jsmith.old\nsn: Smith\nmail: john@example.org\n"
+        )
+    } else {
+        format!(
+            "dn: {dn}\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n\
+             objectClass: inetOrgPerson\nuid: john\ncn: John Smith\nsn: Smith\nmail: john@example.org\n"
+        )
+    };
+    env.ldapadd(&ldif);
+    let f = env.csv(&["jsmith,John,Smith,john@example.org,Clerk,Finance,,staff,"]);
+    let run = env.dirsync("apply", &f, &[]);
+    let r = rows(&run.results);
+    assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("adopt", "done"), "{}", run.results);
+    let john = env.user("jsmith", &["mail", "title"]);
+    assert_eq!(dns(&john), [env.user_dn("jsmith", "Finance")]);
+    assert_eq!(values(&john, "title"), ["Clerk"]);
+    let all = env.search("(mail=john@example.org)", &["1.1"]);
+    assert_eq!(dns(&all).len(), 1, "moved, not copied: {all}");
+    if env.ad() {
+        let upn = values(&env.user("jsmith", &["userPrincipalName"]), "userPrincipalName");
+        assert_eq!(upn, ["jsmith@example.org"], "templates follow the new username");
+    }
+    assert!(env.members("staff").contains(&env.user_dn("jsmith", "Finance")));
+}

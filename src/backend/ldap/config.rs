@@ -314,6 +314,12 @@ pub struct LdapMapping {
     /// base; listed in the preview, counted by `limits.containers`.
     #[serde(default)]
     pub create_containers: bool,
+    /// `sync.adopt`: containers outside the base whose entries (with the
+    /// object classes) a row may adopt, besides the entries in the base
+    /// without the key attribute; adopting one moves it into the base.
+    /// Needed on Active Directory, where every account has a key.
+    #[serde(default)]
+    pub adopt_from: Vec<String>,
 }
 
 impl LdapMapping {
@@ -447,6 +453,9 @@ impl LdapMapping {
                 problems.push("groups.managed is set: add [ldap.groups] (type and dn) to say where they live".into())
             }
             None => {}
+        }
+        if let Some(p) = super::adopt::check_adopt_from(&self.adopt_from, &target.base.list()) {
+            problems.push(p);
         }
         if target.flavour == Flavour::Ad && !target.encrypted() {
             problems.push(

@@ -125,6 +125,7 @@ pub fn resolve(target: &LdapTarget, mapping: &LdapMapping, policy: &Policy) -> R
         password: mapping.password_method,
         create_containers: mapping.create_containers,
         create_groups: policy.groups.create_missing,
+        adopt_from: mapping.adopt_from.clone(),
         activation: policy.passwords.deliver == crate::core::policy::Deliver::Activation,
     })
 }

@@ -184,6 +184,8 @@ pub struct Mapping {
     pub create_containers: bool,
     /// `[groups] create_missing`: make a missing managed group.
     pub create_groups: bool,
+    /// `[ldap] adopt_from`: containers outside the base to adopt accounts from.
+    pub adopt_from: Vec<String>,
     /// `deliver = "activation"`: a new account without a password waits for
     /// its user to set one (AD: created disabled, enabled by the activation).
     pub activation: bool,
@@ -314,7 +316,7 @@ pub struct Builder<'a> {
 impl Builder<'_> {
     /// A field's value for templates: the row's, else (unless the row clears
     /// it) what the target holds.
-    fn value(&self, field: &str) -> Option<String> {
+    pub(super) fn value(&self, field: &str) -> Option<String> {
         if field == "username" {
             return Some(self.op.key.as_str().to_string());
         }

@@ -70,6 +70,7 @@ pub(in crate::backend::ldap) fn mapping(flavour: Flavour) -> Mapping {
         password: PasswordMethod::Passmod,
         create_containers: false,
         create_groups: false,
+        adopt_from: vec![],
         activation: false,
     }
 }
