@@ -228,3 +228,17 @@ fn a_start_date_declared_as_a_field_is_stored_and_scheduled() {
     );
     assert_eq!(pl.items[0].change, Change::Scheduled);
 }
+
+#[test]
+fn a_day_whose_midnight_is_skipped_begins_at_its_first_hour() {
+    // São Paulo went from 00:00 to 01:00 (UTC-2) on 4 November 2018.
+    let day = NaiveDate::from_ymd_opt(2018, 11, 4).unwrap(); // ok: test
+    let begins = crate::core::schedule::start_of_day(day, chrono_tz::America::Sao_Paulo);
+    assert_eq!(begins, utc(2018, 11, 4, 3, 0));
+    // An ordinary day begins at midnight there (UTC-3 the day before).
+    let day = NaiveDate::from_ymd_opt(2018, 11, 3).unwrap(); // ok: test
+    assert_eq!(
+        crate::core::schedule::start_of_day(day, chrono_tz::America::Sao_Paulo),
+        utc(2018, 11, 3, 3, 0)
+    );
+}
