@@ -19,8 +19,9 @@ use crate::backend::BackendError;
 use crate::core::{Account, Diff, UserKey};
 
 impl LdapBackend {
-    /// The entries in scope without the key attribute, keyed by their DN
-    /// (they have no username yet), with their managed groups.
+    /// The accounts a row may adopt — entries in the base without the key
+    /// attribute, and entries in `adopt_from` — keyed by their DN (none has
+    /// a username dirsync knows yet), with their managed groups.
     pub(super) async fn adoptable(&self) -> Result<Vec<Account>, BackendError> {
         let mut attrs: Vec<String> = self.map.fields.iter().map(|(_, a)| a.clone()).collect();
         attrs.push(self.map.lock.attribute().to_string());
@@ -62,7 +63,7 @@ impl LdapBackend {
         }
         info!(
             accounts = accounts.len(),
-            "LDAP entries without a username read (sync.adopt)."
+            "LDAP accounts outside the managed scope read (sync.adopt)."
         );
         Ok(accounts)
     }
@@ -78,7 +79,8 @@ impl Builder<'_> {
         for (attr, t, _) in &self.map.templates {
             if t.fields().any(|f| f == "username") {
                 let v = t.render(&|f| self.value(f));
-                mods.push(m(ModKind::Replace, attr, &[v.as_str()]));
+                let values: &[&str] = if v.is_empty() { &[] } else { &[v.as_str()] };
+                mods.push(m(ModKind::Replace, attr, values));
             }
         }
         let final_dn = match s.steps.first() {
