@@ -117,7 +117,8 @@ impl Journal {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((run_from_row(r)?, r.try_get::<i64, _>(22)?)))
+            // `s.due` comes right after the run's own columns.
+            .map(|r| Ok((run_from_row(r)?, r.try_get::<i64, _>(COLUMNS.split(',').count())?)))
             .collect()
     }
 
