@@ -13,6 +13,8 @@ use chrono::{DateTime, Days, NaiveDate};
 
 #[path = "common/serve.rs"]
 mod serve;
+#[path = "support/servers.rs"]
+mod servers;
 #[path = "common/web.rs"]
 mod web;
 use serve::{cheap_example_policy, free_port, sqlite, wait_until, Daemon};
@@ -28,6 +30,11 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
+        Env::with_service("")
+    }
+
+    /// With more `[service]` keys (another journal).
+    fn with_service(service: &str) -> Env {
         let tmp = tempfile::tempdir().expect("temp dir"); // ok: test
         let dir = tmp.path().to_path_buf();
         fs::create_dir_all(dir.join("policies")).expect("mkdir"); // ok: test
@@ -42,7 +49,7 @@ impl Env {
         fs::write(
             dir.join("dirsync.toml"),
             format!(
-                "[service]\nstate_dir = \"state\"\n\n[targets.staff]\nkind = \"sql\"\n\
+                "[service]\nstate_dir = \"state\"\n{service}\n[targets.staff]\nkind = \"sql\"\n\
              url = \"sqlite://state/directory.db\"\ncreate_schema = true\n\n\
              [policies]\nstaff = \"policies/staff.toml\"\n\n\
              [[inbox]]\nname = \"hr\"\nfolder = \"inbox\"\npolicy = \"staff\"\nsubmitter = \"hr@example.org\"\n\
@@ -259,5 +266,35 @@ fn a_later_file_replaces_the_schedule_of_an_earlier_one() {
     assert!(d.log().contains("started=0"), "{}", d.log());
     assert_eq!(env.db("SELECT username FROM users ORDER BY username"), "other");
     assert_eq!(env.journal("SELECT COUNT(*) FROM runs"), "2");
+    assert_eq!(d.stop(Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn scheduled_runs_with_the_journal_in_postgresql() {
+    let pg = servers::Postgres::start().unwrap_or_else(|e| panic!("PostgreSQL did not start: {e}"));
+    let env = Env::with_service(&format!("journal = \"{}\"\n", pg.url()));
+    let runs = |q: &str| {
+        pg.psql(q)
+            .unwrap_or_else(|e| panic!("psql {q}: {e}"))
+            .trim()
+            .to_string()
+    };
+    let filed = |id: i64, d: &Daemon| {
+        let q = format!("SELECT state FROM runs WHERE id = {id} AND filed = 1");
+        let ok = wait_until(Duration::from_secs(60), || runs(&q) == "done");
+        assert!(ok, "run {id} not done and filed:\n{}", d.log());
+    };
+    let head = "Username,First Name,Last Name,E-mail Address,Start Date\n";
+    let mut d = env.serve("0");
+    env.drop_file("hr.csv", &format!("{head}later,Lee,Later,lee@example.org,{}\n", day(3)));
+    filed(1, &d);
+    assert!(!runs("SELECT due FROM run_schedule WHERE run_id = 1").is_empty());
+    assert_eq!(d.stop(Duration::from_secs(30)), Some(0));
+
+    let mut d = env.serve("5d");
+    d.wait_log("Scheduled changes are due", Duration::from_secs(30));
+    filed(2, &d);
+    assert_eq!(runs("SELECT rerun_of FROM run_schedule WHERE run_id = 2"), "1");
+    assert_eq!(env.db("SELECT username FROM users"), "later");
     assert_eq!(d.stop(Duration::from_secs(30)), Some(0));
 }
