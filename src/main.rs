@@ -344,6 +344,13 @@ async fn run(cli: Cli) -> ExitCode {
                     p.sync.absent,
                     p.attributes.join(", ")
                 );
+                let l = &p.lifecycle;
+                println!(
+                    "policy {name}: start and end dates read as {} in {}; accounts created {} day(s) before the start",
+                    l.date_formats.join(" or "),
+                    l.time_zone.name(),
+                    l.create_days_before_start
+                );
             }
             for i in &config.inboxes {
                 println!(
