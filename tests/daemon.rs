@@ -724,7 +724,7 @@ fn a_file_claimed_just_before_a_crash_is_run_at_the_next_start() {
     fs::create_dir_all(env.inbox.join("processing")).expect("mkdir"); // ok: test
     fs::write(env.inbox.join("processing/sample.csv"), sample()).expect("write"); // ok: test
     let mut d = env.start();
-    env.wait_archived(&d, "sample.results.csv", 20, "the orphaned claim was not run");
+    env.wait_archived(&d, "sample.results.csv", 60, "the orphaned claim was not run");
     assert_eq!(env.users(), 4);
     assert_eq!(env.results_files().len(), 1);
     assert_eq!(d.stop(Duration::from_secs(20)), Some(0));

@@ -4,7 +4,7 @@
 //! resent — all through the one
 //! pipeline and the daemon's journal and outbox.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::config::{Config, InboxConfig};
 use crate::core::{Class, Secret};
 use crate::http::{Actions, InboxInfo, Uploader};
-use crate::inbox::folder::{results_beside, PROCESSING};
+use crate::inbox::folder::{free_name, results_beside, PROCESSING};
 use crate::inbox::FolderInbox;
 use crate::journal::{NewRun, RunRecord, RunState};
 use crate::leases::{file_lease, run_lease};
@@ -90,22 +90,6 @@ impl Console {
                     .into()
             })
     }
-}
-
-/// A free name in `processing/` for an uploaded file.
-fn free_slot(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) => (s, format!(".{e}")),
-        None => (name, String::new()),
-    };
-    (2..)
-        .map(|n| dir.join(format!("{stem}-upload{n}{ext}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
 }
 
 #[async_trait::async_trait]
@@ -214,7 +198,7 @@ impl Actions for Console {
         tokio::fs::create_dir_all(&processing)
             .await
             .map_err(|e| format!("cannot create {}: {e}", processing.display()))?;
-        let dest = free_slot(&processing, &preview.file_name);
+        let dest = free_name(&processing, &preview.file_name, "upload");
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

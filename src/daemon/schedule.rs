@@ -7,7 +7,7 @@
 //! to the inbox's submitter. A later file for the inbox wins: only the
 //! latest file is ever re-run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use super::inboxes::inbox_config;
 use super::job::journal_claim;
 use super::shared::Shared;
 use crate::clock::{now_ms, timestamp};
-use crate::inbox::folder::PROCESSING;
+use crate::inbox::folder::{free_name, PROCESSING};
 use crate::inbox::FolderInbox;
 use crate::journal::RunRecord;
 use crate::leases::file_lease;
@@ -103,7 +103,7 @@ async fn rerun(sh: &Shared, run: &RunRecord, due: i64) -> Option<i64> {
     };
     let inbox = FolderInbox::new(&cfg);
     let dir = inbox.dir.join(PROCESSING);
-    let path = free_name(&dir, &run.file_name);
+    let path = free_name(&dir, &run.file_name, "scheduled");
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -139,34 +139,4 @@ async fn place_copy(dir: &Path, path: &Path, name: &str, run: &RunRecord) -> std
     tokio::fs::write(dir.join(format!("{name}.force")), b"").await?;
     tokio::fs::write(&tmp, &bytes).await?;
     tokio::fs::rename(&tmp, path).await
-}
-
-/// `NAME`, or `STEM-scheduledN.EXT` when a file of that name is in `dir`.
-fn free_name(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) => (s, format!(".{e}")),
-        None => (name, String::new()),
-    };
-    (2..)
-        .map(|n| dir.join(format!("{stem}-scheduled{n}{ext}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_taken_name_gets_a_counter() {
-        let dir = tempfile::tempdir().unwrap(); // ok: test
-        assert_eq!(super::free_name(dir.path(), "hr.csv"), dir.path().join("hr.csv"));
-        std::fs::write(dir.path().join("hr.csv"), "x").unwrap(); // ok: test
-        assert_eq!(
-            super::free_name(dir.path(), "hr.csv"),
-            dir.path().join("hr-scheduled2.csv")
-        );
-    }
 }

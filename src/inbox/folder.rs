@@ -311,8 +311,45 @@ pub fn day(ms: i64) -> String {
     }
 }
 
+/// `NAME` in `dir`, or `STEM-TAGn.EXT` (n = 2, 3, …) when a file of that
+/// name is there: a free place for a file dirsync puts into `processing/`
+/// itself (a console upload, a scheduled re-run's copy).
+pub fn free_name(dir: &Path, name: &str, tag: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) => (s, format!(".{e}")),
+        None => (name, String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem}-{tag}{n}{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_taken_name_gets_a_tag_and_a_counter() {
+        let dir = tempfile::tempdir().expect("temp dir"); // ok: test
+        assert_eq!(
+            super::free_name(dir.path(), "hr.csv", "upload"),
+            dir.path().join("hr.csv")
+        );
+        std::fs::write(dir.path().join("hr.csv"), "x").expect("write"); // ok: test
+        assert_eq!(
+            super::free_name(dir.path(), "hr.csv", "upload"),
+            dir.path().join("hr-upload2.csv")
+        );
+        std::fs::write(dir.path().join("hr-upload2.csv"), "x").expect("write"); // ok: test
+        assert_eq!(
+            super::free_name(dir.path(), "hr.csv", "upload"),
+            dir.path().join("hr-upload3.csv")
+        );
+    }
+
     use super::*;
 
     #[test]
