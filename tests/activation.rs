@@ -296,6 +296,21 @@ fn the_link_sets_a_password_once_and_every_other_use_is_refused_in_plain_words()
         assert!(!log.contains(pw), "a password in the log");
     }
     assert!(log.contains("Account activated"), "{log}");
+    assert!(
+        !log.contains(token_of(&env.links_of("jsmith@example.org")[0])),
+        "a token in the log"
+    );
+    // The API lists the run's links (never a token).
+    let api = op.get("/api/v1/runs/1").json();
+    let links = api["activations"].as_array().cloned().unwrap_or_default();
+    assert!(
+        links.iter().any(|l| l["key"] == "jsmith" && l["state"] == "used"),
+        "{api}"
+    );
+    assert!(
+        links.iter().any(|l| l["key"] == "mobrien" && l["state"] == "pending"),
+        "{api}"
+    );
 
     // Failed tries with one link are limited: the sixth waits.
     let path = path_of(&env, &env.link_of("plee@example.org"));
