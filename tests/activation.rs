@@ -147,7 +147,7 @@ fn the_link_sets_a_password_once_and_every_other_use_is_refused_in_plain_words()
         "correct horse battery\n",
     );
     assert_eq!(code, 0, "{err}");
-    let users = ["jsmith", "akhan", "bnguyen", "mobrien"];
+    let users = ["jsmith", "akhan", "bnguyen", "mobrien", "plee"];
     let (code, out, err) = env.apply("hr.csv", &roster(&users));
     assert_eq!(code, 0, "{out}\n{err}");
     let daemon = env.serve();
@@ -296,6 +296,43 @@ fn the_link_sets_a_password_once_and_every_other_use_is_refused_in_plain_words()
         assert!(!log.contains(pw), "a password in the log");
     }
     assert!(log.contains("Account activated"), "{log}");
+    assert!(
+        !log.contains(token_of(&env.links_of("jsmith@example.org")[0])),
+        "a token in the log"
+    );
+    // The API lists the run's links (never a token).
+    let api = op.get("/api/v1/runs/1").json();
+    let links = api["activations"].as_array().cloned().unwrap_or_default();
+    assert!(
+        links.iter().any(|l| l["key"] == "jsmith" && l["state"] == "used"),
+        "{api}"
+    );
+    assert!(
+        links.iter().any(|l| l["key"] == "mobrien" && l["state"] == "pending"),
+        "{api}"
+    );
+
+    // Failed tries with one link are limited: the sixth waits.
+    let path = path_of(&env, &env.link_of("plee@example.org"));
+    let mut csrf = web.get(&path).csrf();
+    for _ in 0..5 {
+        let r = web.post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("password", "one long password"),
+                ("confirm", "two long passwords"),
+            ],
+        );
+        assert_eq!(r.status, 422, "{}", r.text());
+        csrf = r.csrf();
+    }
+    let r = web.post_form(&path, &[("csrf", &csrf), ("password", chosen), ("confirm", chosen)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(
+        env.db("SELECT password_hash IS NULL FROM users WHERE username = 'plee'"),
+        "1"
+    );
 
     // Guessing links from one address is stopped.
     for i in 0..5 {

@@ -3,10 +3,15 @@
 //! the systemd unit (whose `UMask=0077` hid the problem): the `.eml` files
 //! of the file transport (a generated password, an activation link) 0600 in
 //! a 0700 folder, the journal and the outbox databases, their keys, and the
-//! embedded SQLite target (password hashes).
+//! embedded SQLite target (password hashes), and the console's spooled
+//! uploads (an HR file may carry passwords).
 
+#[path = "common/console_env.rs"]
+mod console_env;
 #[path = "common/serve.rs"]
 mod serve;
+#[path = "common/web.rs"]
+mod web;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -84,4 +89,32 @@ fn secret_files_are_0600_and_their_folders_0700_under_umask_022() {
     }
     // The results file holds no secret: it keeps the umask's mode.
     assert_eq!(mode(&dir.join("hr.results.csv")), 0o644);
+}
+
+#[test]
+fn console_uploads_are_spooled_0600_in_0700_folders_under_umask_022() {
+    // SAFETY: umask(2) sets this test process's mask, which the daemon inherits.
+    unsafe { libc::umask(0o022) };
+    let env = console_env::Env::new("");
+    let _daemon = env.serve();
+    let mut op = env.client();
+    assert_eq!(op.login("alice", "correct horse battery").status, 303);
+    let csrf = op.get("/upload").csrf();
+    let r = op.post_file(
+        "/upload",
+        &[("csrf", &csrf), ("inbox", "hr")],
+        "staff.csv",
+        &console_env::roster(2, "Clerk", None),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let spool = env.dir.join("state/uploads");
+    assert_eq!(mode(&spool), 0o700);
+    let dirs: Vec<_> = std::fs::read_dir(&spool)
+        .expect("spool")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert_eq!(mode(&dirs[0]), 0o700);
+    assert_eq!(mode(&dirs[0].join("staff.csv")), 0o600);
 }

@@ -129,11 +129,13 @@ pub trait Backend: Send + Sync {
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError>;
 
     /// Set one account's password through the target's normal password
-    /// write (the activation page), clear its "must change" flag, and
-    /// enable it when it waited for a password (Active Directory).
-    /// [`BackendError::PasswordRefused`] when the target's policy refuses it.
-    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
-        let _ = (key, password);
+    /// write (the activation page) and clear its "must change" flag.
+    /// `new_account`: it was created for activation and waits for this
+    /// password to be enabled (Active Directory); an existing account's
+    /// enabled state is left alone. [`BackendError::PasswordRefused`] when
+    /// the target's policy refuses it.
+    async fn set_password(&self, key: &UserKey, password: &Secret, new_account: bool) -> Result<(), BackendError> {
+        let _ = (key, password, new_account);
         Err(BackendError::Unsupported(
             "this target cannot set a single password".into(),
         ))

@@ -72,6 +72,24 @@ pub async fn run(State(src): State<Sources>, _who: Who, Path(id): Path<i64>) -> 
         .collect();
     let mut view = RunView::of(&run);
     super::runs::mark_scheduled(&src.journal, std::slice::from_mut(&mut view)).await;
+    let now = crate::clock::now_unix();
+    let at = |s: i64| crate::clock::timestamp(s.saturating_mul(1000));
+    let activations: Vec<serde_json::Value> = match src.journal.run_activations(id).await {
+        Ok(links) => links
+            .iter()
+            .map(|a| {
+                json!({
+                    "key": a.user_key,
+                    "email": a.email,
+                    "state": a.state(now).as_str(),
+                    "issued": at(a.issued),
+                    "expires": at(a.expires),
+                    "used": a.used_at.map(at),
+                })
+            })
+            .collect(),
+        Err(e) => return journal_error(&e),
+    };
     Json(json!({
         "run": view,
         "in_progress": in_progress(&run),
@@ -79,6 +97,7 @@ pub async fn run(State(src): State<Sources>, _who: Who, Path(id): Path<i64>) -> 
         "counts": counts,
         "breaches": run.breaches.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
         "decisions": decisions,
+        "activations": activations,
     }))
     .into_response()
 }

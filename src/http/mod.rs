@@ -123,7 +123,8 @@ impl Sources {
     ) -> Result<Sources, String> {
         let key = crate::keyfile::load_or_create(&state_dir.join("http-session.key"), "the console's session key")?;
         let spool = state_dir.join("uploads");
-        std::fs::create_dir_all(&spool)
+        // Uploads are HR files (a password column, personal data): 0700.
+        crate::private_files::create_dir(&spool)
             .map_err(|e| format!("cannot create the upload folder {}: {e}", spool.display()))?;
         let removed = upload::clean_spool(&spool, std::time::SystemTime::now(), upload::SPOOL_KEEP);
         if removed > 0 {

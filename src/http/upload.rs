@@ -84,8 +84,15 @@ async fn spool(src: &Sources, mut field: Field<'_>) -> Result<(String, std::path
             format!("The upload cannot be spooled: {e}"),
         )
     };
-    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-    let mut out = tokio::fs::File::create(&path).await.map_err(io)?;
+    crate::private_files::create_dir(&dir).map_err(io)?;
+    // 0600: an HR file may carry passwords.
+    let mut out = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .await
+        .map_err(io)?;
     let max = src.http.max_upload_bytes();
     let mut size = 0u64;
     let result = loop {

@@ -96,6 +96,7 @@ pub async fn activate(
         .policies
         .get(&rec.policy)
         .ok_or_else(|| ActivateError::Unavailable(format!("policy {:?} is no longer configured", rec.policy)))?;
+    let new_account = super::activation::for_new_account(journal, &rec).await?;
     let hash = token_hash(token);
     let now = crate::clock::now_unix();
     if !journal.claim_activation(&hash, now).await? {
@@ -108,7 +109,7 @@ pub async fn activate(
             OpenError::Target(e) => ActivateError::Unavailable(e.to_string()),
         })?;
         backend
-            .set_password(&UserKey::new(&rec.user_key), password)
+            .set_password(&UserKey::new(&rec.user_key), password, new_account)
             .await
             .map_err(|e| match e {
                 BackendError::PasswordRefused(m) => ActivateError::Refused(m),

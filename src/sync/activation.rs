@@ -18,7 +18,7 @@ use super::writes::{ActivationMail, Writes};
 use super::{MailOut, SyncError};
 use crate::config::Config;
 use crate::core::{Plan, Roster, Secret};
-use crate::journal::{token_hash, ActivationState, Journal, NewActivation};
+use crate::journal::{token_hash, ActivationRecord, ActivationState, Journal, JournalError, NewActivation};
 use crate::mail::{Invite, MailPolicy};
 
 /// A new account's link, for its activation mail (`Debug` hides the token).
@@ -189,6 +189,25 @@ pub(super) async fn invites(
         .collect())
 }
 
+/// Whether a link is a new account's (created for activation) rather than
+/// an existing account's reset: as the run that issued the account's first
+/// link planned it.
+pub(super) async fn for_new_account(journal: &Journal, link: &ActivationRecord) -> Result<bool, JournalError> {
+    let first = journal
+        .run_activations(link.run_id)
+        .await?
+        .into_iter()
+        .find(|a| a.user_key.eq_ignore_ascii_case(&link.user_key) && !a.ident.starts_with("resend:"));
+    let Some(first) = first else {
+        return Ok(true);
+    };
+    let items = journal.items(link.run_id).await?;
+    Ok(items
+        .values()
+        .find(|it| it.id.to_string() == first.ident)
+        .is_none_or(|it| it.change == crate::core::plan::ChangeKind::Add))
+}
+
 /// What [`resend`] did.
 #[derive(Debug)]
 pub struct Resent {
@@ -254,21 +273,7 @@ pub async fn resend(
             expires,
         })
         .await?;
-    // A new account's link, or an existing account's: as the run planned it.
-    let first = journal
-        .run_activations(last.run_id)
-        .await?
-        .into_iter()
-        .find(|a| a.user_key.eq_ignore_ascii_case(&last.user_key) && !a.ident.starts_with("resend:"));
-    let items = journal.items(last.run_id).await?;
-    let created = first
-        .and_then(|a| {
-            items
-                .values()
-                .find(|it| it.id.to_string() == a.ident)
-                .map(|it| it.change)
-        })
-        .is_none_or(|c| c == crate::core::plan::ChangeKind::Add);
+    let created = for_new_account(journal, &last).await?;
     let invite = Invite {
         created,
         username: last.user_key.clone(),

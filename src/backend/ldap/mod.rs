@@ -210,8 +210,8 @@ impl Backend for LdapBackend {
         self.target.batch_size
     }
 
-    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
-        self.set_one_password(key, password).await
+    async fn set_password(&self, key: &UserKey, password: &Secret, new_account: bool) -> Result<(), BackendError> {
+        self.set_one_password(key, password, new_account).await
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {

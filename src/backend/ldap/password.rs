@@ -2,9 +2,9 @@
 //! through the same writes as a new account's: Password Modify (RFC 3062)
 //! on OpenLDAP and 389 DS, so the server hashes it under its own password
 //! policy (or `{SSHA512}` with `password_method = "ssha512"`); on Active
-//! Directory `unicodePwd`, then the account enabled — Windows keeps an
-//! account created for activation disabled until it has a password. An
-//! account in the leavers container stays disabled. A password the server
+//! Directory `unicodePwd`, then an account created for activation enabled —
+//! Windows keeps it disabled until it has a password. An existing account's
+//! state, and an account in the leavers container, are left alone. A password the server
 //! refuses comes back as [`BackendError::PasswordRefused`] in words.
 
 use std::collections::HashSet;
@@ -76,7 +76,12 @@ impl LdapBackend {
         }
     }
 
-    pub(super) async fn set_one_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+    pub(super) async fn set_one_password(
+        &self,
+        key: &UserKey,
+        password: &Secret,
+        new_account: bool,
+    ) -> Result<(), BackendError> {
         let dn = self.dn_of(key).await?;
         let mut ldap = self.pool.get(0).await?;
         let timeout = self.pool.op_timeout();
@@ -113,7 +118,7 @@ impl LdapBackend {
         if res.rc != 0 {
             return Err(refused(&res));
         }
-        if self.map.flavour == Flavour::Ad && !self.in_leavers(&dn) {
+        if self.map.flavour == Flavour::Ad && new_account && !self.in_leavers(&dn) {
             let enable: HashSet<Vec<u8>> = [UAC_NORMAL_ACCOUNT.to_string().into_bytes()].into();
             let res = ldap
                 .with_timeout(timeout)

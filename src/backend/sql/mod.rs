@@ -565,7 +565,7 @@ impl Backend for SqlBackend {
         self.batch_size
     }
 
-    async fn set_password(&self, key: &UserKey, password: &Secret) -> Result<(), BackendError> {
+    async fn set_password(&self, key: &UserKey, password: &Secret, _new_account: bool) -> Result<(), BackendError> {
         self.set_one_password(key, password).await
     }
 
