@@ -500,7 +500,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(run(cli))
+    let code = rt.block_on(run(cli));
+    // The command is done: whatever a library left running (a pool's
+    // maintenance task, a connection's worker) gets a moment, not forever.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 /// `dirsync template --xlsx`: the headers in bold, one example row, every
