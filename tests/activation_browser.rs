@@ -15,8 +15,6 @@ mod mime;
 #[path = "common/serve.rs"]
 mod serve;
 
-use std::path::PathBuf;
-
 use activation_env::{argon2_ok, path_of, roster, Env};
 use browser::{Browser, Driver};
 
@@ -27,11 +25,12 @@ async fn a_new_user_sets_their_password_from_the_mailed_link_in_a_browser() {
     assert_eq!(code, 0, "{out}\n{err}");
     let _daemon = env.serve();
     let driver = Driver::start(&env.dir.join("chromedriver.log"));
-    let mut shots = vec![env.dir.join("screenshots")];
-    if let Ok(d) = std::env::var("DIRSYNC_SCREENSHOTS") {
-        shots.push(PathBuf::from(d));
-    }
-    let b = Browser::open(&driver, format!("http://127.0.0.1:{}", env.port), shots).await;
+    let b = Browser::open(
+        &driver,
+        format!("http://127.0.0.1:{}", env.port),
+        browser::shot_dirs(&env.dir),
+    )
+    .await;
 
     let path = path_of(&env, &env.link_of("jsmith@example.org"));
     b.go("activate", &path).await;

@@ -14,8 +14,6 @@ mod serve;
 #[path = "common/web.rs"]
 mod web;
 
-use std::path::PathBuf;
-
 use browser::{Browser, Driver};
 use console_env::{roster, Env, BAD_ROW};
 use fantoccini::Locator;
@@ -25,11 +23,12 @@ async fn an_operator_uploads_checks_applies_and_approves_in_a_browser() {
     let env = Env::new("");
     let _daemon = env.serve();
     let driver = Driver::start(&env.dir.join("chromedriver.log"));
-    let mut shots = vec![env.dir.join("screenshots")];
-    if let Ok(d) = std::env::var("DIRSYNC_SCREENSHOTS") {
-        shots.push(PathBuf::from(d));
-    }
-    let b = Browser::open(&driver, format!("http://127.0.0.1:{}", env.port), shots).await;
+    let b = Browser::open(
+        &driver,
+        format!("http://127.0.0.1:{}", env.port),
+        browser::shot_dirs(&env.dir),
+    )
+    .await;
 
     // Log in.
     b.go("login", "/runs").await;

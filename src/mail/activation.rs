@@ -8,7 +8,7 @@ use super::compose::{build, message_id, parse_mailbox, RunMails};
 use super::config::{MailConfig, SendAt};
 use super::outbox::{self, MailKind};
 use super::templates::ActivationContext;
-use super::{policy_templates, BodyKey, MailPolicy, PolicyMailError};
+use super::{templates_or_message, BodyKey, MailPolicy};
 use crate::core::Secret;
 
 /// A user to invite. No `Debug`: the link holds the token.
@@ -51,12 +51,7 @@ pub async fn enqueue_activations(
     if invites.is_empty() {
         return Ok(RunMails { mails, notes });
     }
-    let templates = policy_templates(policy).map_err(|errs| {
-        errs.into_iter()
-            .map(|e| PolicyMailError::from(e).to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    let templates = templates_or_message(policy)?;
     let pm = policy.mail();
     let from = parse_mailbox("mail.from", &cfg.from)?;
     let not_before = activation_send_time(policy, now)?;

@@ -87,6 +87,16 @@ pub fn policy_templates(policy: MailPolicy<'_>) -> Result<Templates, Vec<Templat
     Templates::load(&policy.mail(), policy.dir())
 }
 
+/// [`policy_templates`], its problems as one message (for a run's mails).
+fn templates_or_message(policy: MailPolicy<'_>) -> Result<Templates, String> {
+    policy_templates(policy).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| PolicyMailError::from(e).to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Check a policy's `[mail]` section: templates compile and render (with
 /// file and line on error), `send_at` parses, caps are positive.
 pub fn check_policy(policy: MailPolicy<'_>) -> Vec<PolicyMailError> {
@@ -135,12 +145,7 @@ pub async fn enqueue_run<'p>(
     now: i64,
 ) -> Result<RunMails, String> {
     let policy = policy.into();
-    let templates = policy_templates(policy).map_err(|errs| {
-        errs.into_iter()
-            .map(|e| PolicyMailError::from(e).to_string())
-            .collect::<Vec<_>>()
-            .join("; ")
-    })?;
+    let templates = templates_or_message(policy)?;
     let run_mails = mails_for_run(cfg, &policy.mail(), &templates, facts, submitter, users, now)?;
     for m in &run_mails.mails {
         outbox::enqueue(conn, key, m, now).await.map_err(|e| e.to_string())?;

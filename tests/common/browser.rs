@@ -50,6 +50,15 @@ pub struct Browser {
     shots: Vec<PathBuf>,
 }
 
+/// Where a test's screenshots go: `DIR/screenshots`, and `$DIRSYNC_SCREENSHOTS` when set.
+pub fn shot_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut shots = vec![dir.join("screenshots")];
+    if let Ok(d) = std::env::var("DIRSYNC_SCREENSHOTS") {
+        shots.push(PathBuf::from(d));
+    }
+    shots
+}
+
 impl Browser {
     pub async fn open(driver: &Driver, base: String, shots: Vec<PathBuf>) -> Browser {
         let caps = serde_json::json!({

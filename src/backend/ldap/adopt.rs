@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use ldap3::Scope;
 use tracing::info;
 
-use super::dn::{escape_filter_value, normalise};
+use super::dn::normalise;
 use super::ops::{m, Builder, ModKind, OpSteps, Step};
 use super::LdapBackend;
 use crate::backend::BackendError;
@@ -25,12 +25,7 @@ impl LdapBackend {
     pub(super) async fn adoptable(&self) -> Result<Vec<Account>, BackendError> {
         let mut attrs: Vec<String> = self.map.fields.iter().map(|(_, a)| a.clone()).collect();
         attrs.push(self.map.lock.attribute().to_string());
-        let classes: String = self
-            .map
-            .object_classes
-            .iter()
-            .map(|c| format!("(objectClass={})", escape_filter_value(c)))
-            .collect();
+        let classes = self.class_filter();
         let unkeyed = format!("(&{classes}(!({}=*)))", self.map.key_attr);
         let any = format!("(&{classes})");
         let mut accounts = Vec::new();

@@ -45,12 +45,7 @@ fn refused(r: &LdapResult) -> BackendError {
 impl LdapBackend {
     /// The DN of the entry whose key is `key`, in the managed scope.
     async fn dn_of(&self, key: &UserKey) -> Result<String, BackendError> {
-        let classes: String = self
-            .map
-            .object_classes
-            .iter()
-            .map(|c| format!("(objectClass={})", escape_filter_value(c)))
-            .collect();
+        let classes = self.class_filter();
         let filter = format!(
             "(&{classes}({}={}))",
             self.map.key_attr,

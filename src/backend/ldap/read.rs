@@ -67,16 +67,21 @@ impl RawEntry {
 }
 
 impl LdapBackend {
+    /// `(objectClass=A)(objectClass=B)…`: what a managed entry is, for the
+    /// filters of the snapshot, adoption and a password's entry.
+    pub(super) fn class_filter(&self) -> String {
+        self.map
+            .object_classes
+            .iter()
+            .map(|c| format!("(objectClass={})", escape_filter_value(c)))
+            .collect()
+    }
+
     pub(super) async fn read_snapshot(&self) -> Result<Snapshot, BackendError> {
         let mut attrs: Vec<String> = vec![self.map.key_attr.clone()];
         attrs.extend(self.map.fields.iter().map(|(_, a)| a.clone()));
         attrs.push(self.map.lock.attribute().to_string());
-        let classes: String = self
-            .map
-            .object_classes
-            .iter()
-            .map(|c| format!("(objectClass={})", escape_filter_value(c)))
-            .collect();
+        let classes = self.class_filter();
         let filter = format!("(&{classes}({}=*))", self.map.key_attr);
         let mut snap = Snapshot::new(self.managed.clone());
         snap.case_blind = self.case_blind.clone();
