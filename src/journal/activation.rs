@@ -133,7 +133,7 @@ impl Journal {
     /// resumed run whose first token was never sealed) replaces its hash
     /// while it is unused.
     pub async fn issue_activation(&self, a: &NewActivation<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(&self.sql(
             "INSERT INTO activations (run_id, ident, token_hash, policy, target, user_key, email, issued, expires) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, ident) DO UPDATE SET \

@@ -36,28 +36,31 @@ pub(super) async fn create(pool: &sqlx::AnyPool) -> std::result::Result<(), sqlx
 }
 
 impl Journal {
-    /// Record when something of run `id`'s plan falls due (none: nothing).
+    /// Record when something of run `id`'s plan falls due (none: nothing);
+    /// fenced like the run's other writes.
     pub async fn set_due(&self, id: i64, due_ms: Option<i64>) -> Result<()> {
-        sqlx::query(&self.sql(
-            "INSERT INTO run_schedule (run_id, due) VALUES (?, ?) \
+        self.exec(
+            sqlx::query(&self.sql(
+                "INSERT INTO run_schedule (run_id, due) VALUES (?, ?) \
              ON CONFLICT (run_id) DO UPDATE SET due = excluded.due",
-        ))
-        .bind(id)
-        .bind(due_ms)
-        .execute(&self.pool)
+            ))
+            .bind(id)
+            .bind(due_ms),
+        )
         .await?;
         Ok(())
     }
 
     /// Run `id` is the scheduled re-run of run `of`.
     pub async fn mark_rerun(&self, id: i64, of: i64) -> Result<()> {
-        sqlx::query(&self.sql(
-            "INSERT INTO run_schedule (run_id, rerun_of) VALUES (?, ?) \
+        self.exec(
+            sqlx::query(&self.sql(
+                "INSERT INTO run_schedule (run_id, rerun_of) VALUES (?, ?) \
              ON CONFLICT (run_id) DO UPDATE SET rerun_of = excluded.rerun_of",
-        ))
-        .bind(id)
-        .bind(of)
-        .execute(&self.pool)
+            ))
+            .bind(id)
+            .bind(of),
+        )
         .await?;
         Ok(())
     }
