@@ -16,6 +16,12 @@ use dirsync::core::Class;
 use dirsync::runs;
 use dirsync::sync::open_backend;
 
+/// mimalloc instead of glibc's malloc: a run makes millions of small
+/// allocations (rows, LDAP messages), and glibc's allocator was a third of
+/// an LDAP snapshot's CPU (BENCHMARKS.md, issue 16).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod mail_cli;
 
 /// dirsync: sync HR CSV exports into a directory (LDAP) or a database (SQL),

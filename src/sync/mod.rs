@@ -13,6 +13,7 @@
 //!   [`activate`]: a link used (the console's page).
 //! - `generated`: generated values restored, assigned and journaled.
 //! - [`writes`]: passwords, ops and notes of the writes.
+//! - `read`: the file parsed while the target is read.
 //! - [`results`]: the results file; [`mails`]: the run's mails; [`target`]:
 //!   opening the backend.
 
@@ -25,6 +26,7 @@ mod generated;
 mod mails;
 mod missing;
 pub mod pipeline;
+mod read;
 mod report;
 mod results;
 mod resume;

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -14,16 +15,17 @@ use tracing::{info, warn};
 use super::activation::{new_token, Invitation};
 use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
+use super::read::{read_both, Inputs, Read};
 use super::results::{default_results_path, write_atomically, write_refusal};
 use super::resume::{self, Progress};
-use super::target::{generate_password, open_backend, read_target, OpenError};
+use super::target::generate_password;
 use super::writes::{Fresh, Writes};
 use super::{RunReport, SyncError};
 use crate::backend::Op;
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
-use crate::core::{parse_roster, plan, ChangeKind, Outcome, PlanOptions, Secret, Summary, Verdict};
+use crate::core::{plan, ChangeKind, Outcome, PlanOptions, Secret, Summary, Verdict};
 use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState};
 
 /// What a run needs from its caller.
@@ -85,7 +87,7 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
         ))
     })?;
     let path = run.file_path().to_path_buf();
-    let bytes = read_file(&run, &path)?;
+    let bytes = Arc::new(read_file(&run, &path)?);
     let results = run.results.clone().unwrap_or_else(|| default_results_path(&path));
     ctx.journal.mark_started(id, now_ms()).await?;
     let approval = ctx
@@ -103,7 +105,7 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
         mail_id: mails::pass_id(id, approval.as_ref().map(|a| a.seq)),
         approval,
     };
-    pass.go(&bytes).await
+    pass.go(bytes).await
 }
 
 /// One pass over a run (its end is in `ending.rs`, a batch in `batch.rs`).
@@ -120,14 +122,13 @@ pub(super) struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    async fn go(&self, bytes: &[u8]) -> Result<Finish, SyncError> {
+    async fn go(&self, bytes: Arc<Vec<u8>>) -> Result<Finish, SyncError> {
         let (journal, run, policy) = (self.ctx.journal, self.run, &self.lp.policy);
-        let started = std::time::Instant::now();
-        let mut roster = match parse_roster(bytes, policy) {
-            Ok(r) => r,
-            Err(e) => {
+        let inputs = match read_both(self.ctx.config, journal, self.lp, &bytes).await? {
+            Read::Ready(inputs) => inputs,
+            Read::Rejected(e) => {
                 warn!(reason = ?e.to_string(), "File rejected as a whole; nothing written.");
-                write_refusal(bytes, policy, &self.results, &e)?;
+                write_refusal(&bytes, policy, &self.results, &e)?;
                 let mut report = self.report(if self.preview {
                     RunState::Preview
                 } else {
@@ -136,27 +137,20 @@ impl Pass<'_> {
                 report.file_error = Some(e);
                 return self.end(report).await;
             }
+            Read::TargetDown(e) => return self.target_down(&bytes, e).await,
         };
-        let parse_ms = started.elapsed().as_millis() as u64;
+        let Inputs {
+            mut roster,
+            backend,
+            snapshot,
+            parse_ms,
+            snapshot_ms,
+        } = *inputs;
         if run.state == RunState::Claimed {
             for old in journal.supersede_waiting(run).await? {
                 info!(superseded = old, "A newer file supersedes a run awaiting approval.");
             }
         }
-        let t = std::time::Instant::now();
-        let backend = match open_backend(self.ctx.config, self.lp).await {
-            Ok(b) => b,
-            Err(OpenError::Config(m)) => return Err(SyncError::Config(m)),
-            Err(OpenError::Target(e)) => return self.target_down(bytes, e.to_string()).await,
-        };
-        let mut snapshot = match read_target(backend.as_ref(), policy).await {
-            Ok(s) => s,
-            Err(e) => return self.target_down(bytes, e.to_string()).await,
-        };
-        if policy.passwords.deliver == crate::core::policy::Deliver::Activation {
-            super::activation::awaiting_users(self.ctx.config, journal, self.lp, &mut snapshot).await?;
-        }
-        let snapshot_ms = t.elapsed().as_millis() as u64;
 
         let records = journal.items(run.id).await?;
         let resuming = !records.is_empty();
@@ -179,7 +173,7 @@ impl Pass<'_> {
             let now = run.claimed_at.div_euclid(1000);
             let found = super::missing::plan_missing(backend.as_ref(), &mut plan, &roster, &snapshot, policy, now);
             if let Err(e) = found.await {
-                return self.target_down(bytes, e.to_string()).await;
+                return self.target_down(&bytes, e.to_string()).await;
             }
         }
         let plan_ms = t.elapsed().as_millis() as u64;
@@ -257,7 +251,7 @@ impl Pass<'_> {
             let ops: Vec<Op<'_>> = todo.iter().map(|&i| op(i)).collect();
             let problems = match backend.validate(&ops).await {
                 Ok(p) => p,
-                Err(e) => return self.target_down(bytes, e.to_string()).await,
+                Err(e) => return self.target_down(&bytes, e.to_string()).await,
             };
             for (&i, problem) in todo.iter().zip(problems) {
                 p.outcomes[i] = Some(match problem {
