@@ -27,6 +27,11 @@ pub fn may_write() -> bool {
     GUARD.try_with(|g| g()).unwrap_or(true)
 }
 
+/// The check of the pass this task runs in, to take to a blocking thread.
+pub fn current() -> Option<WriteGuard> {
+    GUARD.try_with(|g| g.clone()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

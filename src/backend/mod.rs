@@ -128,6 +128,24 @@ pub trait Backend: Send + Sync {
     /// the others. `Err` only when the target is unusable as a whole.
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError>;
 
+    /// Whether `apply` holds part of its writes back until [`Backend::flush`]
+    /// (LDAP: the members it adds to groups, sent as one modify per group
+    /// for the whole run — a group grown by a modify per batch costs the
+    /// server a check of every new value against every value already
+    /// there). The results `apply` gives are then final only after `flush`.
+    fn holds(&self) -> bool {
+        false
+    }
+
+    /// Send what `apply` held back. One entry per op handed to `apply`
+    /// (calls that returned `Ok`) since the last flush, in order:
+    /// `Some(problem)` when its held-back part failed. `Err` when the target
+    /// is unusable as a whole; what was held is then dropped (the run
+    /// resumes and plans it afresh).
+    async fn flush(&self) -> Result<Vec<Option<String>>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Set one account's password through the target's normal password
     /// write (the activation page) and clear its "must change" flag.
     /// `new_account`: it was created for activation and waits for this

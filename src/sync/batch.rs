@@ -1,22 +1,88 @@
 //! One batch of writes: intents (and fresh passwords and activation tokens)
-//! journaled first, then the writes, then their outcomes.
+//! journaled first, then the writes, then their outcomes — at once, or,
+//! for a backend that holds part of its writes back until the end of the
+//! run ([`Backend::holds`]), once that part is sent too.
 
 use super::pipeline::Pass;
 use super::resume::Progress;
 use super::writes::Writes;
 use super::SyncError;
-use crate::backend::{Backend, Op};
+use crate::backend::{Backend, Op, OpResult};
 use crate::core::plan::ChangeKind;
 use crate::core::report::item_message;
-use crate::core::{Outcome, Plan, PlanItem, Roster, Secret};
+use crate::core::{Outcome, Plan, PlanItem, Roster, Secret, Verdict};
 use crate::journal::{ItemId, OutcomeRecord};
+use tracing::{info, warn};
+
+/// How the writes of a pass ended.
+pub(super) enum Applied {
+    /// All sent; the target's failure, when it failed part way.
+    Through(Option<String>),
+    /// Asked to stop between batches.
+    Stopped,
+}
 
 impl Pass<'_> {
-    /// Apply one batch: intents (and fresh passwords) journaled first, then
-    /// the writes, then their outcomes. `Ok(Err(e))`: the target failed as a
-    /// whole; nothing of the batch is confirmed.
+    /// The writes of `todo`, batch by batch; between batches the pass may
+    /// be asked to stop. What the backend held back is sent at the end (or
+    /// before stopping).
+    pub(super) async fn apply_all<'o>(
+        &self,
+        backend: &dyn Backend,
+        todo: &[usize],
+        parts: (&Plan, &Roster, &Writes),
+        fresh: &[bool],
+        op: &impl Fn(usize) -> Op<'o>,
+        p: &mut Progress,
+    ) -> Result<Applied, SyncError> {
+        let (plan, roster, writes) = parts;
+        let mut target_error: Option<String> = None;
+        // Writes whose outcome waits for the backend's held-back part.
+        let mut held = Vec::new();
+        for chunk in todo.chunks(backend.batch_size().max(1)) {
+            if let Some(e) = &target_error {
+                for &i in chunk {
+                    p.outcomes[i] = Some(Outcome::new(
+                        Verdict::Failed,
+                        Some(format!(
+                            "not applied: the target failed earlier in this run ({e}); the run resumes when it is back"
+                        )),
+                    ));
+                }
+                continue;
+            }
+            if (self.ctx.stop)() {
+                info!("Stopping between batches; the run resumes on restart.");
+                let _ = self.flush(backend, &mut held, parts, p).await?;
+                return Ok(Applied::Stopped);
+            }
+            match self.send(backend, chunk, plan, roster, writes, fresh, op, p).await? {
+                Ok(sent) if backend.holds() => held.extend(sent),
+                Ok(sent) => self.record(sent, plan, roster, writes, p).await?,
+                Err(e) => {
+                    warn!(error = ?e, "Target failed during apply; remaining writes not made.");
+                    for &i in chunk {
+                        p.outcomes[i] = Some(Outcome::new(
+                            Verdict::Failed,
+                            Some(format!("target error: {e}; the run resumes when the target is back")),
+                        ));
+                    }
+                    target_error = Some(e);
+                }
+            }
+        }
+        if let Err(e) = self.flush(backend, &mut held, parts, p).await? {
+            warn!(error = ?e, "Target failed while sending the run's group memberships.");
+            target_error.get_or_insert(e);
+        }
+        Ok(Applied::Through(target_error))
+    }
+
+    /// Send one batch: intents (and fresh passwords) journaled first, then
+    /// the writes. Their results, for [`Pass::record`]; `Ok(Err(e))`: the
+    /// target failed as a whole and nothing of the batch is confirmed.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn batch<'o>(
+    pub(super) async fn send<'o>(
         &self,
         backend: &dyn Backend,
         chunk: &[usize],
@@ -26,7 +92,7 @@ impl Pass<'_> {
         fresh: &[bool],
         op: &impl Fn(usize) -> Op<'o>,
         p: &mut Progress,
-    ) -> Result<Result<(), String>, SyncError> {
+    ) -> Result<Result<Vec<(usize, OpResult)>, String>, SyncError> {
         let journal = self.ctx.journal;
         let intents: Vec<(&ItemId, ChangeKind)> = chunk
             .iter()
@@ -40,14 +106,24 @@ impl Pass<'_> {
         self.issue_tokens(chunk, plan, roster, writes, fresh, p).await?;
         journal.record_intent(self.run.id, &intents, &secrets).await?;
         let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
-        let res = match backend.apply(&ops).await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        let done: Vec<(usize, Outcome)> = chunk
-            .iter()
-            .zip(res)
-            .map(|(&i, r)| (i, writes.outcome(i, r, &plan.items[i].change)))
+        Ok(match backend.apply(&ops).await {
+            Ok(r) => Ok(chunk.iter().copied().zip(r).collect()),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    /// The outcomes of sent writes, journaled.
+    pub(super) async fn record(
+        &self,
+        sent: Vec<(usize, OpResult)>,
+        plan: &Plan,
+        roster: &Roster,
+        writes: &Writes,
+        p: &mut Progress,
+    ) -> Result<(), SyncError> {
+        let done: Vec<(usize, Outcome)> = sent
+            .into_iter()
+            .map(|(i, r)| (i, writes.outcome(i, r, &plan.items[i].change)))
             .collect();
         let texts: Vec<String> = done
             .iter()
@@ -70,11 +146,52 @@ impl Pass<'_> {
                 message: t,
             })
             .collect();
-        journal.record_outcomes(self.run.id, &recs).await?;
+        self.ctx.journal.record_outcomes(self.run.id, &recs).await?;
         for ((i, o), t) in done.into_iter().zip(texts) {
             p.outcomes[i] = Some(o);
             p.messages[i] = Some(t);
         }
+        Ok(())
+    }
+
+    /// Send what the backend held back of the `held` writes (LDAP: the
+    /// members they add to groups, one modify per group for the run) and
+    /// journal their outcomes. `Err(e)`: the target failed; none of them is
+    /// confirmed (a resumed pass plans them afresh against the target).
+    pub(super) async fn flush(
+        &self,
+        backend: &dyn Backend,
+        held: &mut Vec<(usize, OpResult)>,
+        (plan, roster, writes): (&Plan, &Roster, &Writes),
+        p: &mut Progress,
+    ) -> Result<Result<(), String>, SyncError> {
+        if held.is_empty() {
+            return Ok(Ok(()));
+        }
+        let sent = std::mem::take(held);
+        let problems = match backend.flush().await {
+            Ok(problems) => problems,
+            Err(e) => {
+                let e = e.to_string();
+                for (i, _) in sent {
+                    p.outcomes[i] = Some(Outcome::new(
+                        Verdict::Failed,
+                        Some(format!("target error: {e}; the run resumes when the target is back")),
+                    ));
+                }
+                return Ok(Err(e));
+            }
+        };
+        let mut problems = problems.into_iter();
+        let sent = sent
+            .into_iter()
+            .map(|(i, r)| match (r, problems.next().flatten()) {
+                (r, None) => (i, r),
+                (Ok(()), Some(why)) => (i, Err(why)),
+                (Err(e), Some(why)) => (i, Err(format!("{e}; {why}"))),
+            })
+            .collect();
+        self.record(sent, plan, roster, writes, p).await?;
         Ok(Ok(()))
     }
 

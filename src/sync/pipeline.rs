@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::activation::{new_token, Invitation};
+use super::batch::Applied;
 use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
 use super::read::{read_both, Inputs, Read};
@@ -263,35 +264,12 @@ impl Pass<'_> {
                 });
             }
         } else {
-            for chunk in todo.chunks(backend.batch_size().max(1)) {
-                if let Some(e) = &target_error {
-                    for &i in chunk {
-                        p.outcomes[i] = Some(Outcome::new(
-                            Verdict::Failed,
-                            Some(format!(
-                                "not applied: the target failed earlier in this run ({e}); the run resumes when it is back"
-                            )),
-                        ));
-                    }
-                    continue;
-                }
-                if (self.ctx.stop)() {
-                    info!("Stopping between batches; the run resumes on restart.");
-                    return Ok(Finish::Stopped);
-                }
-                if let Err(e) = self
-                    .batch(backend.as_ref(), chunk, &plan, &roster, &writes, &fresh, &op, &mut p)
-                    .await?
-                {
-                    warn!(error = ?e, "Target failed during apply; remaining writes not made.");
-                    for &i in chunk {
-                        p.outcomes[i] = Some(Outcome::new(
-                            Verdict::Failed,
-                            Some(format!("target error: {e}; the run resumes when the target is back")),
-                        ));
-                    }
-                    target_error = Some(e);
-                }
+            match self
+                .apply_all(backend.as_ref(), &todo, (&plan, &roster, &writes), &fresh, &op, &mut p)
+                .await?
+            {
+                Applied::Through(e) => target_error = e,
+                Applied::Stopped => return Ok(Finish::Stopped),
             }
         }
         let apply_ms = t.elapsed().as_millis() as u64;

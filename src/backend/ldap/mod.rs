@@ -7,7 +7,8 @@
 //! - `ops`: one planned change → the exact LDAP operations (pure, unit-tested);
 //! - `schema`: the server's subschema, for the dry run;
 //! - `conn`: connections, retries, running one operation;
-//! - `read`: the snapshot; `write`: apply and the dry run;
+//! - `read`: the snapshot; `write`: apply and the dry run; `held`: the
+//!   members a run adds to groups, sent once per group at its end;
 //! - `password`: one password set on its own (activation).
 
 mod adopt;
@@ -15,6 +16,7 @@ mod config;
 mod conn;
 mod create;
 pub mod dn;
+mod held;
 pub mod ops;
 mod password;
 mod read;
@@ -51,6 +53,8 @@ pub struct LdapBackend {
     schema: OnceCell<Schema>,
     /// LDAP transactions are used until the server refuses them.
     txn: std::sync::atomic::AtomicBool,
+    /// Group members held back until the pipeline flushes.
+    held: Mutex<held::Held>,
 }
 
 /// Resolve the mapping against the policy (the config check has vetted it).
@@ -164,7 +168,21 @@ impl LdapBackend {
             uac: Mutex::new(HashMap::new()),
             schema: OnceCell::new(),
             txn: std::sync::atomic::AtomicBool::new(true),
+            held: Mutex::new(held::Held::default()),
         })
+    }
+}
+
+/// Writes come after a snapshot that read the server: a connection refused
+/// now (between batches, or mid-batch) means the server went away during
+/// the run, and says so the same way either way.
+fn gone(e: BackendError) -> BackendError {
+    const GONE: &str = "the server stopped answering during the run";
+    match e {
+        BackendError::Connect(m) if !m.starts_with(GONE) => {
+            BackendError::Connect(format!("{GONE} ({})", m.trim_start_matches("cannot connect: ")))
+        }
+        other => other,
     }
 }
 
@@ -215,15 +233,14 @@ impl Backend for LdapBackend {
     }
 
     async fn apply(&self, ops: &[Op<'_>]) -> Result<Vec<OpResult>, BackendError> {
-        // Writes come after a snapshot that read the server: a connection
-        // refused now (between batches, or mid-batch) means the server went
-        // away during the run, and says so the same way either way.
-        const GONE: &str = "the server stopped answering during the run";
-        self.apply_ops(ops).await.map_err(|e| match e {
-            BackendError::Connect(m) if !m.starts_with(GONE) => {
-                BackendError::Connect(format!("{GONE} ({})", m.trim_start_matches("cannot connect: ")))
-            }
-            other => other,
-        })
+        self.apply_ops(ops).await.map_err(gone)
+    }
+
+    fn holds(&self) -> bool {
+        true
+    }
+
+    async fn flush(&self) -> Result<Vec<Option<String>>, BackendError> {
+        self.flush_held().await.map_err(gone)
     }
 }

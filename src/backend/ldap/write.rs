@@ -79,7 +79,7 @@ impl LdapBackend {
 
     /// One phase of group changes for a batch: coalesced per group, falling
     /// back to one value at a time when the combined modify fails.
-    async fn members_phase(&self, add: bool, items: Vec<(usize, &Membership)>, errs: &mut [Vec<String>]) {
+    pub(super) async fn members_phase(&self, add: bool, items: Vec<(usize, &Membership)>, errs: &mut [Vec<String>]) {
         for (group, attr, members) in coalesce(&items) {
             let values: Vec<String> = members.iter().map(|(_, v)| v.clone()).collect();
             if self.pool.run_members(0, add, &group, attr, &values).await.is_ok() {
@@ -287,13 +287,12 @@ impl LdapBackend {
             .flat_map(|(k, s)| s.group_remove_after.iter().map(move |m| (k, m)))
             .collect();
         self.members_phase(false, after, &mut errs).await;
-        let adds: Vec<(usize, &Membership)> = (0..ops.len())
+        // Members added to groups wait for the end of the run (`held`).
+        let adds: Vec<(usize, Membership)> = (0..ops.len())
             .filter(|k| done(*k))
             .filter_map(|k| ok(k).map(|s| (k, s)))
-            .flat_map(|(k, s)| s.group_add.iter().map(move |m| (k, m)))
+            .flat_map(|(k, s)| s.group_add.iter().map(move |m| (k, m.clone())))
             .collect();
-        let adds = self.create_groups(adds).await;
-        self.members_phase(true, adds, &mut errs).await;
 
         // The server went away during the batch: the run fails as a whole
         // (what was not written is planned again on the next run) rather
@@ -304,6 +303,7 @@ impl LdapBackend {
                 "the server stopped answering during the run ({why})"
             )));
         }
+        self.hold(ops.len(), adds);
         Ok(errs
             .into_iter()
             .map(|e| if e.is_empty() { Ok(()) } else { Err(e.join("; ")) })

@@ -38,14 +38,17 @@ use schema::Kind;
 
 /// Why one transaction of a batch did not commit.
 enum BatchError {
-    /// Op `.0` failed; the others may go again without it.
-    Row(usize, sqlx::Error),
+    /// Op `.0` failed (the database's message); the others may go again without it.
+    Row(usize, String),
     /// The connection failed: the target as a whole.
-    Conn(sqlx::Error),
+    Conn(String),
     /// This process lost its hold on the run ([`crate::backend::guard`]).
     Fenced,
 }
 use stmt::{with_pool, Bind, Exec, Pool, Stmt};
+
+/// An update whose row is gone.
+const VANISHED: &str = "the account is no longer in the target (changed since the snapshot); run again";
 
 /// The smallest part of a batch written as its own concurrent transaction.
 const MIN_PART: usize = 250;
@@ -197,6 +200,8 @@ pub struct SqlBackend {
     /// The embedded SQLite file, when the snapshot can read it on its own
     /// connection (see `lite`).
     lite_file: Option<std::path::PathBuf>,
+    /// Batches are written to `lite_file` through rusqlite too.
+    lite_writes: bool,
 }
 
 fn sqlx_message(e: &sqlx::Error) -> String {
@@ -317,6 +322,7 @@ impl SqlBackend {
             lite_file: (dialect == Dialect::Sqlite)
                 .then(|| lite::file_of(&target.url))
                 .flatten(),
+            lite_writes: dialect == Dialect::Sqlite && lite::writable(&target.url),
         })
     }
 
@@ -358,18 +364,22 @@ impl SqlBackend {
 
     /// Run the statements of `pending` ops in one transaction. On a row
     /// error, report which op failed so the caller can retry without it.
-    async fn try_batch(&self, pending: &[usize], stmts: &[Vec<Stmt<'_>>]) -> Result<(), BatchError> {
+    async fn try_batch(&self, pending: &[usize], stmts: &Arc<Vec<Vec<Stmt<'static>>>>) -> Result<(), BatchError> {
+        if let (Some(file), true) = (&self.lite_file, self.lite_writes) {
+            return lite::write(file.clone(), pending.to_vec(), Arc::clone(stmts)).await;
+        }
+        let conn = |e: sqlx::Error| BatchError::Conn(sqlx_message(&e));
         with_pool!(&self.pool, p => {
-            let mut tx = p.begin().await.map_err(BatchError::Conn)?;
+            let mut tx = p.begin().await.map_err(conn)?;
             for &i in pending {
                 for s in &stmts[i] {
                     match Exec::exec(&mut *tx, s).await {
                         Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
-                            return Err(BatchError::Row(i, sqlx::Error::RowNotFound));
+                            return Err(BatchError::Row(i, VANISHED.into()));
                         }
                         Ok(_) => {}
-                        Err(e) if is_connection_error(&e) => return Err(BatchError::Conn(e)),
-                        Err(e) => return Err(BatchError::Row(i, e)),
+                        Err(e) if is_connection_error(&e) => return Err(conn(e)),
+                        Err(e) => return Err(BatchError::Row(i, sqlx_message(&e))),
                     }
                 }
             }
@@ -377,7 +387,7 @@ impl SqlBackend {
                 let _ = tx.rollback().await;
                 return Err(BatchError::Fenced);
             }
-            tx.commit().await.map_err(BatchError::Conn)
+            tx.commit().await.map_err(conn)
         })
     }
 
@@ -385,12 +395,13 @@ impl SqlBackend {
     /// failed op.
     async fn apply_rows(&self, ops: &[Op<'_>], hashes: &[Option<String>]) -> Result<Vec<OpResult>, BackendError> {
         let revive = self.revivable(ops);
-        let stmts: Vec<Vec<Stmt<'static>>> = ops
-            .iter()
-            .zip(hashes)
-            .zip(&revive)
-            .map(|((o, h), r)| rows::statements(&self.map, o, h.as_deref(), r.as_deref()))
-            .collect();
+        let stmts: Arc<Vec<Vec<Stmt<'static>>>> = Arc::new(
+            ops.iter()
+                .zip(hashes)
+                .zip(&revive)
+                .map(|((o, h), r)| rows::statements(&self.map, o, h.as_deref(), r.as_deref()))
+                .collect(),
+        );
         let mut results: Vec<OpResult> = vec![Ok(()); ops.len()];
         let mut pending: Vec<usize> = (0..ops.len()).filter(|i| !stmts[*i].is_empty()).collect();
         let mut failures = 0usize;
@@ -407,21 +418,14 @@ impl SqlBackend {
             for g in groups {
                 match self.try_batch(&g, &stmts).await {
                     Ok(()) => {}
-                    Err(BatchError::Row(i, e)) => {
-                        let msg = match &e {
-                            sqlx::Error::RowNotFound => {
-                                "the account is no longer in the target (changed since the snapshot); run again"
-                                    .to_string()
-                            }
-                            other => sqlx_message(other),
-                        };
+                    Err(BatchError::Row(i, msg)) => {
                         results[i] = Err(msg);
                         failed_now.push(i);
                         failures += 1;
                         retry = g.len() > 1;
                     }
                     Err(BatchError::Fenced) => return Err(BackendError::Fenced),
-                    Err(BatchError::Conn(e)) => return Err(BackendError::Connect(sqlx_message(&e))),
+                    Err(BatchError::Conn(e)) => return Err(BackendError::Connect(e)),
                 }
             }
             if retry {

@@ -1,0 +1,113 @@
+//! Group members held back for the run (see `Backend::holds`).
+//!
+//! slapd (without `sortvals`) checks every value a modify adds against
+//! every value the group already has, so a group grown by one modify per
+//! batch costs the server Σ (values added × group size): quadratic in the
+//! load. The members that a run's writes add are therefore collected here
+//! and sent when the pipeline flushes — once, at the end of the run — as
+//! one modify per group (split only to stay under the servers' request
+//! size limits), after the entries they name exist.
+
+use super::ops::Membership;
+use super::LdapBackend;
+use crate::backend::BackendError;
+
+/// The most value bytes one modify carries: 389 DS refuses requests over
+/// 2 MiB (`nsslapd-maxbersize`), OpenLDAP over 4 MiB for a bound client.
+const MAX_MODIFY_BYTES: usize = 1 << 20;
+
+/// What `apply` has held back since the last flush.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// Ops handed to `apply` (in calls that succeeded).
+    ops: usize,
+    /// (op number since the last flush, member to add).
+    members: Vec<(usize, Membership)>,
+}
+
+impl LdapBackend {
+    /// Hold the member additions of one `apply` call of `ops` ops; `adds`
+    /// are numbered within the call.
+    pub(super) fn hold(&self, ops: usize, adds: Vec<(usize, Membership)>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let base = held.ops;
+        held.ops += ops;
+        held.members.extend(adds.into_iter().map(|(k, m)| (base + k, m)));
+    }
+
+    /// Send the held members: per group, as few modifies as the size limit
+    /// allows (a missing group is created first when `[groups]
+    /// create_missing` says so). One entry per held op.
+    pub(super) async fn flush_held(&self) -> Result<Vec<Option<String>>, BackendError> {
+        let Held { ops, mut members } = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut errs: Vec<Vec<String>> = vec![Vec::new(); ops];
+        members.sort_by_cached_key(|(_, m)| (super::dn::normalise(&m.group_dn), m.attr));
+        let items: Vec<(usize, &Membership)> = members.iter().map(|(k, m)| (*k, m)).collect();
+        for part in parts(&items) {
+            let rest = self.create_groups(part.to_vec()).await;
+            self.members_phase(true, rest, &mut errs).await;
+        }
+        if let Some(why) = self.pool.gone() {
+            return Err(BackendError::Connect(format!(
+                "the server stopped answering during the run ({})",
+                why.trim_start_matches("cannot connect: ")
+            )));
+        }
+        Ok(errs
+            .into_iter()
+            .map(|e| (!e.is_empty()).then(|| e.join("; ")))
+            .collect())
+    }
+}
+
+/// `items` (sorted by group) cut where the group changes or a part would
+/// carry more than [`MAX_MODIFY_BYTES`] of values.
+fn parts<'a, 'm>(items: &'a [(usize, &'m Membership)]) -> Vec<&'a [(usize, &'m Membership)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, m)) in items.iter().enumerate() {
+        let same = i > start && {
+            let prev = items[i - 1].1;
+            prev.attr == m.attr && prev.group_dn.eq_ignore_ascii_case(&m.group_dn)
+        };
+        if i > start && (!same || bytes + m.value.len() > MAX_MODIFY_BYTES) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.value.len();
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(group: &str, value: &str) -> Membership {
+        Membership {
+            group_dn: group.into(),
+            attr: "member",
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn one_part_per_group_unless_it_is_too_big() {
+        let big = "x".repeat(MAX_MODIFY_BYTES / 2 + 1);
+        let ms = [
+            member("cn=a,dc=x", "u1"),
+            member("CN=A,dc=x", "u2"),
+            member("cn=b,dc=x", "u3"),
+            member("cn=c,dc=x", &big),
+            member("cn=c,dc=x", &big),
+            member("cn=c,dc=x", "u4"),
+        ];
+        let items: Vec<(usize, &Membership)> = ms.iter().enumerate().collect();
+        let sizes: Vec<usize> = parts(&items).iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, vec![2, 1, 1, 2]);
+        assert!(parts(&[]).is_empty());
+    }
+}
