@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of the spine: time and peak memory of `dirsync check` on 100k and
 # 1M rows (SQLite target), and the core time (parse + plan) of 1M rows
-# against a 1M-account snapshot.
+# against a 1M-account snapshot beside one pass of the csv crate's reader
+# over the same file (P4 of issue 16).
 #
 #   benches/check.sh            # 100k and 1M
 #   SIZES="100000" benches/check.sh
@@ -11,9 +12,10 @@ SIZES=${SIZES:-"100000 1000000"}
 work=$(mktemp -d /tmp/dirsync-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --bins -q
-GEN=${CARGO_TARGET_DIR:-target}/release/dirsync-genroster
-DS=${CARGO_TARGET_DIR:-target}/release/dirsync
+# BINS=DIR: take the binaries from DIR (benches/all.sh builds once).
+[ -n "${BINS:-}" ] || cargo build --release --bins -q
+GEN=${BINS:-${CARGO_TARGET_DIR:-target}/release}/dirsync-genroster
+DS=${BINS:-${CARGO_TARGET_DIR:-target}/release}/dirsync
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -r)"
 
 peak() { # peak RSS in MiB and wall seconds of a command, from /usr/bin/time-less bash: poll /proc
@@ -48,5 +50,6 @@ staff = "policies/staff.toml"
 TOML
   echo "check $n rows, empty target:   $(peak env DIRSYNC_LOG=info $DS --config "$work/cfg-$n/dirsync.toml" check "$work/base-$n.csv" --results "$work/r.csv")"
   grep -o 'parse_ms=[0-9]* snapshot_ms=[0-9]* plan_ms=[0-9]* journal_ms=[0-9]*' "$work/err" | sed 's/^/    /' || true
-  echo "core $n rows vs $n accounts: $(BASE="$work/base-$n.csv" NEXT="$work/next-$n.csv" cargo bench -q --bench plan 2>/dev/null | head -2 | tr '\n' ' ')"
+  echo "core $n rows vs $n accounts:"
+  BASE="$work/base-$n.csv" NEXT="$work/next-$n.csv" cargo bench -q --bench plan 2>/dev/null
 done

@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
-# benches/ldap.sh — the LDAP target against OpenLDAP's own tools.
+# benches/ldap.sh — the LDAP target against OpenLDAP's own tools, with the
+# group memberships real HR files carry (issue 16: P2g, P1, R).
 #
 #   cargo build --release --bins && benches/ldap.sh            # 100k rows, 1.5 % churn
 #   ROWS=20000 CHURN=1.5 benches/ldap.sh                        # smaller
+#   BINS=/path/to/bins benches/ldap.sh                          # another build
 #
-# Starts two throwaway slapd servers (benches/slapd.sh: the same recipe as
-# tests/support/servers.rs — mdb with dbnosync, ppolicy, equality indexes on
-# objectClass/uid/mail/cn) and measures, with the same generated people:
-#   P2  initial load: `dirsync apply` of ROWS adds into server A
-#       vs `ldapadd -c` of the same entries as LDIF into server B;
-#   P1  next night (CHURN % adds, updates, leavers): `dirsync apply` end to
-#       end on A vs paged `ldapsearch` of the scope + `ldapmodify` of exactly
-#       those changes on B;
-#   R   the same next-night file again on A: zero writes, vs the paged read.
+# Starts two throwaway slapd servers (benches/slapd.sh: the recipe of
+# tests/support/servers.rs — mdb with dbnosync, ppolicy, equality indexes)
+# with the six groupOfNames groups of dirsync-genroster (each with one
+# placeholder member), and measures with the same generated people:
+#   P2g initial load: `dirsync apply` of ROWS people with their groups into
+#       server A vs `ldapadd -c` of the same entries into server B, then one
+#       `ldapmodify` per group adding its full member list;
+#   P1  next night (CHURN %: adds, updates, leavers, their memberships):
+#       `dirsync apply` end to end on A vs, on B, the paged `ldapsearch` of
+#       the scope and of the groups + `ldapmodify -c` of exactly the changes
+#       dirsync made (benches/ldif_diff.py: one modify per entry, one modrdn
+#       per move, one modify per group); then B must equal A;
+#   R   the same next-night file again on A: zero writes (cn=Monitor), vs
+#       the same paged reads alone.
 # Both clients bind as the same service account. No passwords are set
-# (passwords.generate = "never"): hashing cost is the server's and is the
-# same for both; it is not what this measures.
+# (passwords.generate = "never": hashing is the server's cost, the same for
+# both). Both servers are stopped on exit.
 set -euo pipefail
 
 ROWS=${ROWS:-100000}
 CHURN=${CHURN:-1.5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+bin=${BINS:-${CARGO_TARGET_DIR:-$root/target}/release}
 for b in dirsync dirsync-genroster; do
   [[ -x $bin/$b ]] || { echo "missing $bin/$b: run cargo build --release --bins" >&2; exit 2; }
 done
@@ -34,6 +41,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
   [[ -n ${KEEP:-} ]] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -44,32 +52,56 @@ pids+=("$("$root/benches/slapd.sh" "$work/slapd-a" "$port_a" 2>/dev/null)")
 pids+=("$("$root/benches/slapd.sh" "$work/slapd-b" "$port_b" 2>/dev/null)")
 svc="cn=dirsync,ou=services,dc=example,dc=org"
 svc_pw=dirsync-secret
-auth_b=(-x -H "ldap://127.0.0.1:$port_b" -D "$svc" -w "$svc_pw")
+admin=(-D cn=admin,dc=example,dc=org -w admin-secret)
 auth_a=(-x -H "ldap://127.0.0.1:$port_a" -D "$svc" -w "$svc_pw")
+auth_b=(-x -H "ldap://127.0.0.1:$port_b" -D "$svc" -w "$svc_pw")
+ATTRS=(uid givenName sn mail title departmentNumber l employeeType telephoneNumber pwdAccountLockedTime)
+GROUP_NAMES="staff vpn finance-share eng-wiki sales-crm hr-portal"
 
 now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc -l | xargs printf '%.2f'; }
+since() { python3 -c "import sys; print(f'{$(now) - $1:.2f}')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 writes() { # completed add+modify+delete+modrdn on server $1
-  ldapsearch -x -H "ldap://127.0.0.1:$1" -D "cn=admin,dc=example,dc=org" -w admin-secret -LLL \
+  ldapsearch -x -H "ldap://127.0.0.1:$1" "${admin[@]}" -LLL \
     -b cn=Operations,cn=Monitor '(|(cn=Add)(cn=Modify)(cn=Delete)(cn=Modrdn))' monitorOpCompleted |
     awk '/^monitorOpCompleted:/ {s += $2} END {print s + 0}'
 }
+# The read a sync needs: the scope's people (paged) and the groups' members.
+read_scope() { # auth array name
+  local -n auth=$1
+  ldapsearch "${auth[@]}" -LLL -E pr=1000/noprompt -b ou=people,dc=example,dc=org \
+    '(&(objectClass=inetOrgPerson)(uid=*))' "${ATTRS[@]}" >/dev/null
+  ldapsearch "${auth[@]}" -LLL -b ou=groups,dc=example,dc=org '(objectClass=groupOfNames)' member >/dev/null
+}
+dump() { # port file: everything dirsync manages, for the diff and the final check
+  ldapsearch -x -H "ldap://127.0.0.1:$1" "${admin[@]}" -LLL -o ldif-wrap=no -E pr=1000/noprompt \
+    -b dc=example,dc=org '(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))' '*' pwdAccountLockedTime >"$2"
+}
 
-echo "# generating $ROWS people (and the next night, $CHURN % churn)"
-"$bin/dirsync-genroster" --rows "$ROWS" --out "$work/base.groups.csv"
+echo "# generating $ROWS people with their groups (and the next night, $CHURN % churn)"
+"$bin/dirsync-genroster" --rows "$ROWS" --out "$work/base.csv"
 "$bin/dirsync-genroster" --rows "$ROWS" --format ldif --out "$work/base.ldif"
-"$bin/dirsync-genroster" --rows "$ROWS" --next-night "$CHURN" --out "$work/next.groups.csv" 2>"$work/churn.txt"
+"$bin/dirsync-genroster" --rows "$ROWS" --next-night "$CHURN" --out "$work/next.csv" 2>"$work/churn.txt"
 cat "$work/churn.txt"
-# ldapadd's LDIF has no groups: drop the groups column so both write the same.
-for f in base next; do
-  python3 - "$work/$f.groups.csv" "$work/$f.csv" <<'PY'
-import csv, sys
-r = csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))
-w = csv.writer(open(sys.argv[2], "w", newline="", encoding="utf-8"), lineterminator="\n")
-for row in r:
-    w.writerow(row[:9] + row[10:])
-PY
+for g in $GROUP_NAMES; do
+  printf 'dn: cn=%s,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: %s\nmember: cn=admin,dc=example,dc=org\n\n' "$g" "$g"
+done >"$work/groups.ldif"
+for p in "$port_a" "$port_b"; do
+  ldapadd -x -H "ldap://127.0.0.1:$p" "${admin[@]}" -f "$work/groups.ldif" >/dev/null
 done
+python3 - "$work/base.csv" "$work/members.ldif" <<'PY'
+import csv, sys
+m = {}
+for row in csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")):
+    for g in filter(None, row["groups"].split(";")):
+        m.setdefault(g, []).append(f"uid={row['username']},ou=people,dc=example,dc=org")
+with open(sys.argv[2], "w") as f:
+    for g, ms in m.items():
+        f.write(f"dn: cn={g},ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member\n")
+        f.writelines(f"member: {x}\n" for x in ms)
+        f.write("-\n\n")
+print(sum(len(v) for v in m.values()), "memberships in", len(m), "groups")
+PY
 
 echo "$svc_pw" >"$work/bind.secret"
 cat >"$work/dirsync.toml" <<EOF
@@ -85,80 +117,65 @@ ${DIRSYNC_TARGET_EXTRA:-}
 bench = "bench.toml"
 EOF
 cp "$root/benches/ldap-policy.toml" "$work/bench.toml"
+cat >>"$work/bench.toml" <<'EOF'
+[groups]
+managed = ["staff", "vpn", "finance-share", "eng-wiki", "sales-crm", "hr-portal"]
+[ldap.groups]
+type = "groupOfNames"
+dn = "cn={group},ou=groups,dc=example,dc=org"
+EOF
 dirsync() { "$bin/dirsync" --config "$work/dirsync.toml" "$@"; }
 
 echo
-echo "# P2: initial load of $ROWS entries"
+echo "# P2g: initial load of $ROWS people with their memberships"
+w0=$(writes "$port_a")
 t=$(now); dirsync apply "$work/base.csv" --results "$work/base.results.csv" >"$work/p2.out"; p2_dirsync=$(since "$t")
+p2_ops=$(($(writes "$port_a") - w0))
 cat "$work/p2.out"
-t=$(now); ldapadd -c "${auth_b[@]}" -f "$work/base.ldif" >/dev/null; p2_ldapadd=$(since "$t")
-count_a=$(ldapsearch "${auth_a[@]}" -LLL -E pr=1000/noprompt -b ou=people,dc=example,dc=org '(uid=*)' 1.1 | grep -c '^dn:')
-count_b=$(ldapsearch "${auth_b[@]}" -LLL -E pr=1000/noprompt -b ou=people,dc=example,dc=org '(uid=*)' 1.1 | grep -c '^dn:')
-echo "entries: dirsync $count_a, ldapadd $count_b"
+w0=$(writes "$port_b")
+t=$(now)
+ldapadd -c "${auth_b[@]}" -f "$work/base.ldif" >/dev/null
+ldapmodify "${auth_b[@]}" -f "$work/members.ldif" >/dev/null
+p2_base=$(since "$t")
+p2_base_ops=$(($(writes "$port_b") - w0))
+dump "$port_a" "$work/a1.ldif"
+dump "$port_b" "$work/b1.ldif"
+cmp -s <(python3 "$root/benches/ldif_diff.py" "$work/b1.ldif" "$work/a1.ldif" /dev/null) <(echo "changes: 0 adds, 0 moves, 0 entry modifies, 0 group modifies, 0 deletes") ||
+  { echo "P2g: the two servers differ after the load" >&2; exit 1; }
+echo "both servers hold the same $ROWS people and memberships; write operations: dirsync $p2_ops, ldapadd + ldapmodify $p2_base_ops"
 
 echo
 echo "# P1: next night"
-# Exactly the night's changes as LDIF, from dirsync's own dry run on A
-# (which also checks the dry run costs no writes).
 w0=$(writes "$port_a")
 dirsync check "$work/next.csv" --results "$work/next.check.csv" >/dev/null || true
-w1=$(writes "$port_a")
-python3 - "$work/next.check.csv" "$work/changes.ldif" <<'PY'
-import csv, sys, time
-rows = csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8"))
-out = open(sys.argv[2], "w", encoding="utf-8")
-lock = time.strftime("%Y%m%d%H%M%SZ", time.gmtime())
-n = {"new": 0, "update": 0, "leaver": 0}
-for r in rows:
-    u, change = r["username"], r["change"]
-    dn = f"uid={u},ou=people,dc=example,dc=org"
-    if change == "new":
-        n["new"] += 1
-        out.write(f"dn: {dn}\nchangetype: add\nobjectClass: top\nobjectClass: person\n"
-                  f"objectClass: organizationalPerson\nobjectClass: inetOrgPerson\nuid: {u}\n"
-                  f"cn: {r['firstname']} {r['surname']}\ngivenName: {r['firstname']}\nsn: {r['surname']}\n"
-                  f"mail: {r['email']}\ntitle: {r['title']}\ndepartmentNumber: {r['department']}\n"
-                  f"l: {r['site']}\nemployeeType: {r['user_type']}\ntelephoneNumber: {r['phone'].lstrip(chr(39))}\n\n")
-    elif change == "update":
-        n["update"] += 1
-        out.write(f"dn: {dn}\nchangetype: modify\nreplace: title\ntitle: {r['title']}\n-\n"
-                  f"replace: departmentNumber\ndepartmentNumber: {r['department']}\n-\n"
-                  f"replace: telephoneNumber\ntelephoneNumber: {r['phone'].lstrip(chr(39))}\n-\n\n")
-    elif change == "leaver":
-        n["leaver"] += 1
-        out.write(f"dn: {dn}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: {lock}\n-\n\n"
-                  f"dn: {dn}\nchangetype: modrdn\nnewrdn: uid={u}\ndeleteoldrdn: 1\nnewsuperior: ou=leavers,dc=example,dc=org\n\n")
-print(f"changes: {n['new']} adds, {n['update']} updates, {n['leaver']} leavers")
-PY
+check_writes=$(($(writes "$port_a") - w0))
+w0=$(writes "$port_a")
 t=$(now); dirsync apply "$work/next.csv" --results "$work/next.results.csv" >"$work/p1.out"; p1_dirsync=$(since "$t")
+p1_ops=$(($(writes "$port_a") - w0))
 cat "$work/p1.out"
-t=$(now)
-ldapsearch "${auth_b[@]}" -LLL -E pr=1000/noprompt -b ou=people,dc=example,dc=org '(objectClass=inetOrgPerson)' \
-  uid givenName sn mail title departmentNumber l employeeType telephoneNumber pwdAccountLockedTime >"$work/scope.ldif"
-p1_read=$(since "$t")
+dump "$port_a" "$work/a2.ldif"
+python3 "$root/benches/ldif_diff.py" "$work/b1.ldif" "$work/a2.ldif" "$work/changes.ldif"
+t=$(now); read_scope auth_b; p1_read=$(since "$t")
+w0=$(writes "$port_b")
 t=$(now); ldapmodify -c "${auth_b[@]}" -f "$work/changes.ldif" >/dev/null; p1_write=$(since "$t")
-p1_base=$(echo "$p1_read + $p1_write" | bc -l | xargs printf '%.2f')
+p1_base_ops=$(($(writes "$port_b") - w0))
+p1_base=$(python3 -c "print(f'{$p1_read + $p1_write:.2f}')")
+dump "$port_b" "$work/b2.ldif"
+cmp -s <(python3 "$root/benches/ldif_diff.py" "$work/b2.ldif" "$work/a2.ldif" /dev/null) <(echo "changes: 0 adds, 0 moves, 0 entry modifies, 0 group modifies, 0 deletes") ||
+  { echo "P1: the baseline did not reach dirsync's state" >&2; exit 1; }
+echo "both servers equal after the night; write operations: dirsync $p1_ops, ldapmodify $p1_base_ops"
 
 echo
 echo "# R: the same next-night file again"
-w2=$(writes "$port_a")
+w0=$(writes "$port_a")
 t=$(now); dirsync apply "$work/next.csv" --results "$work/rerun.results.csv" >"$work/r.out"; r_dirsync=$(since "$t")
-w3=$(writes "$port_a")
+r_writes=$(($(writes "$port_a") - w0))
 cat "$work/r.out"
-t=$(now)
-ldapsearch "${auth_a[@]}" -LLL -E pr=1000/noprompt -b ou=people,dc=example,dc=org '(objectClass=inetOrgPerson)' \
-  uid givenName sn mail title departmentNumber l employeeType telephoneNumber pwdAccountLockedTime >/dev/null
-r_read=$(since "$t")
+t=$(now); read_scope auth_a; r_read=$(since "$t")
 
-ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
-rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
 echo
-echo "## results ($ROWS rows, churn $CHURN %, $(nproc) cores, $(uname -r))"
-echo "P2 dirsync apply   ${p2_dirsync}s  ($(rate "$ROWS" "$p2_dirsync") entries/s)"
-echo "P2 ldapadd -c      ${p2_ldapadd}s  ($(rate "$ROWS" "$p2_ldapadd") entries/s)"
-echo "P2 throughput ratio dirsync/ldapadd: $(ratio "$p2_ldapadd" "$p2_dirsync")x   (target >= 1.5x)"
-echo "P1 dirsync apply   ${p1_dirsync}s"
-echo "P1 baseline        ${p1_base}s  (paged ldapsearch ${p1_read}s + ldapmodify ${p1_write}s)"
-echo "P1 time ratio dirsync/baseline: $(ratio "$p1_dirsync" "$p1_base")x   (target <= 1.3x)"
-echo "R  dirsync re-run  ${r_dirsync}s, writes $((w3 - w2)); paged read alone ${r_read}s; ratio $(ratio "$r_dirsync" "$r_read")x"
-echo "dry run (check) writes: $((w1 - w0))"
+echo "## results ($ROWS rows, churn $CHURN %, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(slapd -VV 2>&1 | grep -o 'slapd [0-9.]*' | head -1))"
+echo "P2g initial load with groups: dirsync ${p2_dirsync} s | ldapadd + one modify per group ${p2_base} s | throughput ratio $(ratio "$p2_base" "$p2_dirsync")x (target >= 1.0)"
+echo "P1  nightly with group changes: dirsync ${p1_dirsync} s | reads ${p1_read} s + ldapmodify -c ${p1_write} s = ${p1_base} s | ratio $(ratio "$p1_dirsync" "$p1_base")x (target <= 1.3)"
+echo "R   re-run, nothing to write: dirsync ${r_dirsync} s, ${r_writes} writes | paged reads ${r_read} s | ratio $(ratio "$r_dirsync" "$r_read")x (target <= 1.2)"
+echo "dry run (check) writes: $check_writes"

@@ -24,7 +24,8 @@ TARGET=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d /tmp/dirsync-bench-sqlite.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# DS=/path/to/dirsync skips the build (e.g. to compare two builds).
+# DS=/path/to/dirsync (or BINS=DIR) skips the build (e.g. to compare two builds).
+[ -n "${BINS:-}" ] && DS=${DS:-$BINS/dirsync}
 if [ -z "${DS:-}" ]; then
     cargo build --release --bins -q
 fi

@@ -227,44 +227,46 @@ pub fn write_results_with<W: Write>(
         .columns
         .iter()
         .position(|c| *c == super::policy::Column::Password);
+    let key_col = roster
+        .columns
+        .iter()
+        .position(|c| *c == super::policy::Column::Key)
+        .unwrap_or(0);
+    // Field by field, straight from the re-read input: no row is built.
     let mut records = roster.records();
-    let mut row: Vec<String> = Vec::with_capacity(width + 3);
     for (index, (item, o)) in plan.items.iter().zip(outcomes).enumerate() {
-        row.clear();
+        let mut cells = 0;
         if item.entry.is_some() {
             if let Some(Ok((_, rec))) = records.next() {
                 for (i, cell) in rec.iter().take(width).enumerate() {
                     if Some(i) == password_col && !cell.is_empty() {
-                        row.push("(hidden)".into());
+                        out.write_field("(hidden)")?;
                     } else {
-                        row.push(neutralise(cell).into_owned());
+                        out.write_field(neutralise(cell).as_bytes())?;
                     }
+                    cells += 1;
                 }
             }
-            row.resize(width, String::new());
-        } else {
-            row.resize(width, String::new());
-            let key_col = roster
-                .columns
-                .iter()
-                .position(|c| *c == super::policy::Column::Key)
-                .unwrap_or(0);
-            if let (Some(k), Some(cell)) = (&item.key, row.get_mut(key_col)) {
-                *cell = neutralise(k.as_str()).into_owned();
+        } else if let Some(k) = item.key.as_ref().filter(|_| key_col < width) {
+            for _ in 0..key_col {
+                out.write_field("")?;
             }
+            out.write_field(neutralise(k.as_str()).as_bytes())?;
+            cells = key_col + 1;
         }
-        let change = if item.is_absent() { "absent" } else { item.change.name() };
-        row.push(change.to_string());
-        row.push(o.verdict.as_str().to_string());
-        let message = match messages.get(index).and_then(Option::as_deref) {
-            Some(m) => std::borrow::Cow::Borrowed(m),
-            None => std::borrow::Cow::Owned(item_message(item, o, roster, policy)),
-        };
-        row.push(neutralise(&message).into_owned());
+        for _ in cells..width {
+            out.write_field("")?;
+        }
+        out.write_field(if item.is_absent() { "absent" } else { item.change.name() })?;
+        out.write_field(o.verdict.as_str())?;
+        match messages.get(index).and_then(Option::as_deref) {
+            Some(m) => out.write_field(neutralise(m).as_bytes())?,
+            None => out.write_field(neutralise(&item_message(item, o, roster, policy)).as_bytes())?,
+        }
         if let Some(l) = &roster.layout {
-            row.push(neutralise(l).into_owned());
+            out.write_field(neutralise(l).as_bytes())?;
         }
-        out.write_record(&row)?;
+        out.write_record(None::<&[u8]>)?;
     }
     out.flush()?;
     Ok(())

@@ -1,7 +1,9 @@
 //! The read phase of a pass: the file parsed on a blocking thread while the
 //! target is read, so a nightly run pays for the slower of the two, not
 //! both. The file's verdict still comes first: a rejected file is rejected
-//! whatever the target says, and its read is dropped unfinished.
+//! whatever the target says, and its read is dropped unfinished. A target
+//! that opening would create (the embedded database's first run, or
+//! `create_schema` tables on a server) is opened only after the file passed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +12,9 @@ use futures::future::{self, Either};
 
 use super::target::{open_backend, read_target, OpenError};
 use super::SyncError;
+use crate::backend::sql::creates_on_open;
 use crate::backend::Backend;
-use crate::config::{Config, LoadedPolicy};
+use crate::config::{Config, LoadedPolicy, TargetConfig};
 use crate::core::policy::Deliver;
 use crate::core::{parse_roster, FileError, Roster, Snapshot};
 use crate::journal::Journal;
@@ -77,28 +80,28 @@ pub(super) async fn read_both(
         let r = parse_roster(&file, &policy);
         (r, t.elapsed().as_millis() as u64)
     });
-    let reading = std::pin::pin!(read_the_target(config, journal, lp));
-    let ((parsed, parse_ms), target) = match future::select(parsing, reading).await {
-        Either::Left((parsed, reading)) => {
-            let parsed = parsed.map_err(|e| SyncError::Config(format!("parsing the file stopped: {e}")))?;
-            if let (Err(e), _) = parsed {
-                // Nothing of the target is needed: the read is dropped.
-                return Ok(Read::Rejected(e));
-            }
-            (parsed, reading.await)
-        }
-        Either::Right((target, parsing)) => {
-            let parsed = parsing
-                .await
-                .map_err(|e| SyncError::Config(format!("parsing the file stopped: {e}")))?;
-            (parsed, target)
+    let mut reading = std::pin::pin!(read_the_target(config, journal, lp));
+    // Opening would create tables or the database: not for a file that may
+    // yet be rejected.
+    let creates = matches!(config.target(lp), Ok(TargetConfig::Sql(t)) if creates_on_open(t));
+    let stopped = |e: tokio::task::JoinError| SyncError::Config(format!("parsing the file stopped: {e}"));
+    let (parsed, read) = if creates {
+        (parsing.await.map_err(stopped)?, None)
+    } else {
+        match future::select(parsing, reading.as_mut()).await {
+            Either::Left((parsed, _)) => (parsed.map_err(stopped)?, None),
+            Either::Right((read, parsing)) => (parsing.await.map_err(stopped)?, Some(read)),
         }
     };
-    let roster = match parsed {
-        Ok(r) => r,
-        Err(e) => return Ok(Read::Rejected(e)),
+    let (roster, parse_ms) = match parsed {
+        (Ok(r), ms) => (r, ms),
+        // Nothing of the target is needed: an unfinished read is dropped.
+        (Err(e), _) => return Ok(Read::Rejected(e)),
     };
-    let (read, snapshot_ms) = target;
+    let (read, snapshot_ms) = match read {
+        Some(r) => r,
+        None => reading.await,
+    };
     match read {
         Ok((backend, snapshot)) => Ok(Read::Ready(Box::new(Inputs {
             roster,

@@ -268,6 +268,19 @@ async fn open_pool(target: &SqlTarget, dialect: Dialect, password: Option<&Secre
     }
 }
 
+/// Whether opening `target` may create something: its tables
+/// (`create_schema`), or the embedded SQLite file itself. A run reads such a
+/// target only once its file is known to be good.
+pub fn creates_on_open(target: &SqlTarget) -> bool {
+    if !target.create_schema {
+        return false;
+    }
+    match (Dialect::of(&target.url), lite::file_of(&target.url)) {
+        (Dialect::Sqlite, Some(file)) => !file.exists(),
+        _ => true,
+    }
+}
+
 impl SqlBackend {
     /// Connect, then check the mapping against the database's catalogue: a
     /// missing or incompatible table or column is an error here, before any
