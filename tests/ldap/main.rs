@@ -436,6 +436,41 @@ fn filter_metacharacters_in_values_touch_only_their_own_entry(kind: Kind) {
     assert_eq!(env.writes(), before);
 }
 
+matrix!(members_a_run_adds_go_out_once_per_group);
+/// The members a run adds go out at its end as one modify per group, not one
+/// per batch (issue 16: a group grown batch by batch costs the server a check
+/// of each new value against all it holds); every member arrives.
+fn members_a_run_adds_go_out_once_per_group(kind: Kind) {
+    let env = Env::start(kind, "ignore", "");
+    env.write_config("batch_size = 25\n");
+    let n: usize = if env.ad() { 100 } else { 200 };
+    let row = |i: usize, groups: &str| format!("user{i:05},First{i},Last{i},u{i}@example.org,T,Finance,,{groups},");
+    // What one new account costs this server in writes, from a load without groups.
+    let alone: Vec<String> = (n..n + 10).map(|i| row(i, "")).collect();
+    let before = env.writes();
+    let run = env.apply(&alone.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let per_account = (env.writes() - before) / 10;
+    // n accounts in n / 25 batches, all in staff, every other one in vpn too.
+    let rows: Vec<String> = (0..n)
+        .map(|i| row(i, if i % 2 == 0 { "staff;vpn" } else { "staff" }))
+        .collect();
+    let before = env.writes();
+    let run = env.apply(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(run.row("user00007").1, "done", "{}", run.results);
+    assert_eq!(env.members("staff").len(), n + 1, "every member, and the placeholder");
+    assert_eq!(env.members("vpn").len(), n / 2 + 1, "every member, and the placeholder");
+    if !env.ad() {
+        // (AD counts each linked value it stores as a change of its own.)
+        assert_eq!(
+            env.writes() - before,
+            n as u64 * per_account + 2,
+            "the entries, then one modify per group"
+        );
+    }
+}
+
 matrix!(server_restart_mid_run_loses_and_duplicates_nothing);
 fn server_restart_mid_run_loses_and_duplicates_nothing(kind: Kind) {
     let mut env = Env::start(kind, "ignore", "");
