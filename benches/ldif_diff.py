@@ -95,8 +95,9 @@ def main(before_path, after_path, changes_path):
         for name in sorted(set(a) | set(b)):
             bv, av = b.get(name, []), a.get(name, [])
             if name == "member":
-                gone = [v for v in bv if v.lower() not in {x.lower() for x in av}]
-                came = [v for v in av if v.lower() not in {x.lower() for x in bv}]
+                after_set, before_set = {x.lower() for x in av}, {x.lower() for x in bv}
+                gone = [v for v in bv if v.lower() not in after_set]
+                came = [v for v in av if v.lower() not in before_set]
                 if gone:
                     lines.append("delete: member\n" + "".join(ldif_value("member", v) for v in gone) + "-\n")
                 if came:

@@ -26,7 +26,7 @@ use crate::backend::Op;
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
 use crate::core::report::{item_message, write_results_with};
-use crate::core::{plan, ChangeKind, Outcome, PlanOptions, Secret, Summary, Verdict};
+use crate::core::{plan, Outcome, PlanOptions, Secret, Summary, Verdict};
 use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState};
 
 /// What a run needs from its caller.
@@ -188,11 +188,6 @@ impl Pass<'_> {
                 warn!(class = b.class.as_str(), count = b.count, "Safety limit exceeded.");
             }
             let (p, mut records) = resume::first(&plan, &roster, policy, run.id, self.preview);
-            // What a run changes, rejects or holds is journaled; an unchanged
-            // row or an ignored absent account is not (100k of them cost a
-            // quarter of a second a night): a resumed pass plans it afresh
-            // and, finding it still needs nothing, reports it unchanged.
-            records.retain(|r| !matches!(r.change, ChangeKind::Unchanged | ChangeKind::Absent));
             if self.preview {
                 // A write previews fine unless the dry run says otherwise
                 // (then its outcome is journaled below).
