@@ -4,6 +4,7 @@
 
 pub mod adopt;
 mod capacity;
+pub mod echo;
 pub mod generate;
 pub mod plan;
 pub mod policy;

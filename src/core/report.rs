@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 
+use super::echo::{Echo, EchoSource};
 use super::plan::{Change, Hold, Plan, PlanItem};
 use super::policy::Policy;
 use super::roster::{FileError, Roster};
@@ -194,25 +195,40 @@ pub fn write_results<W: Write>(
     outcomes: &[Outcome],
     policy: &Policy,
 ) -> std::io::Result<()> {
-    write_results_with(w, roster, plan, outcomes, policy, &[])
+    write_results_with(w, roster, (plan, outcomes), policy, &[], None)
 }
 
 /// [`write_results`], with the message of some items given (a resumed run
-/// keeps the words journaled when the item was applied). `messages` is
-/// indexed like `plan.items`; missing or `None` entries are computed.
+/// keeps the words journaled when the item was applied) and the input's
+/// echo when it was rendered ahead. `messages` is indexed like
+/// `plan.items`; missing or `None` entries are computed.
 pub fn write_results_with<W: Write>(
     w: W,
     roster: &Roster,
-    plan: &Plan,
-    outcomes: &[Outcome],
+    (plan, outcomes): (&Plan, &[Outcome]),
     policy: &Policy,
     messages: &[Option<String>],
+    echo: Option<&Echo>,
 ) -> std::io::Result<()> {
+    let rendered;
+    let echo = match echo {
+        Some(e) => e,
+        None => {
+            rendered = Echo::render(&EchoSource::of(roster))?;
+            &rendered
+        }
+    };
     let mut w = w;
     if roster.sheet.is_some() {
         w.write_all(b"\xEF\xBB\xBF")?;
     }
-    let mut out = csv::WriterBuilder::new().delimiter(roster.delimiter).from_writer(w);
+    // Each row: its echo as rendered, then the rest through `out`, whose
+    // bytes are taken from `tail` after each record.
+    let tail = Tail::default();
+    let mut out = csv::WriterBuilder::new()
+        .delimiter(roster.delimiter)
+        .flexible(true)
+        .from_writer(tail.clone());
     let width = roster.header.len();
     let mut head: Vec<String> = roster.header.iter().map(|h| neutralise(h).into_owned()).collect();
     head.extend(verdict_columns(&roster.header));
@@ -221,41 +237,33 @@ pub fn write_results_with<W: Write>(
         head.push(if clash { "dirsync_layout" } else { "layout" }.to_string());
     }
     out.write_record(&head)?;
-
-    // Password cells are never echoed.
-    let password_col = roster
-        .columns
-        .iter()
-        .position(|c| *c == super::policy::Column::Password);
+    out.flush()?;
+    tail.drain_into(&mut w)?;
     let key_col = roster
         .columns
         .iter()
         .position(|c| *c == super::policy::Column::Key)
         .unwrap_or(0);
-    // Field by field, straight from the re-read input: no row is built.
-    let mut records = roster.records();
+    let mut rows = 0;
     for (index, (item, o)) in plan.items.iter().zip(outcomes).enumerate() {
-        let mut cells = 0;
         if item.entry.is_some() {
-            if let Some(Ok((_, rec))) = records.next() {
-                for (i, cell) in rec.iter().take(width).enumerate() {
-                    if Some(i) == password_col && !cell.is_empty() {
-                        out.write_field("(hidden)")?;
-                    } else {
-                        out.write_field(neutralise(cell).as_bytes())?;
+            match echo.row(rows) {
+                Some(cells) => w.write_all(cells)?,
+                None => {
+                    for _ in 0..width {
+                        out.write_field("")?;
                     }
-                    cells += 1;
                 }
             }
-        } else if let Some(k) = item.key.as_ref().filter(|_| key_col < width) {
-            for _ in 0..key_col {
-                out.write_field("")?;
+            rows += 1;
+        } else {
+            let key = item.key.as_ref().filter(|_| key_col < width);
+            for i in 0..width {
+                match key {
+                    Some(k) if i == key_col => out.write_field(neutralise(k.as_str()).as_bytes())?,
+                    _ => out.write_field("")?,
+                }
             }
-            out.write_field(neutralise(k.as_str()).as_bytes())?;
-            cells = key_col + 1;
-        }
-        for _ in cells..width {
-            out.write_field("")?;
         }
         out.write_field(if item.is_absent() { "absent" } else { item.change.name() })?;
         out.write_field(o.verdict.as_str())?;
@@ -267,9 +275,34 @@ pub fn write_results_with<W: Write>(
             out.write_field(neutralise(l).as_bytes())?;
         }
         out.write_record(None::<&[u8]>)?;
+        out.flush()?;
+        tail.drain_into(&mut w)?;
     }
-    out.flush()?;
-    Ok(())
+    w.flush()
+}
+
+/// The bytes a results row's csv writer wrote since they were last taken.
+#[derive(Clone, Default)]
+struct Tail(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl Tail {
+    fn drain_into(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut buf = self.0.borrow_mut();
+        w.write_all(&buf)?;
+        buf.clear();
+        Ok(())
+    }
+}
+
+impl Write for Tail {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The results file of a file refused as a whole: every readable row of

@@ -25,6 +25,7 @@ use super::{RunReport, SyncError};
 use crate::backend::Op;
 use crate::clock::now_ms;
 use crate::config::{Config, LoadedPolicy};
+use crate::core::echo::{Echo, EchoSource};
 use crate::core::report::{item_message, write_results_with};
 use crate::core::{plan, Outcome, PlanOptions, Secret, Summary, Verdict};
 use crate::journal::{Approval, Decision, ItemId, Journal, OutcomeRecord, RunRecord, RunState};
@@ -147,6 +148,9 @@ impl Pass<'_> {
             parse_ms,
             snapshot_ms,
         } = *inputs;
+        // The results' echo of the input, rendered on another core meanwhile.
+        let source = EchoSource::of(&roster);
+        let echo = tokio::task::spawn_blocking(move || Echo::render(&source));
         if run.state == RunState::Claimed {
             for old in journal.supersede_waiting(run).await? {
                 info!(superseded = old, "A newer file supersedes a run awaiting approval.");
@@ -317,8 +321,16 @@ impl Pass<'_> {
                 token: token.clone(),
             })
             .collect();
+        let echo = echo.await.map_err(|e| SyncError::Results {
+            path: self.results.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let echo = echo.map_err(|source| SyncError::Results {
+            path: self.results.clone(),
+            source,
+        })?;
         write_atomically(&self.results, |w| {
-            write_results_with(w, &roster, &plan, &outcomes, policy, &p.messages)
+            write_results_with(w, &roster, (&plan, &outcomes), policy, &p.messages, Some(&echo))
         })?;
         let summary = Summary::of(&plan, &outcomes);
         let held = summary.verdict(Verdict::Held) > 0;
