@@ -62,8 +62,7 @@ impl Echo {
             .has_headers(false)
             .from_writer(Vec::with_capacity(src.text.len() + src.text.len() / 8));
         let mut ends = Vec::new();
-        let mut records = src.records();
-        while let Some(next) = records.next() {
+        for next in src.records() {
             let mut cells = 0;
             // An unreadable record echoes as empty cells (its row says why).
             if let Ok((_, rec)) = next {
