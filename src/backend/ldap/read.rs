@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use ldap3::adapters::PagedResults;
-use ldap3::{ResultEntry, Scope, SearchEntry};
+use ldap3::{ResultEntry, Scope, SearchEntry, SearchOptions};
 use tracing::info;
 
 use super::conn::describe;
@@ -22,47 +22,35 @@ pub(super) fn first<'a>(e: &'a SearchEntry, attr: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// A search result entry taken apart without copying its values (ldap3's
-/// `SearchEntry` copies every value into a `String` in a `HashMap`, which
-/// dominated the snapshot's CPU time at 100k entries).
-pub(super) struct RawEntry {
+/// A search result entry read in place (ldap3's `RawEntry`: no value is
+/// copied, and the BER is not parsed into a tree; lber's parser, one
+/// allocation per element, and ldap3's `SearchEntry`, a `String` per value
+/// in a `HashMap`, dominated the snapshot's CPU time at 100k entries).
+pub(super) struct RawEntry<'a> {
     pub dn: String,
-    attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    ber: ldap3::RawEntry<'a>,
 }
 
-impl RawEntry {
-    /// None when the entry is not well-formed BER (the caller reports it).
-    fn from_result(re: ResultEntry) -> Option<RawEntry> {
-        let mut tags = re.0.match_id(4)?.expect_constructed()?.into_iter();
-        let dn = String::from_utf8(tags.next()?.expect_primitive()?).ok()?;
-        let mut attrs = Vec::new();
-        for pa in tags.next()?.expect_constructed()? {
-            let mut parts = pa.expect_constructed()?.into_iter();
-            let name = parts.next()?.expect_primitive()?;
-            let values = parts
-                .next()?
-                .expect_constructed()?
-                .into_iter()
-                .filter_map(|v| v.expect_primitive())
-                .collect();
-            attrs.push((name, values));
-        }
-        Some(RawEntry { dn, attrs })
+impl<'a> RawEntry<'a> {
+    /// None when the entry is not a well-formed SearchResultEntry with a
+    /// UTF-8 DN (the caller reports it).
+    fn from_result(re: &'a ResultEntry) -> Option<RawEntry<'a>> {
+        let ber = ldap3::RawEntry::parse(re.raw()?)?;
+        let dn = std::str::from_utf8(ber.dn()).ok()?.to_owned();
+        Some(RawEntry { dn, ber })
     }
 
     /// The first value of an attribute, if it is UTF-8.
-    pub fn first(&self, attr: &str) -> Option<&str> {
+    pub fn first(&self, attr: &str) -> Option<&'a str> {
         self.values(attr).next()
     }
 
-    pub fn values<'a>(&'a self, attr: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let found = self
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(attr.as_bytes()))
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[]);
-        found.iter().filter_map(|v| std::str::from_utf8(v).ok())
+    pub fn values(&self, attr: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let found = self.ber.attrs().find(|(k, _)| k.eq_ignore_ascii_case(attr.as_bytes()));
+        found
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .filter_map(|v| std::str::from_utf8(v).ok())
     }
 }
 
@@ -203,17 +191,18 @@ impl LdapBackend {
         scope: Scope,
         filter: &str,
         attrs: Vec<String>,
-        mut each: impl FnMut(RawEntry) -> Result<(), BackendError>,
+        mut each: impl FnMut(RawEntry<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         let mut ldap = self.pool.get(0).await?;
         let mut stream = ldap
             .with_timeout(self.pool.op_timeout())
+            .with_search_options(SearchOptions::new().raw_entries(true))
             .streaming_search_with(PagedResults::new(self.target.page_size), base, scope, filter, attrs)
             .await
             .map_err(|e| BackendError::Other(format!("search of {base}: {e}")))?;
         loop {
             match stream.next().await {
-                Ok(Some(entry)) => match RawEntry::from_result(entry) {
+                Ok(Some(entry)) => match RawEntry::from_result(&entry) {
                     Some(e) => each(e)?,
                     None => return Err(BackendError::Other(format!("search of {base}: a malformed entry"))),
                 },
@@ -276,3 +265,7 @@ impl LdapBackend {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[path = "raw_tests.rs"]
+mod raw_tests;
