@@ -9,6 +9,7 @@ use tracing::info;
 
 use super::conn::describe;
 use super::dn::{escape_filter_value, normalise, Dn};
+use super::norm::{normalised_split, parent};
 use super::ops::{self, Lock, UAC_ACCOUNTDISABLE};
 use super::LdapBackend;
 use crate::backend::BackendError;
@@ -82,16 +83,20 @@ impl LdapBackend {
         let overlap = scopes.len() > 1;
         for base in &scopes {
             self.paged_search(base, Scope::Subtree, &filter, attrs.clone(), |e| {
-                let Some((a, dn)) = self.account_of(&e) else {
+                let Some((a, norm)) = self.account_of(&e) else {
                     return Ok(());
                 };
                 if need_index || overlap {
-                    let n = dn.map(|d| d.normalised()).unwrap_or_else(|| e.dn.to_lowercase());
-                    if overlap && !seen.insert(n.clone()) {
-                        return Ok(());
-                    }
+                    let n = norm.unwrap_or_else(|| e.dn.to_lowercase());
+                    // dn_index holds every DN taken so far, as `seen` does
+                    // when there is no index.
                     if need_index {
+                        if overlap && dn_index.contains_key(&n) {
+                            return Ok(());
+                        }
                         dn_index.insert(n, a.key.clone());
+                    } else if !seen.insert(n) {
+                        return Ok(());
                     }
                 }
                 snap.insert(a).map_err(BackendError::Schema)
@@ -123,20 +128,40 @@ impl LdapBackend {
         v
     }
 
-    /// The account an entry holds, and its parsed DN.
-    fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<Dn>)> {
+    /// The account an entry holds, and its normalised DN (None when the DN
+    /// does not parse).
+    fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<String>)> {
         let key = e.first(&self.map.key_attr)?;
-        Some(self.account_keyed(e, key))
+        let parsed = Dn::parse(&e.dn).ok();
+        let norm = parsed.as_ref().map(normalised_split);
+        let in_leavers = match (&norm, &self.leavers_norm) {
+            (Some((n, first_end)), Some(c)) => parent(n, *first_end) == c,
+            _ => false,
+        };
+        let account = self.account_at(e, key, parsed.as_ref(), in_leavers);
+        Some((account, norm.map(|(n, _)| n)))
     }
 
     /// The account an entry holds under `key`, and its parsed DN.
     pub(super) fn account_keyed(&self, e: &RawEntry, key: &str) -> (Account, Option<Dn>) {
+        let parsed = Dn::parse(&e.dn).ok();
+        let in_leavers = match (&parsed, &self.leavers_norm) {
+            (Some(d), Some(c)) => {
+                let (n, first_end) = normalised_split(d);
+                parent(&n, first_end) == c
+            }
+            _ => false,
+        };
+        (self.account_at(e, key, parsed.as_ref(), in_leavers), parsed)
+    }
+
+    /// The account an entry at `parsed` holds under `key`.
+    fn account_at(&self, e: &RawEntry, key: &str, parsed: Option<&Dn>, in_leavers: bool) -> Account {
         let mut attrs: Vec<Option<Value>> = vec![None; self.managed.len()];
         for (i, a) in &self.map.fields {
             attrs[*i] = e.first(a).map(Value::from);
         }
-        let parsed = Dn::parse(&e.dn).ok();
-        if let Some(d) = &parsed {
+        if let Some(d) = parsed {
             for (f, v) in self.map.dn.extract(d) {
                 if let Some(i) = self.map.attributes.iter().position(|a| *a == f) {
                     if attrs[i].is_none() {
@@ -145,10 +170,6 @@ impl LdapBackend {
                 }
             }
         }
-        let in_leavers = match (&parsed, &self.map.leavers_container) {
-            (Some(d), Some(c)) => d.split_first().1.normalised() == normalise(c),
-            _ => false,
-        };
         let mut left_at = None;
         let locked = match &self.map.lock {
             Lock::Uac => {
@@ -169,7 +190,7 @@ impl LdapBackend {
             },
             Lock::Attribute(a, v) => e.first(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
         };
-        let account = Account {
+        Account {
             key: UserKey::new(key),
             attrs,
             groups: Vec::new(),
@@ -180,8 +201,7 @@ impl LdapBackend {
             },
             left_at,
             locator: Some(e.dn.clone()),
-        };
-        (account, parsed)
+        }
     }
 
     /// One paged search; each entry goes to `each` as it arrives.
