@@ -21,6 +21,7 @@ mod norm;
 pub mod ops;
 mod password;
 mod read;
+mod scan;
 mod schema;
 mod write;
 
