@@ -15,6 +15,10 @@ const ENTRY: &[u8] = &[
 ];
 
 type Attrs<'a> = Vec<(&'a [u8], Vec<&'a [u8]>)>;
+/// Attributes as owned bytes: (description, values).
+type OwnedAttrs = Vec<(Vec<u8>, Vec<Vec<u8>>)>;
+/// An entry to encode: DN, and (description, values).
+type Case<'a> = (Vec<u8>, Vec<(&'a [u8], Vec<Vec<u8>>)>);
 
 fn read(ber: &[u8]) -> Result<(&[u8], Attrs<'_>), String> {
     let e = RawEntry::parse(ber).ok_or("not read")?;
@@ -22,7 +26,7 @@ fn read(ber: &[u8]) -> Result<(&[u8], Attrs<'_>), String> {
 }
 
 /// The same entry as lber's tree, taken apart as the snapshot used to.
-fn lber(ber: &[u8]) -> Result<(Vec<u8>, Vec<(Vec<u8>, Vec<Vec<u8>>)>), String> {
+fn lber(ber: &[u8]) -> Result<(Vec<u8>, OwnedAttrs), String> {
     let (_, tag) = parse_tag(ber).map_err(|e| e.to_string())?;
     let mut top = tag.expect_constructed().ok_or("entry")?.into_iter();
     let dn = top.next().and_then(StructureTag::expect_primitive).ok_or("dn")?;
@@ -86,7 +90,7 @@ fn reads_dn_attributes_and_values() -> R {
 #[test]
 fn agrees_with_lber_whatever_the_sizes() -> R {
     let big = vec![b'v'; 70_000];
-    let cases: Vec<(Vec<u8>, Vec<(&[u8], Vec<Vec<u8>>)>)> = vec![
+    let cases: Vec<Case> = vec![
         (b"uid=a,dc=x".to_vec(), vec![]),
         (Vec::new(), vec![(b"cn", vec![])]),
         (
@@ -106,7 +110,7 @@ fn agrees_with_lber_whatever_the_sizes() -> R {
         let (rdn, rattrs) = read(&ber)?;
         let (ldn, lattrs) = lber(&ber)?;
         assert_eq!(rdn, &ldn[..]);
-        let rattrs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = rattrs
+        let rattrs: OwnedAttrs = rattrs
             .into_iter()
             .map(|(n, v)| (n.to_vec(), v.into_iter().map(<[u8]>::to_vec).collect()))
             .collect();
