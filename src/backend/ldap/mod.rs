@@ -17,9 +17,11 @@ mod conn;
 mod create;
 pub mod dn;
 mod held;
+mod norm;
 pub mod ops;
 mod password;
 mod read;
+mod scan;
 mod schema;
 mod write;
 
@@ -55,6 +57,8 @@ pub struct LdapBackend {
     txn: std::sync::atomic::AtomicBool,
     /// Group members held back until the pipeline flushes.
     held: Mutex<held::Held>,
+    /// The leavers container, normalised (`dn::normalise`) once.
+    leavers_norm: Option<String>,
 }
 
 /// Resolve the mapping against the policy (the config check has vetted it).
@@ -169,6 +173,7 @@ impl LdapBackend {
             schema: OnceCell::new(),
             txn: std::sync::atomic::AtomicBool::new(true),
             held: Mutex::new(held::Held::default()),
+            leavers_norm: target.leavers.as_deref().map(dn::normalise),
         })
     }
 }

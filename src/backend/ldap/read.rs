@@ -2,17 +2,16 @@
 //! groups' members.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use ldap3::adapters::PagedResults;
 use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::info;
 
-use super::conn::describe;
 use super::dn::{escape_filter_value, normalise, Dn};
-use super::ops::{self, Lock, UAC_ACCOUNTDISABLE};
+use super::scan::{search_pages, Reader, Scan, Scanned};
 use super::LdapBackend;
 use crate::backend::BackendError;
-use crate::core::{Account, AccountState, Snapshot, UserKey, Value};
+use crate::core::{Account, Snapshot, UserKey, Value};
 
 pub(super) fn first<'a>(e: &'a SearchEntry, attr: &str) -> Option<&'a str> {
     e.attrs
@@ -22,47 +21,35 @@ pub(super) fn first<'a>(e: &'a SearchEntry, attr: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// A search result entry taken apart without copying its values (ldap3's
-/// `SearchEntry` copies every value into a `String` in a `HashMap`, which
-/// dominated the snapshot's CPU time at 100k entries).
-pub(super) struct RawEntry {
+/// A search result entry read in place (ldap3's `RawEntry`: no value is
+/// copied, and the BER is not parsed into a tree; lber's parser, one
+/// allocation per element, and ldap3's `SearchEntry`, a `String` per value
+/// in a `HashMap`, dominated the snapshot's CPU time at 100k entries).
+pub(super) struct RawEntry<'a> {
     pub dn: String,
-    attrs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    ber: ldap3::RawEntry<'a>,
 }
 
-impl RawEntry {
-    /// None when the entry is not well-formed BER (the caller reports it).
-    fn from_result(re: ResultEntry) -> Option<RawEntry> {
-        let mut tags = re.0.match_id(4)?.expect_constructed()?.into_iter();
-        let dn = String::from_utf8(tags.next()?.expect_primitive()?).ok()?;
-        let mut attrs = Vec::new();
-        for pa in tags.next()?.expect_constructed()? {
-            let mut parts = pa.expect_constructed()?.into_iter();
-            let name = parts.next()?.expect_primitive()?;
-            let values = parts
-                .next()?
-                .expect_constructed()?
-                .into_iter()
-                .filter_map(|v| v.expect_primitive())
-                .collect();
-            attrs.push((name, values));
-        }
-        Some(RawEntry { dn, attrs })
+impl<'a> RawEntry<'a> {
+    /// None when the entry is not a well-formed SearchResultEntry with a
+    /// UTF-8 DN (the caller reports it).
+    pub(super) fn from_result(re: &'a ResultEntry) -> Option<RawEntry<'a>> {
+        let ber = ldap3::RawEntry::parse(re.raw()?)?;
+        let dn = std::str::from_utf8(ber.dn()).ok()?.to_owned();
+        Some(RawEntry { dn, ber })
     }
 
     /// The first value of an attribute, if it is UTF-8.
-    pub fn first(&self, attr: &str) -> Option<&str> {
+    pub fn first(&self, attr: &str) -> Option<&'a str> {
         self.values(attr).next()
     }
 
-    pub fn values<'a>(&'a self, attr: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let found = self
-            .attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(attr.as_bytes()))
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or(&[]);
-        found.iter().filter_map(|v| std::str::from_utf8(v).ok())
+    pub fn values(&self, attr: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let found = self.ber.attrs().find(|(k, _)| k.eq_ignore_ascii_case(attr.as_bytes()));
+        found
+            .into_iter()
+            .flat_map(|(_, v)| v)
+            .filter_map(|v| std::str::from_utf8(v).ok())
     }
 }
 
@@ -85,30 +72,34 @@ impl LdapBackend {
         let filter = format!("(&{classes}({}=*))", self.map.key_attr);
         let mut snap = Snapshot::new(self.managed.clone());
         snap.case_blind = self.case_blind.clone();
-        let mut dn_index: HashMap<String, UserKey> = HashMap::new();
-        let mut seen = std::collections::HashSet::new();
-        let scopes = self.scopes();
-        // Normalised DNs are needed only to match group members and to skip
-        // an entry seen twice through overlapping scopes.
-        let need_index = self.map.group_kind.by_dn() && !self.map.group_dns.is_empty();
-        let overlap = scopes.len() > 1;
-        for base in &scopes {
-            self.paged_search(base, Scope::Subtree, &filter, attrs.clone(), |e| {
-                let Some((a, dn)) = self.account_of(&e) else {
-                    return Ok(());
-                };
-                if need_index || overlap {
-                    let n = dn.map(|d| d.normalised()).unwrap_or_else(|| e.dn.to_lowercase());
-                    if overlap && !seen.insert(n.clone()) {
-                        return Ok(());
-                    }
-                    if need_index {
-                        dn_index.insert(n, a.key.clone());
-                    }
+        let scan = Scan {
+            reader: self.reader(),
+            scopes: self.scopes(),
+            filter,
+            attrs,
+            page_size: self.target.page_size,
+            timeout: self.pool.op_timeout(),
+            need_index: self.map.group_kind.by_dn() && !self.map.group_dns.is_empty(),
+        };
+        let ldap = self.pool.get(0).await?;
+        let scanned = match scan.spawn(ldap, snap).await {
+            Ok(s) => s,
+            Err(e) => {
+                if matches!(e, BackendError::Connect(_)) {
+                    self.pool.drop_conn(0).await;
                 }
-                snap.insert(a).map_err(BackendError::Schema)
-            })
-            .await?;
+                return Err(e);
+            }
+        };
+        let Scanned {
+            mut snap,
+            dn_index,
+            uac,
+        } = scanned;
+        if !uac.is_empty() {
+            if let Ok(mut m) = self.uac.lock() {
+                m.extend(uac);
+            }
         }
         if !self.map.group_dns.is_empty() {
             let m = self.memberships(&dn_index).await?;
@@ -135,65 +126,22 @@ impl LdapBackend {
         v
     }
 
-    /// The account an entry holds, and its parsed DN.
-    fn account_of(&self, e: &RawEntry) -> Option<(Account, Option<Dn>)> {
-        let key = e.first(&self.map.key_attr)?;
-        Some(self.account_keyed(e, key))
+    /// How this backend's entries become accounts (see `scan`).
+    pub(super) fn reader(&self) -> Reader {
+        Reader {
+            map: Arc::clone(&self.map),
+            n_attrs: self.managed.len(),
+            leavers_norm: self.leavers_norm.clone(),
+        }
     }
 
     /// The account an entry holds under `key`, and its parsed DN.
     pub(super) fn account_keyed(&self, e: &RawEntry, key: &str) -> (Account, Option<Dn>) {
-        let mut attrs: Vec<Option<Value>> = vec![None; self.managed.len()];
-        for (i, a) in &self.map.fields {
-            attrs[*i] = e.first(a).map(Value::from);
+        let (a, uac, parsed) = self.reader().account_keyed(e, key);
+        if let (Some(u), Ok(mut m)) = (uac, self.uac.lock()) {
+            m.insert(a.key.folded().to_string(), u);
         }
-        let parsed = Dn::parse(&e.dn).ok();
-        if let Some(d) = &parsed {
-            for (f, v) in self.map.dn.extract(d) {
-                if let Some(i) = self.map.attributes.iter().position(|a| *a == f) {
-                    if attrs[i].is_none() {
-                        attrs[i] = Some(Value::from(v));
-                    }
-                }
-            }
-        }
-        let in_leavers = match (&parsed, &self.map.leavers_container) {
-            (Some(d), Some(c)) => d.split_first().1.normalised() == normalise(c),
-            _ => false,
-        };
-        let mut left_at = None;
-        let locked = match &self.map.lock {
-            Lock::Uac => {
-                let uac = e.first("userAccountControl").and_then(|v| v.parse::<u32>().ok());
-                if let Some(u) = uac {
-                    if let Ok(mut m) = self.uac.lock() {
-                        m.insert(UserKey::new(key).folded().to_string(), u);
-                    }
-                }
-                uac.is_some_and(|u| u & UAC_ACCOUNTDISABLE != 0)
-            }
-            Lock::PwdLockedTime => match e.first("pwdAccountLockedTime") {
-                Some(t) => {
-                    left_at = ops::parse_generalized_time(t);
-                    true
-                }
-                None => false,
-            },
-            Lock::Attribute(a, v) => e.first(a).is_some_and(|x| x.eq_ignore_ascii_case(v)),
-        };
-        let account = Account {
-            key: UserKey::new(key),
-            attrs,
-            groups: Vec::new(),
-            state: if locked || in_leavers {
-                AccountState::Leaver
-            } else {
-                AccountState::Active
-            },
-            left_at,
-            locator: Some(e.dn.clone()),
-        };
-        (account, parsed)
+        (a, parsed)
     }
 
     /// One paged search; each entry goes to `each` as it arrives.
@@ -203,35 +151,15 @@ impl LdapBackend {
         scope: Scope,
         filter: &str,
         attrs: Vec<String>,
-        mut each: impl FnMut(RawEntry) -> Result<(), BackendError>,
+        each: impl FnMut(RawEntry<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
-        let mut ldap = self.pool.get(0).await?;
-        let mut stream = ldap
-            .with_timeout(self.pool.op_timeout())
-            .streaming_search_with(PagedResults::new(self.target.page_size), base, scope, filter, attrs)
-            .await
-            .map_err(|e| BackendError::Other(format!("search of {base}: {e}")))?;
-        loop {
-            match stream.next().await {
-                Ok(Some(entry)) => match RawEntry::from_result(entry) {
-                    Some(e) => each(e)?,
-                    None => return Err(BackendError::Other(format!("search of {base}: a malformed entry"))),
-                },
-                Ok(None) => break,
-                Err(e) => {
-                    self.pool.drop_conn(0).await;
-                    return Err(BackendError::Connect(format!("search of {base}: {e}")));
-                }
-            }
+        let ldap = self.pool.get(0).await?;
+        let page = (self.target.page_size, self.pool.op_timeout());
+        let r = search_pages(ldap, page, base, scope, filter, attrs, each).await;
+        if let Err(BackendError::Connect(_)) = &r {
+            self.pool.drop_conn(0).await;
         }
-        let res = stream.finish().await;
-        match res.rc {
-            0 => Ok(()),
-            32 => Err(BackendError::Schema(format!(
-                "the managed base {base} does not exist; create it or fix the target's base"
-            ))),
-            _ => Err(BackendError::Other(format!("search of {base}: {}", describe(&res)))),
-        }
+        r
     }
 
     /// Read the managed groups' members (one search per parent container).
@@ -276,3 +204,7 @@ impl LdapBackend {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[path = "raw_tests.rs"]
+mod raw_tests;

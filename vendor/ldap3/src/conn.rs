@@ -13,10 +13,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::RequestId;
+use crate::controls::Control;
 #[cfg(any(feature = "tls-native", feature = "tls-rustls"))]
 use crate::exop_impl::StartTLS;
 use crate::ldap::Ldap;
-use crate::protocol::{ItemSender, LdapCodec, LdapOp, MaybeControls, MiscSender, ResultSender};
+use crate::protocol::{
+    ItemSender, LdapCodec, LdapOp, MaybeControls, MiscSender, ProtoOp, ResultSender,
+};
 use crate::result::{LdapError, Result};
 use crate::search::SearchItem;
 
@@ -755,6 +758,70 @@ impl LdapConnAsync {
         }
     }
 
+    /// Hand a received message to the operation waiting for it.
+    fn dispatch(&mut self, id: RequestId, op: ProtoOp, controls: Vec<Control>) -> Result<()> {
+        let tag = match op {
+            // Handed over undecoded (see `raw_entry`).
+            ProtoOp::Entry(ber) if self.searchmap.contains_key(&id) => {
+                self.send_search_item(id, SearchItem::RawEntry(ber), controls, false);
+                return Ok(());
+            }
+            // An entry for an operation that is not a search: decoded as
+            // before, so that it is handled as before.
+            ProtoOp::Entry(ber) => match lber::parse::parse_tag(&ber) {
+                Ok((_, t)) => Tag::StructureTag(t),
+                Err(_) => {
+                    return Err(LdapError::from(io::Error::new(
+                        io::ErrorKind::Other,
+                        "decoding error",
+                    )));
+                }
+            },
+            ProtoOp::Tag(tag) => tag,
+        };
+        if self.searchmap.contains_key(&id) {
+            let protoop = if let Tag::StructureTag(protoop) = tag {
+                protoop
+            } else {
+                panic!("unmatched tag structure: {:?}", tag);
+            };
+            let (item, remove) = match protoop.id {
+                4 | 25 => (SearchItem::Entry(protoop), false),
+                5 => (SearchItem::Done(Tag::StructureTag(protoop).into()), true),
+                19 => (SearchItem::Referral(protoop), false),
+                _ => panic!("unrecognized op id: {}", protoop.id),
+            };
+            self.send_search_item(id, item, controls, remove);
+        } else if let Some(tx) = self.resultmap.remove(&id) {
+            if let Err(e) = tx.send((tag, controls)) {
+                warn!("ldap result send error: {:?}", e);
+            }
+            let mut msgmap = self.msgmap.lock().expect("msgmap mutex (stream rx)");
+            msgmap.1.remove(&id);
+        } else {
+            warn!("unmatched id: {}", id);
+        }
+        Ok(())
+    }
+
+    fn send_search_item(
+        &mut self,
+        id: RequestId,
+        item: SearchItem,
+        controls: Vec<Control>,
+        mut remove: bool,
+    ) {
+        if let Some(tx) = self.searchmap.get(&id) {
+            if let Err(e) = tx.send((item, controls)) {
+                warn!("ldap search item send error, op={}: {:?}", id, e);
+                remove = true;
+            }
+        }
+        if remove {
+            self.searchmap.remove(&id);
+        }
+    }
+
     async fn turn(mut self, mode: LoopMode) -> Result<Self> {
         loop {
             tokio::select! {
@@ -824,7 +891,7 @@ impl LdapConnAsync {
                     }
                 },
                 resp = self.stream.next() => {
-                    let (id, (tag, controls)) = match resp {
+                    let (id, (op, controls)) = match resp {
                         None => break,
                         Some(Err(e)) => {
                             warn!("socket receive error: {}", e);
@@ -832,34 +899,7 @@ impl LdapConnAsync {
                         },
                         Some(Ok(resp)) => resp,
                     };
-                    if let Some(tx) = self.searchmap.get(&id) {
-                        let protoop = if let Tag::StructureTag(protoop) = tag {
-                            protoop
-                        } else {
-                            panic!("unmatched tag structure: {:?}", tag);
-                        };
-                        let (item, mut remove) = match protoop.id {
-                            4 | 25 => (SearchItem::Entry(protoop), false),
-                            5 => (SearchItem::Done(Tag::StructureTag(protoop).into()), true),
-                            19 => (SearchItem::Referral(protoop), false),
-                            _ => panic!("unrecognized op id: {}", protoop.id),
-                        };
-                        if let Err(e) = tx.send((item, controls)) {
-                            warn!("ldap search item send error, op={}: {:?}", id, e);
-                            remove = true;
-                        }
-                        if remove {
-                            self.searchmap.remove(&id);
-                        }
-                    } else if let Some(tx) = self.resultmap.remove(&id) {
-                        if let Err(e) = tx.send((tag, controls)) {
-                            warn!("ldap result send error: {:?}", e);
-                        }
-                        let mut msgmap = self.msgmap.lock().expect("msgmap mutex (stream rx)");
-                        msgmap.1.remove(&id);
-                    } else {
-                        warn!("unmatched id: {}", id);
-                    }
+                    self.dispatch(id, op, controls)?;
                 },
             };
             if let LoopMode::SingleOp = mode {

@@ -240,6 +240,7 @@ pub mod exop {
 mod filter;
 mod ldap;
 mod protocol;
+mod raw_entry;
 pub mod result;
 mod search;
 #[cfg(feature = "sync")]
@@ -249,6 +250,7 @@ mod util;
 pub use conn::{LdapConnAsync, LdapConnSettings, StdStream};
 pub use filter::parse as parse_filter;
 pub use ldap::{Ldap, Mod};
+pub use raw_entry::{RawAttrs, RawEntry, RawValues};
 pub use result::{LdapError, LdapResult, SearchResult};
 pub use search::parse_refs;
 pub use search::{

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::RequestId;
 use crate::controls::{Control, RawControl};
 use crate::controls_impl::{build_tag, parse_controls};
+use crate::raw_entry::tlv;
 use crate::search::SearchItem;
 
 use lber::common::TagClass;
@@ -16,7 +17,7 @@ use lber::structures::{ASNTag, Integer, Sequence, Tag};
 use lber::universal::Types;
 use lber::write;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 #[cfg(feature = "gssapi")]
 use cross_krb5::{ClientCtx, K5Ctx};
 use tokio::sync::{mpsc, oneshot};
@@ -49,8 +50,47 @@ pub enum LdapOp {
     Unbind,
 }
 
+/// A received protocol op: decoded into lber's tree, or a SearchResultEntry
+/// kept as the bytes it came in (see `raw_entry`).
+#[derive(Debug)]
+pub(crate) enum ProtoOp {
+    Tag(Tag),
+    Entry(Bytes),
+}
+
+/// A message holding a SearchResultEntry and no controls, split off the
+/// buffer: the entry's BER is not parsed here but where it is read, and
+/// without lber's one allocation per node. Anything else, or a message not
+/// wholly received yet, is left to lber (None).
+fn split_entry(buf: &mut BytesMut) -> Option<(RequestId, Bytes)> {
+    let (ident, msg, rest) = tlv(buf)?;
+    if ident != 0x30 {
+        return None;
+    }
+    let total = buf.len() - rest.len();
+    let (ident, id, op) = tlv(msg)?;
+    if ident != 0x02 {
+        return None;
+    }
+    let (ident, _, after) = tlv(op)?;
+    if ident != 0x64 || !after.is_empty() {
+        return None;
+    }
+    // As parse_uint below: big-endian, then taken as an i32.
+    let id = id.iter().fold(0u64, |acc, &b| (acc << 8) | b as u64) as RequestId;
+    let op_start = total - op.len();
+    let mut msg = buf.split_to(total);
+    msg.advance(op_start);
+    Some((id, msg.freeze()))
+}
+
 #[allow(clippy::type_complexity)]
-fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Control>))>, io::Error> {
+fn decode_inner(
+    buf: &mut BytesMut,
+) -> Result<Option<(RequestId, (ProtoOp, Vec<Control>))>, io::Error> {
+    if let Some((id, entry)) = split_entry(buf) {
+        return Ok(Some((id, (ProtoOp::Entry(entry), vec![]))));
+    }
     let decoding_error = io::Error::new(io::ErrorKind::Other, "decoding error");
     let mut parser = lber::Parser::new();
     // The parsed tag owns its data: take it rather than cloning the whole
@@ -112,11 +152,14 @@ fn decode_inner(buf: &mut BytesMut) -> Result<Option<(RequestId, (Tag, Vec<Contr
         Ok((_, id)) => id as i32,
         _ => return Err(decoding_error),
     };
-    Ok(Some((msgid, (Tag::StructureTag(protoop), controls))))
+    Ok(Some((
+        msgid,
+        (ProtoOp::Tag(Tag::StructureTag(protoop)), controls),
+    )))
 }
 
 impl Decoder for LdapCodec {
-    type Item = (RequestId, (Tag, Vec<Control>));
+    type Item = (RequestId, (ProtoOp, Vec<Control>));
     type Error = io::Error;
 
     #[cfg(not(feature = "gssapi"))]

@@ -10,11 +10,12 @@ use crate::parse_filter;
 use crate::protocol::LdapOp;
 use crate::result::{LdapError, LdapResult, Result};
 
+use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc};
 use tokio::time;
 
 use lber::common::TagClass;
-use lber::structure::StructureTag;
+use lber::structure::{PL, StructureTag};
 use lber::structures::{Boolean, Enumerated, Integer, OctetString, Sequence, Tag};
 
 /// Possible values for search scope.
@@ -45,19 +46,34 @@ pub enum DerefAliases {
 #[derive(Debug)]
 pub enum SearchItem {
     Entry(StructureTag),
+    /// A SearchResultEntry as received (see `raw_entry`).
+    RawEntry(Bytes),
     Referral(StructureTag),
     Done(LdapResult),
 }
 
 /// Wrapper for the internal structure of a result entry.
+///
+/// In a search run with [`SearchOptions::raw_entries`], a
+/// SearchResultEntry is not decoded: the first element is then an empty
+/// placeholder (its class and number are those of a SearchResultEntry, its
+/// payload an empty primitive) and [`raw()`](#method.raw) gives the entry.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct ResultEntry(pub StructureTag, pub Vec<Control>);
+pub struct ResultEntry(pub StructureTag, pub Vec<Control>, Option<Bytes>);
 
 impl ResultEntry {
     #[doc(hidden)]
     pub fn new(st: StructureTag) -> ResultEntry {
-        ResultEntry(st, vec![])
+        ResultEntry(st, vec![], None)
+    }
+
+    /// The BER of a SearchResultEntry received in a search run with
+    /// [`SearchOptions::raw_entries`], to be read with
+    /// [`RawEntry::parse`](crate::RawEntry::parse); None for anything else
+    /// (a referral, an intermediate message, an entry of another search).
+    pub fn raw(&self) -> Option<&[u8]> {
+        self.2.as_deref()
     }
 
     /// Returns true if the enclosed entry is a referral.
@@ -79,6 +95,8 @@ pub struct SearchOptions {
     pub typesonly: bool,
     pub timelimit: i32,
     pub sizelimit: i32,
+    /// Hand SearchResultEntries over undecoded (see [`ResultEntry::raw`]).
+    pub raw_entries: bool,
 }
 
 impl SearchOptions {
@@ -110,6 +128,15 @@ impl SearchOptions {
     /// as in a Search with the PagedResult control, the limit won't apply to all of them.
     pub fn timelimit(mut self, timelimit: i32) -> Self {
         self.timelimit = timelimit;
+        self
+    }
+
+    /// Hand each SearchResultEntry over as the BER it was received in,
+    /// read with [`ResultEntry::raw`] and [`RawEntry`](crate::RawEntry),
+    /// instead of decoded into a tree of `StructureTag`s (one allocation per
+    /// element). [`SearchEntry::construct`] cannot take such an entry.
+    pub fn raw_entries(mut self, raw: bool) -> Self {
+        self.raw_entries = raw;
         self
     }
 
@@ -582,6 +609,7 @@ pub struct SearchStream<'a, S, A> {
     adapters: Vec<Arc<Mutex<Box<dyn Adapter<'a, S, A> + 'a>>>>,
     ax: usize,
     timeout: Option<Duration>,
+    raw_entries: bool,
     pub res: Option<LdapResult>,
 }
 
@@ -598,6 +626,7 @@ where
             adapters: adapters.into_iter().map(Mutex::new).map(Arc::new).collect(),
             ax: 0,
             timeout: None,
+            raw_entries: false,
             res: None,
         }
     }
@@ -614,6 +643,7 @@ where
             None => SearchOptions::new(),
         };
         self.timeout = self.ldap.timeout;
+        self.raw_entries = opts.raw_entries;
         let req = Tag::Sequence(Sequence {
             id: 3,
             class: TagClass::Application,
@@ -691,7 +721,28 @@ where
         };
         match item {
             SearchItem::Entry(tag) | SearchItem::Referral(tag) => {
-                return Ok(Some(ResultEntry(tag, controls)));
+                return Ok(Some(ResultEntry(tag, controls, None)));
+            }
+            SearchItem::RawEntry(ber) if self.raw_entries => {
+                let placeholder = StructureTag {
+                    class: TagClass::Application,
+                    id: 4,
+                    payload: PL::P(vec![]),
+                };
+                return Ok(Some(ResultEntry(placeholder, controls, Some(ber))));
+            }
+            SearchItem::RawEntry(ber) => {
+                // Decoded here, as the connection used to decode it.
+                return match lber::parse::parse_tag(&ber) {
+                    Ok((_, tag)) => Ok(Some(ResultEntry(tag, controls, None))),
+                    Err(_) => {
+                        self.rx = None;
+                        Err(LdapError::from(std::io::Error::new(
+                            std::io::ErrorKind::Other,
+                            "decoding error",
+                        )))
+                    }
+                };
             }
             SearchItem::Done(mut res) => {
                 res.ctrls = controls;
