@@ -9,12 +9,26 @@
 //! size limits), after the entries they name exist.
 
 use super::ops::Membership;
-use super::LdapBackend;
+use super::{Flavour, LdapBackend};
 use crate::backend::BackendError;
 
-/// The most value bytes one modify carries: 389 DS refuses requests over
-/// 2 MiB (`nsslapd-maxbersize`), OpenLDAP over 4 MiB for a bound client.
-const MAX_MODIFY_BYTES: usize = 1 << 20;
+/// The most bytes of values one modify carries, under each server's
+/// default request size limit: OpenLDAP 4 MiB for a bound client
+/// (`sockbuf_max_incoming_auth`), 389 DS 2 MiB (`nsslapd-maxbersize`);
+/// Active Directory is given 1 MiB. A group is split only past it: every
+/// further part costs the server a check against all values already added.
+fn max_modify_bytes(flavour: Flavour) -> usize {
+    match flavour {
+        Flavour::Openldap => 3 << 20,
+        Flavour::Ds389 => 3 << 19,
+        Flavour::Ad => 1 << 20,
+    }
+}
+
+/// A value's share of a request: its bytes and its BER header.
+fn cost(m: &Membership) -> usize {
+    m.value.len() + 4
+}
 
 /// What `apply` has held back since the last flush.
 #[derive(Debug, Default)]
@@ -43,7 +57,7 @@ impl LdapBackend {
         let mut errs: Vec<Vec<String>> = vec![Vec::new(); ops];
         members.sort_by_cached_key(|(_, m)| (super::dn::normalise(&m.group_dn), m.attr));
         let items: Vec<(usize, &Membership)> = members.iter().map(|(k, m)| (*k, m)).collect();
-        for part in parts(&items) {
+        for part in parts(&items, max_modify_bytes(self.map.flavour)) {
             let rest = self.create_groups(part.to_vec()).await;
             self.members_phase(true, rest, &mut errs).await;
         }
@@ -61,8 +75,8 @@ impl LdapBackend {
 }
 
 /// `items` (sorted by group) cut where the group changes or a part would
-/// carry more than [`MAX_MODIFY_BYTES`] of values.
-fn parts<'a, 'm>(items: &'a [(usize, &'m Membership)]) -> Vec<&'a [(usize, &'m Membership)]> {
+/// carry more than `limit` bytes of values.
+fn parts<'a, 'm>(items: &'a [(usize, &'m Membership)], limit: usize) -> Vec<&'a [(usize, &'m Membership)]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (_, m)) in items.iter().enumerate() {
@@ -70,11 +84,11 @@ fn parts<'a, 'm>(items: &'a [(usize, &'m Membership)]) -> Vec<&'a [(usize, &'m M
             let prev = items[i - 1].1;
             prev.attr == m.attr && prev.group_dn.eq_ignore_ascii_case(&m.group_dn)
         };
-        if i > start && (!same || bytes + m.value.len() > MAX_MODIFY_BYTES) {
+        if i > start && (!same || bytes + cost(m) > limit) {
             out.push(&items[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += m.value.len();
+        bytes += cost(m);
     }
     if start < items.len() {
         out.push(&items[start..]);
@@ -96,7 +110,8 @@ mod tests {
 
     #[test]
     fn one_part_per_group_unless_it_is_too_big() {
-        let big = "x".repeat(MAX_MODIFY_BYTES / 2 + 1);
+        let limit = 1000;
+        let big = "x".repeat(limit / 2);
         let ms = [
             member("cn=a,dc=x", "u1"),
             member("CN=A,dc=x", "u2"),
@@ -106,8 +121,8 @@ mod tests {
             member("cn=c,dc=x", "u4"),
         ];
         let items: Vec<(usize, &Membership)> = ms.iter().enumerate().collect();
-        let sizes: Vec<usize> = parts(&items).iter().map(|p| p.len()).collect();
+        let sizes: Vec<usize> = parts(&items, limit).iter().map(|p| p.len()).collect();
         assert_eq!(sizes, vec![2, 1, 1, 2]);
-        assert!(parts(&[]).is_empty());
+        assert!(parts(&[], limit).is_empty());
     }
 }
