@@ -82,7 +82,10 @@ impl LdapBackend {
             need_index: self.map.group_kind.by_dn() && !self.map.group_dns.is_empty(),
         };
         let ldap = self.pool.get(0).await?;
-        let scanned = match scan.spawn(ldap, snap).await {
+        // The groups' members are read meanwhile (the connection carries
+        // both searches), and matched to the accounts once both are in.
+        let (scanned, members) = tokio::join!(scan.spawn(ldap, snap), self.group_members());
+        let scanned = match scanned {
             Ok(s) => s,
             Err(e) => {
                 if matches!(e, BackendError::Connect(_)) {
@@ -102,8 +105,7 @@ impl LdapBackend {
             }
         }
         if !self.map.group_dns.is_empty() {
-            let m = self.memberships(&dn_index).await?;
-            snap.add_memberships(m);
+            snap.add_memberships(self.memberships(members?, &dn_index));
         }
         info!(accounts = snap.len(), "LDAP snapshot read.");
         Ok(snap)
@@ -162,11 +164,9 @@ impl LdapBackend {
         r
     }
 
-    /// Read the managed groups' members (one search per parent container).
-    pub(super) async fn memberships(
-        &self,
-        dn_index: &HashMap<String, UserKey>,
-    ) -> Result<Vec<(UserKey, Value)>, BackendError> {
+    /// Read the managed groups' members (one search per parent container):
+    /// (group name, member value) pairs.
+    pub(super) async fn group_members(&self) -> Result<Vec<(String, String)>, BackendError> {
         let mut by_parent: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
             let parsed = Dn::parse(gdn).map_err(BackendError::Schema)?;
@@ -187,21 +187,33 @@ impl LdapBackend {
                 let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
                     return Ok(());
                 };
-                for v in e.values(attr) {
-                    let user = if kind.by_dn() {
-                        dn_index.get(&normalise(v)).cloned()
-                    } else {
-                        Some(UserKey::new(v))
-                    };
-                    if let Some(u) = user {
-                        out.push((u, Value::from(name.as_str())));
-                    }
-                }
+                out.extend(e.values(attr).map(|v| (name.clone(), v.to_string())));
                 Ok(())
             })
             .await?;
         }
         Ok(out)
+    }
+
+    /// The members read, as (account, group): member DNs matched to the
+    /// accounts through `dn_index`, member names (posixGroup) taken as keys.
+    pub(super) fn memberships(
+        &self,
+        members: Vec<(String, String)>,
+        dn_index: &HashMap<String, UserKey>,
+    ) -> Vec<(UserKey, Value)> {
+        let by_dn = self.map.group_kind.by_dn();
+        members
+            .into_iter()
+            .filter_map(|(group, v)| {
+                let user = if by_dn {
+                    dn_index.get(&normalise(&v)).cloned()
+                } else {
+                    Some(UserKey::new(&v))
+                };
+                user.map(|u| (u, Value::from(group.as_str())))
+            })
+            .collect()
     }
 }
 
