@@ -50,7 +50,7 @@ impl LdapBackend {
         }
         if !accounts.is_empty() && !self.map.group_dns.is_empty() && self.map.group_kind.by_dn() {
             let at: HashMap<UserKey, usize> = accounts.iter().enumerate().map(|(i, a)| (a.key.clone(), i)).collect();
-            for (user, group) in self.memberships(self.group_members().await?, &index) {
+            for (user, group) in self.memberships(self.group_members(0).await?, &index) {
                 if let Some(&i) = at.get(&user) {
                     accounts[i].groups.push(group);
                 }

@@ -82,9 +82,16 @@ impl LdapBackend {
             need_index: self.map.group_kind.by_dn() && !self.map.group_dns.is_empty(),
         };
         let ldap = self.pool.get(0).await?;
-        // The groups' members are read meanwhile (the connection carries
-        // both searches), and matched to the accounts once both are in.
-        let (scanned, members) = tokio::join!(scan.spawn(ldap, snap), self.group_members());
+        // The groups' members are read meanwhile, on a second connection (a
+        // server keeps one paged search per connection: a second one there
+        // voids the first one's cookie), and matched to the accounts once
+        // both are in. With one connection, one after the other.
+        let (scanned, members) = if self.pool.size() > 1 {
+            tokio::join!(scan.spawn(ldap, snap), self.group_members(1))
+        } else {
+            let scanned = scan.spawn(ldap, snap).await;
+            (scanned, self.group_members(0).await)
+        };
         let scanned = match scanned {
             Ok(s) => s,
             Err(e) => {
@@ -155,18 +162,29 @@ impl LdapBackend {
         attrs: Vec<String>,
         each: impl FnMut(RawEntry<'_>) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
-        let ldap = self.pool.get(0).await?;
+        self.paged_search_on(0, (base, scope, filter), attrs, each).await
+    }
+
+    /// [`Self::paged_search`] on connection `conn` of the pool.
+    async fn paged_search_on(
+        &self,
+        conn: usize,
+        (base, scope, filter): (&str, Scope, &str),
+        attrs: Vec<String>,
+        each: impl FnMut(RawEntry<'_>) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
+        let ldap = self.pool.get(conn).await?;
         let page = (self.target.page_size, self.pool.op_timeout());
         let r = search_pages(ldap, page, base, scope, filter, attrs, each).await;
         if let Err(BackendError::Connect(_)) = &r {
-            self.pool.drop_conn(0).await;
+            self.pool.drop_conn(conn).await;
         }
         r
     }
 
     /// Read the managed groups' members (one search per parent container):
-    /// (group name, member value) pairs.
-    pub(super) async fn group_members(&self) -> Result<Vec<(String, String)>, BackendError> {
+    /// (group name, member value) pairs, read on connection `conn`.
+    pub(super) async fn group_members(&self, conn: usize) -> Result<Vec<(String, String)>, BackendError> {
         let mut by_parent: Vec<(String, Vec<(String, String)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
             let parsed = Dn::parse(gdn).map_err(BackendError::Schema)?;
@@ -182,7 +200,8 @@ impl LdapBackend {
         let mut out = Vec::new();
         for (parent, groups) in by_parent {
             let filter = format!("(objectClass={})", escape_filter_value(kind.object_class()));
-            self.paged_search(&parent, Scope::OneLevel, &filter, vec![attr.to_string()], |e| {
+            let at = (parent.as_str(), Scope::OneLevel, filter.as_str());
+            self.paged_search_on(conn, at, vec![attr.to_string()], |e| {
                 let ng = normalise(&e.dn);
                 let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
                     return Ok(());
