@@ -278,9 +278,10 @@ impl Pool {
         let (res, retried) = match step {
             Step::Add { dn, attrs } => {
                 self.with_retry(i, "add", |mut l| async move {
-                    let a: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                    // In the mapping's order, the same for every entry.
+                    let a: Vec<(&[u8], Vec<&[u8]>)> = attrs
                         .iter()
-                        .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().cloned().collect()))
+                        .map(|(k, v)| (k.as_bytes(), v.iter().map(Vec::as_slice).collect()))
                         .collect();
                     l.with_timeout(timeout).add(dn, a).await
                 })
@@ -435,9 +436,10 @@ impl Pool {
                             ctrls: Vec::new(),
                         });
                     };
-                    let a: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = attrs
+                    // In the mapping's order, the same for every entry.
+                    let a: Vec<(&[u8], Vec<&[u8]>)> = attrs
                         .iter()
-                        .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().cloned().collect()))
+                        .map(|(k, v)| (k.as_bytes(), v.iter().map(Vec::as_slice).collect()))
                         .collect();
                     l.with_controls(vec![control]).with_timeout(timeout).add(dn, a).await
                 }

@@ -588,10 +588,10 @@ impl Ldap {
     /// Add an entry named by `dn`, with the list of attributes and their values
     /// given in `attrs`. None of the `HashSet`s of values for an attribute may
     /// be empty.
-    pub async fn add<S: AsRef<[u8]> + Eq + Hash>(
+    pub async fn add<S: AsRef<[u8]>, V: IntoIterator<Item = S>>(
         &mut self,
         dn: &str,
-        attrs: Vec<(S, HashSet<S>)>,
+        attrs: Vec<(S, V)>,
     ) -> Result<LdapResult> {
         let mut any_empty = false;
         let req = Tag::Sequence(Sequence {
@@ -606,6 +606,15 @@ impl Ldap {
                     inner: attrs
                         .into_iter()
                         .map(|(name, vals)| {
+                            let vals: Vec<Tag> = vals
+                                .into_iter()
+                                .map(|v| {
+                                    Tag::OctetString(OctetString {
+                                        inner: Vec::from(v.as_ref()),
+                                        ..Default::default()
+                                    })
+                                })
+                                .collect();
                             if vals.is_empty() {
                                 any_empty = true;
                             }
@@ -616,15 +625,7 @@ impl Ldap {
                                         ..Default::default()
                                     }),
                                     Tag::Set(Set {
-                                        inner: vals
-                                            .into_iter()
-                                            .map(|v| {
-                                                Tag::OctetString(OctetString {
-                                                    inner: Vec::from(v.as_ref()),
-                                                    ..Default::default()
-                                                })
-                                            })
-                                            .collect(),
+                                        inner: vals,
                                         ..Default::default()
                                     }),
                                 ],
