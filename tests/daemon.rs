@@ -510,8 +510,9 @@ fn crash_anywhere_leaves_no_duplicate_no_lost_row_and_one_results_file() {
         std::thread::sleep(Duration::from_millis(400));
         kill(&mut d, "400 ms after the last restart".into(), &mut hashes);
     }
-    // The last life finishes the run.
-    let mut d = env.start();
+    // The last life finishes the run (the one before may already have: then
+    // it is stopped once ready, not before its SIGTERM handler is in place).
+    let mut d = env.start_ready();
     assert!(
         wait_until(Duration::from_secs(180), finished),
         "the run never finished:\n{}\nkills: {kill_points:#?}",
