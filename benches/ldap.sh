@@ -128,11 +128,15 @@ dirsync() { "$bin/dirsync" --config "$work/dirsync.toml" "$@"; }
 
 echo
 echo "# P2g: initial load of $ROWS people with their memberships"
+# Each load starts with the disk flushed: the first one's writeback must
+# not land on the second.
 w0=$(writes "$port_a")
+sync
 t=$(now); dirsync apply "$work/base.csv" --results "$work/base.results.csv" >"$work/p2.out"; p2_dirsync=$(since "$t")
 p2_ops=$(($(writes "$port_a") - w0))
 cat "$work/p2.out"
 w0=$(writes "$port_b")
+sync
 t=$(now)
 ldapadd -c "${auth_b[@]}" -f "$work/base.ldif" >/dev/null
 ldapmodify "${auth_b[@]}" -f "$work/members.ldif" >/dev/null
