@@ -41,14 +41,10 @@ impl Pass<'_> {
         let mut held = Vec::new();
         for chunk in todo.chunks(backend.batch_size().max(1)) {
             if let Some(e) = &target_error {
-                for &i in chunk {
-                    p.outcomes[i] = Some(Outcome::new(
-                        Verdict::Failed,
-                        Some(format!(
-                            "not applied: the target failed earlier in this run ({e}); the run resumes when it is back"
-                        )),
-                    ));
-                }
+                let why = format!(
+                    "not applied: the target failed earlier in this run ({e}); the run resumes when it is back"
+                );
+                fail(p, chunk.iter().copied(), &why);
                 continue;
             }
             if (self.ctx.stop)() {
@@ -61,19 +57,21 @@ impl Pass<'_> {
                 Ok(sent) => self.record(sent, plan, roster, writes, p).await?,
                 Err(e) => {
                     warn!(error = ?e, "Target failed during apply; remaining writes not made.");
-                    for &i in chunk {
-                        p.outcomes[i] = Some(Outcome::new(
-                            Verdict::Failed,
-                            Some(format!("target error: {e}; the run resumes when the target is back")),
-                        ));
-                    }
+                    fail(p, chunk.iter().copied(), &gone(&e));
                     target_error = Some(e);
                 }
             }
         }
-        if let Err(e) = self.flush(backend, &mut held, parts, p).await? {
-            warn!(error = ?e, "Target failed while sending the run's group memberships.");
-            target_error.get_or_insert(e);
+        match &target_error {
+            // What was held back is not sent to a target that failed (nor
+            // by a daemon that lost the run): a resumed pass plans it afresh.
+            Some(e) => fail(p, held.iter().map(|(i, _)| *i), &gone(e)),
+            None => {
+                if let Err(e) = self.flush(backend, &mut held, parts, p).await? {
+                    warn!(error = ?e, "Target failed while sending the run's group memberships.");
+                    target_error = Some(e);
+                }
+            }
         }
         Ok(Applied::Through(target_error))
     }
@@ -173,12 +171,7 @@ impl Pass<'_> {
             Ok(problems) => problems,
             Err(e) => {
                 let e = e.to_string();
-                for (i, _) in sent {
-                    p.outcomes[i] = Some(Outcome::new(
-                        Verdict::Failed,
-                        Some(format!("target error: {e}; the run resumes when the target is back")),
-                    ));
-                }
+                fail(p, sent.iter().map(|(i, _)| *i), &gone(&e));
                 return Ok(Err(e));
             }
         };
@@ -200,5 +193,18 @@ impl Pass<'_> {
             Some(m) => m.to_string(),
             None => item_message(item, o, roster, &self.lp.policy),
         }
+    }
+}
+
+/// Why writes failed with the target as a whole.
+fn gone(e: &str) -> String {
+    format!("target error: {e}; the run resumes when the target is back")
+}
+
+/// Items that failed without a write confirmed: their outcome is not
+/// journaled (a resumed pass plans them afresh).
+fn fail(p: &mut Progress, items: impl Iterator<Item = usize>, why: &str) {
+    for i in items {
+        p.outcomes[i] = Some(Outcome::new(Verdict::Failed, Some(why.to_string())));
     }
 }

@@ -184,15 +184,15 @@ impl LdapBackend {
 
     /// Read the managed groups' members (one search per parent container):
     /// (group name, member value) pairs, read on connection `conn`.
-    pub(super) async fn group_members(&self, conn: usize) -> Result<Vec<(String, String)>, BackendError> {
-        let mut by_parent: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    pub(super) async fn group_members(&self, conn: usize) -> Result<Vec<(&str, String)>, BackendError> {
+        let mut by_parent: Vec<(String, Vec<(String, &str)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
             let parsed = Dn::parse(gdn).map_err(BackendError::Schema)?;
             let parent = parsed.split_first().1.to_string_escaped();
             let np = normalise(&parent);
             match by_parent.iter_mut().find(|(p, _)| normalise(p) == np) {
-                Some((_, v)) => v.push((normalise(gdn), name.clone())),
-                None => by_parent.push((parent, vec![(normalise(gdn), name.clone())])),
+                Some((_, v)) => v.push((normalise(gdn), name.as_str())),
+                None => by_parent.push((parent, vec![(normalise(gdn), name.as_str())])),
             }
         }
         let kind = self.map.group_kind;
@@ -206,7 +206,7 @@ impl LdapBackend {
                 let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
                     return Ok(());
                 };
-                out.extend(e.values(attr).map(|v| (name.clone(), v.to_string())));
+                out.extend(e.values(attr).map(|v| (*name, v.to_string())));
                 Ok(())
             })
             .await?;
@@ -218,7 +218,7 @@ impl LdapBackend {
     /// accounts through `dn_index`, member names (posixGroup) taken as keys.
     pub(super) fn memberships(
         &self,
-        members: Vec<(String, String)>,
+        members: Vec<(&str, String)>,
         dn_index: &HashMap<String, UserKey>,
     ) -> Vec<(UserKey, Value)> {
         let by_dn = self.map.group_kind.by_dn();
@@ -230,7 +230,7 @@ impl LdapBackend {
                 } else {
                     Some(UserKey::new(&v))
                 };
-                user.map(|u| (u, Value::from(group.as_str())))
+                user.map(|u| (u, Value::from(group)))
             })
             .collect()
     }
