@@ -506,7 +506,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = rt.block_on(run(cli));
+    // The command runs on a runtime worker, beside the connections' own
+    // tasks: polled from the main thread, every reply a connection hands
+    // over woke a thread across cores (an LDAP load spent a fifth of its
+    // CPU switching threads).
+    let code = rt.block_on(async {
+        match tokio::spawn(run(cli)).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: the command stopped: {e}");
+                ExitCode::from(2)
+            }
+        }
+    });
     // The command is done: whatever a library left running (a pool's
     // maintenance task, a connection's worker) gets a moment, not forever.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));

@@ -462,3 +462,27 @@ fn a_schema_missing_a_mapped_column_is_reported_before_any_write() {
         .expect("count");
     assert_eq!(n, 0, "nothing written");
 }
+
+#[test]
+fn a_target_url_opened_read_only_is_never_written() {
+    let env = Env::new("ignore");
+    let first = env.file("hr.csv", FIRST);
+    let (code, _, out) = env.sync("apply", &first, &[]);
+    assert_eq!(code, 1, "the broken row fails, the others are written: {out}");
+    let before = env.users();
+    assert_eq!(before.len(), 2, "{before:?}");
+    // The same database, opened read-only by the URL: batches must not go
+    // through the embedded writer (which opens the file itself) but be
+    // refused row by row by the database.
+    env.edit("dirsync.toml", "sqlite://state/dir.db", "sqlite://state/dir.db?mode=ro");
+    env.edit("dirsync.toml", "create_schema = true", "create_schema = false");
+    let csv = env.file(
+        "joiner.csv",
+        &format!("{FIRST}newbie,New,Joiner,new@example.org,Clerk,,staff,,\n"),
+    );
+    let (code, results, out) = env.sync("apply", &csv, &[]);
+    assert_eq!(code, 1, "{out}\n{results}");
+    assert_eq!(column(&results, 3, "result"), "failed", "{results}");
+    assert!(column(&results, 3, "message").contains("readonly"), "{results}");
+    assert_eq!(env.users(), before, "nothing written");
+}

@@ -10,9 +10,10 @@ use super::policy::Column;
 use super::report::neutralise;
 use super::roster::{records, RecordIter, Roster, Sheet};
 
-/// A copy of what the echo is rendered from, to take to another thread.
+/// What the echo is rendered from (the text shared, not copied), to take
+/// to another thread.
 pub struct EchoSource {
-    text: String,
+    text: std::sync::Arc<String>,
     body_start: usize,
     first_line: u64,
     delimiter: u8,
@@ -24,7 +25,7 @@ pub struct EchoSource {
 impl EchoSource {
     pub fn of(roster: &Roster) -> EchoSource {
         EchoSource {
-            text: roster.text.clone(),
+            text: std::sync::Arc::clone(&roster.text),
             body_start: roster.body_start,
             first_line: roster.text[..roster.body_start].matches('\n').count() as u64 + 1,
             delimiter: roster.delimiter,

@@ -477,6 +477,13 @@ fn members_a_run_adds_go_out_once_per_group(kind: Kind) {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains(&format!("{n} unchanged")), "{}", run.stdout);
     assert_eq!(env.writes(), before, "a re-run writes nothing");
+    // With one connection the groups are read after the people, on it: the
+    // same memberships, so again nothing to do.
+    env.write_config("batch_size = 25\npage_size = 1\nconnections = 1\n");
+    let run = env.apply(&rows.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("{n} unchanged")), "{}", run.stdout);
+    assert_eq!(env.writes(), before, "a re-run on one connection writes nothing");
 }
 
 matrix!(server_restart_mid_run_loses_and_duplicates_nothing);

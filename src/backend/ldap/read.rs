@@ -183,7 +183,8 @@ impl LdapBackend {
     }
 
     /// Read the managed groups' members (one search per parent container):
-    /// (group name, member value) pairs, read on connection `conn`.
+    /// (group name, member value) pairs, read on connection `conn`; member
+    /// DNs come normalised (`dn::normalise`).
     pub(super) async fn group_members(&self, conn: usize) -> Result<Vec<(&str, String)>, BackendError> {
         let mut by_parent: Vec<(String, Vec<(String, &str)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
@@ -196,7 +197,7 @@ impl LdapBackend {
             }
         }
         let kind = self.map.group_kind;
-        let attr = kind.member_attribute();
+        let (attr, by_dn) = (kind.member_attribute(), kind.by_dn());
         let mut out = Vec::new();
         for (parent, groups) in by_parent {
             let filter = format!("(objectClass={})", escape_filter_value(kind.object_class()));
@@ -206,7 +207,12 @@ impl LdapBackend {
                 let Some((_, name)) = groups.iter().find(|(g, _)| *g == ng) else {
                     return Ok(());
                 };
-                out.extend(e.values(attr).map(|v| (*name, v.to_string())));
+                // Member DNs normalised here, while the people are still
+                // being read, not after.
+                match by_dn {
+                    true => out.extend(e.values(attr).map(|v| (*name, normalise(v)))),
+                    false => out.extend(e.values(attr).map(|v| (*name, v.to_string()))),
+                }
                 Ok(())
             })
             .await?;
@@ -214,8 +220,9 @@ impl LdapBackend {
         Ok(out)
     }
 
-    /// The members read, as (account, group): member DNs matched to the
-    /// accounts through `dn_index`, member names (posixGroup) taken as keys.
+    /// The members read, as (account, group): member DNs (normalised by
+    /// [`Self::group_members`]) matched to the accounts through `dn_index`,
+    /// member names (posixGroup) taken as keys.
     pub(super) fn memberships(
         &self,
         members: Vec<(&str, String)>,
@@ -226,7 +233,7 @@ impl LdapBackend {
             .into_iter()
             .filter_map(|(group, v)| {
                 let user = if by_dn {
-                    dn_index.get(&normalise(&v)).cloned()
+                    dn_index.get(&v).cloned()
                 } else {
                     Some(UserKey::new(&v))
                 };

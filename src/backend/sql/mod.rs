@@ -14,6 +14,8 @@ mod adopt;
 mod bulk;
 mod config;
 mod lite;
+mod mapping;
+mod open;
 mod password;
 mod rows;
 mod schema;
@@ -21,19 +23,19 @@ mod snapshot;
 mod stmt;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 pub use crate::redact::redact_url;
 pub use config::{valid_identifier, PasswordScheme, SqlGroups, SqlMapping, SqlScope, SqlTarget};
 
 use super::{Backend, BackendError, Op, OpResult};
 use crate::core::{Policy, Secret, Snapshot, UserKey};
+pub use mapping::hash_password;
+use mapping::{hash_with, resolve, Col, Params, Resolved};
+pub use open::creates_on_open;
+use open::{is_connection_error, open_pool, sqlx_message};
 use schema::Kind;
 
 /// Why one transaction of a batch did not commit.
@@ -45,7 +47,7 @@ enum BatchError {
     /// This process lost its hold on the run ([`crate::backend::guard`]).
     Fenced,
 }
-use stmt::{with_pool, Bind, Exec, Pool, Stmt};
+use stmt::{with_pool, Exec, Pool, Stmt};
 
 /// An update whose row is gone.
 const VANISHED: &str = "the account is no longer in the target (changed since the snapshot); run again";
@@ -85,105 +87,6 @@ impl Dialect {
     }
 }
 
-/// Builds placeholders in the dialect's style (`?` or `$n`).
-struct Params {
-    dialect: Dialect,
-    n: usize,
-}
-
-impl Params {
-    fn new(dialect: Dialect) -> Self {
-        Params { dialect, n: 0 }
-    }
-    fn next(&mut self) -> String {
-        self.n += 1;
-        match self.dialect {
-            Dialect::Postgres => format!("${}", self.n),
-            _ => "?".to_string(),
-        }
-    }
-}
-
-/// A mapped column: quoted name and what it holds.
-#[derive(Clone, Debug)]
-struct Col {
-    q: String,
-    kind: Kind,
-    /// The column's name as the policy gives it (for messages).
-    name: String,
-    /// Longest value the column holds, in characters (varchar(n)).
-    max_len: Option<i64>,
-}
-
-/// How passwords are hashed.
-#[derive(Clone, Copy, Debug)]
-enum Hashing {
-    Argon2id { memory_kib: u32, iterations: u32 },
-    Bcrypt { cost: u32 },
-}
-
-/// The mapping with attribute indexes resolved, identifiers quoted and
-/// column types known.
-struct Resolved {
-    d: Dialect,
-    table: String,
-    key: Col,
-    /// (attribute index, column)
-    columns: Vec<(usize, Col)>,
-    /// Attributes dirsync never writes (`update = "never"`): read only.
-    never: Vec<usize>,
-    status: Option<Col>,
-    active_value: String,
-    leaver_value: String,
-    left_at: Option<Col>,
-    deleted_at: Option<Col>,
-    must_change: Option<Col>,
-    password: Option<Col>,
-    scope: Option<(Col, String)>,
-    /// (table, user column, group column), quoted.
-    groups: Option<(String, String, String)>,
-    managed_groups: Vec<String>,
-    hashing: Hashing,
-    attr_count: usize,
-    raw: SqlMapping,
-}
-
-impl Resolved {
-    /// The columns a new account's row is written with: every mapped one
-    /// but those dirsync never writes.
-    fn created_columns(&self) -> impl Iterator<Item = &(usize, Col)> {
-        self.columns.iter().filter(|(i, _)| !self.never.contains(i))
-    }
-
-    /// A parameter placed into a column of this kind (text cast to a
-    /// PostgreSQL enum/domain; Unix seconds to a timestamp).
-    fn value_expr(&self, c: &Col, p: &str) -> String {
-        match (&c.kind, self.d) {
-            (Kind::UserDefined(t), Dialect::Postgres) => format!("CAST({p} AS {})", self.d.quote(t)),
-            (Kind::Time, Dialect::Postgres) => format!("to_timestamp({p})"),
-            (Kind::Time, Dialect::Mysql) => format!("FROM_UNIXTIME({p})"),
-            _ => p.to_string(),
-        }
-    }
-    /// The column read back as text (timestamps as Unix seconds).
-    fn read_expr(&self, c: &Col) -> String {
-        match (&c.kind, self.d) {
-            (Kind::Time, Dialect::Postgres) => {
-                format!("CAST(CAST(EXTRACT(EPOCH FROM {}) AS BIGINT) AS TEXT)", c.q)
-            }
-            (Kind::Time, Dialect::Mysql) => format!("CAST(UNIX_TIMESTAMP({}) AS CHAR)", c.q),
-            _ => self.d.as_text(&c.q),
-        }
-    }
-    /// A flag value for a boolean or 0/1 column.
-    fn flag(&self, c: &Col, v: bool) -> Bind<'static> {
-        match c.kind {
-            Kind::Bool => Bind::Bool(v),
-            _ => Bind::Int(Some(i64::from(v))),
-        }
-    }
-}
-
 /// The SQL backend for one (target, policy) pair.
 pub struct SqlBackend {
     pool: Pool,
@@ -202,83 +105,6 @@ pub struct SqlBackend {
     lite_file: Option<std::path::PathBuf>,
     /// Batches are written to `lite_file` through rusqlite too.
     lite_writes: bool,
-}
-
-fn sqlx_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// Errors that mean the database (not one row) is the problem.
-fn is_connection_error(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed
-    )
-}
-
-async fn open_pool(target: &SqlTarget, dialect: Dialect, password: Option<&Secret>) -> Result<Pool, sqlx::Error> {
-    let timeout = std::time::Duration::from_secs(15);
-    let max = target.max_connections.max(1);
-    match dialect {
-        Dialect::Postgres => {
-            let mut o = PgConnectOptions::from_str(&target.url)?;
-            if let Some(pw) = password {
-                o = o.password(pw.expose());
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(timeout)
-                .connect_with(o)
-                .await?;
-            Ok(Pool::Pg(pool))
-        }
-        Dialect::Mysql => {
-            let url = target.url.replacen("mariadb://", "mysql://", 1);
-            let mut o = MySqlConnectOptions::from_str(&url)?;
-            if let Some(pw) = password {
-                o = o.password(pw.expose());
-            }
-            let pool = MySqlPoolOptions::new()
-                .max_connections(max)
-                .acquire_timeout(timeout)
-                .connect_with(o)
-                .await?;
-            Ok(Pool::My(pool))
-        }
-        Dialect::Sqlite => {
-            let mut o = SqliteConnectOptions::from_str(&target.url)?;
-            if target.create_schema {
-                o = o.create_if_missing(true);
-            }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(timeout)
-                .connect_with(o)
-                .await?;
-            Ok(Pool::Lite(pool))
-        }
-    }
-}
-
-/// Whether opening `target` may create something: its tables
-/// (`create_schema`), or the embedded SQLite file itself. A run reads such a
-/// target only once its file is known to be good.
-pub fn creates_on_open(target: &SqlTarget) -> bool {
-    if !target.create_schema {
-        return false;
-    }
-    match (Dialect::of(&target.url), lite::file_of(&target.url)) {
-        (Dialect::Sqlite, Some(file)) => !file.exists(),
-        _ => true,
-    }
 }
 
 impl SqlBackend {
@@ -472,73 +298,6 @@ impl SqlBackend {
                 _ => None,
             })
             .collect()
-    }
-}
-
-/// Hash one password with the mapping's scheme.
-fn hash_with(h: Hashing, secret: &Secret) -> Result<String, String> {
-    match h {
-        Hashing::Argon2id { memory_kib, iterations } => hash_password(secret, memory_kib, iterations),
-        Hashing::Bcrypt { cost } => {
-            bcrypt::hash(secret.expose(), cost).map_err(|e| format!("hashing a password (bcrypt): {e}"))
-        }
-    }
-}
-
-/// An argon2id PHC string.
-pub fn hash_password(secret: &Secret, memory_kib: u32, iterations: u32) -> Result<String, String> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let params = argon2::Params::new(memory_kib, iterations, 1, None).map_err(|e| format!("argon2 parameters: {e}"))?;
-    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::generate(&mut OsRng);
-    a.hash_password(secret.expose().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("hashing a password: {e}"))
-}
-
-fn resolve(m: &SqlMapping, policy: &Policy, d: Dialect, cat: &schema::Catalog) -> Resolved {
-    let col = |table: &str, c: &str| Col {
-        q: d.quote(c),
-        kind: cat.column(table, c).map(|i| i.kind.clone()).unwrap_or(Kind::Text),
-        name: format!("{table}.{c}"),
-        max_len: cat.column(table, c).and_then(|i| i.max_len),
-    };
-    let t = m.table.as_str();
-    let opt = |c: &Option<String>| c.as_deref().map(|c| col(t, c));
-    Resolved {
-        d,
-        table: d.quote(&m.table),
-        key: col(t, &m.key),
-        columns: m
-            .columns
-            .iter()
-            .filter_map(|(f, c)| policy.attribute_index(f).map(|i| (i, col(t, c))))
-            .collect(),
-        never: (0..policy.attributes.len())
-            .filter(|i| !policy.attr_rule(*i).update.on_create())
-            .collect(),
-        status: opt(&m.status_column),
-        active_value: m.active_value.clone(),
-        leaver_value: m.leaver_value.clone(),
-        left_at: opt(&m.left_at_column),
-        deleted_at: opt(&m.deleted_at_column),
-        must_change: opt(&m.must_change_column),
-        password: opt(&m.password_column),
-        scope: m.scope.as_ref().map(|s| (col(t, &s.column), s.value.clone())),
-        groups: m
-            .groups
-            .as_ref()
-            .map(|g| (d.quote(&g.table), d.quote(&g.user_column), d.quote(&g.group_column))),
-        managed_groups: policy.groups.managed.clone(),
-        hashing: match m.password_scheme {
-            PasswordScheme::Argon2id => Hashing::Argon2id {
-                memory_kib: m.argon2_memory_kib,
-                iterations: m.argon2_iterations,
-            },
-            PasswordScheme::Bcrypt => Hashing::Bcrypt { cost: m.bcrypt_cost },
-        },
-        attr_count: policy.attributes.len(),
-        raw: m.clone(),
     }
 }
 

@@ -62,8 +62,8 @@ impl Entry {
 #[derive(Debug)]
 pub struct Roster {
     /// The decoded text (without BOM), kept so the results file can echo the
-    /// input exactly.
-    pub text: String,
+    /// input exactly (shared, not copied, with the echo rendered meanwhile).
+    pub text: std::sync::Arc<String>,
     /// Byte offset in `text` where the CSV starts (after an Excel `sep=` line).
     pub body_start: usize,
     pub delimiter: u8,
@@ -194,7 +194,7 @@ fn parse_text(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
         .at_line(line));
     }
     let mut roster = rows.finish(body_start, delimiter, None)?;
-    roster.text = text;
+    roster.text = std::sync::Arc::new(text);
     Ok(roster)
 }
 
@@ -375,7 +375,7 @@ impl<'p> Rows<'p> {
         }
         let has_groups = self.columns.contains(&Column::Groups) || !policy.groups.default.is_empty();
         let mut roster = Roster {
-            text: String::new(),
+            text: Default::default(),
             body_start,
             delimiter,
             header: self.header,
