@@ -1,7 +1,8 @@
-//! One batch of writes: intents (and fresh passwords and activation tokens)
-//! journaled first, then the writes, then their outcomes — at once, or,
-//! for a backend that holds part of its writes back until the end of the
-//! run ([`Backend::holds`]), once that part is sent too.
+//! The writes of a pass, batch by batch: a batch's intents (and fresh
+//! passwords and activation tokens) journaled first, then its writes, then
+//! their outcomes — journaled while the next batch is applied, or, for a
+//! backend that holds part of its writes back until the end of the run
+//! ([`Backend::holds`]), once that part is sent too.
 
 use super::pipeline::Pass;
 use super::resume::Progress;
@@ -24,8 +25,11 @@ pub(super) enum Applied {
 
 impl Pass<'_> {
     /// The writes of `todo`, batch by batch; between batches the pass may
-    /// be asked to stop. What the backend held back is sent at the end (or
-    /// before stopping).
+    /// be asked to stop. While a batch is applied, the journal takes the
+    /// previous batch's outcomes and the next batch's intents, so the
+    /// target and the journal work at once (each intent is still journaled
+    /// before its write). What the backend held back is sent at the end
+    /// (or before stopping).
     pub(super) async fn apply_all<'o>(
         &self,
         backend: &dyn Backend,
@@ -39,7 +43,12 @@ impl Pass<'_> {
         let mut target_error: Option<String> = None;
         // Writes whose outcome waits for the backend's held-back part.
         let mut held = Vec::new();
-        for chunk in todo.chunks(backend.batch_size().max(1)) {
+        // Writes made whose outcomes are not journaled yet.
+        let mut made: Vec<(usize, OpResult)> = Vec::new();
+        let chunks: Vec<&[usize]> = todo.chunks(backend.batch_size().max(1)).collect();
+        // Whether the current batch's intents are journaled already.
+        let mut intended = false;
+        for (k, chunk) in chunks.iter().enumerate() {
             if let Some(e) = &target_error {
                 let why = format!(
                     "not applied: the target failed earlier in this run ({e}); the run resumes when it is back"
@@ -49,19 +58,38 @@ impl Pass<'_> {
             }
             if (self.ctx.stop)() {
                 info!("Stopping between batches; the run resumes on restart.");
+                self.record(std::mem::take(&mut made), plan, roster, writes, p).await?;
                 let _ = self.flush(backend, &mut held, parts, p).await?;
                 return Ok(Applied::Stopped);
             }
-            match self.send(backend, chunk, plan, roster, writes, fresh, op, p).await? {
-                Ok(sent) if backend.holds() => held.extend(sent),
-                Ok(sent) => self.record(sent, plan, roster, writes, p).await?,
+            if !intended {
+                self.intend(chunk, parts, fresh, p).await?;
+            }
+            let next = chunks.get(k + 1).copied();
+            let done = std::mem::take(&mut made);
+            let journal = async {
+                self.record(done, plan, roster, writes, p).await?;
+                if let Some(next) = next {
+                    self.intend(next, parts, fresh, p).await?;
+                }
+                Ok::<(), SyncError>(())
+            };
+            let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
+            let (applied, journaled) = tokio::join!(backend.apply(&ops), journal);
+            journaled?;
+            intended = next.is_some();
+            match applied {
+                Ok(r) if backend.holds() => held.extend(chunk.iter().copied().zip(r)),
+                Ok(r) => made = chunk.iter().copied().zip(r).collect(),
                 Err(e) => {
+                    let e = e.to_string();
                     warn!(error = ?e, "Target failed during apply; remaining writes not made.");
                     fail(p, chunk.iter().copied(), &gone(&e));
                     target_error = Some(e);
                 }
             }
         }
+        self.record(made, plan, roster, writes, p).await?;
         match &target_error {
             // What was held back is not sent to a target that failed (nor
             // by a daemon that lost the run): a resumed pass plans it afresh.
@@ -76,22 +104,15 @@ impl Pass<'_> {
         Ok(Applied::Through(target_error))
     }
 
-    /// Send one batch: intents (and fresh passwords) journaled first, then
-    /// the writes. Their results, for [`Pass::record`]; `Ok(Err(e))`: the
-    /// target failed as a whole and nothing of the batch is confirmed.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn send<'o>(
+    /// Before a batch is sent: its intents (and fresh passwords and
+    /// activation tokens) journaled.
+    async fn intend(
         &self,
-        backend: &dyn Backend,
         chunk: &[usize],
-        plan: &Plan,
-        roster: &Roster,
-        writes: &Writes,
+        (plan, roster, writes): (&Plan, &Roster, &Writes),
         fresh: &[bool],
-        op: &impl Fn(usize) -> Op<'o>,
-        p: &mut Progress,
-    ) -> Result<Result<Vec<(usize, OpResult)>, String>, SyncError> {
-        let journal = self.ctx.journal;
+        p: &Progress,
+    ) -> Result<(), SyncError> {
         let intents: Vec<(&ItemId, ChangeKind)> = chunk
             .iter()
             .map(|&i| (&p.ids[i], plan.items[i].change.kind()))
@@ -102,12 +123,8 @@ impl Pass<'_> {
             .filter_map(|&i| writes.sealed(i).map(|pw| (&p.ids[i], pw)))
             .collect();
         self.issue_tokens(chunk, plan, roster, writes, fresh, p).await?;
-        journal.record_intent(self.run.id, &intents, &secrets).await?;
-        let ops: Vec<Op<'_>> = chunk.iter().map(|&i| op(i)).collect();
-        Ok(match backend.apply(&ops).await {
-            Ok(r) => Ok(chunk.iter().copied().zip(r).collect()),
-            Err(e) => Err(e.to_string()),
-        })
+        self.ctx.journal.record_intent(self.run.id, &intents, &secrets).await?;
+        Ok(())
     }
 
     /// The outcomes of sent writes, journaled.
@@ -119,6 +136,9 @@ impl Pass<'_> {
         writes: &Writes,
         p: &mut Progress,
     ) -> Result<(), SyncError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
         let done: Vec<(usize, Outcome)> = sent
             .into_iter()
             .map(|(i, r)| (i, writes.outcome(i, r, &plan.items[i].change)))
