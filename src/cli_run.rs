@@ -164,14 +164,18 @@ pub struct RunRequest {
     pub mail_to: Option<String>,
 }
 
+/// The run's summary on stdout. Written whole, and a closed stdout (the
+/// output piped into `head`) is not an error: the run is over and journaled.
 fn print_report(report: &RunReport, file: &Path) {
+    use std::fmt::Write as _;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let mut out = String::new();
     if let Some(e) = &report.file_error {
-        println!("{}: rejected, nothing written: {e}", file.display());
+        let _ = writeln!(out, "{}: rejected, nothing written: {e}", file.display());
     } else if report.target_error.is_some() && report.summary.changes.is_empty() {
-        println!("{}: not run, the target is unavailable", file.display());
+        let _ = writeln!(out, "{}: not run, the target is unavailable", file.display());
     } else {
         let mode = match report.state {
             RunState::Preview => "preview, nothing written",
@@ -179,22 +183,24 @@ fn print_report(report: &RunReport, file: &Path) {
             RunState::Failed => "stopped by a target failure",
             _ => "applied",
         };
-        println!("{}: {} [{mode}]", file.display(), report.summary);
+        let _ = writeln!(out, "{}: {} [{mode}]", file.display(), report.summary);
         for b in &report.breaches {
-            println!("held: {b}");
+            let _ = writeln!(out, "held: {b}");
         }
     }
     if let Some(e) = &report.target_error {
-        println!(
+        let _ = writeln!(
+            out,
             "target error: {e}\nthe run is journaled as failed; `dirsync apply` of the same file (or `dirsync runs resume {}`) resumes it",
             report.run_id
         );
     }
     if let Some(h) = &report.approve_hint {
-        println!("{h}");
+        let _ = writeln!(out, "{h}");
     }
-    println!("results: {}", report.results.display());
-    println!("run: {} ({})", report.run_id, report.state.as_str());
+    let _ = writeln!(out, "results: {}", report.results.display());
+    let _ = writeln!(out, "run: {} ({})", report.run_id, report.state.as_str());
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
 }
 
 /// `dirsync check FILE` / `dirsync apply FILE`.

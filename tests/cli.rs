@@ -486,3 +486,25 @@ fn a_target_url_opened_read_only_is_never_written() {
     assert!(column(&results, 3, "message").contains("readonly"), "{results}");
     assert_eq!(env.users(), before, "nothing written");
 }
+
+#[test]
+fn a_closed_stdout_does_not_crash_a_run() {
+    let env = Env::new("ignore");
+    let csv = env.file("hr.csv", FIRST);
+    // The reading end is closed before the run prints its summary (as
+    // `dirsync apply … | head -0` would).
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.path("dirsync.toml"))
+        .args(["apply", csv.to_str().expect("utf-8 path")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dirsync");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "the broken row fails, the others are written: {stderr}");
+    assert_eq!(env.users().len(), 2);
+}

@@ -14,6 +14,7 @@ use tracing::info;
 
 use super::dn::normalise;
 use super::ops::{m, Builder, ModKind, OpSteps, Step};
+use super::scan::DnIndex;
 use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Account, Diff, UserKey};
@@ -29,7 +30,7 @@ impl LdapBackend {
         let unkeyed = format!("(&{classes}(!({}=*)))", self.map.key_attr);
         let any = format!("(&{classes})");
         let mut accounts = Vec::new();
-        let mut index: HashMap<String, UserKey> = HashMap::new();
+        let mut index = DnIndex::default();
         let places = self
             .target
             .base

@@ -5,101 +5,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use ldap3::controls::RawControl;
-use ldap3::exop::{EndTxn, PasswordModify, StartTxn};
+use ldap3::exop::PasswordModify;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope};
 use tracing::{debug, warn};
 
 use super::config::LdapTarget;
+use super::rc::{connection_lost, describe, transient_rc};
 
 /// Why a write was not sent (see `backend::guard`).
-const FENCED: &str = "not sent: this daemon no longer holds the run (its lease lapsed)";
+pub(super) const FENCED: &str = "not sent: this daemon no longer holds the run (its lease lapsed)";
 use super::ops::{Membership, ModKind, Modification, Step};
 use crate::backend::BackendError;
 use crate::core::Secret;
-
-/// Result codes worth retrying: busy, unavailable, unwillingToPerform is not.
-fn transient_rc(rc: u32) -> bool {
-    matches!(rc, 51 | 52 | 81 | 85)
-}
-
-/// Client-side errors that mean the connection is gone or stuck.
-fn connection_lost(e: &LdapError) -> bool {
-    matches!(
-        e,
-        LdapError::Io { .. }
-            | LdapError::OpSend { .. }
-            | LdapError::ResultRecv { .. }
-            | LdapError::IdScrubSend { .. }
-            | LdapError::Timeout { .. }
-            | LdapError::EndOfStream
-    )
-}
-
-/// A short name for common result codes, for messages.
-pub fn rc_name(rc: u32) -> &'static str {
-    match rc {
-        1 => "operationsError",
-        3 => "timeLimitExceeded",
-        4 => "sizeLimitExceeded",
-        16 => "noSuchAttribute",
-        17 => "undefinedAttributeType",
-        19 => "constraintViolation",
-        20 => "attributeOrValueExists",
-        21 => "invalidAttributeSyntax",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        64 => "namingViolation",
-        65 => "objectClassViolation",
-        66 => "notAllowedOnNonLeaf",
-        67 => "notAllowedOnRDN",
-        68 => "entryAlreadyExists",
-        80 => "other",
-        _ => "error",
-    }
-}
-
-/// What a failed result means, in the same words whichever server said it
-/// (OpenLDAP, Active Directory and 389 DS word and number some of these
-/// differently), and what to do about it.
-pub fn explain(rc: u32, text: &str) -> Option<&'static str> {
-    let t = text.to_ascii_lowercase();
-    let about_password = t.contains("password") || t.contains("pwd") || t.contains("0000052d");
-    match rc {
-        // (AD also answers 68 for a member value that is already there.)
-        68 if !t.contains("attribute") => Some("an entry with this name already exists (another account or object holds it): rename or remove that entry, or change the row"),
-        19 | 53 if about_password => Some(
-            "the password does not meet the server's password policy (length, complexity or history): give a stronger password or change the policy",
-        ),
-        19 if t.contains("already exists") || t.contains("unique") => Some(
-            "a value that must be unique is already used by another entry: change the row or the other entry",
-        ),
-        50 => Some("the bind DN may not make this change: give it write access to this part of the tree"),
-        65 if t.contains("member") => {
-            Some("a groupOfNames must keep one member: give managed groups a placeholder member")
-        }
-        32 => Some("the parent entry or the entry itself does not exist"),
-        _ => None,
-    }
-}
-
-pub fn describe(r: &LdapResult) -> String {
-    let text = if r.text.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", r.text.trim_end_matches(['\0', '\n']))
-    };
-    match explain(r.rc, &r.text) {
-        Some(why) => format!("{why} (LDAP {} {}{text})", r.rc, rc_name(r.rc)),
-        None => format!("LDAP {} {}{text}", r.rc, rc_name(r.rc)),
-    }
-}
 
 /// The connections to one server.
 pub struct Pool {
@@ -384,98 +301,6 @@ impl Pool {
     }
 }
 
-/// Why a group of adds in one transaction was not committed.
-pub enum TxnFailure {
-    /// The server does not do transactions: stop trying.
-    Unsupported(String),
-    /// The connection went away: some adds may have been committed.
-    Lost(String),
-    /// An add or the commit was refused: nothing was committed.
-    Refused(String),
-}
-
-const TXN_REQUEST_OID: &str = "1.3.6.1.1.21.2";
-
-impl Pool {
-    /// Add entries in one LDAP transaction (RFC 5805): OpenLDAP's mdb then
-    /// commits them in one write transaction, which roughly halves the cost
-    /// of an add. All or nothing: on failure the caller adds them one by one.
-    pub async fn add_in_txn(&self, i: usize, adds: &[&Step], in_flight: usize) -> Result<(), TxnFailure> {
-        let timeout = self.op_timeout();
-        if let Some(why) = self.gone() {
-            return Err(TxnFailure::Lost(why));
-        }
-        let mut l = self.get(i).await.map_err(|e| TxnFailure::Lost(e.to_string()))?;
-        let lost = |e: LdapError| TxnFailure::Lost(e.to_string());
-        let start = l.with_timeout(timeout).extended(StartTxn).await.map_err(lost)?;
-        if start.1.rc != 0 {
-            return Err(TxnFailure::Unsupported(describe(&start.1)));
-        }
-        let id = start
-            .0
-            .val
-            .and_then(|v| String::from_utf8(v).ok())
-            .ok_or_else(|| TxnFailure::Unsupported("the server's transaction id is not text".into()))?;
-        let control = RawControl {
-            ctype: TXN_REQUEST_OID.to_string(),
-            crit: true,
-            val: Some(id.as_bytes().to_vec()),
-        };
-        let results: Vec<Result<LdapResult, LdapError>> = futures::stream::iter(0..adds.len())
-            .map(|n| {
-                let mut l = l.clone();
-                let control = control.clone();
-                let s = adds[n];
-                async move {
-                    let Step::Add { dn, attrs } = s else {
-                        return Ok(LdapResult {
-                            rc: 80,
-                            matched: String::new(),
-                            text: "not an add".into(),
-                            refs: Vec::new(),
-                            ctrls: Vec::new(),
-                        });
-                    };
-                    // In the mapping's order, the same for every entry.
-                    let a: Vec<(&[u8], Vec<&[u8]>)> = attrs
-                        .iter()
-                        .map(|(k, v)| (k.as_bytes(), v.iter().map(Vec::as_slice).collect()))
-                        .collect();
-                    l.with_controls(vec![control]).with_timeout(timeout).add(dn, a).await
-                }
-            })
-            .buffer_unordered(in_flight.max(1))
-            .collect()
-            .await;
-        let mut refused = None;
-        for r in results {
-            match r {
-                Ok(r) if r.rc == 0 => {}
-                Ok(r) => refused = Some(describe(&r)),
-                Err(e) => {
-                    self.drop_conn(i).await;
-                    return Err(TxnFailure::Lost(e.to_string()));
-                }
-            }
-        }
-        // The last moment before the entries become visible.
-        if !crate::backend::guard::may_write() {
-            refused = Some(FENCED.to_string());
-        }
-        let commit = refused.is_none();
-        let end = l
-            .with_timeout(timeout)
-            .extended(EndTxn { txn_id: &id, commit })
-            .await
-            .map_err(|e| TxnFailure::Lost(e.to_string()))?;
-        match (refused, end.1.rc) {
-            (Some(m), _) => Err(TxnFailure::Refused(m)),
-            (None, 0) => Ok(()),
-            (None, _) => Err(TxnFailure::Refused(describe(&end.1))),
-        }
-    }
-}
-
 impl Pool {
     /// Whether an entry exists (base search).
     pub async fn exists(&self, i: usize, dn: &str) -> Result<bool, String> {
@@ -546,51 +371,4 @@ fn tls_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, Backe
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::explain;
-
-    /// The words of slapd 2.5, Samba 4.17 and 389 DS 2.3, as the LDAP
-    /// matrix (tests/ldap) saw them: one explanation per class.
-    #[test]
-    fn the_same_failure_reads_the_same_from_every_server() {
-        let policy = explain(19, "").map(|_| ());
-        assert_eq!(policy, None, "a bare constraint violation is not guessed at");
-        for (rc, text) in [
-            (19, "Password fails quality checking policy"),
-            (
-                19,
-                "0000052D: Constraint violation - check_password_restrictions: the password is too short.",
-            ),
-            (19, "Failed to update password"),
-        ] {
-            assert!(
-                explain(rc, text).is_some_and(|e| e.contains("password policy")),
-                "{text}"
-            );
-        }
-        for text in [
-            "",
-            "Entry CN=taken,OU=Finance,OU=people,DC=example,DC=org already exists",
-        ] {
-            assert!(
-                explain(68, text).is_some_and(|e| e.contains("already exists")),
-                "{text}"
-            );
-        }
-        // AD's 68 for a member value already present is not a name clash.
-        assert_eq!(explain(68, "Attribute member already exists for target GUID x"), None);
-        for text in [
-            "no write access to parent",
-            "00002098: Object CN=jsmith,OU=Finance has no write property access",
-            "Insufficient 'add' privilege to add the entry 'uid=bjones,ou=Sales'.",
-        ] {
-            assert!(
-                explain(50, text).is_some_and(|e| e.contains("may not make this change")),
-                "{text}"
-            );
-        }
-    }
 }

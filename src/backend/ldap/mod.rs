@@ -20,9 +20,11 @@ mod held;
 mod norm;
 pub mod ops;
 mod password;
+mod rc;
 mod read;
 mod scan;
 mod schema;
+mod txn;
 mod write;
 
 use std::collections::HashMap;

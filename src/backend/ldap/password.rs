@@ -13,9 +13,9 @@ use ldap3::exop::PasswordModify;
 use ldap3::{LdapResult, Mod, Scope};
 
 use super::config::{Flavour, PasswordMethod};
-use super::conn::explain;
 use super::dn::{escape_filter_value, normalise};
 use super::ops::{ssha512, unicode_pwd, UAC_NORMAL_ACCOUNT};
+use super::rc::explain;
 use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Secret, UserKey};
@@ -38,7 +38,7 @@ fn refused(r: &LdapResult) -> BackendError {
                 format!(": \"{text}\"")
             }
         )),
-        _ => BackendError::Other(super::conn::describe(r)),
+        _ => BackendError::Other(super::rc::describe(r)),
     }
 }
 
@@ -123,7 +123,7 @@ impl LdapBackend {
             if res.rc != 0 {
                 return Err(BackendError::Other(format!(
                     "the password is set but the account could not be enabled: {}",
-                    super::conn::describe(&res)
+                    super::rc::describe(&res)
                 )));
             }
         }

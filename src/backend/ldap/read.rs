@@ -1,14 +1,13 @@
 //! The snapshot: one paged search of the managed scope, and the managed
 //! groups' members.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::info;
 
 use super::dn::{escape_filter_value, normalise, Dn};
-use super::scan::{search_pages, Reader, Scan, Scanned};
+use super::scan::{search_pages, DnIndex, Reader, Scan, Scanned};
 use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Account, Snapshot, UserKey, Value};
@@ -223,11 +222,7 @@ impl LdapBackend {
     /// The members read, as (account, group): member DNs (normalised by
     /// [`Self::group_members`]) matched to the accounts through `dn_index`,
     /// member names (posixGroup) taken as keys.
-    pub(super) fn memberships(
-        &self,
-        members: Vec<(&str, String)>,
-        dn_index: &HashMap<String, UserKey>,
-    ) -> Vec<(UserKey, Value)> {
+    pub(super) fn memberships(&self, members: Vec<(&str, String)>, dn_index: &DnIndex) -> Vec<(UserKey, Value)> {
         let by_dn = self.map.group_kind.by_dn();
         members
             .into_iter()

@@ -15,10 +15,10 @@ use std::time::Duration;
 use ldap3::adapters::PagedResults;
 use ldap3::{Ldap, LdapResult, Scope, SearchOptions};
 
-use super::conn::describe;
 use super::dn::Dn;
 use super::norm::{normalised_split, parent};
 use super::ops::{self, Lock, Mapping, UAC_ACCOUNTDISABLE};
+use super::rc::describe;
 use super::read::RawEntry;
 use crate::backend::BackendError;
 use crate::core::{Account, AccountState, Snapshot, UserKey, Value};
@@ -121,11 +121,15 @@ pub(super) struct Scan {
     pub need_index: bool,
 }
 
+/// Normalised DN → account (foldhash: SipHash on 100k long DNs showed in
+/// the snapshot's profile).
+pub(super) type DnIndex = HashMap<String, UserKey, foldhash::fast::RandomState>;
+
 /// What the read gave.
 pub(super) struct Scanned {
     pub snap: Snapshot,
     /// Normalised DN → account, when `need_index`.
-    pub dn_index: HashMap<String, UserKey>,
+    pub dn_index: DnIndex,
     /// AD: each account's `userAccountControl` (key folded).
     pub uac: Vec<(String, u32)>,
 }
@@ -151,7 +155,7 @@ impl Scan {
     }
 
     async fn run(self, ldap: Ldap, mut snap: Snapshot) -> Result<Scanned, BackendError> {
-        let mut dn_index: HashMap<String, UserKey> = HashMap::new();
+        let mut dn_index = DnIndex::default();
         let mut seen = HashSet::new();
         let mut uac = Vec::new();
         // Normalised DNs are needed only to match group members and to skip

@@ -9,11 +9,12 @@ use tracing::{debug, info, warn};
 use futures::StreamExt;
 use ldap3::{Scope, SearchEntry};
 
-use super::conn::{coalesce, TxnFailure};
+use super::conn::coalesce;
 use super::dn::{normalise, Dn};
 use super::ops::{Builder, Membership, OpSteps, Step};
 use super::read::first;
 use super::schema::Schema;
+use super::txn::TxnFailure;
 use super::{Flavour, LdapBackend};
 use crate::backend::{BackendError, Op, OpResult};
 
