@@ -505,6 +505,10 @@ fn a_closed_stdout_does_not_crash_a_run() {
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(1), "the broken row fails, the others are written: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the broken row fails, the others are written: {stderr}"
+    );
     assert_eq!(env.users().len(), 2);
 }

@@ -7,7 +7,8 @@ use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::info;
 
 use super::dn::{escape_filter_value, normalise, Dn};
-use super::scan::{search_pages, DnIndex, Reader, Scan, Scanned};
+use super::norm::normalise_dn;
+use super::scan::{search_pages, DnIndex, Members, MembersReady, Reader, Scan, Scanned};
 use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Account, Snapshot, UserKey, Value};
@@ -71,6 +72,14 @@ impl LdapBackend {
         let filter = format!("(&{classes}({}=*))", self.map.key_attr);
         let mut snap = Snapshot::new(self.managed.clone());
         snap.case_blind = self.case_blind.clone();
+        let by_dn = self.map.group_kind.by_dn() && !self.map.group_dns.is_empty();
+        // The groups' members are read meanwhile, on a second connection (a
+        // server keeps one paged search per connection: a second one there
+        // voids the first one's cookie); the people read after they are in
+        // get their groups as they are taken, those before at the end. With
+        // one connection, one after the other, matched through `dn_index`.
+        let meanwhile = self.pool.size() > 1;
+        let ready: Option<MembersReady> = (by_dn && meanwhile).then(Default::default);
         let scan = Scan {
             reader: self.reader(),
             scopes: self.scopes(),
@@ -78,15 +87,22 @@ impl LdapBackend {
             attrs,
             page_size: self.target.page_size,
             timeout: self.pool.op_timeout(),
-            need_index: self.map.group_kind.by_dn() && !self.map.group_dns.is_empty(),
+            need_index: by_dn && !meanwhile,
+            members: ready.clone(),
         };
         let ldap = self.pool.get(0).await?;
-        // The groups' members are read meanwhile, on a second connection (a
-        // server keeps one paged search per connection: a second one there
-        // voids the first one's cookie), and matched to the accounts once
-        // both are in. With one connection, one after the other.
-        let (scanned, members) = if self.pool.size() > 1 {
-            tokio::join!(scan.spawn(ldap, snap), self.group_members(1))
+        let (scanned, members) = if meanwhile {
+            let groups = async {
+                let members = self.group_members(1).await?;
+                match &ready {
+                    Some(r) => {
+                        let _ = r.set(Members::of(members));
+                        Ok(Vec::new())
+                    }
+                    None => Ok(members),
+                }
+            };
+            tokio::join!(scan.spawn(ldap, snap), groups)
         } else {
             let scanned = scan.spawn(ldap, snap).await;
             (scanned, self.group_members(0).await)
@@ -104,14 +120,22 @@ impl LdapBackend {
             mut snap,
             dn_index,
             uac,
+            early,
         } = scanned;
         if !uac.is_empty() {
             if let Ok(mut m) = self.uac.lock() {
                 m.extend(uac);
             }
         }
-        if !self.map.group_dns.is_empty() {
-            snap.add_memberships(self.memberships(members?, &dn_index));
+        let members = members?;
+        match ready.as_deref().and_then(|r| r.get()) {
+            Some(m) => snap.add_memberships(
+                early
+                    .into_iter()
+                    .flat_map(|(n, key)| m.groups_of(&n).into_iter().map(move |g| (key.clone(), g))),
+            ),
+            None if !self.map.group_dns.is_empty() => snap.add_memberships(self.memberships(members, &dn_index)),
+            None => {}
         }
         info!(accounts = snap.len(), "LDAP snapshot read.");
         Ok(snap)
@@ -183,7 +207,7 @@ impl LdapBackend {
 
     /// Read the managed groups' members (one search per parent container):
     /// (group name, member value) pairs, read on connection `conn`; member
-    /// DNs come normalised (`dn::normalise`).
+    /// DNs come normalised (`dn::normalise`, by `norm::normalise_dn`).
     pub(super) async fn group_members(&self, conn: usize) -> Result<Vec<(&str, String)>, BackendError> {
         let mut by_parent: Vec<(String, Vec<(String, &str)>)> = Vec::new();
         for (name, gdn) in &self.map.group_dns {
@@ -209,7 +233,7 @@ impl LdapBackend {
                 // Member DNs normalised here, while the people are still
                 // being read, not after.
                 match by_dn {
-                    true => out.extend(e.values(attr).map(|v| (*name, normalise(v)))),
+                    true => out.extend(e.values(attr).map(|v| (*name, normalise_dn(v)))),
                     false => out.extend(e.values(attr).map(|v| (*name, v.to_string()))),
                 }
                 Ok(())

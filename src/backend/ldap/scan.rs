@@ -119,6 +119,55 @@ pub(super) struct Scan {
     pub timeout: Duration,
     /// Whether group members are DNs to be matched (`dn_index` is kept).
     pub need_index: bool,
+    /// The groups' members, read meanwhile: each entry read once they are
+    /// in gets its groups as it is taken (see [`Members`]).
+    pub members: Option<MembersReady>,
+}
+
+/// The managed groups' members by normalised DN: each member's groups, as
+/// indexes into `names`, in the order they were read.
+pub(super) struct Members {
+    pub names: Vec<Value>,
+    pub by_dn: HashMap<String, Vec<u16>, foldhash::fast::RandomState>,
+}
+
+/// Set by the groups' read (on another connection), looked at by the scan
+/// for each entry: the groups are usually in long before the people.
+pub(super) type MembersReady = Arc<std::sync::OnceLock<Members>>;
+
+impl Members {
+    /// From (group name, normalised member DN) pairs.
+    pub(super) fn of(members: Vec<(&str, String)>) -> Members {
+        let mut names: Vec<Value> = Vec::new();
+        let mut by_dn: HashMap<String, Vec<u16>, foldhash::fast::RandomState> = HashMap::default();
+        for (group, dn) in members {
+            let g = match names.iter().position(|n| n.as_str() == group) {
+                Some(g) => g,
+                None => {
+                    names.push(Value::from(group));
+                    names.len() - 1
+                }
+            };
+            let Ok(g) = u16::try_from(g) else { continue };
+            let groups = by_dn.entry(dn).or_default();
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        Members { names, by_dn }
+    }
+
+    /// The groups of the entry at normalised DN `n`.
+    pub(super) fn groups_of(&self, n: &str) -> Vec<Value> {
+        self.by_dn
+            .get(n)
+            .map(|gs| {
+                gs.iter()
+                    .filter_map(|&g| self.names.get(usize::from(g)).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Normalised DN → account (foldhash: SipHash on 100k long DNs showed in
@@ -132,6 +181,8 @@ pub(super) struct Scanned {
     pub dn_index: DnIndex,
     /// AD: each account's `userAccountControl` (key folded).
     pub uac: Vec<(String, u32)>,
+    /// Entries taken before the members were in: (normalised DN, key).
+    pub early: Vec<(String, UserKey)>,
 }
 
 /// A spawned task that is aborted when its handle is dropped (a read the
@@ -158,16 +209,24 @@ impl Scan {
         let mut dn_index = DnIndex::default();
         let mut seen = HashSet::new();
         let mut uac = Vec::new();
+        let mut early = Vec::new();
         // Normalised DNs are needed only to match group members and to skip
         // an entry seen twice through overlapping scopes.
         let (need_index, overlap) = (self.need_index, self.scopes.len() > 1);
+        let members = self.members.as_deref();
         for base in &self.scopes {
             let each = |e: RawEntry<'_>| {
-                let Some((a, u, norm)) = self.reader.account_of(&e) else {
+                let Some((mut a, u, norm)) = self.reader.account_of(&e) else {
                     return Ok(());
                 };
-                if need_index || overlap {
+                if need_index || overlap || members.is_some() {
                     let n = norm.unwrap_or_else(|| e.dn.to_lowercase());
+                    if let Some(m) = members {
+                        match m.get() {
+                            Some(m) => a.groups = m.groups_of(&n),
+                            None => early.push((n.clone(), a.key.clone())),
+                        }
+                    }
                     // dn_index holds every DN taken so far, as `seen` does
                     // when there is no index.
                     if need_index {
@@ -175,7 +234,7 @@ impl Scan {
                             return Ok(());
                         }
                         dn_index.insert(n, a.key.clone());
-                    } else if !seen.insert(n) {
+                    } else if overlap && !seen.insert(n) {
                         return Ok(());
                     }
                 }
@@ -196,7 +255,12 @@ impl Scan {
             )
             .await?;
         }
-        Ok(Scanned { snap, dn_index, uac })
+        Ok(Scanned {
+            snap,
+            dn_index,
+            uac,
+            early,
+        })
     }
 }
 
