@@ -300,3 +300,22 @@ pub(super) async fn search_pages(
         _ => Err(BackendError::Other(format!("search of {base}: {}", describe(&res)))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Members;
+
+    #[test]
+    fn members_keep_the_order_read_and_each_group_once() {
+        let m = Members::of(vec![
+            ("staff", "uid=a,ou=people".to_string()),
+            ("vpn", "uid=a,ou=people".to_string()),
+            ("staff", "uid=b,ou=people".to_string()),
+            ("staff", "uid=a,ou=people".to_string()),
+        ]);
+        let names = |v: Vec<crate::core::Value>| v.iter().map(|g| g.as_str().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(m.groups_of("uid=a,ou=people")), ["staff", "vpn"]);
+        assert_eq!(names(m.groups_of("uid=b,ou=people")), ["staff"]);
+        assert!(m.groups_of("uid=c,ou=people").is_empty(), "not a member of any");
+    }
+}
