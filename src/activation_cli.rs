@@ -4,6 +4,7 @@
 //! the console's "Resend link" button; the mail is queued in the outbox and
 //! delivered at once.
 
+use dirsync::say;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -55,7 +56,7 @@ pub async fn run(config: Config, command: ActivationCommand) -> ExitCode {
     };
     match sync::activation::resend(&config, &journal, Some(mail), &lp.name, &key).await {
         Ok(r) => {
-            println!(
+            say!(
                 "activation: a new link for {} mailed to {} (valid until {}); the old link no longer works",
                 r.key,
                 r.email,

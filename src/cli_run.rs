@@ -1,6 +1,7 @@
 //! `check`, `apply`, `runs approve | reject | resume`: the command line's
 //! runs, journaled and driven through the same pipeline as the daemon's.
 
+use dirsync::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -145,7 +146,7 @@ impl Session {
             eprintln!("warning: {n}");
         }
         if report.mails_queued > 0 {
-            println!("mail: {} queued (run {})", report.mails_queued, report.run_id);
+            say!("mail: {} queued (run {})", report.mails_queued, report.run_id);
         }
         // One delivery pass: this run's mails, and any an earlier command
         // queued but could not send (killed, relay down).
@@ -228,7 +229,7 @@ pub async fn check_or_apply(config: Config, req: RunRequest, apply: bool) -> Exi
     match started {
         Ok(st) => {
             if st.resumed {
-                println!("resuming run {}: this file's earlier run did not finish", st.run_id);
+                say!("resuming run {}: this file's earlier run did not finish", st.run_id);
             }
             finish(&s, st.finish, &req.file).await
         }
@@ -263,7 +264,7 @@ pub async fn approve(config: Config, id: i64, classes: &[Class], by: &str) -> Ex
     };
     match s.held(id, async |ctx| sync::approve(ctx, id, classes, by).await).await {
         Ok(Approved::Applied(report)) => {
-            println!("run {id}: approved by {by}");
+            say!("run {id}: approved by {by}");
             let file = report.results.clone();
             finish(&s, Finish::Ended(report), &file).await
         }
@@ -288,7 +289,7 @@ pub async fn reject(config: Config, id: i64, by: &str) -> ExitCode {
     };
     match s.held(id, async |ctx| sync::reject(ctx, id, by).await).await {
         Ok(()) => {
-            println!("run {id}: held changes rejected by {by}; nothing of them written");
+            say!("run {id}: held changes rejected by {by}; nothing of them written");
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),

@@ -3,6 +3,7 @@
 //! echo) or from standard input when it is not a terminal — never from the
 //! command line, where `ps` and shell history would keep it.
 
+use dirsync::say;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
@@ -83,7 +84,7 @@ fn run(config: &Config, cmd: HttpCommand) -> Result<(), String> {
             let password = read_password(&name)?;
             users.set_user(&name, role.into(), &password, email)?;
             users.save(&path)?;
-            println!(
+            say!(
                 "user {name} ({}) written to {}",
                 Role::from(role).as_str(),
                 path.display()
@@ -97,7 +98,7 @@ fn run(config: &Config, cmd: HttpCommand) -> Result<(), String> {
                 Role::from(role).as_str(),
                 path.display()
             );
-            println!("{token}");
+            say!("{token}");
         }
         HttpCommand::Remove { name } => {
             let before = users.users.len() + users.tokens.len();
@@ -107,14 +108,14 @@ fn run(config: &Config, cmd: HttpCommand) -> Result<(), String> {
                 return Err(format!("no user or token called {name:?} in {}", path.display()));
             }
             users.save(&path)?;
-            println!("{name} removed from {}", path.display());
+            say!("{name} removed from {}", path.display());
         }
         HttpCommand::Users => {
             for u in &users.users {
-                println!("user  {:<24} {}", u.name, u.role.as_str());
+                say!("user  {:<24} {}", u.name, u.role.as_str());
             }
             for t in &users.tokens {
-                println!("token {:<24} {}", t.name, t.role.as_str());
+                say!("token {:<24} {}", t.name, t.role.as_str());
             }
         }
     }

@@ -2,6 +2,7 @@
 //! are kept under `state_dir/sftp/INBOX/` and run like `dirsync apply`:
 //! journaled, through the one pipeline.
 
+use dirsync::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -126,7 +127,7 @@ pub async fn test(config: &Config, name: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!(
+    say!(
         "connected to {} ({}): host key {} matches the pinned {}",
         client.addr(),
         inbox.sftp,
@@ -146,7 +147,7 @@ async fn listing(inbox: &SftpInbox, client: &SftpClient) -> Result<(), SftpError
     let dirs = client.dirs();
     let files = client.list().await?;
     let markers = client.markers().await?;
-    println!("inbox folder {}: {} file(s)", dirs.inbox, files.len());
+    say!("inbox folder {}: {} file(s)", dirs.inbox, files.len());
     for f in &files {
         let verdict = match inbox.settle() {
             Settle::Marker if markers.contains(&f.name) => "would be taken now (its .done marker is there)".to_string(),
@@ -156,22 +157,24 @@ async fn listing(inbox: &SftpInbox, client: &SftpClient) -> Result<(), SftpError
                 inbox.poll_interval_secs
             ),
         };
-        println!("  {} ({} bytes): {verdict}", f.name, f.size);
+        say!("  {} ({} bytes): {verdict}", f.name, f.size);
     }
     let resumed = client.list_processing().await?;
     if !resumed.is_empty() {
-        println!(
+        say!(
             "{}: {} file(s) claimed and not finished, resumed at the next start:",
             dirs.processing,
             resumed.len()
         );
         for f in &resumed {
-            println!("  {}", f.name);
+            say!("  {}", f.name);
         }
     }
-    println!(
+    say!(
         "results to {}, processed files to {} or {}",
-        dirs.results, dirs.archive, dirs.rejected
+        dirs.results,
+        dirs.archive,
+        dirs.rejected
     );
     Ok(())
 }
@@ -203,13 +206,13 @@ pub async fn poll(config: Config, name: &str, once: bool) -> ExitCode {
                     Outcome::Archived => "archived",
                     Outcome::Rejected => "rejected",
                 };
-                println!("{file}: {outcome}; results: {results}");
+                say!("{file}: {outcome}; results: {results}");
             }
             for file in &report.waiting {
-                println!("{file}: not complete yet, left for the next poll");
+                say!("{file}: not complete yet, left for the next poll");
             }
             for (file, why) in &report.failed {
-                println!("{file}: stays in processing/: {why}");
+                say!("{file}: stays in processing/: {why}");
             }
             if report.failed.is_empty() {
                 ExitCode::SUCCESS

@@ -1,5 +1,6 @@
 //! `dirsync mail ...` and the mail step after `check` / `apply`.
 
+use dirsync::say;
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -57,18 +58,18 @@ pub fn precheck(config: &Config, mail_to: Option<&str>) -> Result<(), String> {
 
 fn print_pass(pass: &Pass) {
     if pass.sent > 0 {
-        println!("mail: {} sent", pass.sent);
+        say!("mail: {} sent", pass.sent);
     }
     if pass.retrying > 0 || pass.relay_down {
-        println!(
+        say!(
             "mail: {} not sent yet, kept in the outbox for retry (`dirsync mail flush` sends now)",
             pass.retrying + pass.waiting
         );
     } else if pass.waiting > 0 {
-        println!("mail: {} waiting (send_at or rate cap)", pass.waiting);
+        say!("mail: {} waiting (send_at or rate cap)", pass.waiting);
     }
     if pass.failed > 0 {
-        println!("mail: {} given up; see `dirsync mail list`", pass.failed);
+        say!("mail: {} given up; see `dirsync mail list`", pass.failed);
     }
     for e in &pass.errors {
         eprintln!("mail error: {e}");
@@ -106,14 +107,14 @@ async fn run_inner(config: &Config, command: MailCommand) -> Result<ExitCode, St
         MailCommand::Test { to } => {
             let mailer = Mailer::from_config(cfg)?;
             let m = mail::compose::test_mail(cfg, &to, now_unix())?;
-            println!("testing {}", mailer.describe());
+            say!("testing {}", mailer.describe());
             let result = match mailer.test_connection().await {
                 Ok(()) => mailer.send(&m.sender, &m.recipients, &m.message).await,
                 Err(e) => Err(e),
             };
             match result {
                 Ok(()) => {
-                    println!("sent a test message to {to} via {}", mailer.describe());
+                    say!("sent a test message to {to} via {}", mailer.describe());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -126,7 +127,7 @@ async fn run_inner(config: &Config, command: MailCommand) -> Result<ExitCode, St
             let outbox = mail::open_outbox(cfg).await?;
             if retry_failed {
                 let n = outbox.retry_failed(now_unix()).await.map_err(|e| e.to_string())?;
-                println!("mail: {n} given-up message(s) queued again");
+                say!("mail: {n} given-up message(s) queued again");
             }
             let mailer = Mailer::from_config(cfg)?;
             let pass = outbox
@@ -135,7 +136,7 @@ async fn run_inner(config: &Config, command: MailCommand) -> Result<ExitCode, St
                 .map_err(|e| e.to_string())?;
             print_pass(&pass);
             if pass.sent == 0 && pass.retrying == 0 && pass.failed == 0 && pass.waiting == 0 {
-                println!("mail: nothing to send");
+                say!("mail: nothing to send");
             }
             Ok(if pass.retrying > 0 || pass.failed > 0 || pass.relay_down {
                 ExitCode::from(1)
@@ -154,7 +155,7 @@ async fn run_inner(config: &Config, command: MailCommand) -> Result<ExitCode, St
                     "sent" => format!("at {}", e.sent_at.map(fmt_time).unwrap_or_default()),
                     _ => String::new(),
                 };
-                println!(
+                say!(
                     "{}\t{}\t{}\t{} {}\tattempts {}\t<{}>\t{}\t{}",
                     e.run_id,
                     e.kind,

@@ -6,6 +6,7 @@ mod cli_run;
 mod http_cli;
 mod inbox_cmd;
 
+use dirsync::say;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -255,7 +256,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Manpages { dir } => match cli_docs::manpages(Cli::command(), &dir) {
             Ok(pages) => {
                 for p in pages {
-                    println!("{}", p.display());
+                    say!("{}", p.display());
                 }
                 ExitCode::SUCCESS
             }
@@ -315,16 +316,16 @@ async fn run(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            println!("config {} is valid", config.path.display());
+            say!("config {} is valid", config.path.display());
             let others = dirsync::config::shared_journal::other_configs(&config);
             if let Some(w) = dirsync::config::shared_journal::warning(&config, &others) {
                 eprintln!("warning: {w}");
             }
             for (name, t) in &config.targets {
-                println!("target {name}: {}", t.describe());
+                say!("target {name}: {}", t.describe());
             }
             if let Some(m) = &config.mail {
-                println!("mail: {}", m.describe());
+                say!("mail: {}", m.describe());
             }
             if let Some(h) = &config.http {
                 let scheme = if h.tls().is_some() { "https" } else { "http" };
@@ -333,17 +334,17 @@ async fn run(cli: Cli) -> ExitCode {
                     .as_ref()
                     .map(|u| format!("users in {}", u.display()))
                     .unwrap_or_else(|| "no users_file: only the probes and metrics answer".into());
-                println!(
+                say!(
                     "http: {scheme}://{}/ (console; {users}; /healthz, /readyz, /metrics)",
                     h.listen
                 );
             }
             for i in &config.sftp_inboxes {
-                println!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
+                say!("sftp inbox {}: {} → policy {}", i.name, i.sftp, i.policy);
             }
             for (name, lp) in &config.policies {
                 let p = &lp.policy;
-                println!(
+                say!(
                     "policy {name} ({}): target {}, absent = {:?}, fields: {}",
                     lp.path.display(),
                     lp.target,
@@ -351,7 +352,7 @@ async fn run(cli: Cli) -> ExitCode {
                     p.attributes.join(", ")
                 );
                 let l = &p.lifecycle;
-                println!(
+                say!(
                     "policy {name}: start and end dates read as {} in {}; accounts created {} day(s) before the start",
                     l.date_formats.join(" or "),
                     l.time_zone.name(),
@@ -359,7 +360,7 @@ async fn run(cli: Cli) -> ExitCode {
                 );
             }
             for i in &config.inboxes {
-                println!(
+                say!(
                     "inbox {}: folder {}, policy {}, {}",
                     i.name,
                     i.folder.as_deref().map(|f| f.display().to_string()).unwrap_or_default(),
@@ -371,7 +372,7 @@ async fn run(cli: Cli) -> ExitCode {
                     }
                 );
             }
-            println!(
+            say!(
                 "journal: {}",
                 dirsync::backend::sql::redact_url(&config.service.journal_url())
             );
@@ -381,7 +382,7 @@ async fn run(cli: Cli) -> ExitCode {
             for (name, lp) in &config.policies {
                 match open_backend(&config, lp).await.map_err(|e| e.to_string()) {
                     Ok(b) => match b.health().await {
-                        Ok(()) => println!("policy {name}: target {} matches the mapping", lp.target),
+                        Ok(()) => say!("policy {name}: target {} matches the mapping", lp.target),
                         Err(e) => {
                             eprintln!("error: policy {name}: {e}");
                             failed = true;

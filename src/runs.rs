@@ -22,19 +22,19 @@ pub async fn list(config: &Config, limit: i64) -> Result<ExitCode, JournalError>
     let journal = crate::sync::open_journal(config).await?;
     let runs = journal.recent_runs(limit.max(1)).await?;
     if runs.is_empty() {
-        println!("no runs yet (journal {})", journal.describe());
+        say!("no runs yet (journal {})", journal.describe());
         return Ok(ExitCode::SUCCESS);
     }
     let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
     let reruns = journal.reruns(&ids).await?;
-    println!("id\tfile\tinbox\tstarted\tfinished\tstate\tcounts");
+    say!("id\tfile\tinbox\tstarted\tfinished\tstate\tcounts");
     for r in &runs {
         // A run the daemon started on a scheduled change's day (`[lifecycle]`).
         let scheduled = reruns
             .get(&r.id)
             .map(|of| format!(" (scheduled: re-run of {of})"))
             .unwrap_or_default();
-        println!(
+        say!(
             "{}\t{}\t{}\t{}\t{}\t{}{scheduled}\t{}",
             r.id,
             cell(&r.file_name),
@@ -49,37 +49,37 @@ pub async fn list(config: &Config, limit: i64) -> Result<ExitCode, JournalError>
 }
 
 fn header(r: &RunRecord) {
-    println!("run {}", r.id);
-    println!("file      {}", cell(&r.file_name));
-    println!("inbox     {}", cell(&r.inbox));
-    println!("policy    {} (target {})", r.policy, r.target);
-    println!("sha256    {}", r.sha256);
-    println!("claimed   {}", timestamp(r.claimed_at));
-    println!("started   {}", when(r.started));
-    println!("finished  {}", when(r.finished));
-    println!("state     {}", r.state.as_str());
+    say!("run {}", r.id);
+    say!("file      {}", cell(&r.file_name));
+    say!("inbox     {}", cell(&r.inbox));
+    say!("policy    {} (target {})", r.policy, r.target);
+    say!("sha256    {}", r.sha256);
+    say!("claimed   {}", timestamp(r.claimed_at));
+    say!("started   {}", when(r.started));
+    say!("finished  {}", when(r.finished));
+    say!("state     {}", r.state.as_str());
     if r.forced {
-        println!("forced    yes (.force marker)");
+        say!("forced    yes (.force marker)");
     }
     if r.allow_over_limit {
-        println!("limits    overridden (--allow-over-limit)");
+        say!("limits    overridden (--allow-over-limit)");
     }
-    println!("counts    {}", r.summary.as_deref().unwrap_or("-"));
-    println!("file at   {}", r.file_path().display());
+    say!("counts    {}", r.summary.as_deref().unwrap_or("-"));
+    say!("file at   {}", r.file_path().display());
     if let Some(p) = &r.results {
-        println!("results   {}", p.display());
+        say!("results   {}", p.display());
     }
     if let Some(s) = &r.submitter {
-        println!("mailed to {}", cell(s));
+        say!("mailed to {}", cell(s));
     }
     for b in &r.breaches {
-        println!("limit     {b}");
+        say!("limit     {b}");
     }
     if let Some(n) = &r.note {
-        println!("note      {n}");
+        say!("note      {n}");
     }
     if let Some(w) = &r.worker {
-        println!("worked by {}", cell(w));
+        say!("worked by {}", cell(w));
     }
 }
 
@@ -96,21 +96,21 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
     header(&r);
     let lease = format!("run:{id}");
     if let Some(l) = journal.leases().await?.into_iter().find(|l| l.live && l.name == lease) {
-        println!("held by   {} (lease until {})", cell(&l.owner), timestamp(l.until));
+        say!("held by   {} (lease until {})", cell(&l.owner), timestamp(l.until));
     }
     let schedule = journal.schedule(id).await?;
     if let Some(of) = schedule.rerun_of {
-        println!("scheduled re-run of run {of}: its scheduled changes fell due ([lifecycle])");
+        say!("scheduled re-run of run {of}: its scheduled changes fell due ([lifecycle])");
     }
     if let Some(due) = schedule.due {
-        println!(
+        say!(
             "next due  {} (scheduled joiners or leavers; the daemon runs the inbox's latest file again then)",
             timestamp(due)
         );
     }
     for a in journal.approvals(id).await? {
         let classes: Vec<&str> = a.classes.iter().map(|c| c.as_str()).collect();
-        println!(
+        say!(
             "decision  {} {} by {} at {}{}",
             a.decision.as_str(),
             classes.join(","),
@@ -122,16 +122,16 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
     let items = journal.problem_items(id).await?;
     let (held, other): (Vec<_>, Vec<_>) = items.iter().partition(|it| it.verdict == Some(Verdict::Held));
     if !held.is_empty() {
-        println!();
+        say!();
         let waiting = if r.state == RunState::AwaitingApproval {
             format!(" — approve with `dirsync runs approve {id}` (or --class CLASS), or `dirsync runs reject {id}`")
         } else {
             String::new()
         };
-        println!("held changes ({}){waiting}", held.len());
-        println!("line\tkey\tchange\tdiff");
+        say!("held changes ({}){waiting}", held.len());
+        say!("line\tkey\tchange\tdiff");
         for it in &held {
-            println!(
+            say!(
                 "{}\t{}\t{}\t{}",
                 it.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
                 cell(it.user_key.as_deref().unwrap_or("-")),
@@ -143,18 +143,18 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
     let links = journal.run_activations(id).await?;
     if !links.is_empty() {
         let now = crate::clock::now_unix();
-        println!();
-        println!(
+        say!();
+        say!(
             "activations ({}) — `dirsync activation resend KEY` mails a new link",
             links.len()
         );
-        println!("key\temail\tstate\tissued\texpires\tused");
+        say!("key\temail\tstate\tissued\texpires\tused");
         for a in &links {
             let at = |s: Option<i64>| {
                 s.map(|s| timestamp(s.saturating_mul(1000)))
                     .unwrap_or_else(|| "-".into())
             };
-            println!(
+            say!(
                 "{}\t{}\t{}\t{}\t{}\t{}",
                 cell(&a.user_key),
                 cell(a.email.as_deref().unwrap_or("-")),
@@ -164,15 +164,15 @@ pub async fn show(config: &Config, id: i64) -> Result<ExitCode, JournalError> {
                 at(a.used_at)
             );
         }
-        println!();
+        say!();
     }
     if other.is_empty() {
-        println!("no rejected or failed rows");
+        say!("no rejected or failed rows");
     } else {
-        println!();
-        println!("line\tkey\tchange\tresult\tmessage");
+        say!();
+        say!("line\tkey\tchange\tresult\tmessage");
         for it in &other {
-            println!(
+            say!(
                 "{}\t{}\t{}\t{}\t{}",
                 it.line.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
                 cell(it.user_key.as_deref().unwrap_or("-")),
@@ -192,12 +192,12 @@ pub async fn daemons(config: &Config) -> Result<ExitCode, JournalError> {
     let live: Vec<Lease> = journal.leases().await?.into_iter().filter(|l| l.live).collect();
     let present: Vec<&Lease> = live.iter().filter(|l| l.name.starts_with("daemon:")).collect();
     if present.is_empty() {
-        println!(
+        say!(
             "no daemon is at work on the journal {} (none runs, or none renewed its presence within [service] lease_seconds)",
             journal.describe()
         );
     } else {
-        println!("daemon\tseen until\tholds");
+        say!("daemon\tseen until\tholds");
     }
     let holds = |owner: &str| -> String {
         let held: Vec<&str> = live
@@ -212,11 +212,11 @@ pub async fn daemons(config: &Config) -> Result<ExitCode, JournalError> {
         }
     };
     for d in &present {
-        println!("{}\t{}\t{}", cell(&d.owner), timestamp(d.until), cell(&holds(&d.owner)));
+        say!("{}\t{}\t{}", cell(&d.owner), timestamp(d.until), cell(&holds(&d.owner)));
     }
     // Leases of processes without a presence: commands (`apply`, `runs approve`).
     for l in live.iter().filter(|l| !present.iter().any(|d| d.owner == l.owner)) {
-        println!(
+        say!(
             "{} (a command)\t{}\t{}",
             cell(&l.owner),
             timestamp(l.until),

@@ -511,4 +511,18 @@ fn a_closed_stdout_does_not_crash_a_run() {
         "the broken row fails, the others are written: {stderr}"
     );
     assert_eq!(env.users().len(), 2);
+    // The other commands alike: `dirsync runs | head -0`.
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.path("dirsync.toml"))
+        .arg("runs")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dirsync");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
