@@ -165,18 +165,16 @@ pub struct RunRequest {
     pub mail_to: Option<String>,
 }
 
-/// The run's summary on stdout. Written whole, and a closed stdout (the
-/// output piped into `head`) is not an error: the run is over and journaled.
+/// The run's summary on stdout (`say!`: a closed stdout is not an error,
+/// the run is over and journaled).
 fn print_report(report: &RunReport, file: &Path) {
-    use std::fmt::Write as _;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    let mut out = String::new();
     if let Some(e) = &report.file_error {
-        let _ = writeln!(out, "{}: rejected, nothing written: {e}", file.display());
+        say!("{}: rejected, nothing written: {e}", file.display());
     } else if report.target_error.is_some() && report.summary.changes.is_empty() {
-        let _ = writeln!(out, "{}: not run, the target is unavailable", file.display());
+        say!("{}: not run, the target is unavailable", file.display());
     } else {
         let mode = match report.state {
             RunState::Preview => "preview, nothing written",
@@ -184,24 +182,21 @@ fn print_report(report: &RunReport, file: &Path) {
             RunState::Failed => "stopped by a target failure",
             _ => "applied",
         };
-        let _ = writeln!(out, "{}: {} [{mode}]", file.display(), report.summary);
+        say!("{}: {} [{mode}]", file.display(), report.summary);
         for b in &report.breaches {
-            let _ = writeln!(out, "held: {b}");
+            say!("held: {b}");
         }
     }
     if let Some(e) = &report.target_error {
-        let _ = writeln!(
-            out,
-            "target error: {e}\nthe run is journaled as failed; `dirsync apply` of the same file (or `dirsync runs resume {}`) resumes it",
+        say!("target error: {e}\nthe run is journaled as failed; `dirsync apply` of the same file (or `dirsync runs resume {}`) resumes it",
             report.run_id
         );
     }
     if let Some(h) = &report.approve_hint {
-        let _ = writeln!(out, "{h}");
+        say!("{h}");
     }
-    let _ = writeln!(out, "results: {}", report.results.display());
-    let _ = writeln!(out, "run: {} ({})", report.run_id, report.state.as_str());
-    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
+    say!("results: {}", report.results.display());
+    say!("run: {} ({})", report.run_id, report.state.as_str());
 }
 
 /// `dirsync check FILE` / `dirsync apply FILE`.

@@ -487,42 +487,32 @@ fn a_target_url_opened_read_only_is_never_written() {
     assert_eq!(env.users(), before, "nothing written");
 }
 
+/// Run dirsync with `args`, its stdout closed before it writes (as
+/// `dirsync … | head -0` would): exit code and stderr.
+fn with_stdout_closed(env: &Env, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.path("dirsync.toml"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run dirsync");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 #[test]
 fn a_closed_stdout_does_not_crash_a_run() {
     let env = Env::new("ignore");
     let csv = env.file("hr.csv", FIRST);
-    // The reading end is closed before the run prints its summary (as
-    // `dirsync apply … | head -0` would).
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(env.path("dirsync.toml"))
-        .args(["apply", csv.to_str().expect("utf-8 path")])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run dirsync");
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = with_stdout_closed(&env, &["apply", csv.to_str().expect("utf-8 path")]);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the broken row fails, the others are written: {stderr}"
-    );
+    assert_eq!(code, Some(1), "the broken row fails, the others are written: {stderr}");
     assert_eq!(env.users().len(), 2);
-    // The other commands alike: `dirsync runs | head -0`.
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(env.path("dirsync.toml"))
-        .arg("runs")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run dirsync");
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The other commands alike.
+    let (code, stderr) = with_stdout_closed(&env, &["runs"]);
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
 }

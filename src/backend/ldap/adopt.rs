@@ -7,17 +7,17 @@
 //! which brings it into the managed scope — and writes the row's
 //! differences, like an update.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use ldap3::Scope;
 use tracing::info;
 
 use super::dn::normalise;
 use super::ops::{m, Builder, ModKind, OpSteps, Step};
-use super::scan::DnIndex;
+use super::scan::Members;
 use super::LdapBackend;
 use crate::backend::BackendError;
-use crate::core::{Account, Diff, UserKey};
+use crate::core::{Account, Diff};
 
 impl LdapBackend {
     /// The accounts a row may adopt — entries in the base without the key
@@ -29,8 +29,10 @@ impl LdapBackend {
         let classes = self.class_filter();
         let unkeyed = format!("(&{classes}(!({}=*)))", self.map.key_attr);
         let any = format!("(&{classes})");
-        let mut accounts = Vec::new();
-        let mut index = DnIndex::default();
+        // Each account with its normalised DN (an entry seen through two
+        // places is taken once).
+        let mut found: Vec<(Account, String)> = Vec::new();
+        let mut seen = HashSet::new();
         let places = self
             .target
             .base
@@ -42,21 +44,20 @@ impl LdapBackend {
             self.paged_search(&base, Scope::Subtree, filter, attrs.clone(), |e| {
                 let (a, dn) = self.account_keyed(&e, &e.dn);
                 let n = dn.map(|d| d.normalised()).unwrap_or_else(|| e.dn.to_lowercase());
-                if index.insert(n, a.key.clone()).is_none() {
-                    accounts.push(a);
+                if seen.insert(n.clone()) {
+                    found.push((a, n));
                 }
                 Ok(())
             })
             .await?;
         }
-        if !accounts.is_empty() && !self.map.group_dns.is_empty() && self.map.group_kind.by_dn() {
-            let at: HashMap<UserKey, usize> = accounts.iter().enumerate().map(|(i, a)| (a.key.clone(), i)).collect();
-            for (user, group) in self.memberships(self.group_members(0).await?, &index) {
-                if let Some(&i) = at.get(&user) {
-                    accounts[i].groups.push(group);
-                }
+        if !found.is_empty() && !self.map.group_dns.is_empty() && self.map.group_kind.by_dn() {
+            let members = Members::of(self.group_members(0).await?);
+            for (a, n) in &mut found {
+                a.groups = members.groups_of(n);
             }
         }
+        let accounts: Vec<Account> = found.into_iter().map(|(a, _)| a).collect();
         info!(
             accounts = accounts.len(),
             "LDAP accounts outside the managed scope read (sync.adopt)."

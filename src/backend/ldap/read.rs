@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::dn::{escape_filter_value, normalise, Dn};
 use super::norm::normalise_dn;
-use super::scan::{search_pages, DnIndex, Members, MembersReady, Reader, Scan, Scanned};
+use super::scan::{search_pages, Members, MembersReady, Reader, Scan, Scanned};
 use super::LdapBackend;
 use crate::backend::BackendError;
 use crate::core::{Account, Snapshot, UserKey, Value};
@@ -73,13 +73,13 @@ impl LdapBackend {
         let mut snap = Snapshot::new(self.managed.clone());
         snap.case_blind = self.case_blind.clone();
         let by_dn = self.map.group_kind.by_dn() && !self.map.group_dns.is_empty();
-        // The groups' members are read meanwhile, on a second connection (a
-        // server keeps one paged search per connection: a second one there
-        // voids the first one's cookie); the people read after they are in
-        // get their groups as they are taken, those before at the end. With
-        // one connection, one after the other, matched through `dn_index`.
-        let meanwhile = self.pool.size() > 1;
-        let ready: Option<MembersReady> = (by_dn && meanwhile).then(Default::default);
+        // The groups' members by DN, for the scan to give each person its
+        // groups as it is taken (see `scan::Members`). With two connections
+        // they are read meanwhile on the second (a server keeps one paged
+        // search per connection: a second one there voids the first one's
+        // cookie) and the people read before they are in are matched at the
+        // end; with one, first.
+        let ready: Option<MembersReady> = by_dn.then(Default::default);
         let scan = Scan {
             reader: self.reader(),
             scopes: self.scopes(),
@@ -87,25 +87,28 @@ impl LdapBackend {
             attrs,
             page_size: self.target.page_size,
             timeout: self.pool.op_timeout(),
-            need_index: by_dn && !meanwhile,
             members: ready.clone(),
         };
-        let ldap = self.pool.get(0).await?;
-        let (scanned, members) = if meanwhile {
-            let groups = async {
-                let members = self.group_members(1).await?;
-                match &ready {
+        // (group, member) pairs as read; DNs go into `ready` instead.
+        let groups = |conn: usize| {
+            let ready = &ready;
+            async move {
+                let members = self.group_members(conn).await?;
+                match ready {
                     Some(r) => {
                         let _ = r.set(Members::of(members));
                         Ok(Vec::new())
                     }
                     None => Ok(members),
                 }
-            };
-            tokio::join!(scan.spawn(ldap, snap), groups)
+            }
+        };
+        let ldap = self.pool.get(0).await?;
+        let (scanned, members) = if self.pool.size() > 1 {
+            tokio::join!(scan.spawn(ldap, snap), groups(1))
         } else {
-            let scanned = scan.spawn(ldap, snap).await;
-            (scanned, self.group_members(0).await)
+            let members = groups(0).await?;
+            (scan.spawn(ldap, snap).await, Ok(members))
         };
         let scanned = match scanned {
             Ok(s) => s,
@@ -116,12 +119,7 @@ impl LdapBackend {
                 return Err(e);
             }
         };
-        let Scanned {
-            mut snap,
-            dn_index,
-            uac,
-            early,
-        } = scanned;
+        let Scanned { mut snap, uac, early } = scanned;
         if !uac.is_empty() {
             if let Ok(mut m) = self.uac.lock() {
                 m.extend(uac);
@@ -134,8 +132,12 @@ impl LdapBackend {
                     .into_iter()
                     .flat_map(|(n, key)| m.groups_of(&n).into_iter().map(move |g| (key.clone(), g))),
             ),
-            None if !self.map.group_dns.is_empty() => snap.add_memberships(self.memberships(members, &dn_index)),
-            None => {}
+            // posixGroup: members are account names.
+            None => snap.add_memberships(
+                members
+                    .into_iter()
+                    .map(|(group, name)| (UserKey::new(&name), Value::from(group))),
+            ),
         }
         info!(accounts = snap.len(), "LDAP snapshot read.");
         Ok(snap)
@@ -241,24 +243,6 @@ impl LdapBackend {
             .await?;
         }
         Ok(out)
-    }
-
-    /// The members read, as (account, group): member DNs (normalised by
-    /// [`Self::group_members`]) matched to the accounts through `dn_index`,
-    /// member names (posixGroup) taken as keys.
-    pub(super) fn memberships(&self, members: Vec<(&str, String)>, dn_index: &DnIndex) -> Vec<(UserKey, Value)> {
-        let by_dn = self.map.group_kind.by_dn();
-        members
-            .into_iter()
-            .filter_map(|(group, v)| {
-                let user = if by_dn {
-                    dn_index.get(&v).cloned()
-                } else {
-                    Some(UserKey::new(&v))
-                };
-                user.map(|u| (u, Value::from(group)))
-            })
-            .collect()
     }
 }
 

@@ -117,8 +117,6 @@ pub(super) struct Scan {
     pub attrs: Vec<String>,
     pub page_size: i32,
     pub timeout: Duration,
-    /// Whether group members are DNs to be matched (`dn_index` is kept).
-    pub need_index: bool,
     /// The groups' members, read meanwhile: each entry read once they are
     /// in gets its groups as it is taken (see [`Members`]).
     pub members: Option<MembersReady>,
@@ -170,15 +168,9 @@ impl Members {
     }
 }
 
-/// Normalised DN → account (foldhash: SipHash on 100k long DNs showed in
-/// the snapshot's profile).
-pub(super) type DnIndex = HashMap<String, UserKey, foldhash::fast::RandomState>;
-
 /// What the read gave.
 pub(super) struct Scanned {
     pub snap: Snapshot,
-    /// Normalised DN → account, when `need_index`.
-    pub dn_index: DnIndex,
     /// AD: each account's `userAccountControl` (key folded).
     pub uac: Vec<(String, u32)>,
     /// Entries taken before the members were in: (normalised DN, key).
@@ -206,36 +198,28 @@ impl Scan {
     }
 
     async fn run(self, ldap: Ldap, mut snap: Snapshot) -> Result<Scanned, BackendError> {
-        let mut dn_index = DnIndex::default();
         let mut seen = HashSet::new();
         let mut uac = Vec::new();
         let mut early = Vec::new();
         // Normalised DNs are needed only to match group members and to skip
         // an entry seen twice through overlapping scopes.
-        let (need_index, overlap) = (self.need_index, self.scopes.len() > 1);
+        let overlap = self.scopes.len() > 1;
         let members = self.members.as_deref();
         for base in &self.scopes {
             let each = |e: RawEntry<'_>| {
                 let Some((mut a, u, norm)) = self.reader.account_of(&e) else {
                     return Ok(());
                 };
-                if need_index || overlap || members.is_some() {
+                if overlap || members.is_some() {
                     let n = norm.unwrap_or_else(|| e.dn.to_lowercase());
+                    if overlap && !seen.insert(n.clone()) {
+                        return Ok(());
+                    }
                     if let Some(m) = members {
                         match m.get() {
                             Some(m) => a.groups = m.groups_of(&n),
-                            None => early.push((n.clone(), a.key.clone())),
+                            None => early.push((n, a.key.clone())),
                         }
-                    }
-                    // dn_index holds every DN taken so far, as `seen` does
-                    // when there is no index.
-                    if need_index {
-                        if overlap && dn_index.contains_key(&n) {
-                            return Ok(());
-                        }
-                        dn_index.insert(n, a.key.clone());
-                    } else if overlap && !seen.insert(n) {
-                        return Ok(());
                     }
                 }
                 if let Some(u) = u {
@@ -255,12 +239,7 @@ impl Scan {
             )
             .await?;
         }
-        Ok(Scanned {
-            snap,
-            dn_index,
-            uac,
-            early,
-        })
+        Ok(Scanned { snap, uac, early })
     }
 }
 
