@@ -643,6 +643,25 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
         "{n}: bcrypt hash verifies"
     );
     assert_eq!(db.q("SELECT id FROM users"), "42", "{n}");
+
+    // A backslash is data, not an escape (PostgreSQL streams new rows with
+    // COPY, whose text format gives it a meaning, when a batch has two
+    // rows or more): the characters stored are the file's.
+    let csv9 =
+        format!("{HEADER}bs,Back,Slash,bs@example.org,,Sales\\East,staff,,,\nbs2,B,S,bs2@example.org,,R\\D,,,,\n");
+    let r = run("apply", "main", "day9", &csv9);
+    assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
+    assert_eq!(
+        db.q("SELECT LENGTH(department) FROM app_users WHERE login = 'bs'"),
+        "10",
+        "{n}"
+    );
+    assert_eq!(
+        db.q("SELECT LENGTH(department) FROM app_users WHERE login = 'bs2'"),
+        "3",
+        "{n}"
+    );
+    assert_eq!(groups(db, "bs"), "staff", "{n}");
 }
 
 #[test]

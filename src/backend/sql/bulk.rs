@@ -1,8 +1,9 @@
 //! Bulk writes: a whole batch in a handful of statements, so a batch costs a
 //! few round trips instead of one or more per row.
 //!
-//! - PostgreSQL: every change class as one statement whose values travel as
-//!   array parameters (`UNNEST($1::text[], …)`, `= ANY($1)`).
+//! - PostgreSQL: new accounts and new memberships streamed with `COPY`
+//!   (`copy.rs`); every other change class as one statement whose values
+//!   travel as array parameters (`UNNEST($1::text[], …)`, `= ANY($1)`).
 //! - MariaDB/MySQL: new accounts and their memberships as multi-row
 //!   `INSERT … VALUES (?, …), (?, …)`; other changes as per-row statements in
 //!   the same transaction.
@@ -12,8 +13,9 @@
 
 use std::collections::BTreeMap;
 
+use super::copy;
 use super::rows::{key_ref, statements as row_statements};
-use super::stmt::{with_pool, Bind, Exec, Pool, Stmt};
+use super::stmt::{with_pool, Bind, Exec, Pool, Step, Stmt};
 use super::{is_connection_error, sqlx_message, BackendError, Col, Dialect, Params, Resolved};
 use crate::backend::Op;
 use crate::core::Change;
@@ -86,9 +88,12 @@ pub(super) fn statements<'a>(
     ops: &[Op<'a>],
     hashes: &'a [Option<String>],
     revive: &[Option<String>],
-) -> Vec<Stmt<'a>> {
+) -> Vec<Step<'a>> {
     if m.d != Dialect::Postgres {
-        return multi_row_statements(m, ops, hashes, revive);
+        return multi_row_statements(m, ops, hashes, revive)
+            .into_iter()
+            .map(Step::Sql)
+            .collect();
     }
     let mut out = Vec::new();
     let mut singles = Vec::new();
@@ -158,11 +163,14 @@ pub(super) fn statements<'a>(
         }
     }
     if !adds.is_empty() {
-        out.push(insert_accounts(m, ops, hashes, &adds));
+        out.push(match copy::accounts(m, ops, hashes, &adds) {
+            Some(c) => Step::Copy(c),
+            None => Step::Sql(insert_accounts(m, ops, hashes, &adds)),
+        });
     }
-    out.append(&mut singles);
+    out.extend(singles.into_iter().map(Step::Sql));
     for ((cols, rejoin, mc), idx) in &updates {
-        out.push(update_accounts(m, ops, idx, cols, *rejoin, *mc));
+        out.push(Step::Sql(update_accounts(m, ops, idx, cols, *rejoin, *mc)));
     }
     if !leaves.is_empty() {
         let mut u = Unnest::new(m);
@@ -175,29 +183,23 @@ pub(super) fn statements<'a>(
             let v = u.scalar(Bind::Int(Some(ops[0].now)));
             sets.push(format!("{} = {}", c.q, m.value_expr(c, &v)));
         }
-        out.push(by_keys(m, u, &sets, leaves));
+        out.push(Step::Sql(by_keys(m, u, &sets, leaves)));
     }
     if let Some((t, uc, gc)) = &m.groups {
         if !group_rm.0.is_empty() {
             let mut u = Unnest::new(m);
             let (xu, xg) = (u.text(group_rm.0), u.text(group_rm.1));
-            out.push(Stmt {
+            out.push(Step::Sql(Stmt {
                 sql: format!(
                     "DELETE FROM {t} USING {} WHERE {t}.{uc} = {xu} AND {t}.{gc} = {xg}",
                     u.from()
                 ),
                 binds: u.binds,
                 expect_rows: None,
-            });
+            }));
         }
         if !group_add.0.is_empty() {
-            let mut u = Unnest::new(m);
-            let (xu, xg) = (u.text(group_add.0), u.text(group_add.1));
-            out.push(Stmt {
-                sql: format!("INSERT INTO {t} ({uc}, {gc}) SELECT {xu}, {xg} FROM {}", u.from()),
-                binds: u.binds,
-                expect_rows: None,
-            });
+            out.extend(copy::memberships(m, &group_add.0, &group_add.1).map(Step::Copy));
         }
     }
     if !deletes.is_empty() {
@@ -205,19 +207,19 @@ pub(super) fn statements<'a>(
         if let Some(c) = &m.deleted_at {
             let v = u.scalar(Bind::Int(Some(ops[0].now)));
             let set = format!("{} = {}", c.q, m.value_expr(c, &v));
-            out.push(by_keys(m, u, &[set], deletes));
+            out.push(Step::Sql(by_keys(m, u, &[set], deletes)));
         } else {
             let n = deletes.len() as u64;
             let k = u.scalar(Bind::TextArray(deletes.into_iter().map(Some).collect()));
             let scope = scope_filter(m, &mut u);
-            out.push(Stmt {
+            out.push(Step::Sql(Stmt {
                 sql: format!(
                     "DELETE FROM {} WHERE {}.{} = ANY({k}){scope}",
                     m.table, m.table, m.key.q
                 ),
                 binds: u.binds,
                 expect_rows: Some(n),
-            });
+            }));
         }
     }
     out
@@ -354,13 +356,13 @@ fn update_accounts<'a>(
 /// Run the bulk statements in one transaction. `Ok(false)`: a statement
 /// failed or touched fewer rows than expected; nothing was written and the
 /// caller replays the batch row by row.
-pub(super) async fn run(pool: &Pool, stmts: &[Stmt<'_>]) -> Result<bool, BackendError> {
+pub(super) async fn run(pool: &Pool, steps: &[Step<'_>]) -> Result<bool, BackendError> {
     let conn = |e: sqlx::Error| BackendError::Connect(sqlx_message(&e));
     with_pool!(pool, p => {
         let mut tx = p.begin().await.map_err(conn)?;
-        for s in stmts {
-            match Exec::exec(&mut *tx, s).await {
-                Ok(n) if s.expect_rows.is_some_and(|want| n < want) => {
+        for s in steps {
+            match Exec::step(&mut *tx, s).await {
+                Ok(n) if s.expect_rows().is_some_and(|want| n < want) => {
                     tx.rollback().await.map_err(conn)?;
                     return Ok(false);
                 }

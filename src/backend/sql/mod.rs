@@ -13,6 +13,7 @@
 mod adopt;
 mod bulk;
 mod config;
+mod copy;
 mod lite;
 mod mapping;
 mod open;

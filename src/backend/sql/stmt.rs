@@ -52,6 +52,33 @@ pub(super) struct Stmt<'a> {
     pub expect_rows: Option<u64>,
 }
 
+/// Rows streamed with `COPY … FROM STDIN` (PostgreSQL; see `copy.rs`).
+#[derive(Clone, Debug)]
+pub(super) struct CopyIn {
+    pub sql: String,
+    /// The rows in COPY's text format.
+    pub data: Vec<u8>,
+    /// Rows the COPY must write.
+    pub rows: u64,
+}
+
+/// One step of a bulk transaction.
+#[derive(Clone, Debug)]
+pub(super) enum Step<'a> {
+    Sql(Stmt<'a>),
+    Copy(CopyIn),
+}
+
+impl Step<'_> {
+    /// Rows the step must touch, if it says.
+    pub(super) fn expect_rows(&self) -> Option<u64> {
+        match self {
+            Step::Sql(s) => s.expect_rows,
+            Step::Copy(c) => Some(c.rows),
+        }
+    }
+}
+
 fn arrays_unsupported() -> sqlx::Error {
     sqlx::Error::Protocol("array parameters are only used with PostgreSQL".into())
 }
@@ -70,6 +97,17 @@ macro_rules! bind_scalar {
 /// Running a [`Stmt`] on a connection (or a transaction, through deref).
 pub(super) trait Exec {
     async fn exec(&mut self, s: &Stmt<'_>) -> Result<u64, sqlx::Error>;
+    /// Stream rows with COPY; only PostgreSQL has it.
+    async fn copy_in(&mut self, _c: &CopyIn) -> Result<u64, sqlx::Error> {
+        Err(sqlx::Error::Protocol("COPY is only used with PostgreSQL".into()))
+    }
+    /// Run one step of a bulk transaction: rows touched.
+    async fn step(&mut self, s: &Step<'_>) -> Result<u64, sqlx::Error> {
+        match s {
+            Step::Sql(s) => self.exec(s).await,
+            Step::Copy(c) => self.copy_in(c).await,
+        }
+    }
 }
 
 impl Exec for PgConnection {
@@ -84,6 +122,14 @@ impl Exec for PgConnection {
             };
         }
         Ok(q.execute(self).await?.rows_affected())
+    }
+    async fn copy_in(&mut self, c: &CopyIn) -> Result<u64, sqlx::Error> {
+        let mut copy = self.copy_in_raw(&c.sql).await?;
+        if let Err(e) = copy.send(c.data.as_slice()).await {
+            let _ = copy.abort("dirsync: sending the rows failed").await;
+            return Err(e);
+        }
+        copy.finish().await
     }
 }
 
