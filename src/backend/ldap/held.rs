@@ -55,7 +55,7 @@ impl LdapBackend {
     pub(super) async fn flush_held(&self) -> Result<Vec<Option<String>>, BackendError> {
         let Held { ops, mut members } = std::mem::take(&mut *self.held.lock().unwrap_or_else(|p| p.into_inner()));
         let mut errs: Vec<Vec<String>> = vec![Vec::new(); ops];
-        members.sort_by_cached_key(|(_, m)| (super::dn::normalise(&m.group_dn), m.attr));
+        by_group(&mut members);
         let items: Vec<(usize, &Membership)> = members.iter().map(|(k, m)| (*k, m)).collect();
         for part in parts(&items, max_modify_bytes(self.map.flavour)) {
             let rest = self.create_groups(part.to_vec()).await;
@@ -72,6 +72,25 @@ impl LdapBackend {
             .map(|e| (!e.is_empty()).then(|| e.join("; ")))
             .collect())
     }
+}
+
+/// Sort `members` by group (its normalised DN) and attribute, and give each
+/// group one spelling (the first one's), so that a group named with other
+/// spacing or case is still one modify.
+fn by_group(members: &mut Vec<(usize, Membership)>) {
+    let mut keyed: Vec<(String, (usize, Membership))> = std::mem::take(members)
+        .into_iter()
+        .map(|x| (super::dn::normalise(&x.1.group_dn), x))
+        .collect();
+    keyed.sort_by(|a, b| (&a.0, a.1 .1.attr).cmp(&(&b.0, b.1 .1.attr)));
+    for i in 1..keyed.len() {
+        let (before, after) = keyed.split_at_mut(i);
+        let (prev, this) = (&before[i - 1], &mut after[0]);
+        if prev.0 == this.0 && prev.1 .1.group_dn != this.1 .1.group_dn {
+            this.1 .1.group_dn.clone_from(&prev.1 .1.group_dn);
+        }
+    }
+    *members = keyed.into_iter().map(|(_, x)| x).collect();
 }
 
 /// `items` (sorted by group) cut where the group changes or a part would
@@ -124,5 +143,28 @@ mod tests {
         let sizes: Vec<usize> = parts(&items, limit).iter().map(|p| p.len()).collect();
         assert_eq!(sizes, vec![2, 1, 1, 2]);
         assert!(parts(&[], limit).is_empty());
+    }
+
+    #[test]
+    fn a_group_spelt_two_ways_is_one_modify() {
+        let mut ms: Vec<(usize, Membership)> = [
+            member("cn=b,dc=x", "u1"),
+            member("cn=a, dc=x", "u2"),
+            member("CN=A,DC=X", "u3"),
+            member("cn=a,dc=x", "u4"),
+        ]
+        .into_iter()
+        .enumerate()
+        .collect();
+        by_group(&mut ms);
+        let ops: Vec<usize> = ms.iter().map(|(k, _)| *k).collect();
+        assert_eq!(ops, vec![1, 2, 3, 0], "sorted by group, stable within one");
+        let items: Vec<(usize, &Membership)> = ms.iter().map(|(k, m)| (*k, m)).collect();
+        let cut = parts(&items, 1000);
+        assert_eq!(cut.len(), 2, "one part per group");
+        let batches = crate::backend::ldap::conn::coalesce(cut[0]);
+        assert_eq!(batches.len(), 1, "one modify for the three spellings");
+        assert_eq!(batches[0].0, "cn=a, dc=x");
+        assert_eq!(batches[0].2.len(), 3);
     }
 }
