@@ -701,27 +701,10 @@ fn push_csv_row(out: &mut Vec<u8>, p: &Person) {
     out.push(b'\n');
 }
 
-const BASE64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 (RFC 4648) with padding.
 fn push_base64(out: &mut Vec<u8>, data: &[u8]) {
-    for chunk in data.chunks(3) {
-        let b1 = chunk.get(1).copied().unwrap_or(0);
-        let b2 = chunk.get(2).copied().unwrap_or(0);
-        let n = u32::from(chunk[0]) << 16 | u32::from(b1) << 8 | u32::from(b2);
-        out.push(BASE64_ALPHABET[(n >> 18) as usize & 63]);
-        out.push(BASE64_ALPHABET[(n >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 {
-            BASE64_ALPHABET[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if chunk.len() > 2 {
-            BASE64_ALPHABET[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
+    use base64::Engine;
+    out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(data).as_bytes());
 }
 
 /// Whether an LDIF value must be written as `attr:: base64` (RFC 2849): it is not a
