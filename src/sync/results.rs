@@ -26,7 +26,9 @@ pub fn write_atomically(
     };
     let tmp = path.with_extension("csv.tmp");
     let file = std::fs::File::create(&tmp).map_err(err)?;
-    let mut w = std::io::BufWriter::new(file);
+    // 256 KiB at a time: a 100k-row results file (12 MB) in ≈ 50 writes
+    // instead of 1,500.
+    let mut w = std::io::BufWriter::with_capacity(256 << 10, file);
     f(&mut w).map_err(err)?;
     let file = w.into_inner().map_err(|e| err(e.into_error()))?;
     file.sync_all().map_err(err)?;
