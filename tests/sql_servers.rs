@@ -662,6 +662,33 @@ nul,NULL,Null,nul@example.org,_,NULL,,,,
         "{n}"
     );
     assert_eq!(groups(db, "bs"), "staff", "{n}");
+
+    // PostgreSQL refuses COPY into a table with row-level security: the
+    // batch goes in as INSERTs, and so do the run's later ones.
+    if n == "postgres" {
+        db.exec(
+            "ALTER TABLE app_users ENABLE ROW LEVEL SECURITY; ALTER TABLE app_users FORCE ROW LEVEL SECURITY;
+             CREATE POLICY every_row ON app_users USING (true) WITH CHECK (true);",
+        );
+        let rows: String = (1..=7)
+            .map(|i| format!("rls{i},R,L,rls{i}@example.org,,Dept{i},staff,,,\n"))
+            .collect();
+        let r = run("apply", "main", "day10", &format!("{HEADER}{rows}"));
+        assert_eq!(r.code, 0, "{n}: {}{}{}", r.stdout, r.stderr, r.results);
+        assert!(r.stdout.contains("7 done"), "{n}: {}", r.stdout);
+        assert!(r.stderr.contains("refused COPY"), "{n}: {}", r.stderr);
+        assert_eq!(
+            r.stderr.matches("refused COPY").count(),
+            1,
+            "{n}: said once: {}",
+            r.stderr
+        );
+        assert_eq!(
+            db.q("SELECT COUNT(*) FROM app_users WHERE login LIKE 'rls%' AND department LIKE 'Dept_'"),
+            "7"
+        );
+        assert_eq!(groups(db, "rls7"), "staff", "{n}");
+    }
 }
 
 #[test]

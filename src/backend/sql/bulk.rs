@@ -83,11 +83,13 @@ fn scope_filter(m: &Resolved, u: &mut Unnest<'_>) -> String {
 
 /// The bulk statements for a batch, in a safe order: inserts, revivals,
 /// updates, leavers, membership removals, membership additions, deletes.
+/// `copy`: new rows with COPY (PostgreSQL), else with `INSERT`.
 pub(super) fn statements<'a>(
     m: &'a Resolved,
     ops: &[Op<'a>],
     hashes: &'a [Option<String>],
     revive: &[Option<String>],
+    copy: bool,
 ) -> Vec<Step<'a>> {
     if m.d != Dialect::Postgres {
         return multi_row_statements(m, ops, hashes, revive)
@@ -163,7 +165,7 @@ pub(super) fn statements<'a>(
         }
     }
     if !adds.is_empty() {
-        out.push(match copy::accounts(m, ops, hashes, &adds) {
+        out.push(match copy.then(|| copy::accounts(m, ops, hashes, &adds)).flatten() {
             Some(c) => Step::Copy(c),
             None => Step::Sql(insert_accounts(m, ops, hashes, &adds)),
         });
@@ -198,8 +200,16 @@ pub(super) fn statements<'a>(
                 expect_rows: None,
             }));
         }
-        if !group_add.0.is_empty() {
+        if !group_add.0.is_empty() && copy {
             out.extend(copy::memberships(m, &group_add.0, &group_add.1).map(Step::Copy));
+        } else if !group_add.0.is_empty() {
+            let mut u = Unnest::new(m);
+            let (xu, xg) = (u.text(group_add.0), u.text(group_add.1));
+            out.push(Step::Sql(Stmt {
+                sql: format!("INSERT INTO {t} ({uc}, {gc}) SELECT {xu}, {xg} FROM {}", u.from()),
+                binds: u.binds,
+                expect_rows: None,
+            }));
         }
     }
     if !deletes.is_empty() {

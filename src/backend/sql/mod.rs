@@ -24,6 +24,7 @@ mod snapshot;
 mod stmt;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -106,6 +107,9 @@ pub struct SqlBackend {
     lite_file: Option<std::path::PathBuf>,
     /// Batches are written to `lite_file` through rusqlite too.
     lite_writes: bool,
+    /// New rows go in with COPY (PostgreSQL) until the database refuses a
+    /// COPY whose rows it then takes as INSERTs (row-level security).
+    copy: AtomicBool,
 }
 
 impl SqlBackend {
@@ -163,6 +167,7 @@ impl SqlBackend {
                 .then(|| lite::file_of(&target.url))
                 .flatten(),
             lite_writes: dialect == Dialect::Sqlite && lite::writable(&target.url),
+            copy: AtomicBool::new(dialect == Dialect::Postgres),
         })
     }
 
@@ -280,9 +285,24 @@ impl SqlBackend {
     /// One transaction of bulk statements; row by row when it fails.
     async fn apply_bulk(&self, ops: &[Op<'_>], hashes: &[Option<String>]) -> Result<Vec<OpResult>, BackendError> {
         let revive = self.revivable(ops);
-        let stmts = bulk::statements(&self.map, ops, hashes, &revive);
+        let copy = self.copy.load(Ordering::Relaxed);
+        let stmts = bulk::statements(&self.map, ops, hashes, &revive, copy);
         if bulk::run(&self.pool, &stmts).await? {
             return Ok(vec![Ok(()); ops.len()]);
+        }
+        if copy && stmts.iter().any(|s| matches!(s, stmt::Step::Copy(_))) {
+            // The rows may be fine and COPY what the table refuses (it has
+            // row-level security): the same batch as INSERTs tells.
+            let stmts = bulk::statements(&self.map, ops, hashes, &revive, false);
+            if bulk::run(&self.pool, &stmts).await? {
+                if self.copy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        table = %self.map.table,
+                        "PostgreSQL refused COPY into the table where INSERT works (row-level security?); new rows go in as INSERTs from now on"
+                    );
+                }
+                return Ok(vec![Ok(()); ops.len()]);
+            }
         }
         self.apply_rows(ops, hashes).await
     }
