@@ -16,6 +16,7 @@ mod config;
 mod copy;
 mod lite;
 mod mapping;
+mod multirow;
 mod open;
 mod password;
 mod rows;
