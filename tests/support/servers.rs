@@ -511,6 +511,8 @@ impl ServerDir {
     /// process tell the dirs of killed test processes (`directories.rs`
     /// removes its own).
     pub(crate) fn new(server: &str) -> Result<ServerDir, String> {
+        static SWEPT: OnceLock<()> = OnceLock::new();
+        SWEPT.get_or_init(remove_dead_processes_dirs);
         let dir = tempfile::Builder::new()
             .prefix(&format!("dirsync-{server}-pid{}-", std::process::id()))
             .tempdir()
@@ -536,6 +538,34 @@ impl Drop for ServerDir {
         if keep_dirs() {
             self.dir.disable_cleanup(true);
             eprintln!("servers.rs: keeping {}", self.dir.path().display());
+        }
+    }
+}
+
+/// Remove the server dirs of test processes that no longer exist: killed
+/// ones, and those whose server lived in a `static` (never dropped, as the
+/// PostgreSQL that `tests/ha.rs` shares), which left one dir a run behind.
+fn remove_dead_processes_dirs() {
+    if keep_dirs() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("dirsync-") || name.starts_with("dirsync-tmpl-") {
+            continue;
+        }
+        // dirsync-<server>-pid<PID>-<random>
+        let Some(pid) = name
+            .split('-')
+            .find_map(|part| part.strip_prefix("pid")?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }
