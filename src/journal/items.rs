@@ -73,6 +73,10 @@ pub struct OutcomeRecord<'a> {
 /// Rows per multi-row statement: one round trip and one statement per
 /// chunk instead of per item (100k outcomes took seconds one by one).
 const CHUNK: usize = 200;
+/// Keys per `IN (…)` list, for rows that share their new values.
+const IN_CHUNK: usize = 500;
+/// Outcomes alike from which they go as one `IN` list.
+const SHARED_FROM: usize = 8;
 
 pub(super) const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
 
@@ -165,17 +169,23 @@ impl Journal {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in changes.chunks(CHUNK) {
-            let sql = self.sql(&format!(
-                "UPDATE run_items SET intent = 1, change = v.column2 FROM (VALUES {}) AS v \
-                 WHERE run_items.run_id = ? AND run_items.ident = v.column1",
-                vec!["(?, ?)"; chunk.len()].join(", ")
-            ));
-            let mut q = sqlx::query(&sql);
-            for (item, change) in chunk {
-                q = q.bind(item.to_string()).bind(change.as_str());
+        // Grouped by change: one `IN` list per group and chunk.
+        let mut by_change: HashMap<&str, Vec<String>> = HashMap::new();
+        for (item, change) in changes {
+            by_change.entry(change.as_str()).or_default().push(item.to_string());
+        }
+        for (change, idents) in &by_change {
+            for chunk in idents.chunks(IN_CHUNK) {
+                let sql = self.sql(&format!(
+                    "UPDATE run_items SET intent = 1, change = ? WHERE run_id = ? AND ident IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                ));
+                let mut q = sqlx::query(&sql).bind(*change).bind(id);
+                for ident in chunk {
+                    q = q.bind(ident.as_str());
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.bind(id).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -185,7 +195,40 @@ impl Journal {
     /// approved item is approved no more once it has its outcome.
     pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord<'_>]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for chunk in outcomes.chunks(CHUNK) {
+        // Outcomes that share their change, verdict and message (a batch of
+        // new accounts, all "done" alike) go as one `IN` list each; the rest
+        // as rows of a VALUES list.
+        let mut shared: HashMap<(&str, &str, &str), Vec<String>> = HashMap::new();
+        for o in outcomes {
+            shared
+                .entry((o.change.as_str(), o.verdict.as_str(), o.message))
+                .or_default()
+                .push(o.id.to_string());
+        }
+        let mut single: Vec<&OutcomeRecord<'_>> = Vec::new();
+        for o in outcomes {
+            if shared
+                .get(&(o.change.as_str(), o.verdict.as_str(), o.message))
+                .is_some_and(|g| g.len() < SHARED_FROM)
+            {
+                single.push(o);
+            }
+        }
+        for ((change, verdict, message), idents) in shared.iter().filter(|(_, g)| g.len() >= SHARED_FROM) {
+            for chunk in idents.chunks(IN_CHUNK) {
+                let sql = self.sql(&format!(
+                    "UPDATE run_items SET change = ?, verdict = ?, message = ?, approved = 0 \
+                     WHERE run_id = ? AND ident IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                ));
+                let mut q = sqlx::query(&sql).bind(*change).bind(*verdict).bind(*message).bind(id);
+                for ident in chunk {
+                    q = q.bind(ident.as_str());
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        for chunk in single.chunks(CHUNK) {
             let sql = self.sql(&format!(
                 "UPDATE run_items SET change = v.column2, verdict = v.column3, message = v.column4, approved = 0 \
                  FROM (VALUES {}) AS v WHERE run_items.run_id = ? AND run_items.ident = v.column1",
@@ -265,6 +308,81 @@ impl Journal {
         )
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{JournalLocation, RunState};
+
+    #[tokio::test]
+    async fn intents_and_outcomes_land_on_their_own_rows_shared_or_not() -> Result<()> {
+        let dir = tempfile::tempdir().expect("temp dir"); // ok: test
+        let j = Journal::open(&JournalLocation {
+            url: format!("sqlite://{}", dir.path().join("journal.db").display()),
+            key_file: dir.path().join("journal.key"),
+        })
+        .await?;
+        let id = 1;
+        let n = 1200; // more than one `IN` chunk of alike outcomes
+        let ids: Vec<ItemId> = (0..n).map(ItemId::Row).collect();
+        let plan: Vec<ItemRecord> = ids
+            .iter()
+            .map(|i| ItemRecord {
+                id: i.clone(),
+                line: None,
+                user_key: None,
+                change: ChangeKind::Add,
+                detail: None,
+                intent: false,
+                approved: false,
+                verdict: None,
+                message: None,
+            })
+            .collect();
+        j.record_plan(id, &plan, &[], RunState::Running).await?;
+        // Two change kinds among the intents.
+        let kind = |k: usize| {
+            if k % 3 == 0 {
+                ChangeKind::Update
+            } else {
+                ChangeKind::Add
+            }
+        };
+        let intents: Vec<(&ItemId, ChangeKind)> = ids.iter().enumerate().map(|(k, i)| (i, kind(k))).collect();
+        j.record_intent(id, &intents, &[]).await?;
+        // Most outcomes alike, every tenth its own, a few alike in a group too
+        // small to share.
+        let messages: Vec<String> = (0..n)
+            .map(|k| match k {
+                _ if k % 10 == 0 => format!("own message {k}"),
+                1..=5 => "rare".to_string(),
+                _ => "created".to_string(),
+            })
+            .collect();
+        let verdict = |k: usize| if k % 7 == 0 { Verdict::Failed } else { Verdict::Done };
+        let outcomes: Vec<OutcomeRecord<'_>> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, i)| OutcomeRecord {
+                id: i,
+                change: kind(k),
+                verdict: verdict(k),
+                message: &messages[k],
+            })
+            .collect();
+        j.record_outcomes(id, &outcomes).await?;
+        let stored = j.items(id).await?;
+        assert_eq!(stored.len(), n);
+        for (k, i) in ids.iter().enumerate() {
+            let r = &stored[i];
+            assert!(r.intent, "{i}");
+            assert_eq!(r.change, kind(k), "{i}");
+            assert_eq!(r.verdict, Some(verdict(k)), "{i}");
+            assert_eq!(r.message.as_deref(), Some(messages[k].as_str()), "{i}");
+        }
         Ok(())
     }
 }
