@@ -74,8 +74,8 @@ use std::time::{Duration, Instant};
 
 use super::servers::{
     effective_uid, guard_restart, guard_running, guard_stop, keep_dirs, launch, log_tail, mkdir, passwd_lookup,
-    retry_addr_in_use, run_ok, sys, tcp_connect_addr, try_free_port, write_file, Account, Guard, LaunchError,
-    LaunchSpec, Limits, Proc, ServerDir, CLIENT_TIMEOUT, PROBE_TIMEOUT,
+    remove_dirs_of_dead_processes, retry_addr_in_use, run_ok, sys, tcp_connect_addr, try_free_port, write_file,
+    Account, Guard, LaunchError, LaunchSpec, Limits, Proc, ServerDir, CLIENT_TIMEOUT, PROBE_TIMEOUT,
 };
 
 /// How long `start()` / `restart()` wait for a server to answer (after the
@@ -200,26 +200,8 @@ fn process_dir(kind: &str) -> Result<PathBuf, String> {
 /// Remove template and guard dirs left by test processes that no longer
 /// exist (killed before their atexit hook / guard drops ran).
 fn remove_stale_templates() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        // Templates, and guard dirs of this file (they carry the pid too).
-        const OURS: [&str; 3] = ["dirsync-tmpl-", "dirsync-samba-pid", "dirsync-389ds-pid"];
-        if !OURS.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
-        let Some(pid) = name
-            .split('-')
-            .find_map(|part| part.strip_prefix("pid")?.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_dir_all(e.path());
-        }
-    }
+    // Templates, and guard dirs of this file (they carry the pid too).
+    remove_dirs_of_dead_processes(&["dirsync-tmpl-", "dirsync-samba-pid", "dirsync-389ds-pid"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -546,18 +546,22 @@ impl Drop for ServerDir {
 /// ones, and those whose server lived in a `static` (never dropped, as the
 /// PostgreSQL that `tests/ha.rs` shares), which left one dir a run behind.
 fn remove_dead_processes_dirs() {
-    if keep_dirs() {
-        return;
+    if !keep_dirs() {
+        remove_dirs_of_dead_processes(&["dirsync-"]);
     }
+}
+
+/// Remove the temp dirs named with one of `prefixes` and `-pid<PID>-` whose
+/// process is gone (this process's own are left alone).
+pub(crate) fn remove_dirs_of_dead_processes(prefixes: &[&str]) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with("dirsync-") || name.starts_with("dirsync-tmpl-") {
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
             continue;
         }
-        // dirsync-<server>-pid<PID>-<random>
         let Some(pid) = name
             .split('-')
             .find_map(|part| part.strip_prefix("pid")?.parse::<u32>().ok())
