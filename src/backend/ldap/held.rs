@@ -8,6 +8,8 @@
 //! one modify per group (split only to stay under the servers' request
 //! size limits), after the entries they name exist.
 
+use std::collections::HashMap;
+
 use super::ops::Membership;
 use super::{Flavour, LdapBackend};
 use crate::backend::BackendError;
@@ -76,21 +78,31 @@ impl LdapBackend {
 
 /// Sort `members` by group (its normalised DN) and attribute, and give each
 /// group one spelling (the first one's), so that a group named with other
-/// spacing or case is still one modify.
-fn by_group(members: &mut Vec<(usize, Membership)>) {
-    let mut keyed: Vec<(String, (usize, Membership))> = std::mem::take(members)
-        .into_iter()
-        .map(|x| (super::dn::normalise(&x.1.group_dn), x))
-        .collect();
-    keyed.sort_by(|a, b| (&a.0, a.1 .1.attr).cmp(&(&b.0, b.1 .1.attr)));
-    for i in 1..keyed.len() {
-        let (before, after) = keyed.split_at_mut(i);
-        let (prev, this) = (&before[i - 1], &mut after[0]);
-        if prev.0 == this.0 && prev.1 .1.group_dn != this.1 .1.group_dn {
-            this.1 .1.group_dn.clone_from(&prev.1 .1.group_dn);
+/// spacing or case is still one modify. Each spelling is normalised once,
+/// not once per member.
+fn by_group(members: &mut [(usize, Membership)]) {
+    // Spelling → normalised DN; normalised DN → the group's first spelling.
+    let mut normalised: HashMap<String, String> = HashMap::new();
+    let mut first: HashMap<String, String> = HashMap::new();
+    for (_, m) in members.iter() {
+        if !normalised.contains_key(&m.group_dn) {
+            let n = super::dn::normalise(&m.group_dn);
+            first.entry(n.clone()).or_insert_with(|| m.group_dn.clone());
+            normalised.insert(m.group_dn.clone(), n);
         }
     }
-    *members = keyed.into_iter().map(|(_, x)| x).collect();
+    // Each group's place in DN order, under its one spelling.
+    let mut order: Vec<(&String, &String)> = first.iter().collect();
+    order.sort();
+    let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, (_, f))| (f.as_str(), i)).collect();
+    for (_, m) in members.iter_mut() {
+        if let Some(f) = normalised.get(&m.group_dn).and_then(|n| first.get(n)) {
+            if m.group_dn != *f {
+                m.group_dn.clone_from(f);
+            }
+        }
+    }
+    members.sort_by_cached_key(|(_, m)| (rank.get(m.group_dn.as_str()).copied(), m.attr));
 }
 
 /// `items` (sorted by group) cut where the group changes or a part would
