@@ -363,24 +363,43 @@ fn update_accounts<'a>(
     }
 }
 
-/// Run the bulk statements in one transaction. `Ok(false)`: a statement
-/// failed or touched fewer rows than expected; nothing was written and the
-/// caller replays the batch row by row.
-pub(super) async fn run(pool: &Pool, steps: &[Step<'_>]) -> Result<bool, BackendError> {
+/// How a bulk transaction ended.
+pub(super) enum Ran {
+    Committed,
+    /// Rolled back, nothing written: a statement failed or touched fewer
+    /// rows than expected, and the caller replays the batch row by row.
+    /// `copy_refused`: a COPY failed, and not over its rows' data (SQLSTATE
+    /// classes 22 and 23) but the table's (row-level security, a view).
+    RolledBack {
+        copy_refused: bool,
+    },
+}
+
+/// A value or constraint the rows broke, not the statement's form.
+fn is_data_error(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+}
+
+/// Run the bulk statements in one transaction.
+pub(super) async fn run(pool: &Pool, steps: &[Step<'_>]) -> Result<Ran, BackendError> {
     let conn = |e: sqlx::Error| BackendError::Connect(sqlx_message(&e));
+    let refused = Ran::RolledBack { copy_refused: false };
     with_pool!(pool, p => {
         let mut tx = p.begin().await.map_err(conn)?;
         for s in steps {
             match Exec::step(&mut *tx, s).await {
                 Ok(n) if s.expect_rows().is_some_and(|want| n < want) => {
                     tx.rollback().await.map_err(conn)?;
-                    return Ok(false);
+                    return Ok(refused);
                 }
                 Ok(_) => {}
                 Err(e) if is_connection_error(&e) => return Err(conn(e)),
-                Err(_) => {
+                Err(e) => {
                     tx.rollback().await.map_err(conn)?;
-                    return Ok(false);
+                    let copy_refused = matches!(s, Step::Copy(_)) && !is_data_error(&e);
+                    return Ok(Ran::RolledBack { copy_refused });
                 }
             }
         }
@@ -389,9 +408,9 @@ pub(super) async fn run(pool: &Pool, steps: &[Step<'_>]) -> Result<bool, Backend
             return Err(BackendError::Fenced);
         }
         match tx.commit().await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Ran::Committed),
             Err(e) if is_connection_error(&e) => Err(conn(e)),
-            Err(_) => Ok(false),
+            Err(_) => Ok(refused),
         }
     })
 }

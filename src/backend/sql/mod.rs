@@ -288,22 +288,23 @@ impl SqlBackend {
         let revive = self.revivable(ops);
         let copy = self.copy.load(Ordering::Relaxed);
         let stmts = bulk::statements(&self.map, ops, hashes, &revive, copy);
-        if bulk::run(&self.pool, &stmts).await? {
-            return Ok(vec![Ok(()); ops.len()]);
-        }
-        if copy && stmts.iter().any(|s| matches!(s, stmt::Step::Copy(_))) {
-            // The rows may be fine and COPY what the table refuses (it has
-            // row-level security): the same batch as INSERTs tells.
-            let stmts = bulk::statements(&self.map, ops, hashes, &revive, false);
-            if bulk::run(&self.pool, &stmts).await? {
-                if self.copy.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(
-                        table = %self.map.table,
-                        "PostgreSQL refused COPY into the table where INSERT works (row-level security?); new rows go in as INSERTs from now on"
-                    );
+        match bulk::run(&self.pool, &stmts).await? {
+            bulk::Ran::Committed => return Ok(vec![Ok(()); ops.len()]),
+            bulk::Ran::RolledBack { copy_refused: true } => {
+                // The table refuses COPY (row-level security, a view): the
+                // same batch as INSERTs, and INSERTs from now on if they go.
+                let stmts = bulk::statements(&self.map, ops, hashes, &revive, false);
+                if let bulk::Ran::Committed = bulk::run(&self.pool, &stmts).await? {
+                    if self.copy.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            table = %self.map.table,
+                            "PostgreSQL refused COPY into the table where INSERT works (row-level security?); new rows go in as INSERTs from now on"
+                        );
+                    }
+                    return Ok(vec![Ok(()); ops.len()]);
                 }
-                return Ok(vec![Ok(()); ops.len()]);
             }
+            bulk::Ran::RolledBack { copy_refused: false } => {}
         }
         self.apply_rows(ops, hashes).await
     }
