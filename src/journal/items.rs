@@ -73,10 +73,8 @@ pub struct OutcomeRecord<'a> {
 /// Rows per multi-row statement: one round trip and one statement per
 /// chunk instead of per item (100k outcomes took seconds one by one).
 const CHUNK: usize = 200;
-/// Keys per `IN (…)` list, for rows that share their new values.
+/// Keys per `IN (…)` list (intents, grouped by change).
 const IN_CHUNK: usize = 500;
-/// Outcomes alike from which they go as one `IN` list.
-const SHARED_FROM: usize = 8;
 
 pub(super) const ITEM_COLUMNS: &str = "ident, line, user_key, change, detail, intent, approved, verdict, message";
 
@@ -195,40 +193,7 @@ impl Journal {
     /// approved item is approved no more once it has its outcome.
     pub async fn record_outcomes(&self, id: i64, outcomes: &[OutcomeRecord<'_>]) -> Result<()> {
         let mut tx = self.begin().await?;
-        // Outcomes that share their change, verdict and message (a batch of
-        // new accounts, all "done" alike) go as one `IN` list each; the rest
-        // as rows of a VALUES list.
-        let mut shared: HashMap<(&str, &str, &str), Vec<String>> = HashMap::new();
-        for o in outcomes {
-            shared
-                .entry((o.change.as_str(), o.verdict.as_str(), o.message))
-                .or_default()
-                .push(o.id.to_string());
-        }
-        let mut single: Vec<&OutcomeRecord<'_>> = Vec::new();
-        for o in outcomes {
-            if shared
-                .get(&(o.change.as_str(), o.verdict.as_str(), o.message))
-                .is_some_and(|g| g.len() < SHARED_FROM)
-            {
-                single.push(o);
-            }
-        }
-        for ((change, verdict, message), idents) in shared.iter().filter(|(_, g)| g.len() >= SHARED_FROM) {
-            for chunk in idents.chunks(IN_CHUNK) {
-                let sql = self.sql(&format!(
-                    "UPDATE run_items SET change = ?, verdict = ?, message = ?, approved = 0 \
-                     WHERE run_id = ? AND ident IN ({})",
-                    vec!["?"; chunk.len()].join(", ")
-                ));
-                let mut q = sqlx::query(&sql).bind(*change).bind(*verdict).bind(*message).bind(id);
-                for ident in chunk {
-                    q = q.bind(ident.as_str());
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-        for chunk in single.chunks(CHUNK) {
+        for chunk in outcomes.chunks(CHUNK) {
             let sql = self.sql(&format!(
                 "UPDATE run_items SET change = v.column2, verdict = v.column3, message = v.column4, approved = 0 \
                  FROM (VALUES {}) AS v WHERE run_items.run_id = ? AND run_items.ident = v.column1",
@@ -318,7 +283,7 @@ mod tests {
     use crate::journal::{JournalLocation, RunState};
 
     #[tokio::test]
-    async fn intents_and_outcomes_land_on_their_own_rows_shared_or_not() -> Result<()> {
+    async fn intents_and_outcomes_land_on_their_own_rows() -> Result<()> {
         let dir = tempfile::tempdir().expect("temp dir"); // ok: test
         let j = Journal::open(&JournalLocation {
             url: format!("sqlite://{}", dir.path().join("journal.db").display()),
@@ -326,7 +291,7 @@ mod tests {
         })
         .await?;
         let id = 1;
-        let n = 1200; // more than one `IN` chunk of alike outcomes
+        let n = 1200; // more than one `IN` chunk of intents of one change
         let ids: Vec<ItemId> = (0..n).map(ItemId::Row).collect();
         let plan: Vec<ItemRecord> = ids
             .iter()
@@ -353,8 +318,7 @@ mod tests {
         };
         let intents: Vec<(&ItemId, ChangeKind)> = ids.iter().enumerate().map(|(k, i)| (i, kind(k))).collect();
         j.record_intent(id, &intents, &[]).await?;
-        // Most outcomes alike, every tenth its own, a few alike in a group too
-        // small to share.
+        // Most outcomes alike, every tenth its own.
         let messages: Vec<String> = (0..n)
             .map(|k| match k {
                 _ if k % 10 == 0 => format!("own message {k}"),
