@@ -127,11 +127,12 @@ impl Session {
 
     /// Journal a file as a run (or find its unfinished run) and drive it.
     pub async fn start(&self, cli: &CliRun<'_>) -> Result<sync::Started, SyncError> {
-        let (run_id, resumed) = sync::journal_cli_run(&self.ctx(), cli).await?;
+        let (run_id, resumed, read) = sync::journal_cli_run(&self.ctx(), cli).await?;
         let finish = if cli.preview {
-            sync::drive(&self.ctx(), run_id).await?
+            sync::drive_read(&self.ctx(), run_id, Some(read)).await?
         } else {
-            self.held(run_id, async |ctx| sync::drive(ctx, run_id).await).await?
+            self.held(run_id, async |ctx| sync::drive_read(ctx, run_id, Some(read)).await)
+                .await?
         };
         Ok(sync::Started {
             run_id,

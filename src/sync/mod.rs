@@ -38,7 +38,7 @@ use std::path::PathBuf;
 
 pub use approve::{approve, reject, Approved};
 pub use mails::MailOut;
-pub use pipeline::{drive, Ctx, Finish};
+pub use pipeline::{drive, drive_read, Ctx, FileRead, Finish};
 pub use report::{Credential, RunReport};
 pub use results::{default_results_path, write_atomically};
 pub use start::{journal_cli_run, CliRun, Started};

@@ -50,6 +50,13 @@ pub enum Finish {
     Stopped,
 }
 
+/// A run's file as read, with its SHA-256 (hex): the command line reads and
+/// hashes it to journal the run, and hands it on.
+pub struct FileRead {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
 /// Read the run's file and check it is the file the run started with.
 pub(super) fn read_file(run: &RunRecord, path: &Path) -> Result<Vec<u8>, SyncError> {
     let bytes = std::fs::read(path).map_err(|source| match source.kind() {
@@ -74,6 +81,12 @@ pub(super) fn read_file(run: &RunRecord, path: &Path) -> Result<Vec<u8>, SyncErr
 
 /// Drive run `id` (journaled before) through the pipeline, from wherever it is.
 pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
+    drive_read(ctx, id, None).await
+}
+
+/// [`drive`], with the run's file when the caller has just read it: used
+/// when its hash is the run's, read again from disk otherwise.
+pub async fn drive_read(ctx: &Ctx<'_>, id: i64, read: Option<FileRead>) -> Result<Finish, SyncError> {
     let run = ctx.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
     if !(run.state.resumable() || run.state == RunState::Preview) {
         return Err(SyncError::State {
@@ -89,7 +102,11 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
         ))
     })?;
     let path = run.file_path().to_path_buf();
-    let bytes = Arc::new(read_file(&run, &path)?);
+    let bytes = match read {
+        Some(r) if r.sha256 == run.sha256 => r.bytes,
+        _ => read_file(&run, &path)?,
+    };
+    let bytes = Arc::new(bytes);
     let results = run.results.clone().unwrap_or_else(|| default_results_path(&path));
     ctx.journal.mark_started(id, now_ms()).await?;
     let approval = ctx

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::pipeline::{Ctx, Finish};
+use super::pipeline::{Ctx, FileRead, Finish};
 use super::SyncError;
 use crate::clock::now_ms;
 use crate::config::LoadedPolicy;
@@ -35,8 +35,9 @@ pub struct Started {
     pub finish: Finish,
 }
 
-/// Journal the file as a run, or find its unfinished one: `(id, resumed)`.
-pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool), SyncError> {
+/// Journal the file as a run, or find its unfinished one: `(id, resumed)`,
+/// and the file as read (so the run does not read and hash it again).
+pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool, FileRead), SyncError> {
     let path = std::path::absolute(r.file).unwrap_or_else(|_| r.file.to_path_buf());
     let bytes = std::fs::read(&path).map_err(|source| SyncError::FileRead {
         id: 0,
@@ -44,10 +45,12 @@ pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool
         source,
     })?;
     let sha = hex::encode(Sha256::digest(&bytes));
+    let read = FileRead { bytes, sha256: sha };
+    let sha = &read.sha256;
     let existing = if r.preview {
         None
     } else {
-        ctx.journal.unfinished_cli_run(&sha, &r.policy.name).await?
+        ctx.journal.unfinished_cli_run(sha, &r.policy.name).await?
     };
     let results = r
         .results
@@ -72,7 +75,7 @@ pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool
                     inbox: CLI_INBOX,
                     file_name: &file_name,
                     claimed: &path,
-                    sha256: &sha,
+                    sha256: sha,
                     policy: &r.policy.name,
                     target: &r.policy.target,
                     forced: false,
@@ -86,5 +89,5 @@ pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool
             (id, false)
         }
     };
-    Ok((run_id, resumed))
+    Ok((run_id, resumed, read))
 }
