@@ -33,7 +33,7 @@ fn snapshot(path: &Path, policy: &dirsync::core::Policy) -> Snapshot {
         }
         s.insert(Account {
             key: UserKey::new(&rec[0]),
-            attrs,
+            attrs: attrs.into(),
             groups: rec[3].split(';').filter(|g| !g.is_empty()).map(Value::from).collect(),
             state: if &rec[1] == "leaver" {
                 AccountState::Leaver

@@ -25,7 +25,7 @@ impl Adoptable {
         let mut by_value: HashMap<String, Vec<usize>> = HashMap::new();
         if let Some(f) = field {
             for i in snapshot.managed_len()..snapshot.len() {
-                if let Some(v) = snapshot.account(i).attrs.get(f).and_then(|v| v.as_deref()) {
+                if let Some(v) = snapshot.account(i).attrs.get(f) {
                     by_value.entry(v.to_lowercase()).or_default().push(i);
                 }
             }
@@ -47,7 +47,7 @@ impl Adoptable {
             return (Change::Add, None, note);
         };
         // A row without a username is for a new person (a generated username).
-        let value = person.attrs.get(f).and_then(|v| v.as_deref());
+        let value = person.attrs.get(f);
         let (Some(value), false) = (value, person.key.as_str().is_empty()) else {
             return (Change::Add, None, note);
         };

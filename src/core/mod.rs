@@ -3,6 +3,7 @@
 //! Depends on nothing of ours.
 
 pub mod adopt;
+pub mod attrs;
 mod capacity;
 pub mod echo;
 pub mod generate;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod snapshot;
 pub mod types;
 
+pub use attrs::Attrs;
 pub use plan::{plan, Change, ChangeKind, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
 pub use policy::{Column, Policy};
 pub use report::{Outcome, Summary, Verdict};

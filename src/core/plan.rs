@@ -192,20 +192,22 @@ pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &
             continue;
         }
         // Borrow; clone only what differs.
-        let old = acct.attrs.get(i).and_then(|v| v.as_ref());
+        let old = acct.attrs.get(i);
         let case_blind = snapshot.case_blind.get(i).copied().unwrap_or(false);
-        let same = |o: &Value, v: &Value| {
+        let same = |o: &str, v: &str| {
             if case_blind {
-                o.as_str().to_lowercase() == v.as_str().to_lowercase()
+                o.chars()
+                    .flat_map(char::to_lowercase)
+                    .eq(v.chars().flat_map(char::to_lowercase))
             } else {
-                o.as_str() == v.as_str()
+                o == v
             }
         };
         match new {
             Some(v) if !old.is_some_and(|o| same(o, v)) => d.attrs.push(AttrChange {
                 attr: i,
-                old: old.cloned(),
-                new: Some(v.clone()),
+                old: old.map(Value::from),
+                new: Some(Value::from(v)),
             }),
             None if old.is_some()
                 && roster.present.get(i).copied().unwrap_or(false)
@@ -213,7 +215,7 @@ pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &
             {
                 d.attrs.push(AttrChange {
                     attr: i,
-                    old: old.cloned(),
+                    old: old.map(Value::from),
                     new: None,
                 })
             }

@@ -28,7 +28,7 @@ fn account(p: &Policy, key: &str, first: &str, state: AccountState, groups: &[&s
     attrs[2] = Some(Value::from(format!("{}@example.org", key.to_lowercase())));
     Account {
         key: UserKey::new(key),
-        attrs,
+        attrs: attrs.into(),
         groups: groups.iter().map(|g| Value::from(*g)).collect(),
         state,
         left_at: None,
@@ -366,7 +366,7 @@ fn empty_cells_leave_values_unless_clear_when_empty() {
     snap2.managed = vec![true; p.attributes.len()];
     let title = p.attribute_index("title").unwrap(); // ok: test
     let mut acct = account(&p, "b", "B", AccountState::Active, &[]);
-    acct.attrs[title] = Some("Clerk".into());
+    acct.attrs.set(title, Some("Clerk"));
     snap2.insert(acct).unwrap(); // ok: test
     let text = "username,firstname,surname,email,title\nb,B,Smith,b@example.org,\n";
     let roster = parse_roster(text.as_bytes(), &p).unwrap(); // ok: test

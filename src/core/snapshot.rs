@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 /// than SipHash on a million short keys.
 type Hasher = foldhash::fast::RandomState;
 
+use super::attrs::Attrs;
 use super::types::{AccountState, UserKey, Value};
 
 /// One account in the managed scope.
@@ -13,7 +14,7 @@ use super::types::{AccountState, UserKey, Value};
 pub struct Account {
     pub key: UserKey,
     /// Indexed like `Person::attrs` (the policy's attribute list).
-    pub attrs: Vec<Option<Value>>,
+    pub attrs: Attrs,
     /// The managed groups the account belongs to (others are not read).
     pub groups: Vec<Value>,
     pub state: AccountState,
@@ -195,7 +196,7 @@ mod tests {
     fn account(key: &str) -> Account {
         Account {
             key: UserKey::new(key),
-            attrs: Vec::new(),
+            attrs: Attrs::default(),
             groups: Vec::new(),
             state: AccountState::Active,
             left_at: None,

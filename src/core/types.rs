@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use compact_str::CompactString;
 
+use super::attrs::Attrs;
+
 /// A field value. Most HR values are short, so they live inline (≤ 24 bytes)
 /// and a million-row roster does not cost a million heap allocations per column.
 pub type Value = CompactString;
@@ -152,7 +154,7 @@ impl Dates {
 pub struct Person {
     pub origin: Origin,
     pub key: UserKey,
-    pub attrs: Vec<Option<Value>>,
+    pub attrs: Attrs,
     /// `None` when the file has no groups column: groups are then not managed
     /// by this file and left as they are.
     pub groups: Option<Vec<Value>>,
@@ -200,7 +202,7 @@ mod tests {
         let p = Person {
             origin: Origin { row: 1, line: 2 },
             key: UserKey::new("a"),
-            attrs: vec![],
+            attrs: Attrs::default(),
             groups: None,
             state: AccountState::Active,
             must_change: None,

@@ -94,7 +94,7 @@ impl Pass<'_> {
                 continue;
             };
             let person = &roster.persons[person];
-            let email = email_idx.and_then(|e| person.attrs[e].as_ref().map(|v| v.to_string()));
+            let email = email_idx.and_then(|e| person.attrs.get(e).map(str::to_string));
             let hash = token_hash(token.expose());
             let ident = p.ids[i].to_string();
             self.ctx

@@ -75,7 +75,7 @@ impl Writes {
                     w.passwords[i] = match (&p.password, rules.deliver, rules.generate) {
                         (Some(pw), _, _) => Some(pw.clone()),
                         (None, Deliver::Activation, _) => {
-                            let email = policy.attribute_index("email").and_then(|e| p.attrs[e].as_ref());
+                            let email = policy.attribute_index("email").and_then(|e| p.attrs.get(e));
                             w.no_email[i] = email.is_none_or(|e| e.is_empty());
                             w.tokens[i] = generate(i, Fresh::Token);
                             // The user chooses their own password.
@@ -100,7 +100,7 @@ impl Writes {
                             w.mail_file_password[i] = rules.deliver == Deliver::Mail;
                         }
                         (None, Existing::Activation) => {
-                            let email = policy.attribute_index("email").and_then(|e| p.attrs[e].as_ref());
+                            let email = policy.attribute_index("email").and_then(|e| p.attrs.get(e));
                             w.no_email[i] = email.is_none_or(|e| e.is_empty());
                             w.tokens[i] = generate(i, Fresh::Token);
                         }
@@ -211,7 +211,7 @@ impl Writes {
             .filter_map(|(i, item)| {
                 let p = &roster.persons[item.person?];
                 let token = self.tokens[i].as_ref()?;
-                let email = email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string()));
+                let email = email_idx.and_then(|e| p.attrs.get(e).map(str::to_string));
                 Some((i, &p.key, email, token))
             })
             .collect()
@@ -238,7 +238,7 @@ impl Writes {
                 Some(Credential {
                     created: matches!(item.change, crate::core::Change::Add),
                     key: p.key.clone(),
-                    email: email_idx.and_then(|e| p.attrs[e].as_ref().map(|v| v.to_string())),
+                    email: email_idx.and_then(|e| p.attrs.get(e).map(str::to_string)),
                     password: self.passwords[i].clone()?,
                     must_change: self.must_change[i],
                 })

@@ -21,7 +21,7 @@ use super::ops::{self, Lock, Mapping, UAC_ACCOUNTDISABLE};
 use super::rc::describe;
 use super::read::RawEntry;
 use crate::backend::BackendError;
-use crate::core::{Account, AccountState, Snapshot, UserKey, Value};
+use crate::core::{Account, AccountState, Attrs, Snapshot, UserKey, Value};
 
 /// How entries become accounts: what of the backend that needs.
 pub(super) struct Reader {
@@ -64,19 +64,20 @@ impl Reader {
 
     /// The account an entry at `parsed` holds under `key`.
     fn account_at(&self, e: &RawEntry, key: &str, parsed: Option<&Dn>, in_leavers: bool) -> (Account, Option<u32>) {
-        let mut attrs: Vec<Option<Value>> = vec![None; self.n_attrs];
+        let mut values: Vec<Option<&str>> = vec![None; self.n_attrs];
         for (i, a) in &self.map.fields {
-            attrs[*i] = e.first(a).map(Value::from);
+            values[*i] = e.first(a);
         }
-        if let Some(d) = parsed {
-            for (f, v) in self.map.dn.extract(d) {
-                if let Some(i) = self.map.attributes.iter().position(|a| *a == f) {
-                    if attrs[i].is_none() {
-                        attrs[i] = Some(Value::from(v));
-                    }
+        // A value the entry lacks, read back from its DN.
+        let from_dn = parsed.map(|d| self.map.dn.extract(d)).unwrap_or_default();
+        for (f, v) in &from_dn {
+            if let Some(i) = self.map.attributes.iter().position(|a| a == f) {
+                if values[i].is_none() {
+                    values[i] = Some(v);
                 }
             }
         }
+        let attrs = Attrs::pack(values);
         let mut left_at = None;
         let mut uac = None;
         let locked = match &self.map.lock {

@@ -264,12 +264,7 @@ fn insert_accounts<'a>(m: &'a Resolved, ops: &[Op<'a>], hashes: &'a [Option<Stri
     for (attr, c) in m.created_columns() {
         let vals = adds
             .iter()
-            .map(|&i| {
-                ops[i]
-                    .person
-                    .and_then(|p| p.attrs.get(*attr))
-                    .and_then(|v| v.as_deref())
-            })
+            .map(|&i| ops[i].person.and_then(|p| p.attrs.get(*attr)))
             .collect();
         let x = u.text(vals);
         cols.push(c.q.clone());

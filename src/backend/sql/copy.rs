@@ -80,7 +80,7 @@ pub(super) fn accounts(m: &Resolved, ops: &[Op<'_>], hashes: &[Option<String>], 
         fields.clear();
         fields.push(Some(op.person.map(|p| p.key.as_str()).unwrap_or(op.key.as_str())));
         for (attr, _) in &attrs {
-            fields.push(op.person.and_then(|p| p.attrs.get(*attr)).and_then(|v| v.as_deref()));
+            fields.push(op.person.and_then(|p| p.attrs.get(*attr)));
         }
         if m.status.is_some() {
             fields.push(Some(m.active_value.as_str()));

@@ -60,10 +60,7 @@ pub(super) fn statements(
             };
             push(&m.key, Bind::Text(Some(person.key.as_str().to_string())));
             for (attr, c) in m.created_columns() {
-                push(
-                    c,
-                    Bind::Text(person.attrs.get(*attr).cloned().flatten().map(|v| v.to_string())),
-                );
+                push(c, Bind::Text(person.attrs.get(*attr).map(str::to_string)));
             }
             if let Some(c) = &m.status {
                 push(c, Bind::Text(Some(m.active_value.clone())));

@@ -101,10 +101,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 // row's values instead of inserting a duplicate key.
                 let mut s = Sets::new(m);
                 for (i, col) in m.created_columns() {
-                    s.set(
-                        col,
-                        Bind::Text(person.attrs.get(*i).cloned().flatten().map(|v| v.to_string())),
-                    );
+                    s.set(col, Bind::Text(person.attrs.get(*i).map(str::to_string)));
                 }
                 if let Some(c) = &m.status {
                     s.set(c, Bind::Text(Some(m.active_value.clone())));
@@ -138,7 +135,7 @@ pub(super) fn statements(m: &Resolved, op: &Op<'_>, hash: Option<&str>, revive: 
                 binds.push(b);
             };
             for (i, col) in m.created_columns() {
-                let v = person.attrs.get(*i).cloned().flatten().map(|v| v.to_string());
+                let v = person.attrs.get(*i).map(str::to_string);
                 push(col, Bind::Text(v), &mut cols, &mut vals);
             }
             if let Some(c) = &m.status {
@@ -289,8 +286,8 @@ pub(super) fn too_long(m: &Resolved, op: &Op<'_>) -> Option<String> {
             let person = op.person?;
             values.push((&m.key, person.key.as_str()));
             for (i, col) in m.created_columns() {
-                if let Some(Some(v)) = person.attrs.get(*i) {
-                    values.push((col, v.as_str()));
+                if let Some(v) = person.attrs.get(*i) {
+                    values.push((col, v));
                 }
             }
         }

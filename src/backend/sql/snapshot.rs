@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 
 use super::stmt::{with_pool, Bind, TextRow};
 use super::{sqlx_message, BackendError, Params, Resolved, SqlBackend};
-use crate::core::{Account, AccountState, Snapshot, UserKey, Value};
+use crate::core::{Account, AccountState, Attrs, Snapshot, UserKey, Value};
 
 /// A query and its text parameters.
 pub(super) struct Query {
@@ -129,10 +129,11 @@ fn account_of<R: TextRow>(m: &Resolved, row: &R) -> Result<RowOf, BackendError> 
     if row.str(n + 3)?.is_some() {
         return Ok(RowOf::Deleted(key.to_string()));
     }
-    let mut attrs: Vec<Option<Value>> = vec![None; m.attr_count];
+    let mut values: Vec<Option<&str>> = vec![None; m.attr_count];
     for (j, (i, _)) in m.columns.iter().enumerate() {
-        attrs[*i] = row.str(j + 1)?.filter(|s| !s.is_empty()).map(Value::from);
+        values[*i] = row.str(j + 1)?.filter(|s| !s.is_empty());
     }
+    let attrs = Attrs::pack(values);
     let state = match row.str(n + 1)? {
         Some(s) if s.eq_ignore_ascii_case(&m.leaver_value) => AccountState::Leaver,
         _ => AccountState::Active,

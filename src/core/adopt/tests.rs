@@ -34,7 +34,7 @@ fn account(p: &Policy, key: &str, mail: &str) -> Account {
     attrs[2] = Some(Value::from(mail));
     Account {
         key: UserKey::new(key),
-        attrs,
+        attrs: attrs.into(),
         groups: vec![],
         state: AccountState::Active,
         left_at: None,

@@ -28,7 +28,7 @@ fn snapshot(p: &Policy, n: usize) -> Snapshot {
     let mut s = Snapshot::new(vec![false; p.attributes.len()]);
     let acct = |key: &str, state| Account {
         key: UserKey::new(key),
-        attrs: vec![Some(Value::from("X")); p.attributes.len()],
+        attrs: vec![Some(Value::from("X")); p.attributes.len()].into(),
         groups: vec![],
         state,
         left_at: None,

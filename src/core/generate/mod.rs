@@ -66,7 +66,7 @@ fn person_of(roster: &mut Roster, entry: usize) -> Option<&mut Person> {
 fn value_of(p: &Person, column: Column) -> Option<&str> {
     match column {
         Column::Key => Some(p.key.as_str()).filter(|k| !k.is_empty()),
-        Column::Attribute(i) => p.attrs.get(i).and_then(|v| v.as_deref()),
+        Column::Attribute(i) => p.attrs.get(i),
         _ => None,
     }
 }
@@ -75,9 +75,7 @@ fn set(p: &mut Person, column: Column, value: &str) {
     match column {
         Column::Key => p.key = UserKey::new(value),
         Column::Attribute(i) => {
-            if let Some(slot) = p.attrs.get_mut(i) {
-                *slot = Some(Value::from(value));
-            }
+            p.attrs.set(i, Some(value));
         }
         _ => {}
     }
@@ -118,7 +116,7 @@ pub fn assign(
         for a in snapshot.accounts() {
             let v = match g.column {
                 Column::Key => Some(a.key.as_str()),
-                Column::Attribute(i) => a.attrs.get(i).and_then(|v| v.as_deref()),
+                Column::Attribute(i) => a.attrs.get(i),
                 _ => None,
             };
             taken.insert(&g.field, v.unwrap_or(""));
@@ -202,12 +200,8 @@ impl<'s> Known<'s> {
         if !policy.generates(Column::Key) {
             return k;
         }
-        let at = |a: &'s crate::core::snapshot::Account, f: &str| {
-            policy
-                .attribute_index(f)
-                .and_then(|i| a.attrs.get(i))
-                .and_then(|v| v.as_deref())
-        };
+        let at =
+            |a: &'s crate::core::snapshot::Account, f: &str| policy.attribute_index(f).and_then(|i| a.attrs.get(i));
         for a in snapshot.accounts() {
             if let Some(m) = at(a, "email") {
                 k.by_email.insert(m.to_lowercase(), a.key.as_str());

@@ -47,7 +47,7 @@ fn snapshot(p: &Policy, accounts: &[(&str, &str, &str)]) -> Snapshot {
         attrs[2] = Some(Value::from(*mail));
         s.insert(Account {
             key: UserKey::new(key),
-            attrs,
+            attrs: attrs.into(),
             groups: vec![],
             state: AccountState::Active,
             left_at: None,

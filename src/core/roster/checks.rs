@@ -245,7 +245,7 @@ pub(super) fn parse_row(
         Some(key) if errors.is_empty() => Ok(Person {
             origin,
             key,
-            attrs,
+            attrs: attrs.into(),
             groups,
             state,
             must_change,

@@ -27,7 +27,7 @@ pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
                 let p = &roster.persons[*pi];
                 // An empty key is generated later, unique by construction.
                 let key = Some(p.key.folded()).filter(|k| !k.is_empty());
-                (key, email.and_then(|i| p.attrs[i].as_deref()))
+                (key, email.and_then(|i| p.attrs.get(i)))
             }
             Entry::Rejected(r) => (r.key.as_ref().map(|k| k.folded()), None),
         };

@@ -7,9 +7,9 @@ fn simple_file_parses_with_trimming_and_defaults() {
     assert_eq!(r.persons.len(), 1);
     let p = &r.persons[0];
     assert_eq!(p.key.as_str(), "jsmith");
-    assert_eq!(p.attrs[0].as_deref(), Some("Jane"));
+    assert_eq!(p.attrs.get(0), Some("Jane"));
     let ut = policy().attribute_index("user_type").unwrap(); // ok: test
-    assert_eq!(p.attrs[ut].as_deref(), Some("Standard"));
+    assert_eq!(p.attrs.get(ut), Some("Standard"));
     assert_eq!(p.origin, Origin { row: 1, line: 2 });
 }
 

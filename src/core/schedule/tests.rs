@@ -37,7 +37,7 @@ fn account(p: &Policy, key: &str, state: AccountState) -> Account {
     attrs[2] = Some(Value::from(format!("{key}@example.org")));
     Account {
         key: UserKey::new(key),
-        attrs,
+        attrs: attrs.into(),
         groups: vec![],
         state,
         left_at: None,
@@ -218,7 +218,7 @@ fn a_start_date_declared_as_a_field_is_stored_and_scheduled() {
     let i = p.attribute_index("start_date").unwrap(); // ok: test
     assert_eq!(p.column("Hire Date"), Column::Attribute(i));
     let roster = parse_roster(format!("{HEAD}n,N,Smith,n@example.org,2030-01-01,\n").as_bytes(), &p).unwrap(); // ok: test
-    assert_eq!(roster.persons[0].attrs[i].as_deref(), Some("2030-01-01"));
+    assert_eq!(roster.persons[0].attrs.get(i), Some("2030-01-01"));
     let pl = plan(
         &roster,
         &snapshot(&p, vec![]),

@@ -12,7 +12,7 @@ impl Builder<'_> {
             return Some(self.op.key.as_str().to_string());
         }
         let i = self.map.attributes.iter().position(|a| a == field)?;
-        if let Some(v) = self.op.person.and_then(|p| p.attrs.get(i).cloned().flatten()) {
+        if let Some(v) = self.op.person.and_then(|p| p.attrs.get(i)) {
             return Some(v.to_string());
         }
         let cleared = self
@@ -21,10 +21,7 @@ impl Builder<'_> {
         if cleared {
             return None;
         }
-        self.op
-            .account
-            .and_then(|a| a.attrs.get(i).cloned().flatten())
-            .map(|v| v.to_string())
+        self.op.account.and_then(|a| a.attrs.get(i)).map(str::to_string)
     }
 
     pub(super) fn diff(&self) -> Option<&Diff> {
@@ -87,7 +84,7 @@ impl Builder<'_> {
         }
         put(&self.map.key_attr, self.key().as_bytes().to_vec());
         for (i, attr) in self.map.fields.iter().filter(|(i, _)| !self.map.never.contains(i)) {
-            if let Some(v) = person.attrs.get(*i).cloned().flatten() {
+            if let Some(v) = person.attrs.get(*i) {
                 put(attr, v.as_bytes().to_vec());
             }
         }
@@ -211,7 +208,7 @@ impl Builder<'_> {
             for (i, attr) in &self.map.fields {
                 if *i == c.attr {
                     match &c.new {
-                        Some(v) => mods.push(m(ModKind::Replace, attr, &[v.as_str()])),
+                        Some(v) => mods.push(m(ModKind::Replace, attr, &[v])),
                         None => mods.push(m(ModKind::Replace, attr, &[])),
                     }
                 }
@@ -293,9 +290,9 @@ impl Builder<'_> {
                     .fields
                     .iter()
                     .find(|(_, a)| a.eq_ignore_ascii_case(attr))
-                    .and_then(|(i, _)| self.op.person.and_then(|p| p.attrs.get(*i).cloned().flatten()));
+                    .and_then(|(i, _)| self.op.person.and_then(|p| p.attrs.get(*i)));
                 match mapped {
-                    Some(v) => mods.push(m(ModKind::Replace, attr, &[v.as_str()])),
+                    Some(v) => mods.push(m(ModKind::Replace, attr, &[v])),
                     None => mods.push(m(ModKind::Replace, attr, &[])),
                 }
             }

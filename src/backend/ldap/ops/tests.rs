@@ -84,7 +84,7 @@ fn person(key: &str, first: &str, dept: &str, groups: &[&str]) -> Person {
     Person {
         origin: Origin { row: 1, line: 2 },
         key: UserKey::new(key),
-        attrs,
+        attrs: attrs.into(),
         groups: Some(groups.iter().map(|g| Value::from(*g)).collect()),
         state: AccountState::Active,
         must_change: None,
@@ -101,7 +101,7 @@ fn account(key: &str, dn: &str, groups: &[&str], state: AccountState) -> Account
     attrs[3] = Some("Clerk".into());
     Account {
         key: UserKey::new(key),
-        attrs,
+        attrs: attrs.into(),
         groups: groups.iter().map(|g| Value::from(*g)).collect(),
         state,
         left_at: None,
@@ -292,7 +292,7 @@ fn ad_move_leaves_memberships_to_the_server() {
 fn clearing_a_value_replaces_it_with_nothing() {
     let map = mapping(Flavour::Openldap);
     let mut p = person("jsmith", "Jane", "Finance", &[]);
-    p.attrs[3] = None;
+    p.attrs.set(3, None);
     let a = account(
         "jsmith",
         "uid=jsmith,ou=Finance,ou=people,dc=example,dc=org",
@@ -362,7 +362,7 @@ fn leaver_by_attribute_and_rejoin_restores_it() {
     assert_eq!(s.steps.len(), 1, "already in the leavers container: no move");
 
     let mut p = person("jsmith", "Jane", "Finance", &["staff"]);
-    p.attrs[6] = Some("Standard".into());
+    p.attrs.set(6, Some("Standard"));
     let rejoin = Change::Rejoin(Box::new(Diff {
         groups_add: vec!["staff".into()],
         ..Default::default()
@@ -572,7 +572,7 @@ fn posix_groups_use_the_username() {
 fn an_empty_dn_component_fails_the_row_with_the_field_name() {
     let map = mapping(Flavour::Openldap);
     let mut p = person("jsmith", "Jane", "Finance", &[]);
-    p.attrs[4] = None;
+    p.attrs.set(4, None);
     let change = Change::Add;
     let err = build(&map, &op(&change, &p.key, Some(&p), None, None, false), None).unwrap_err();
     assert!(err.contains("department"), "{err}");
