@@ -7,9 +7,11 @@
 
 mod claims;
 mod console;
+mod folders;
 mod inboxes;
 mod job;
 mod schedule;
+mod services;
 mod sftp;
 mod shared;
 
@@ -21,14 +23,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use notify::event::{EventKind, ModifyKind, RenameMode};
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::inbox::FolderInbox;
 use crate::journal::JournalError;
+use folders::{make_inboxes, reload, watch};
+use services::{notify_systemd, sender_turn, start_http, watchdog_usec};
 use shared::{MailCtx, Shared};
 
 /// How often the folders are scanned (settle checks, and the fallback for
@@ -45,54 +48,6 @@ pub enum DaemonError {
 }
 
 pub use crate::clock::timestamp;
-
-fn notify_systemd(states: &[sd_notify::NotifyState<'_>]) {
-    // Outside systemd (no NOTIFY_SOCKET) this does nothing.
-    if let Err(e) = sd_notify::notify(false, states) {
-        debug!(error = %e, "Cannot notify systemd.");
-    }
-}
-
-type Events = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
-
-fn watch(inboxes: &[FolderInbox]) -> (Option<notify::RecommendedWatcher>, Events) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let watcher = notify::recommended_watcher(move |ev| {
-        let _ = tx.send(ev);
-    });
-    let mut watcher = match watcher {
-        Ok(w) => w,
-        Err(e) => {
-            warn!(error = %e, "Cannot watch the folders for changes; scanning them every half second instead.");
-            return (None, rx);
-        }
-    };
-    for inbox in inboxes {
-        if let Err(e) = watcher.watch(&inbox.dir, RecursiveMode::NonRecursive) {
-            warn!(inbox = ?inbox.name(), folder = ?inbox.dir, error = %e, "Cannot watch the folder; scanning it instead.");
-        }
-    }
-    (Some(watcher), rx)
-}
-
-fn make_inboxes(config: &Config, old: Vec<FolderInbox>) -> Vec<FolderInbox> {
-    let mut old: HashMap<String, FolderInbox> = old.into_iter().map(|i| (i.config.name.clone(), i)).collect();
-    let mut out = Vec::new();
-    for cfg in &inboxes::folder_inboxes(config) {
-        let inbox = match old.remove(&cfg.name) {
-            Some(i) if i.config == *cfg => i,
-            _ => FolderInbox::new(cfg),
-        };
-        match inbox.prepare() {
-            Ok(()) => {
-                info!(inbox = ?inbox.name(), folder = ?inbox.dir, marker = cfg.marker, settle_s = cfg.settle_seconds, "Watching inbox.")
-            }
-            Err(e) => error!(inbox = ?inbox.name(), error = %e, "Inbox not usable; the others go on."),
-        }
-        out.push(inbox);
-    }
-    out
-}
 
 /// Serve until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
@@ -318,23 +273,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Daemons sharing an outbox send in turn: the holder of the mail lease
-/// (taken again by another daemon when it lapses).
-fn sender_turn(leases: Arc<crate::leases::Leases>) -> impl Fn() -> futures::future::BoxFuture<'static, bool> {
-    move || {
-        let leases = Arc::clone(&leases);
-        Box::pin(async move {
-            match leases.keep(&crate::leases::mail_lease()).await {
-                Ok(held) => held,
-                Err(e) => {
-                    warn!(error = %e, "Cannot take the mail sender's turn (the journal does not answer); trying again.");
-                    false
-                }
-            }
-        })
-    }
-}
-
 /// Take over the unfinished runs no live daemon holds, and journal the
 /// files in `processing/` no run reads.
 async fn share_work(sh: &Arc<Shared>, inboxes: &[FolderInbox], tasks: &mut JoinSet<()>) {
@@ -352,90 +290,4 @@ async fn share_work(sh: &Arc<Shared>, inboxes: &[FolderInbox], tasks: &mut JoinS
         }
         Err(e) => warn!(error = %e, "Cannot look for unjournaled files in processing/; trying again."),
     }
-}
-
-/// Listen on `[http] listen` and serve the console, probes and metrics until `stop`.
-async fn start_http(
-    sh: &Arc<Shared>,
-    h: &crate::http::HttpConfig,
-    stop: Arc<tokio::sync::Notify>,
-) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
-    let addr = h.addr().map_err(DaemonError::Http)?;
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-        DaemonError::Http(format!(
-            "cannot listen on {addr}: {e}; is another process using the port?"
-        ))
-    })?;
-    let config = {
-        let sh = Arc::clone(sh);
-        Arc::new(move || sh.config()) as Arc<dyn Fn() -> Arc<Config> + Send + Sync>
-    };
-    let actions: Arc<dyn crate::http::Actions> = Arc::new(console::Console { sh: Arc::clone(sh) });
-    let state_dir = sh.config().service.state_dir.clone();
-    let src = crate::http::Sources::new(
-        sh.journal.clone(),
-        sh.mail.as_ref().map(|m| m.outbox.clone()),
-        config,
-        now_ms(),
-        h,
-        &state_dir,
-        Some(actions),
-    )
-    .map_err(DaemonError::Http)?;
-    let tls = crate::http::tls_config(h).await.map_err(DaemonError::Http)?;
-    let scheme = if h.tls().is_some() { "https" } else { "http" };
-    info!(listen = %addr, url = %format!("{scheme}://{addr}/"), "Web console listening (also /healthz, /readyz, /metrics).");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = crate::http::serve(listener, src, tls, async move { stop.notified().await }).await {
-            error!(error = %e, "The web console stopped.");
-        }
-    }))
-}
-
-/// The watchdog interval systemd asks for (0: none). As sd_watchdog_enabled(3):
-/// `WATCHDOG_USEC` set, and `WATCHDOG_PID` unset or ours.
-fn watchdog_usec() -> u64 {
-    let usec = std::env::var("WATCHDOG_USEC").ok().and_then(|s| s.parse::<u64>().ok());
-    let pid_ok = match std::env::var("WATCHDOG_PID") {
-        Ok(p) => p.parse::<u32>().ok() == Some(std::process::id()),
-        Err(_) => true,
-    };
-    match usec {
-        Some(u) if pid_ok => u,
-        _ => 0,
-    }
-}
-
-/// SIGHUP: load the config again; keep the old one if the new one is broken.
-fn reload(sh: &Shared, inboxes: Vec<FolderInbox>) -> Vec<FolderInbox> {
-    let current = sh.config();
-    let mono = sd_notify::NotifyState::monotonic_usec_now().ok();
-    let mut states = vec![sd_notify::NotifyState::Reloading];
-    states.extend(mono);
-    notify_systemd(&states);
-    let result = match Config::load(&current.path) {
-        Ok(new) => {
-            if new.service.journal_url() != current.service.journal_url() {
-                warn!("service.journal changed: the journal in use stays until dirsync is restarted.");
-            }
-            let inboxes = make_inboxes(&new, inboxes);
-            match sh.config.write() {
-                Ok(mut c) => *c = Arc::new(new),
-                Err(poisoned) => *poisoned.into_inner() = Arc::new(new),
-            }
-            info!(config = %current.path.display(), "Configuration reloaded.");
-            inboxes
-        }
-        Err(errors) => {
-            let problems: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-            error!(
-                config = %current.path.display(),
-                problems = %problems.join("; "),
-                "Configuration reload refused; the previous configuration stays in force. Fix the file, check it with `dirsync config check`, and send SIGHUP again."
-            );
-            inboxes
-        }
-    };
-    notify_systemd(&[sd_notify::NotifyState::Ready]);
-    result
 }
