@@ -25,6 +25,8 @@ pub struct Session {
     outbox: Option<Outbox>,
     leases: Arc<Leases>,
     heartbeat: tokio::task::JoinHandle<()>,
+    /// The process exits after this session's one run (see `Ctx::exits_after`).
+    one_run: bool,
 }
 
 impl Drop for Session {
@@ -57,7 +59,15 @@ impl Session {
             outbox,
             leases,
             heartbeat,
+            one_run: true,
         })
+    }
+
+    /// A session that drives run after run (`inbox poll`): each run's
+    /// memory is freed when it ends.
+    pub fn for_many_runs(mut self) -> Session {
+        self.one_run = false;
+        self
     }
 
     /// The pipeline's context for a command: no daemon to wake, never asked to stop.
@@ -83,6 +93,7 @@ impl Session {
             journal,
             mail,
             stop,
+            exits_after: self.one_run,
         }
     }
 

@@ -189,7 +189,7 @@ pub async fn poll(config: Config, name: &str, once: bool) -> ExitCode {
         }
     };
     let session = match Session::open(config).await {
-        Ok(s) => s,
+        Ok(s) => s.for_many_runs(),
         Err(code) => return code,
     };
     let handler: Arc<dyn FileHandler> = Arc::new(SyncHandler {

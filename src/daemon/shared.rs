@@ -134,6 +134,7 @@ impl Shared {
             journal: &journal,
             mail,
             stop: &stop,
+            exits_after: false,
         };
         // The backends ask this before each write becomes visible.
         let guard: crate::backend::guard::WriteGuard = {

@@ -38,6 +38,10 @@ pub struct Ctx<'a> {
     pub mail: Option<MailOut<'a>>,
     /// Checked between batches: stop cleanly (the run resumes later).
     pub stop: &'a (dyn Fn() -> bool + Send + Sync),
+    /// The process exits when the run ends (a command): the run's rows and
+    /// plan are left to the exit, which returns their memory at once,
+    /// instead of being freed one by one (25–35 ms for 100k rows).
+    pub exits_after: bool,
 }
 
 /// How far a pass got.
@@ -394,6 +398,15 @@ impl Pass<'_> {
         report.target_error = target_error;
         report.credentials = credentials;
         report.invitations = invitations;
+        // The rows, the accounts and the plan: 100k rows took 25–35 ms to
+        // free, on the run's critical path. A command leaves them to its
+        // exit; the daemon frees them on a blocking thread meanwhile.
+        let rows = (roster, snapshot, plan, outcomes, p, writes, echo, bytes);
+        if self.ctx.exits_after {
+            std::mem::forget(rows);
+        } else {
+            drop(tokio::task::spawn_blocking(move || drop(rows)));
+        }
         self.end(report).await
     }
 }

@@ -16,7 +16,7 @@ use ldap3::adapters::PagedResults;
 use ldap3::{Ldap, LdapResult, Scope, SearchOptions};
 
 use super::dn::Dn;
-use super::norm::{normalised_split, parent};
+use super::norm::{normalise_dn, normalised_split, parent};
 use super::ops::{self, Lock, Mapping, UAC_ACCOUNTDISABLE};
 use super::rc::describe;
 use super::read::RawEntry;
@@ -199,12 +199,12 @@ impl Scan {
     }
 
     async fn run(self, ldap: Ldap, mut snap: Snapshot) -> Result<Scanned, BackendError> {
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<String, foldhash::fast::RandomState> = HashSet::default();
         let mut uac = Vec::new();
         let mut early = Vec::new();
         // Normalised DNs are needed only to match group members and to skip
         // an entry seen twice through overlapping scopes.
-        let overlap = self.scopes.len() > 1;
+        let overlap = scopes_overlap(&self.scopes);
         let members = self.members.as_deref();
         for base in &self.scopes {
             let each = |e: RawEntry<'_>| {
@@ -242,6 +242,17 @@ impl Scan {
         }
         Ok(Scanned { snap, uac, early })
     }
+}
+
+/// Whether one scope is another or lies under it: only then can an entry
+/// be read twice (the people and the leavers are usually side by side, and
+/// then no DN is remembered per entry).
+fn scopes_overlap(scopes: &[String]) -> bool {
+    let n: Vec<String> = scopes.iter().map(|s| normalise_dn(s)).collect();
+    let under = |a: &str, b: &str| a == b || a.strip_suffix(b).is_some_and(|head| head.ends_with(','));
+    n.iter()
+        .enumerate()
+        .any(|(i, a)| n[i + 1..].iter().any(|b| under(a, b) || under(b, a)))
 }
 
 /// One paged search on `ldap` (page size, timeout); each entry goes to
@@ -283,7 +294,7 @@ pub(super) async fn search_pages(
 
 #[cfg(test)]
 mod tests {
-    use super::Members;
+    use super::{scopes_overlap, Members};
 
     #[test]
     fn members_keep_the_order_read_and_each_group_once() {
@@ -297,5 +308,26 @@ mod tests {
         assert_eq!(names(m.groups_of("uid=a,ou=people")), ["staff", "vpn"]);
         assert_eq!(names(m.groups_of("uid=b,ou=people")), ["staff"]);
         assert!(m.groups_of("uid=c,ou=people").is_empty(), "not a member of any");
+    }
+
+    #[test]
+    fn scopes_overlap_only_when_one_is_under_the_other() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(!scopes_overlap(&s(&[
+            "ou=people,dc=example,dc=org",
+            "ou=leavers,dc=example,dc=org"
+        ])));
+        assert!(!scopes_overlap(&s(&["ou=people,dc=example,dc=org"])));
+        assert!(scopes_overlap(&s(&[
+            "ou=people,dc=example,dc=org",
+            "ou=old,OU=People, dc=example,dc=org"
+        ])));
+        assert!(scopes_overlap(&s(&[
+            "dc=example,dc=org",
+            "ou=leavers,dc=example,dc=org"
+        ])));
+        assert!(scopes_overlap(&s(&["ou=a,dc=x", "OU=A,DC=X"])));
+        // A suffix of the text that is not a whole RDN is not a parent.
+        assert!(!scopes_overlap(&s(&["ou=xpeople,dc=x", "ou=people,dc=x"])));
     }
 }
