@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use dirsync::core::plan::{plan, PlanOptions};
 use dirsync::core::policy::{GroupRules, Limits, PasswordRules, Policy, RosterRules, SyncRules};
-use dirsync::core::roster::parse_roster;
+use dirsync::core::roster::parse_shared;
 use dirsync::core::snapshot::{Account, Snapshot};
 use dirsync::core::Change;
 
@@ -80,8 +80,8 @@ fn main() {
         }
     };
     // The snapshot: the base roster as the target would hold it.
-    let base_bytes = read(&base);
-    let base_roster = match parse_roster(&base_bytes, &policy) {
+    let base_bytes = std::sync::Arc::new(read(&base));
+    let base_roster = match parse_shared(&base_bytes, &policy) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{base}: {e}");
@@ -105,10 +105,11 @@ fn main() {
     let accounts = snapshot.len();
     let rss_snapshot = peak_rss_mib();
 
-    let next_bytes = read(&next);
+    // Kept by the roster as its text (a run reads the file once, too).
+    let next_bytes = std::sync::Arc::new(read(&next));
     let (csv_s, csv_rows) = csv_pass(&next_bytes);
     let t = Instant::now();
-    let roster = match parse_roster(&next_bytes, &policy) {
+    let roster = match parse_shared(&next_bytes, &policy) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{next}: {e}");
@@ -116,7 +117,7 @@ fn main() {
         }
     };
     let parse_s = t.elapsed().as_secs_f64();
-    // The roster keeps its own decoded copy of the text.
+    // The roster holds the text (these bytes, shared).
     drop(next_bytes);
     let t = Instant::now();
     let pl = plan(&roster, &snapshot, &policy, 0, PlanOptions { allow_over_limit: true });

@@ -13,7 +13,7 @@ use super::roster::{records, RecordIter, Roster, Sheet};
 /// What the echo is rendered from (the text shared, not copied), to take
 /// to another thread.
 pub struct EchoSource {
-    text: std::sync::Arc<String>,
+    text: super::roster::Text,
     body_start: usize,
     first_line: u64,
     delimiter: u8,
@@ -25,7 +25,7 @@ pub struct EchoSource {
 impl EchoSource {
     pub fn of(roster: &Roster) -> EchoSource {
         EchoSource {
-            text: std::sync::Arc::clone(&roster.text),
+            text: roster.text.clone(),
             body_start: roster.body_start,
             first_line: roster.text[..roster.body_start].matches('\n').count() as u64 + 1,
             delimiter: roster.delimiter,

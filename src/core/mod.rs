@@ -19,6 +19,6 @@ pub use attrs::Attrs;
 pub use plan::{plan, Change, ChangeKind, Class, Diff, Hold, Plan, PlanItem, PlanOptions};
 pub use policy::{Column, Policy};
 pub use report::{Outcome, Summary, Verdict};
-pub use roster::{parse_roster, Entry, FileError, Rejection, Roster, RowError};
+pub use roster::{parse_roster, parse_shared, Entry, FileError, Rejection, Roster, RowError};
 pub use snapshot::{Account, Snapshot};
 pub use types::{AccountState, Dates, Origin, Person, Secret, UserKey, Value};

@@ -16,7 +16,7 @@ use crate::backend::sql::creates_on_open;
 use crate::backend::Backend;
 use crate::config::{Config, LoadedPolicy, TargetConfig};
 use crate::core::policy::Deliver;
-use crate::core::{parse_roster, FileError, Roster, Snapshot};
+use crate::core::{parse_shared, FileError, Roster, Snapshot};
 use crate::journal::Journal;
 
 /// The file and the target, read.
@@ -77,7 +77,7 @@ pub(super) async fn read_both(
     let t = Instant::now();
     let (file, policy) = (Arc::clone(bytes), lp.policy.clone());
     let parsing = tokio::task::spawn_blocking(move || {
-        let r = parse_roster(&file, &policy);
+        let r = parse_shared(&file, &policy);
         (r, t.elapsed().as_millis() as u64)
     });
     let mut reading = std::pin::pin!(read_the_target(config, journal, lp));

@@ -1,24 +1,52 @@
 //! Bytes → text: byte-order marks, UTF-16, Windows-1252, and a refusal with
 //! offset and line for bytes that do not decode (never a replacement).
 
+use std::sync::Arc;
+
 use super::error::{file_error, FileError, FileErrorKind};
+use super::text::Text;
 use crate::core::policy::Encoding;
 
 /// Decode bytes to text. Never replaces: undecodable bytes refuse the file
 /// with their offset and line.
 pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
+    Ok(match decoded(bytes, encoding)? {
+        Decoded::Utf8 { start } => String::from_utf8_lossy(&bytes[start..]).into_owned(),
+        Decoded::Owned(s) => s,
+    })
+}
+
+/// [`decode`], sharing `bytes` when they are UTF-8 already.
+pub fn decode_shared(bytes: &Arc<Vec<u8>>, encoding: Encoding) -> Result<Text, FileError> {
+    match decoded(bytes, encoding)? {
+        Decoded::Utf8 { start } => Text::shared(bytes, start)
+            .ok_or_else(|| file_error(FileErrorKind::Encoding, "the file is not valid UTF-8; save it as UTF-8")),
+        Decoded::Owned(s) => Ok(Text::owned(s)),
+    }
+}
+
+/// What decoding found: UTF-8 from `start` (after a byte-order mark), or
+/// text decoded from another encoding.
+enum Decoded {
+    Utf8 { start: usize },
+    Owned(String),
+}
+
+fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded, FileError> {
     if bytes.is_empty() {
         return Err(file_error(
             FileErrorKind::Empty,
             "the file has no bytes; export it again",
         ));
     }
-    let (text, _) = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        (utf8(rest, 3)?, 3)
+    let mut blank = false;
+    let text = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        blank = utf8(rest, 3)?.trim().is_empty();
+        Decoded::Utf8 { start: 3 }
     } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
-        (utf16(rest, u16::from_le_bytes)?, 2)
+        Decoded::Owned(utf16(rest, u16::from_le_bytes)?)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
-        (utf16(rest, u16::from_be_bytes)?, 2)
+        Decoded::Owned(utf16(rest, u16::from_be_bytes)?)
     } else if let Some(line) = utf16_without_bom(bytes) {
         return Err(file_error(
             FileErrorKind::Encoding,
@@ -27,11 +55,15 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
         .at_line(line));
     } else if encoding == Encoding::Windows1252 {
         let (cow, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
-        (cow.into_owned(), 0)
+        Decoded::Owned(cow.into_owned())
     } else {
-        (utf8(bytes, 0)?, 0)
+        blank = utf8(bytes, 0)?.trim().is_empty();
+        Decoded::Utf8 { start: 0 }
     };
-    if text.trim().is_empty() {
+    if let Decoded::Owned(s) = &text {
+        blank = s.trim().is_empty();
+    }
+    if blank {
         return Err(file_error(
             FileErrorKind::Empty,
             "the file holds no text (only a byte-order mark or blank lines); export it again",
@@ -64,9 +96,9 @@ fn line_of(bytes: &[u8], offset: usize) -> u64 {
 }
 
 /// `bytes` start at offset `base` of the file (after a byte-order mark).
-fn utf8(bytes: &[u8], base: usize) -> Result<String, FileError> {
+fn utf8(bytes: &[u8], base: usize) -> Result<&str, FileError> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_string()),
+        Ok(s) => Ok(s),
         Err(e) => {
             let at = e.valid_up_to();
             let (byte, line) = ((base + at) as u64, line_of(bytes, at));

@@ -3,7 +3,8 @@
 //!
 //! Pure: it takes bytes, never a path, so tests pass `&[u8]`.
 //!
-//! - `decode`: bytes → text (BOM, UTF-16, Windows-1252).
+//! - `decode`: bytes → text (BOM, UTF-16, Windows-1252); `text`: that
+//!   text, the file's own bytes when they are UTF-8.
 //! - `records`: delimiter, header, records with their lines.
 //! - `checks`: one record → a [`Person`] or its [`RowError`]s.
 //! - `duplicates`: duplicate keys and email addresses across the file.
@@ -16,6 +17,7 @@ mod error;
 mod hygiene;
 mod records;
 mod sheet;
+mod text;
 #[cfg(test)]
 mod workbook_tests;
 
@@ -24,6 +26,7 @@ pub use error::{FileError, FileErrorKind, RowError, RowErrorKind};
 pub use hygiene::{email_problem, is_email};
 pub use records::{records, RecordIter};
 pub use sheet::{letter, Sheet, SheetRow};
+pub use text::Text;
 
 use std::collections::BTreeMap;
 
@@ -63,7 +66,7 @@ impl Entry {
 pub struct Roster {
     /// The decoded text (without BOM), kept so the results file can echo the
     /// input exactly (shared, not copied, with the echo rendered meanwhile).
-    pub text: std::sync::Arc<String>,
+    pub text: Text,
     /// Byte offset in `text` where the CSV starts (after an Excel `sep=` line).
     pub body_start: usize,
     pub delimiter: u8,
@@ -106,6 +109,12 @@ impl Roster {
 /// Parse a whole file: CSV text, or an XLSX workbook (told by its ZIP
 /// magic). `Err` means the file is refused as a whole.
 pub fn parse_roster(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
+    parse_shared(&std::sync::Arc::new(bytes.to_vec()), policy)
+}
+
+/// [`parse_roster`] of bytes the caller keeps too: a UTF-8 file's text is
+/// these bytes, not a copy of them.
+pub fn parse_shared(bytes: &std::sync::Arc<Vec<u8>>, policy: &Policy) -> Result<Roster, FileError> {
     match sheet::sniff(bytes) {
         Some(book) => parse_workbook(bytes, book, policy),
         None => parse_text(bytes, policy),
@@ -130,8 +139,8 @@ pub fn readable_text(bytes: &[u8], policy: &Policy) -> Option<String> {
     w.into_inner().ok().and_then(|b| String::from_utf8(b).ok())
 }
 
-fn parse_text(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
-    let text = decode(bytes, policy.roster.encoding)?;
+fn parse_text(bytes: &std::sync::Arc<Vec<u8>>, policy: &Policy) -> Result<Roster, FileError> {
+    let text = decode::decode_shared(bytes, policy.roster.encoding)?;
     let (body_start, delimiter) = sniff(&text);
     let body = &text[body_start..];
     let first_line = text[..body_start].matches('\n').count() as u64 + 1;
@@ -194,7 +203,7 @@ fn parse_text(bytes: &[u8], policy: &Policy) -> Result<Roster, FileError> {
         .at_line(line));
     }
     let mut roster = rows.finish(body_start, delimiter, None)?;
-    roster.text = std::sync::Arc::new(text);
+    roster.text = text;
     Ok(roster)
 }
 
