@@ -10,7 +10,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::pipeline::{drive, read_file, Ctx, Finish};
+use super::file::read_file;
+use super::pipeline::{drive, Ctx, Finish};
 use super::resume::{detail, item_id};
 use super::target::{open_backend, read_target, OpenError};
 use super::{RunReport, SyncError};

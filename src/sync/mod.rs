@@ -13,7 +13,8 @@
 //!   [`activate`]: a link used (the console's page).
 //! - `generated`: generated values restored, assigned and journaled.
 //! - [`writes`]: passwords, ops and notes of the writes.
-//! - `read`: the file parsed while the target is read.
+//! - `file`: a run's file read and checked against its journaled hash;
+//!   `read`: the file parsed while the target is read.
 //! - [`results`]: the results file; [`mails`]: the run's mails; [`target`]:
 //!   opening the backend.
 
@@ -22,6 +23,7 @@ pub mod activation;
 pub mod approve;
 mod batch;
 mod ending;
+mod file;
 mod generated;
 mod mails;
 mod missing;
@@ -37,8 +39,9 @@ mod writes;
 use std::path::PathBuf;
 
 pub use approve::{approve, reject, Approved};
+pub use file::FileBytes;
 pub use mails::MailOut;
-pub use pipeline::{drive, drive_read, Ctx, FileRead, Finish};
+pub use pipeline::{drive, drive_read, Ctx, Finish};
 pub use report::{Credential, RunReport};
 pub use results::{default_results_path, write_atomically};
 pub use start::{journal_cli_run, CliRun, Started};

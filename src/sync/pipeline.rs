@@ -6,14 +6,14 @@
 //! results file → mails → the run's state.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::activation::{new_token, Invitation};
 use super::batch::Applied;
+use super::file::{read_file, FileBytes};
 use super::generated::{assign_generated, restore_generated};
 use super::mails::{self, MailOut};
 use super::read::{read_both, Inputs, Read};
@@ -54,35 +54,6 @@ pub enum Finish {
     Stopped,
 }
 
-/// A run's file as read, with its SHA-256 (hex): the command line reads and
-/// hashes it to journal the run, and hands it on.
-pub struct FileRead {
-    pub bytes: Vec<u8>,
-    pub sha256: String,
-}
-
-/// Read the run's file and check it is the file the run started with.
-pub(super) fn read_file(run: &RunRecord, path: &Path) -> Result<Vec<u8>, SyncError> {
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => SyncError::FileGone {
-            id: run.id,
-            path: path.to_path_buf(),
-        },
-        _ => SyncError::FileRead {
-            id: run.id,
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
-    if hex::encode(Sha256::digest(&bytes)) != run.sha256 {
-        return Err(SyncError::FileChanged {
-            id: run.id,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(bytes)
-}
-
 /// Drive run `id` (journaled before) through the pipeline, from wherever it is.
 pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
     drive_read(ctx, id, None).await
@@ -90,7 +61,7 @@ pub async fn drive(ctx: &Ctx<'_>, id: i64) -> Result<Finish, SyncError> {
 
 /// [`drive`], with the run's file when the caller has just read it: used
 /// when its hash is the run's, read again from disk otherwise.
-pub async fn drive_read(ctx: &Ctx<'_>, id: i64, read: Option<FileRead>) -> Result<Finish, SyncError> {
+pub async fn drive_read(ctx: &Ctx<'_>, id: i64, read: Option<FileBytes>) -> Result<Finish, SyncError> {
     let run = ctx.journal.run(id).await?.ok_or(SyncError::NoRun(id))?;
     if !(run.state.resumable() || run.state == RunState::Preview) {
         return Err(SyncError::State {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::pipeline::{Ctx, FileRead, Finish};
+use super::file::FileBytes;
+use super::pipeline::{Ctx, Finish};
 use super::SyncError;
 use crate::clock::now_ms;
 use crate::config::LoadedPolicy;
@@ -37,7 +38,7 @@ pub struct Started {
 
 /// Journal the file as a run, or find its unfinished one: `(id, resumed)`,
 /// and the file as read (so the run does not read and hash it again).
-pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool, FileRead), SyncError> {
+pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool, FileBytes), SyncError> {
     let path = std::path::absolute(r.file).unwrap_or_else(|_| r.file.to_path_buf());
     let bytes = std::fs::read(&path).map_err(|source| SyncError::FileRead {
         id: 0,
@@ -45,7 +46,7 @@ pub async fn journal_cli_run(ctx: &Ctx<'_>, r: &CliRun<'_>) -> Result<(i64, bool
         source,
     })?;
     let sha = hex::encode(Sha256::digest(&bytes));
-    let read = FileRead { bytes, sha256: sha };
+    let read = FileBytes { bytes, sha256: sha };
     let sha = &read.sha256;
     let existing = if r.preview {
         None

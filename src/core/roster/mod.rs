@@ -6,7 +6,8 @@
 //! - `decode`: bytes → text (BOM, UTF-16, Windows-1252); `text`: that
 //!   text, the file's own bytes when they are UTF-8.
 //! - `records`: delimiter, header, records with their lines.
-//! - `checks`: one record → a [`Person`] or its [`RowError`]s.
+//! - `checks`: one record → a [`Person`] or its [`RowError`]s; `rows`:
+//!   the records as read, made a [`Roster`].
 //! - `duplicates`: duplicate keys and email addresses across the file.
 //! - `error`: [`FileError`] and [`RowError`].
 
@@ -16,6 +17,7 @@ mod duplicates;
 mod error;
 mod hygiene;
 mod records;
+mod rows;
 mod sheet;
 mod text;
 #[cfg(test)]
@@ -32,10 +34,10 @@ use std::collections::BTreeMap;
 
 use super::policy::{Column, Policy};
 use super::types::{Origin, Person, UserKey};
-use checks::{key_of, parse_row};
-use duplicates::reject_duplicates;
+use checks::key_of;
 use error::file_error;
 use records::{ends_inside_quotes, map_header, read_header, sniff};
+use rows::Rows;
 
 /// One data record of the file, in input order.
 #[derive(Clone, Debug)]
@@ -271,136 +273,6 @@ fn parse_workbook(bytes: &[u8], book: sheet::Book, policy: &Policy) -> Result<Ro
     }
     roster.sheet = Some(sheet);
     Ok(roster)
-}
-
-/// The rows of a file as they are read: entries, persons and notes.
-struct Rows<'p> {
-    policy: &'p Policy,
-    header: Vec<String>,
-    columns: Vec<Column>,
-    layout: Option<usize>,
-    entries: Vec<Entry>,
-    persons: Vec<Person>,
-    notes: BTreeMap<usize, Vec<String>>,
-}
-
-impl<'p> Rows<'p> {
-    fn new(policy: &'p Policy, header: Vec<String>, columns: Vec<Column>, layout: Option<usize>, rows: usize) -> Self {
-        Rows {
-            policy,
-            header,
-            columns,
-            layout,
-            entries: Vec::with_capacity(rows),
-            persons: Vec::with_capacity(rows),
-            notes: BTreeMap::new(),
-        }
-    }
-
-    fn origin(&self, line: u64) -> Origin {
-        Origin {
-            row: self.entries.len() + 1,
-            line,
-        }
-    }
-
-    fn reject(&mut self, line: u64, key: Option<UserKey>, error: RowError) {
-        let origin = self.origin(line);
-        self.entries.push(Entry::rejected(origin, key, vec![error]));
-    }
-
-    /// Check one record; `extra` are problems found before (workbook cells).
-    fn push(&mut self, line: u64, record: &csv::StringRecord, extra: Vec<RowError>) {
-        let origin = self.origin(line);
-        let mut notes = Vec::new();
-        let parsed = parse_row(origin, record, &self.header, &self.columns, self.policy, &mut notes);
-        if !notes.is_empty() {
-            self.notes.insert(self.entries.len(), notes);
-        }
-        match parsed {
-            Ok(p) if extra.is_empty() => {
-                self.entries.push(Entry::Valid(self.persons.len()));
-                self.persons.push(p);
-            }
-            Ok(p) => self.entries.push(Entry::rejected(origin, Some(p.key), extra)),
-            Err((key, mut errors)) => {
-                // A cell holding an Excel error says so, not what its text fails.
-                errors.retain(|e| !extra.iter().any(|x| x.column.is_some() && x.column == e.column));
-                errors.extend(extra);
-                self.entries.push(Entry::rejected(origin, key, errors));
-            }
-        }
-    }
-
-    fn finish(self, body_start: usize, delimiter: u8, sheet: Option<&Sheet>) -> Result<Roster, FileError> {
-        let policy = self.policy;
-        if self.entries.is_empty() {
-            let what = match sheet {
-                Some(s) => format!(
-                    "sheet {:?} has a header (row {}) but no data rows; nothing to do",
-                    s.name, s.header_row
-                ),
-                None => "the file has a header but no data rows; nothing to do".into(),
-            };
-            return Err(file_error(FileErrorKind::HeaderOnly, what));
-        }
-        if let Some(max) = policy.roster.max_rows {
-            if self.entries.len() > max {
-                return Err(file_error(
-                    FileErrorKind::TooManyRows,
-                    format!(
-                        "the file has {} rows; policy {:?} accepts at most {max} per file (roster.max_rows): split the file or raise the limit",
-                        self.entries.len(),
-                        policy.name
-                    ),
-                ));
-            }
-        }
-        let mut warnings = Vec::new();
-        let layout = self
-            .layout
-            .and_then(|i| policy.layouts().get(i))
-            .map(|l| l.name.clone());
-        if let Some(l) = &layout {
-            warnings.push(format!("the header matches layout {l:?} of policy {:?}", policy.name));
-        }
-        for (i, (h, c)) in self.header.iter().zip(&self.columns).enumerate() {
-            if *c == Column::Unknown {
-                let at = match sheet {
-                    Some(s) => format!("column {} {h:?}", s.letter(i)),
-                    None => format!("column {h:?}"),
-                };
-                warnings.push(format!(
-                    "{at} is not known to policy {:?}; it is carried into the results and not synced (add it as an alias under [fields] if it should be)",
-                    policy.name
-                ));
-            }
-        }
-        let mut present = vec![false; policy.attributes.len()];
-        for c in &self.columns {
-            if let Column::Attribute(i) = c {
-                present[*i] = true;
-            }
-        }
-        let has_groups = self.columns.contains(&Column::Groups) || !policy.groups.default.is_empty();
-        let mut roster = Roster {
-            text: Default::default(),
-            body_start,
-            delimiter,
-            header: self.header,
-            columns: self.columns,
-            present,
-            has_groups,
-            entries: self.entries,
-            persons: self.persons,
-            warnings,
-            sheet: None,
-            layout,
-            notes: self.notes,
-        };
-        reject_duplicates(&mut roster, policy);
-        Ok(roster)
-    }
 }
 
 /// Shared by the unit tests of this folder.
