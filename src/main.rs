@@ -295,24 +295,7 @@ async fn run_command(config_path: &Path, args: RunArgs, apply: bool) -> ExitCode
     cli_run::check_or_apply(config, req, apply).await
 }
 
-/// No transparent huge pages for this process. mimalloc asks for them, and
-/// then the first touch of its heap zeroes 2 MiB at a time, most of which a
-/// run never uses: in a 100k-row LDAP re-run the kernel zeroing huge pages
-/// was 30 % of the samples; without them the run took 4 % less time and
-/// 10 % less memory (BENCHMARKS.md, issue 16). mimalloc's own switch still
-/// decides when it is set: `MIMALLOC_ALLOW_THP=1` keeps huge pages. Failing
-/// to set the flag changes only speed.
-fn no_huge_pages() {
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-        return;
-    }
-    // SAFETY: prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) takes plain integers
-    // and touches no memory of ours.
-    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-}
-
 fn main() -> ExitCode {
-    no_huge_pages();
     let cli = Cli::parse();
     // One process-wide TLS provider (ring). When both of rustls' providers
     // are compiled in (the browser test's dev-dependency brings aws-lc-rs
