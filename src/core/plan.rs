@@ -196,9 +196,7 @@ pub(super) fn diff(person: &Person, acct: &Account, roster: &Roster, snapshot: &
         let case_blind = snapshot.case_blind.get(i).copied().unwrap_or(false);
         let same = |o: &str, v: &str| {
             if case_blind {
-                o.chars()
-                    .flat_map(char::to_lowercase)
-                    .eq(v.chars().flat_map(char::to_lowercase))
+                o.to_lowercase() == v.to_lowercase()
             } else {
                 o == v
             }

@@ -11,7 +11,7 @@ use crate::core::policy::Encoding;
 /// with their offset and line.
 pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
     Ok(match decoded(bytes, encoding)? {
-        Decoded::Utf8 { start } => String::from_utf8_lossy(&bytes[start..]).into_owned(),
+        Decoded::Utf8(s) => s.to_string(),
         Decoded::Owned(s) => s,
     })
 }
@@ -19,20 +19,20 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, FileError> {
 /// [`decode`], sharing `bytes` when they are UTF-8 already.
 pub fn decode_shared(bytes: &Arc<Vec<u8>>, encoding: Encoding) -> Result<Text, FileError> {
     match decoded(bytes, encoding)? {
-        Decoded::Utf8 { start } => Text::shared(bytes, start)
-            .ok_or_else(|| file_error(FileErrorKind::Encoding, "the file is not valid UTF-8; save it as UTF-8")),
+        // `s` was checked once, and is the end of `bytes`.
+        Decoded::Utf8(s) => Ok(Text::tail_of(bytes, s).unwrap_or_else(|| Text::owned(s.to_string()))),
         Decoded::Owned(s) => Ok(Text::owned(s)),
     }
 }
 
-/// What decoding found: UTF-8 from `start` (after a byte-order mark), or
+/// What decoding found: the bytes' UTF-8 (after a byte-order mark), or
 /// text decoded from another encoding.
-enum Decoded {
-    Utf8 { start: usize },
+enum Decoded<'a> {
+    Utf8(&'a str),
     Owned(String),
 }
 
-fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded, FileError> {
+fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded<'_>, FileError> {
     if bytes.is_empty() {
         return Err(file_error(
             FileErrorKind::Empty,
@@ -41,8 +41,9 @@ fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded, FileError> {
     }
     let mut blank = false;
     let text = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        blank = utf8(rest, 3)?.trim().is_empty();
-        Decoded::Utf8 { start: 3 }
+        let s = utf8(rest, 3)?;
+        blank = s.trim().is_empty();
+        Decoded::Utf8(s)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         Decoded::Owned(utf16(rest, u16::from_le_bytes)?)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
@@ -57,8 +58,9 @@ fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded, FileError> {
         let (cow, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
         Decoded::Owned(cow.into_owned())
     } else {
-        blank = utf8(bytes, 0)?.trim().is_empty();
-        Decoded::Utf8 { start: 0 }
+        let s = utf8(bytes, 0)?;
+        blank = s.trim().is_empty();
+        Decoded::Utf8(s)
     };
     if let Decoded::Owned(s) = &text {
         blank = s.trim().is_empty();

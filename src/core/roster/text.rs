@@ -23,10 +23,12 @@ impl Text {
         }
     }
 
-    /// `bytes[start..]`, shared, when it is UTF-8; `None` when it is not.
-    pub fn shared(bytes: &Arc<Vec<u8>>, start: usize) -> Option<Text> {
-        std::str::from_utf8(bytes.get(start..)?).ok()?;
-        Some(Text {
+    /// `s`, shared, when it is the end of `bytes` (as the decoder's checked
+    /// view of them after a byte-order mark is): the bytes are not copied
+    /// nor checked again. `None` for any other `s`.
+    pub fn tail_of(bytes: &Arc<Vec<u8>>, s: &str) -> Option<Text> {
+        let start = (s.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+        (start.checked_add(s.len())? == bytes.len()).then(|| Text {
             buf: Arc::clone(bytes),
             start,
         })
@@ -37,9 +39,9 @@ impl Deref for Text {
     type Target = str;
     fn deref(&self) -> &str {
         let bytes = self.buf.get(self.start..).unwrap_or_default();
-        // SAFETY: `buf` never changes (it is shared, and only read here) and
-        // `buf[start..]` was checked to be UTF-8 when this `Text` was made
-        // (`shared`), or came from a `String` (`owned`).
+        // SAFETY: `buf` never changes (it is shared, and only read here),
+        // and `buf[start..]` is UTF-8: it was a `&str` when this `Text` was
+        // made (`tail_of` takes the `&str`'s own bytes, `owned` a `String`).
         unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
@@ -55,14 +57,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_utf8_and_refuses_the_rest() {
+    fn shares_the_end_of_the_bytes_only() {
         let bytes = Arc::new(b"\xEF\xBB\xBFname\nZo\xC3\xAB\n".to_vec());
-        let t = Text::shared(&bytes, 3).unwrap(); // ok: test
+        let view = std::str::from_utf8(&bytes[3..]).unwrap(); // ok: test
+        let t = Text::tail_of(&bytes, view).unwrap(); // ok: test
         assert_eq!(&*t, "name\nZoë\n");
         assert_eq!(Arc::strong_count(&bytes), 2, "the same bytes, not a copy");
-        assert!(Text::shared(&bytes, 0).is_some(), "a BOM is UTF-8 too");
-        assert!(Text::shared(&Arc::new(b"a\xFFb".to_vec()), 0).is_none());
-        assert!(Text::shared(&bytes, 99).is_none());
+        assert!(Text::tail_of(&bytes, &view[..4]).is_none(), "not the end of the bytes");
+        assert!(Text::tail_of(&bytes, "name\nZoë\n").is_none(), "equal text elsewhere");
         assert_eq!(&*Text::owned("abc".into()), "abc");
         assert_eq!(&*Text::default(), "");
     }
