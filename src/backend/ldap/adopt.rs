@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use ldap3::Scope;
 use tracing::info;
 
-use super::dn::normalise;
+use super::dn::{at_or_below, below, normalise};
 use super::ops::{m, Builder, ModKind, OpSteps, Step};
 use super::scan::Members;
 use super::LdapBackend;
@@ -109,7 +109,7 @@ pub(super) fn check_adopt_from(from: &[String], bases: &[String]) -> Option<Stri
         let nf = normalise(f);
         for b in bases {
             let nb = normalise(b);
-            if nf == nb || nf.ends_with(&format!(",{nb}")) || nb.ends_with(&format!(",{nf}")) {
+            if at_or_below(&nf, &nb) || below(&nb, &nf) {
                 problems.push(format!(
                     "ldap.adopt_from: {f:?} overlaps the managed base {b:?}; name containers outside it"
                 ));

@@ -203,7 +203,7 @@ impl LdapBackend {
 /// Whether `dn` is strictly below one of `bases`.
 fn below(bases: &[String], dn: &str) -> bool {
     let n = normalise(dn);
-    bases.iter().any(|b| n.ends_with(&format!(",{}", normalise(b))))
+    bases.iter().any(|b| super::dn::below(&n, &normalise(b)))
 }
 
 /// The add that creates the container `dn`: an `ou=` entry strictly below

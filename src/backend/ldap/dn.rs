@@ -198,12 +198,35 @@ pub fn normalise(dn: &str) -> String {
         .unwrap_or_else(|_| dn.to_lowercase())
 }
 
+/// Whether normalised DN `n` lies strictly below normalised DN `base`
+/// (`base` ends it after a whole RDN, not in the middle of one).
+pub fn below(n: &str, base: &str) -> bool {
+    n.strip_suffix(base).is_some_and(|head| head.ends_with(','))
+}
+
+/// Whether normalised DN `n` is `base` or lies below it.
+pub fn at_or_below(n: &str, base: &str) -> bool {
+    n == base || below(n, base)
+}
+
 #[cfg(test)]
 #[path = "dn_tests.rs"]
 mod tests;
 
 #[cfg(test)]
 mod rename_tests {
+    #[test]
+    fn below_is_at_a_whole_rdn() {
+        assert!(super::below("uid=a,ou=people,dc=x", "ou=people,dc=x"));
+        assert!(!super::below("ou=people,dc=x", "ou=people,dc=x"));
+        assert!(super::at_or_below("ou=people,dc=x", "ou=people,dc=x"));
+        assert!(
+            !super::at_or_below("ou=xpeople,dc=x", "ou=people,dc=x"),
+            "not a whole RDN"
+        );
+        assert!(!super::at_or_below("ou=people,dc=x", "uid=a,ou=people,dc=x"));
+    }
+
     #[test]
     fn the_old_rdn_goes_only_when_the_attribute_stays() {
         assert!(super::same_rdn_type("uid=a,ou=x,dc=o", "uid=b"));

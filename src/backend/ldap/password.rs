@@ -134,6 +134,6 @@ impl LdapBackend {
         self.target
             .leavers
             .as_deref()
-            .is_some_and(|l| normalise(dn).ends_with(&format!(",{}", normalise(l))))
+            .is_some_and(|l| super::dn::below(&normalise(dn), &normalise(l)))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ldap3::{ResultEntry, Scope, SearchEntry};
 use tracing::info;
 
-use super::dn::{escape_filter_value, normalise, Dn};
+use super::dn::{at_or_below, escape_filter_value, normalise, Dn};
 use super::norm::normalise_dn;
 use super::scan::{search_pages, Members, MembersReady, Reader, Scan, Scanned};
 use super::LdapBackend;
@@ -149,10 +149,7 @@ impl LdapBackend {
         let mut v = self.target.base.list();
         if let Some(l) = &self.target.leavers {
             let nl = normalise(l);
-            let inside = v.iter().any(|b| {
-                let nb = normalise(b);
-                nl == nb || nl.ends_with(&format!(",{nb}"))
-            });
+            let inside = v.iter().any(|b| at_or_below(&nl, &normalise(b)));
             if !inside {
                 v.push(l.clone());
             }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use ldap3::adapters::PagedResults;
 use ldap3::{Ldap, LdapResult, Scope, SearchOptions};
 
-use super::dn::Dn;
+use super::dn::{at_or_below, Dn};
 use super::norm::{normalise_dn, normalised_split, parent};
 use super::ops::{self, Lock, Mapping, UAC_ACCOUNTDISABLE};
 use super::rc::describe;
@@ -249,10 +249,9 @@ impl Scan {
 /// then no DN is remembered per entry).
 fn scopes_overlap(scopes: &[String]) -> bool {
     let n: Vec<String> = scopes.iter().map(|s| normalise_dn(s)).collect();
-    let under = |a: &str, b: &str| a == b || a.strip_suffix(b).is_some_and(|head| head.ends_with(','));
     n.iter()
         .enumerate()
-        .any(|(i, a)| n[i + 1..].iter().any(|b| under(a, b) || under(b, a)))
+        .any(|(i, a)| n[i + 1..].iter().any(|b| at_or_below(a, b) || at_or_below(b, a)))
 }
 
 /// One paged search on `ldap` (page size, timeout); each entry goes to

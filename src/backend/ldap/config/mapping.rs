@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::super::dn::{Ava, Dn, DnTemplate, Template};
+use super::super::dn::{at_or_below, normalise, Ava, Dn, DnTemplate, Template};
 use super::{Flavour, LdapTarget};
 use crate::core::Policy;
 
@@ -183,10 +183,7 @@ impl LdapMapping {
                     .collect();
                 tail.reverse();
                 let ns = Dn(tail).normalised();
-                let inside = target.base.list().iter().any(|b| {
-                    let nb = super::super::dn::normalise(b);
-                    ns == nb || ns.ends_with(&format!(",{nb}"))
-                });
+                let inside = target.base.list().iter().any(|b| at_or_below(&ns, &normalise(b)));
                 if !inside {
                     problems.push(format!(
                         "ldap.dn: {:?} puts entries outside the managed base ({})",
