@@ -63,11 +63,6 @@ impl Attrs {
         }
     }
 
-    /// `n` absent values.
-    pub fn absent(n: usize) -> Attrs {
-        Attrs::pack(std::iter::repeat_n(None, n))
-    }
-
     /// How many values (present or not).
     pub fn len(&self) -> usize {
         match self.buf.get(..HEAD) {
@@ -165,7 +160,7 @@ mod tests {
     fn empty_and_absent_rows() {
         assert_eq!(Attrs::default().len(), 0);
         assert_eq!(Attrs::default().get(0), None);
-        let a = Attrs::absent(3);
+        let a = Attrs::pack([None, None, None]);
         assert_eq!(a.iter().collect::<Vec<_>>(), [None, None, None]);
         let from: Attrs = vec![Some(Value::from("v")), None].into();
         assert_eq!(from.iter().collect::<Vec<_>>(), [Some("v"), None]);
