@@ -75,7 +75,7 @@ impl Adoptable {
                     Some(h) => RowError::in_column(h, kind),
                     None => RowError::in_row(kind),
                 };
-                (Change::Reject(vec![error]), None, None)
+                (Change::Reject(Box::new(vec![error])), None, None)
             }
         }
     }

@@ -4,24 +4,27 @@
 //! A vector of optional strings cost 24 bytes a value however short the
 //! value (and a heap string each past 24 bytes); a million rows of ten
 //! attributes held 256 bytes of slots each, for about 90 bytes of text.
-//! Packed, a row's values take 2 + 4 × n bytes of ends plus the text
-//! (BENCHMARKS.md, issue 16: P4).
+//! Packed, a row's values take 2 + 2 × n bytes of ends plus the text
+//! (4 × n past 32 KiB of text; BENCHMARKS.md, issue 16: P4).
 
 use std::fmt;
 
 use super::types::Value;
 
-/// The ends' top bit: the value is absent (`None`), not empty.
-const ABSENT: u32 = 1 << 31;
-/// Bytes before the ends: the number of values (u16, little-endian).
+/// Bytes before the ends: the head (u16, little-endian): the number of
+/// values, and [`WIDE`].
 const HEAD: usize = 2;
+/// The head's top bit: the ends are u32 (text of 32 KiB or more), not u16.
+const WIDE: u16 = 1 << 15;
 
 /// Optional string values by index, read as `Option<&str>`.
 ///
-/// Layout of `buf`: the count `n` (u16), then `n` little-endian u32 ends
-/// (the end of each value in the text, [`ABSENT`] set for `None`), then
-/// the values' UTF-8 text one after another. Built only from `&str`s, so the
-/// text is valid UTF-8 at every boundary.
+/// Layout of `buf`: the head (u16: the count `n`, [`WIDE`] set for 4-byte
+/// ends), then `n` little-endian ends (the end of each value in the text;
+/// the end's top bit set for `None`), then the values' UTF-8 text one after
+/// another. A row's text is almost always under 32 KiB, so its ends are
+/// 2 bytes each. Built only from `&str`s, so the text is valid UTF-8 at
+/// every boundary.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Attrs {
     buf: Box<[u8]>,
@@ -29,7 +32,7 @@ pub struct Attrs {
 
 impl Attrs {
     /// Pack `values` (absent ones as `None`). A row cannot have more than
-    /// 65,535 attributes or 2 GiB of text (the policy's attribute list and
+    /// 32,767 attributes or 2 GiB of text (the policy's attribute list and
     /// `max_field_len` bound both); values past those bounds would read as
     /// absent.
     pub fn pack<'a, I>(values: I) -> Attrs
@@ -39,46 +42,69 @@ impl Attrs {
     {
         let it = values.into_iter();
         let (mut n, mut text) = (0usize, 0usize);
-        for v in it.clone().take(u16::MAX as usize) {
+        for v in it.clone().take(usize::from(!WIDE)) {
             n += 1;
             text += v.map_or(0, str::len);
         }
-        let mut buf = Vec::with_capacity(HEAD + 4 * n + text);
-        buf.extend_from_slice(&(n as u16).to_le_bytes());
-        buf.resize(HEAD + 4 * n, 0);
+        let wide = text >= usize::from(WIDE);
+        let (width, absent) = if wide {
+            (4, 1usize << 31)
+        } else {
+            (2, usize::from(WIDE))
+        };
+        let mut buf = Vec::with_capacity(HEAD + width * n + text);
+        buf.extend_from_slice(&(n as u16 | if wide { WIDE } else { 0 }).to_le_bytes());
+        buf.resize(HEAD + width * n, 0);
         let mut end = 0usize;
         for (i, v) in it.take(n).enumerate() {
             let slot = match v {
-                Some(s) if end + s.len() < ABSENT as usize => {
+                Some(s) if end + s.len() < absent => {
                     buf.extend_from_slice(s.as_bytes());
                     end += s.len();
-                    end as u32
+                    end
                 }
-                _ => end as u32 | ABSENT,
+                _ => end | absent,
             };
-            buf[HEAD + 4 * i..HEAD + 4 * i + 4].copy_from_slice(&slot.to_le_bytes());
+            let at = HEAD + width * i;
+            if wide {
+                buf[at..at + 4].copy_from_slice(&(slot as u32).to_le_bytes());
+            } else {
+                buf[at..at + 2].copy_from_slice(&(slot as u16).to_le_bytes());
+            }
         }
         Attrs {
             buf: buf.into_boxed_slice(),
         }
     }
 
-    /// How many values (present or not).
-    pub fn len(&self) -> usize {
+    fn head(&self) -> u16 {
         match self.buf.get(..HEAD) {
-            Some(h) => u16::from_le_bytes([h[0], h[1]]) as usize,
+            Some(h) => u16::from_le_bytes([h[0], h[1]]),
             None => 0,
         }
+    }
+
+    /// How many values (present or not).
+    pub fn len(&self) -> usize {
+        usize::from(self.head() & !WIDE)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn slot(&self, i: usize) -> u32 {
-        let at = HEAD + 4 * i;
-        let b = &self.buf[at..at + 4];
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    /// The width of an end, and value `i`'s end with whether it is absent.
+    fn slot(&self, i: usize) -> (usize, usize, bool) {
+        if self.head() & WIDE != 0 {
+            let at = HEAD + 4 * i;
+            let b = &self.buf[at..at + 4];
+            let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            (4, (v & !(1 << 31)) as usize, v & (1 << 31) != 0)
+        } else {
+            let at = HEAD + 2 * i;
+            let v = u16::from_le_bytes([self.buf[at], self.buf[at + 1]]);
+            (2, usize::from(v & !WIDE), v & WIDE != 0)
+        }
     }
 
     /// Value `i`: `None` when absent or past the end.
@@ -86,13 +112,13 @@ impl Attrs {
         if i >= self.len() {
             return None;
         }
-        let end = self.slot(i);
-        if end & ABSENT != 0 {
+        let (width, end, absent) = self.slot(i);
+        if absent {
             return None;
         }
-        let start = if i == 0 { 0 } else { self.slot(i - 1) & !ABSENT };
-        let text = HEAD + 4 * self.len();
-        let bytes = &self.buf[text + start as usize..text + end as usize];
+        let start = if i == 0 { 0 } else { self.slot(i - 1).1 };
+        let text = HEAD + width * self.len();
+        let bytes = &self.buf[text + start..text + end];
         // SAFETY: `buf`'s text is only ever written by `pack`, from whole
         // `&str`s, and each end is a boundary between two of them.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
@@ -142,8 +168,24 @@ mod tests {
         assert_eq!(a.iter().collect::<Vec<_>>(), vals);
         assert_eq!(a.get(2), Some(""), "empty is not absent");
         assert_eq!(a.get(6), None, "past the end");
-        // One allocation: count, six ends, the text.
-        assert_eq!(a.buf.len(), 2 + 4 * 6 + "Jane".len() + "Zoë Müller".len() + 1);
+        // One allocation: the head, six 2-byte ends, the text.
+        assert_eq!(a.buf.len(), 2 + 2 * 6 + "Jane".len() + "Zoë Müller".len() + 1);
+    }
+
+    #[test]
+    fn text_of_32_kib_or_more_takes_wide_ends() {
+        // The row's whole text is `total` bytes: 3 of "a" and "zz", the rest long.
+        for (total, width) in [(0x7fff, 2), (0x8000, 4), (100_000, 4)] {
+            let len = total - 3;
+            let long = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let vals = [Some("a"), None, Some(long.as_str()), Some(""), Some("zz")];
+            let a = Attrs::pack(vals);
+            assert_eq!(a.iter().collect::<Vec<_>>(), vals, "{total}");
+            assert_eq!(a.buf.len(), 2 + width * 5 + total, "{total}");
+            assert_eq!(a.len(), 5);
+            assert_eq!(a.get(1), None);
+            assert_eq!(a.get(3), Some(""));
+        }
     }
 
     #[test]

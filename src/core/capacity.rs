@@ -19,9 +19,9 @@ pub(super) fn apply_capacity(plan: &mut Plan, snapshot: &Snapshot, policy: &Poli
     let active = snapshot.active_count() as i64;
     let mut freed = 0i64;
     let mut taken = 0i64;
-    for item in plan.items.iter().filter(|i| i.hold.is_none()) {
+    for item in plan.items.iter().filter(|i| !i.is_held()) {
         let was_active = item
-            .account
+            .account()
             .filter(|a| !snapshot.is_adoptable(*a))
             .is_some_and(|a| snapshot.account(a).state == AccountState::Active);
         match &item.change {
@@ -35,7 +35,7 @@ pub(super) fn apply_capacity(plan: &mut Plan, snapshot: &Snapshot, policy: &Poli
     let adds = plan
         .items
         .iter()
-        .filter(|i| i.hold.is_none() && i.change == Change::Add)
+        .filter(|i| !i.is_held() && i.change == Change::Add)
         .count() as i64;
     if adds <= free || opts.allow_over_limit {
         return;
@@ -55,12 +55,12 @@ pub(super) fn apply_capacity(plan: &mut Plan, snapshot: &Snapshot, policy: &Poli
     for item in plan
         .items
         .iter_mut()
-        .filter(|i| i.hold.is_none() && i.change == Change::Add)
+        .filter(|i| !i.is_held() && i.change == Change::Add)
     {
         if left > 0 {
             left -= 1;
         } else {
-            item.hold = Some(Hold::Limit(why.clone()));
+            item.set_hold(Some(Hold::Limit(why.clone())));
         }
     }
 }

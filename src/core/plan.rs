@@ -24,16 +24,8 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 if let Some(a) = account {
                     seen[a] = true;
                 }
-                items.push(PlanItem {
-                    key: key.clone(),
-                    entry: Some(ei),
-                    person: None,
-                    account,
-                    change: Change::Reject(errors.clone()),
-                    hold: None,
-                    note: None,
-                    due: None,
-                });
+                let change = Change::Reject(Box::new(errors.clone()));
+                items.push(PlanItem::new(key.clone(), Some(ei), None, account, change));
             }
             Entry::Valid(pi) => {
                 let person = &roster.persons[*pi];
@@ -52,16 +44,11 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 let due;
                 (change, note, due) = timing.schedule(change, note, &person.dates, &policy.lifecycle);
                 let hold = policy_hold(&change, policy);
-                items.push(PlanItem {
-                    key: Some(person.key.clone()),
-                    entry: Some(ei),
-                    person: Some(*pi),
-                    account,
-                    change,
-                    hold,
-                    note,
-                    due,
-                });
+                let mut item = PlanItem::new(Some(person.key.clone()), Some(ei), Some(*pi), account, change);
+                item.set_hold(hold);
+                item.set_note(note);
+                item.set_due(due);
+                items.push(item);
             }
         }
     }
@@ -99,16 +86,9 @@ pub fn plan(roster: &Roster, snapshot: &Snapshot, policy: &Policy, now: i64, opt
                 (AbsentAction::Delete, _) => (Change::Delete, "not in the file (sync.absent = delete)".into()),
             }
         };
-        items.push(PlanItem {
-            key: Some(acct.key.clone()),
-            entry: None,
-            person: None,
-            account: Some(a),
-            change,
-            hold: None,
-            note: Some(note),
-            due: None,
-        });
+        let mut item = PlanItem::new(Some(acct.key.clone()), None, None, Some(a), change);
+        item.set_note(Some(note));
+        items.push(item);
     }
 
     let mut plan = Plan {
@@ -265,7 +245,7 @@ fn apply_limits(plan: &mut Plan, managed: usize, policy: &Policy, opts: PlanOpti
         let count = plan
             .items
             .iter()
-            .filter(|i| i.change.class() == Some(class) && i.hold.is_none())
+            .filter(|i| i.change.class() == Some(class) && !i.is_held())
             .count();
         if count == 0 {
             continue;
@@ -302,7 +282,7 @@ fn apply_limits(plan: &mut Plan, managed: usize, policy: &Policy, opts: PlanOpti
     }
     let stop = policy.limits.on_limit == OnLimit::Stop;
     plan.stopped = stop;
-    for item in plan.items.iter_mut().filter(|i| i.hold.is_none()) {
+    for item in plan.items.iter_mut().filter(|i| !i.is_held()) {
         let Some(class) = item.change.class() else { continue };
         let breach = plan.breaches.iter().find(|b| b.class == class);
         let reason = match (breach, stop) {
@@ -313,7 +293,7 @@ fn apply_limits(plan: &mut Plan, managed: usize, policy: &Policy, opts: PlanOpti
             }
             (None, false) => continue,
         };
-        item.hold = Some(Hold::Limit(reason));
+        item.set_hold(Some(Hold::Limit(reason)));
     }
 }
 

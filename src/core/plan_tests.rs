@@ -52,7 +52,7 @@ fn changes(plan: &Plan) -> Vec<(String, &'static str, bool)> {
         .map(|i| {
             let k = i.key.as_ref().map(|k| k.as_str().to_string()).unwrap_or_default();
             let name = if i.is_absent() { "absent" } else { i.change.name() };
-            (k, name, i.hold.is_some())
+            (k, name, i.is_held())
         })
         .collect()
 }
@@ -277,7 +277,7 @@ fn limits_hold_a_class_and_the_others_proceed() {
         ]
     );
     assert_eq!(pl.breaches.len(), 2);
-    let Some(Hold::Limit(why)) = &pl.items[3].hold else {
+    let Some(Hold::Limit(why)) = pl.items[3].held() else {
         panic!()
     };
     assert!(
@@ -395,5 +395,17 @@ fn empty_cells_leave_values_unless_clear_when_empty() {
             old: Some("Clerk".into()),
             new: None
         }]
+    );
+}
+
+/// A plan holds an item per row: at a million rows every byte of an item
+/// is a megabyte of the run's memory (BENCHMARKS.md, P4).
+#[test]
+fn a_plan_item_stays_small() {
+    assert_eq!(std::mem::size_of::<Change>(), 16);
+    assert!(
+        std::mem::size_of::<PlanItem>() <= 80,
+        "{}",
+        std::mem::size_of::<PlanItem>()
     );
 }

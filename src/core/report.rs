@@ -60,7 +60,7 @@ impl Outcome {
     /// The outcome an item gets without touching the target: rejected rows
     /// and held or absent items are decided by the plan alone.
     pub fn from_plan(item: &PlanItem, preview: bool) -> Option<Outcome> {
-        match (&item.change, &item.hold) {
+        match (&item.change, item.held()) {
             (Change::Reject(_) | Change::Absent | Change::Scheduled, _) => Some(Outcome::new(Verdict::Skipped, None)),
             (_, Some(Hold::Limit(why))) => Some(Outcome::new(Verdict::Held, Some(why.clone()))),
             (_, Some(Hold::Policy(why))) => Some(Outcome::new(Verdict::Skipped, Some(why.clone()))),
@@ -150,7 +150,7 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
     match &item.change {
         Change::Reject(errors) => {
             // A valid row can be rejected by the plan (a value it cannot generate).
-            let origin = item.entry.and_then(|e| match roster.entries.get(e) {
+            let origin = item.entry().and_then(|e| match roster.entries.get(e) {
                 Some(super::roster::Entry::Rejected(r)) => Some(r.origin),
                 Some(super::roster::Entry::Valid(p)) => roster.persons.get(*p).map(|p| p.origin),
                 None => None,
@@ -172,11 +172,11 @@ pub fn item_message(item: &PlanItem, out: &Outcome, roster: &Roster, policy: &Po
         Change::Delete if item.is_absent() => parts.push("deleted".into()),
         _ => {}
     }
-    if let Some(notes) = item.entry.and_then(|e| roster.notes.get(&e)) {
+    if let Some(notes) = item.entry().and_then(|e| roster.notes.get(&e)) {
         parts.extend(notes.iter().cloned());
     }
-    if let Some(n) = &item.note {
-        parts.push(n.clone());
+    if let Some(n) = item.note() {
+        parts.push(n.to_string());
     }
     if let Some(m) = &out.message {
         parts.push(m.clone());
@@ -246,7 +246,7 @@ pub fn write_results_with<W: Write>(
         .unwrap_or(0);
     let mut rows = 0;
     for (index, (item, o)) in plan.items.iter().zip(outcomes).enumerate() {
-        if item.entry.is_some() {
+        if item.entry().is_some() {
             match echo.row(rows) {
                 Some(cells) => w.write_all(cells)?,
                 None => {

@@ -21,14 +21,14 @@ pub struct Account {
     /// When the account became a leaver (Unix seconds), if the target knows.
     pub left_at: Option<i64>,
     /// The target's own name for the account (an LDAP DN, a SQL row id).
-    pub locator: Option<String>,
+    pub locator: Option<Box<str>>,
 }
 
 /// Target state as plain data.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     accounts: Vec<Account>,
-    /// Positions in `accounts` by folded key: 8 bytes a slot where a map of
+    /// Positions in `accounts` by folded key: 4 bytes a slot where a map of
     /// keys to positions took 56 (≈ 100 MB less at a million accounts).
     index: Index,
     /// Per policy attribute: the target stores it, so it is compared.
@@ -66,6 +66,13 @@ impl Snapshot {
     /// Add an account. A second account with the same (case-insensitive) key
     /// is refused: the target itself is ambiguous and nothing should guess.
     pub fn insert(&mut self, a: Account) -> Result<(), String> {
+        // A plan holds 32-bit positions (`PlanItem`).
+        let Ok(at) = u32::try_from(self.accounts.len()) else {
+            return Err(format!(
+                "the target holds more than {} accounts in scope; narrow the scope",
+                u32::MAX
+            ));
+        };
         if let Some(i) = self.index.find(&self.accounts, &a.key) {
             return Err(format!(
                 "the target holds two accounts with the key {:?} ({} and {}); resolve this in the target first",
@@ -77,7 +84,7 @@ impl Snapshot {
                 a.locator.as_deref().unwrap_or(a.key.as_str())
             ));
         }
-        self.index.insert(&self.accounts, &a.key, self.accounts.len());
+        self.index.insert(&self.accounts, &a.key, at);
         self.accounts.push(a);
         Ok(())
     }
@@ -141,6 +148,9 @@ impl Snapshot {
             if let Some(i) = self.index.find(&self.accounts, &user) {
                 let groups = &mut self.accounts[i].groups;
                 if !groups.iter().any(|g| g.eq_ignore_ascii_case(&group)) {
+                    // Exact: most accounts are in one or two groups, and a
+                    // pushed-to vector would hold room for four.
+                    groups.reserve_exact(1);
                     groups.push(group);
                 }
             }
@@ -151,7 +161,7 @@ impl Snapshot {
 /// The accounts' positions, found by the folded key they point at.
 #[derive(Clone, Default)]
 struct Index {
-    table: hashbrown::HashTable<usize>,
+    table: hashbrown::HashTable<u32>,
     hasher: Hasher,
 }
 
@@ -176,15 +186,16 @@ impl Index {
     fn find(&self, accounts: &[Account], key: &UserKey) -> Option<usize> {
         let k = key.folded();
         self.table
-            .find(self.hash(k), |&i| accounts[i].key.folded() == k)
-            .copied()
+            .find(self.hash(k), |&i| accounts[i as usize].key.folded() == k)
+            .map(|&i| i as usize)
     }
 
-    /// Index position `i` (not yet in `accounts`) under `key`.
-    fn insert(&mut self, accounts: &[Account], key: &UserKey, i: usize) {
+    /// Index position `i` (not yet in `accounts`; `Snapshot::insert` keeps
+    /// it within 32 bits) under `key`.
+    fn insert(&mut self, accounts: &[Account], key: &UserKey, i: u32) {
         let hasher = &self.hasher;
         self.table.insert_unique(hasher.hash_one(key.folded()), i, |&j| {
-            hasher.hash_one(accounts[j].key.folded())
+            hasher.hash_one(accounts[j as usize].key.folded())
         });
     }
 }

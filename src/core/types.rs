@@ -15,43 +15,59 @@ pub type Value = CompactString;
 /// The immutable account key (login ID). Compares case-insensitively:
 /// `jsmith` and `JSmith` are the same person (seed 003: the login ID is never
 /// changed by a file). The original spelling is kept for display and writes.
+///
+/// Held by every row, account and plan item, so it is 32 bytes: one string
+/// holds the spelling, and after it the folded form only when that differs
+/// (most keys are lower-case already).
 #[derive(Clone)]
 pub struct UserKey {
-    original: Value,
-    folded: Value,
+    /// The spelling, then the folded form if it differs.
+    text: Value,
+    /// Where the folded form starts in `text`; 0 when it is the spelling.
+    split: usize,
 }
 
 impl UserKey {
     pub fn new(s: &str) -> Self {
-        let folded = if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
-            Value::from(s.to_lowercase())
-        } else {
-            Value::from(s)
-        };
+        if s.bytes().any(|b| b.is_ascii_uppercase()) || !s.is_ascii() {
+            let folded = s.to_lowercase();
+            if folded != s {
+                let mut text = Value::with_capacity(s.len() + folded.len());
+                text.push_str(s);
+                text.push_str(&folded);
+                return UserKey { text, split: s.len() };
+            }
+        }
         UserKey {
-            original: Value::from(s),
-            folded,
+            text: Value::from(s),
+            split: 0,
         }
     }
     /// The spelling the file (or the target) used.
     pub fn as_str(&self) -> &str {
-        &self.original
+        match self.split {
+            0 => &self.text,
+            at => self.text.get(..at).unwrap_or(&self.text),
+        }
     }
     /// The case-folded form used for comparison.
     pub fn folded(&self) -> &str {
-        &self.folded
+        match self.split {
+            0 => &self.text,
+            at => self.text.get(at..).unwrap_or(&self.text),
+        }
     }
 }
 
 impl PartialEq for UserKey {
     fn eq(&self, other: &Self) -> bool {
-        self.folded == other.folded
+        self.folded() == other.folded()
     }
 }
 impl Eq for UserKey {}
 impl Hash for UserKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.folded.hash(state)
+        self.folded().hash(state)
     }
 }
 impl PartialOrd for UserKey {
@@ -61,28 +77,28 @@ impl PartialOrd for UserKey {
 }
 impl Ord for UserKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.folded.cmp(&other.folded)
+        self.folded().cmp(other.folded())
     }
 }
 impl fmt::Display for UserKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.original)
+        f.write_str(self.as_str())
     }
 }
 impl fmt::Debug for UserKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserKey({:?})", self.original.as_str())
+        write!(f, "UserKey({:?})", self.as_str())
     }
 }
 
 /// A secret (password, bind password). Its `Debug` and `Display` never show
 /// the value; the only way out is [`Secret::expose`], which is easy to grep.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        Secret(s.into().into_boxed_str())
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -157,11 +173,12 @@ pub struct Person {
     pub attrs: Attrs,
     /// `None` when the file has no groups column: groups are then not managed
     /// by this file and left as they are.
-    pub groups: Option<Vec<Value>>,
+    pub groups: Option<Box<[Value]>>,
     pub state: AccountState,
     /// `None` when the file has no such column (leave the flag alone).
     pub must_change: Option<bool>,
-    pub password: Option<Secret>,
+    /// Boxed: few rows carry one, and every row holds the field.
+    pub password: Option<Box<Secret>>,
     pub dates: Dates,
     /// The row asks for a new password or activation link for an existing
     /// account (the `invite` column, `[passwords] existing`).
@@ -193,6 +210,20 @@ mod tests {
         assert_eq!(a.folded(), "jsmith");
         let c = UserKey::new("ÉLODIE");
         assert_eq!(c, UserKey::new("élodie"));
+        assert_eq!((c.as_str(), c.folded()), ("ÉLODIE", "élodie"));
+        // Longer than the inline 24 bytes once both forms are held.
+        let d = UserKey::new("Firstname.Lastname-Long.Key");
+        assert_eq!(d.as_str(), "Firstname.Lastname-Long.Key");
+        assert_eq!(d.folded(), "firstname.lastname-long.key");
+        assert_eq!(
+            format!("{d} {d:?}"),
+            "Firstname.Lastname-Long.Key UserKey(\"Firstname.Lastname-Long.Key\")"
+        );
+        let e = UserKey::new("");
+        assert_eq!((e.as_str(), e.folded()), ("", ""));
+        // A non-ASCII key already folded keeps one copy.
+        assert_eq!(UserKey::new("åsa").as_str(), "åsa");
+        assert_eq!(std::mem::size_of::<UserKey>(), 32);
     }
 
     #[test]
@@ -206,7 +237,7 @@ mod tests {
             groups: None,
             state: AccountState::Active,
             must_change: None,
-            password: Some(s),
+            password: Some(Box::new(s)),
             dates: Dates::default(),
             invite: false,
         };

@@ -90,7 +90,7 @@ impl Pass<'_> {
         let now = crate::clock::now_unix();
         let expires = now + i64::from(policy.passwords.activation_valid_hours) * 3600;
         for &i in chunk.iter().filter(|&&i| fresh[i]) {
-            let (Some(token), Some(person)) = (writes.token(i), plan.items[i].person) else {
+            let (Some(token), Some(person)) = (writes.token(i), plan.items[i].person()) else {
                 continue;
             };
             let person = &roster.persons[person];

@@ -120,7 +120,7 @@ pub async fn approve(ctx: &Ctx<'_>, id: i64, classes: &[Class], by: &str) -> Res
                 let Some(class) = kind.class().filter(|c| classes.contains(c)) else {
                     continue;
                 };
-                if item.hold.is_some() {
+                if item.is_held() {
                     continue; // held by the policy itself, never written
                 }
                 let shown = records.get(&item_id(item)).filter(|r| r.verdict == Some(Verdict::Held));

@@ -39,8 +39,8 @@ pub(super) async fn plan_missing(
                 Some(Op {
                     change: &it.change,
                     key: it.key.as_ref()?,
-                    person: it.person.map(|p| &roster.persons[p]),
-                    account: it.account.map(|a| snapshot.account(a)),
+                    person: it.person().map(|p| &roster.persons[p]),
+                    account: it.account().map(|a| snapshot.account(a)),
                     password: None,
                     must_change: false,
                     now,
@@ -60,21 +60,18 @@ pub(super) async fn plan_missing(
                 continue;
             };
             match over {
-                Some(max) if item.hold.is_none() => {
-                    item.hold = Some(Hold::Policy(format!(
+                Some(max) if !item.is_held() => {
+                    item.set_hold(Some(Hold::Policy(format!(
                         "needs the {what} {}, which does not exist; this file needs {} new containers and groups, \
                          over limits.containers (max = {max}): nothing is created; create them by hand or raise the limit",
                         m.dn,
                         missing.len()
-                    )))
+                    ))))
                 }
                 Some(_) => {}
                 None => {
                     let note = format!("creates the {what} {} ({})", m.dn, m.kind.setting());
-                    item.note = Some(match item.note.take() {
-                        Some(n) => format!("{n}; {note}"),
-                        None => note,
-                    });
+                    item.add_note(note);
                 }
             }
         }

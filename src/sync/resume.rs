@@ -29,7 +29,7 @@ pub(super) struct Progress {
 }
 
 pub(super) fn item_id(item: &PlanItem) -> ItemId {
-    match (item.entry, &item.key) {
+    match (item.entry(), &item.key) {
         (Some(e), _) => ItemId::Row(e),
         (None, Some(k)) => ItemId::absent(k),
         (None, None) => ItemId::Absent(String::new()),
@@ -47,7 +47,7 @@ pub(super) fn detail(item: &PlanItem, policy: &Policy) -> Option<String> {
 }
 
 fn line_of(item: &PlanItem, roster: &Roster) -> Option<i64> {
-    let origin = match roster.entries.get(item.entry?)? {
+    let origin = match roster.entries.get(item.entry()?)? {
         Entry::Valid(p) => roster.persons.get(*p)?.origin,
         Entry::Rejected(r) => r.origin,
     };
@@ -154,7 +154,7 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
             p.messages[i] = Some(r.message.unwrap_or_default());
             continue;
         }
-        let writes = item.change.writes() && item.hold.is_none();
+        let writes = item.will_write();
         if r.approved {
             p.approved[i] = true;
             let same = item.change.kind() == r.change && detail(item, policy) == r.detail;
@@ -210,16 +210,8 @@ pub(super) fn merge(plan: &mut Plan, mut records: HashMap<ItemId, ItemRecord>, p
                 "the account left the target while the run was interrupted; check it".to_string(),
             ),
         };
-        plan.items.push(PlanItem {
-            key: r.user_key.as_deref().map(UserKey::new),
-            entry: None,
-            person: None,
-            account: None,
-            change: r.change.bare(),
-            hold: None,
-            note: None,
-            due: None,
-        });
+        let key = r.user_key.as_deref().map(UserKey::new);
+        plan.items.push(PlanItem::new(key, None, None, None, r.change.bare()));
         let i = plan.items.len() - 1;
         p.ids.push(r.id.clone());
         p.outcomes.push(Some(o));

@@ -67,13 +67,13 @@ impl Writes {
             activation_mail: ActivationMail::Now,
         };
         for (i, item) in plan.items.iter().enumerate() {
-            let person = item.person.map(|p| &roster.persons[p]);
+            let person = item.person().map(|p| &roster.persons[p]);
             match (&item.change, person) {
                 (Change::Add, Some(p)) => {
                     w.must_change[i] = p.must_change.unwrap_or(policy.passwords.must_change_new);
                     let rules = &policy.passwords;
                     w.passwords[i] = match (&p.password, rules.deliver, rules.generate) {
-                        (Some(pw), _, _) => Some(pw.clone()),
+                        (Some(pw), _, _) => Some(Secret::clone(pw)),
                         (None, Deliver::Activation, _) => {
                             let email = policy.attribute_index("email").and_then(|e| p.attrs.get(e));
                             w.no_email[i] = email.is_none_or(|e| e.is_empty());
@@ -95,7 +95,7 @@ impl Writes {
                     let rules = &policy.passwords;
                     match (&p.password, rules.existing) {
                         (Some(pw), _) => {
-                            w.passwords[i] = Some(pw.clone());
+                            w.passwords[i] = Some(Secret::clone(pw));
                             w.must_change[i] = p.must_change == Some(true);
                             w.mail_file_password[i] = rules.deliver == Deliver::Mail;
                         }
@@ -147,8 +147,8 @@ impl Writes {
                 .key
                 .as_ref()
                 .unwrap_or_else(|| unreachable!("writes always have a key")),
-            person: item.person.map(|p| &roster.persons[p]),
-            account: item.account.map(|a| snapshot.account(a)),
+            person: item.person().map(|p| &roster.persons[p]),
+            account: item.account().map(|a| snapshot.account(a)),
             password: self.passwords[i].as_ref(),
             must_change: self.must_change[i],
             now,
@@ -209,7 +209,7 @@ impl Writes {
             .enumerate()
             .filter(|(i, _)| outcomes[*i].verdict == Verdict::Done)
             .filter_map(|(i, item)| {
-                let p = &roster.persons[item.person?];
+                let p = &roster.persons[item.person()?];
                 let token = self.tokens[i].as_ref()?;
                 let email = email_idx.and_then(|e| p.attrs.get(e).map(str::to_string));
                 Some((i, &p.key, email, token))
@@ -234,7 +234,7 @@ impl Writes {
                 (self.generated[*i] || self.mail_file_password[*i]) && outcomes[*i].verdict == Verdict::Done
             })
             .filter_map(|(i, item)| {
-                let p = &roster.persons[item.person?];
+                let p = &roster.persons[item.person()?];
                 Some(Credential {
                     created: matches!(item.change, crate::core::Change::Add),
                     key: p.key.clone(),

@@ -104,7 +104,7 @@ impl Reader {
                 AccountState::Active
             },
             left_at,
-            locator: Some(e.dn.clone()),
+            locator: Some(e.dn.as_str().into()),
         };
         (account, uac)
     }
@@ -161,9 +161,10 @@ impl Members {
         self.by_dn
             .get(n)
             .map(|gs| {
-                gs.iter()
-                    .filter_map(|&g| self.names.get(usize::from(g)).cloned())
-                    .collect()
+                // Sized to the memberships (collected, it would hold room for four).
+                let mut v = Vec::with_capacity(gs.len());
+                v.extend(gs.iter().filter_map(|&g| self.names.get(usize::from(g)).cloned()));
+                v
             })
             .unwrap_or_default()
     }

@@ -76,9 +76,9 @@ fn zero_one_or_two_candidates() {
     // Unmanaged accounts are never absent: only the file's rows are planned.
     assert_eq!(names, ["unchanged", "adopt", "new", "error"]);
     let adopt = &pl.items[1];
-    assert_eq!(snap.account(adopt.account.unwrap()).key.as_str(), "john.smith"); // ok: test
+    assert_eq!(snap.account(adopt.account().unwrap()).key.as_str(), "john.smith"); // ok: test
     assert_eq!(
-        adopt.note.as_deref(),
+        adopt.note(),
         Some("adopts the existing account \"john.smith\" (same email)")
     );
     let Change::Adopt(d) = &adopt.change else {
@@ -112,8 +112,8 @@ fn adopts_have_a_limit_class_of_their_own_and_count_no_managed_account() {
     let roster = parse_roster(FILE.as_bytes(), &p).unwrap(); // ok: test
     let pl = plan(&roster, &snap, &p, 0, PlanOptions::default());
     assert!(
-        matches!(&pl.items[1].hold, Some(Hold::Limit(why)) if why.contains("1 adopts exceed limits.adopts (max = 0"))
+        matches!(pl.items[1].held(), Some(Hold::Limit(why)) if why.contains("1 adopts exceed limits.adopts (max = 0"))
     );
-    assert!(pl.items[2].hold.is_none(), "the add proceeds");
+    assert!(!pl.items[2].is_held(), "the add proceeds");
     assert_eq!(pl.breaches[0].managed, 1, "percentages count managed accounts only");
 }

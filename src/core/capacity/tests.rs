@@ -49,9 +49,9 @@ fn held(text: &str, max: Option<usize>, opts: PlanOptions) -> Vec<(String, Optio
     let pl = plan(&roster, &snapshot(&p, 3), &p, 0, opts);
     pl.items
         .iter()
-        .filter(|i| i.entry.is_some())
+        .filter(|i| i.entry().is_some())
         .map(|i| {
-            let why = match &i.hold {
+            let why = match i.held() {
                 Some(Hold::Limit(w)) => Some(w.clone()),
                 _ => None,
             };

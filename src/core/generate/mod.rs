@@ -139,12 +139,12 @@ pub fn assign(
         .collect();
     let mut fresh = Vec::new();
     for item in plan.items.iter_mut() {
-        let Some(entry) = item.entry else { continue };
+        let Some(entry) = item.entry() else { continue };
         let mut named: Vec<String> = journaled
             .get(&entry)
             .map(|vs| vs.iter().map(|(f, v)| format!("{f} {v}")).collect())
             .unwrap_or_default();
-        let adds = item.change == Change::Add && !matches!(item.hold, Some(Hold::Policy(_)));
+        let adds = item.change == Change::Add && !matches!(item.held(), Some(Hold::Policy(_)));
         if let (true, Some(p)) = (adds, person_of(roster, entry)) {
             match fill(p, gens, policy, &mut taken, &known) {
                 Ok(made) => {
@@ -165,8 +165,8 @@ pub fn assign(
                         Some(h) => RowError::in_column(h, kind),
                         None => RowError::in_row(kind),
                     };
-                    item.change = Change::Reject(vec![error]);
-                    item.hold = None;
+                    item.change = Change::Reject(Box::new(vec![error]));
+                    item.set_hold(None);
                     fresh.retain(|v| v.entry != entry);
                     continue;
                 }
@@ -174,10 +174,7 @@ pub fn assign(
         }
         if !named.is_empty() {
             let note = format!("generated: {}", named.join(", "));
-            item.note = Some(match item.note.take() {
-                Some(n) => format!("{n}; {note}"),
-                None => note,
-            });
+            item.add_note(note);
         }
     }
     fresh

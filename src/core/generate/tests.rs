@@ -69,7 +69,7 @@ fn run(p: &Policy, snap: &Snapshot, text: &str, taken: Taken, journaled: &Journa
         .map(|i| {
             let note = match &i.change {
                 Change::Reject(e) => e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
-                _ => i.note.clone().unwrap_or_default(),
+                _ => i.note().unwrap_or_default().to_string(),
             };
             (
                 i.key.as_ref().map(|k| k.to_string()).unwrap_or_default(),

@@ -87,6 +87,17 @@ impl<'p> Rows<'p> {
             };
             return Err(file_error(FileErrorKind::HeaderOnly, what));
         }
+        // A plan holds 32-bit positions (`PlanItem`).
+        if u32::try_from(self.entries.len()).is_err() {
+            return Err(file_error(
+                FileErrorKind::TooManyRows,
+                format!(
+                    "the file has {} rows; one file can hold at most {}: split the file",
+                    self.entries.len(),
+                    u32::MAX
+                ),
+            ));
+        }
         if let Some(max) = policy.roster.max_rows {
             if self.entries.len() > max {
                 return Err(file_error(

@@ -65,7 +65,7 @@ fn planned(p: &Policy, snap: &Snapshot, rows: &str, now: i64) -> Vec<(String, &'
         .iter()
         .map(|i| {
             let k = i.key.as_ref().map(|k| k.as_str().to_string()).unwrap_or_default();
-            (k, i.change.name(), i.note.clone().unwrap_or_default(), i.due)
+            (k, i.change.name(), i.note().unwrap_or_default().to_string(), i.due())
         })
         .collect()
 }

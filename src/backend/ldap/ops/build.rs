@@ -38,7 +38,7 @@ impl Builder<'_> {
     pub(in crate::backend::ldap) fn current_dn(&self) -> Result<String, String> {
         self.op
             .account
-            .and_then(|a| a.locator.clone())
+            .and_then(|a| a.locator.as_deref().map(str::to_string))
             .ok_or_else(|| "the account's DN is unknown (not in the snapshot)".to_string())
     }
 

@@ -262,7 +262,7 @@ fn update_replaces_only_what_differs_and_moves_with_modrdn() {
     );
     // The staff membership follows the entry: old DN out, new DN in, after the move.
     assert!(s.group_remove.is_empty());
-    assert_eq!(s.group_remove_after[0].value, a.locator.clone().unwrap()); // ok: test
+    assert_eq!(s.group_remove_after[0].value, a.locator.as_deref().unwrap()); // ok: test
     assert_eq!(s.group_add[0].value, new_dn);
 }
 
