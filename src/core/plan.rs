@@ -7,7 +7,9 @@ use super::snapshot::{Account, Snapshot};
 use super::types::{AccountState, Person, Value};
 
 mod changes;
+mod item;
 pub use changes::*;
+pub use item::*;
 
 const DAY: i64 = 86_400;
 

@@ -397,15 +397,3 @@ fn empty_cells_leave_values_unless_clear_when_empty() {
         }]
     );
 }
-
-/// A plan holds an item per row: at a million rows every byte of an item
-/// is a megabyte of the run's memory (BENCHMARKS.md, P4).
-#[test]
-fn a_plan_item_stays_small() {
-    assert_eq!(std::mem::size_of::<Change>(), 16);
-    assert!(
-        std::mem::size_of::<PlanItem>() <= 80,
-        "{}",
-        std::mem::size_of::<PlanItem>()
-    );
-}

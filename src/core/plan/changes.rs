@@ -3,10 +3,11 @@
 
 use std::fmt;
 
+use super::PlanItem;
 use crate::core::capacity;
 use crate::core::policy::Policy;
 use crate::core::roster::RowError;
-use crate::core::types::{UserKey, Value};
+use crate::core::types::Value;
 
 /// What one attribute goes from and to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,123 +256,6 @@ pub enum Hold {
     Limit(String),
     /// The policy does not allow this kind of change (result `skipped`).
     Policy(String),
-}
-
-/// One item of the plan.
-///
-/// A plan holds one per row and per absent account (a million at a
-/// million rows), so its positions are 32-bit and its rare parts boxed:
-/// 80 bytes an item where it was 192.
-#[derive(Clone, Debug)]
-pub struct PlanItem {
-    pub key: Option<UserKey>,
-    /// Position in `Roster::entries`; `None` for an account absent from the file.
-    entry: Option<u32>,
-    /// Position in `Roster::persons`, for valid rows.
-    person: Option<u32>,
-    /// Position in the snapshot, when the account exists.
-    account: Option<u32>,
-    pub change: Change,
-    /// What most items (unchanged rows) have none of.
-    more: Option<Box<More>>,
-}
-
-/// A plan item's rare parts.
-#[derive(Clone, Debug, Default)]
-struct More {
-    hold: Option<Hold>,
-    /// Extra words for the results file.
-    note: Option<String>,
-    /// `[lifecycle]`: when something the row's dates put ahead falls due
-    /// (Unix seconds): a scheduled creation, a future last day.
-    due: Option<i64>,
-}
-
-/// A position as a plan item holds it. A roster and a snapshot hold fewer
-/// than 2³² rows and accounts (the parser and the snapshot refuse more).
-fn position(i: Option<usize>) -> Option<u32> {
-    i.and_then(|i| u32::try_from(i).ok())
-}
-
-impl PlanItem {
-    /// An item for row `entry` (valid row `person`) or account `account`,
-    /// neither held nor noted.
-    pub fn new(
-        key: Option<UserKey>,
-        entry: Option<usize>,
-        person: Option<usize>,
-        account: Option<usize>,
-        change: Change,
-    ) -> Self {
-        PlanItem {
-            key,
-            entry: position(entry),
-            person: position(person),
-            account: position(account),
-            change,
-            more: None,
-        }
-    }
-    /// Position in `Roster::entries`; `None` for an account absent from the file.
-    pub fn entry(&self) -> Option<usize> {
-        self.entry.map(|i| i as usize)
-    }
-    /// Position in `Roster::persons`, for valid rows.
-    pub fn person(&self) -> Option<usize> {
-        self.person.map(|i| i as usize)
-    }
-    /// Position in the snapshot, when the account exists.
-    pub fn account(&self) -> Option<usize> {
-        self.account.map(|i| i as usize)
-    }
-    pub fn is_absent(&self) -> bool {
-        self.entry.is_none()
-    }
-    pub fn will_write(&self) -> bool {
-        self.change.writes() && !self.is_held()
-    }
-    /// The hold, if the item is held or skipped.
-    pub fn held(&self) -> Option<&Hold> {
-        self.more.as_ref()?.hold.as_ref()
-    }
-    pub fn is_held(&self) -> bool {
-        self.held().is_some()
-    }
-    pub fn set_hold(&mut self, hold: Option<Hold>) {
-        if hold.is_some() || self.more.is_some() {
-            self.more().hold = hold;
-        }
-    }
-    /// Extra words for the results file.
-    pub fn note(&self) -> Option<&str> {
-        self.more.as_ref()?.note.as_deref()
-    }
-    pub fn set_note(&mut self, note: Option<String>) {
-        if note.is_some() || self.more.is_some() {
-            self.more().note = note;
-        }
-    }
-    /// Add `words` to the note, after what it says ("…; words").
-    pub fn add_note(&mut self, words: String) {
-        let more = self.more();
-        more.note = Some(match more.note.take() {
-            Some(n) => format!("{n}; {words}"),
-            None => words,
-        });
-    }
-    /// `[lifecycle]`: when something the row's dates put ahead falls due
-    /// (Unix seconds): a scheduled creation, a future last day.
-    pub fn due(&self) -> Option<i64> {
-        self.more.as_ref()?.due
-    }
-    pub fn set_due(&mut self, due: Option<i64>) {
-        if due.is_some() || self.more.is_some() {
-            self.more().due = due;
-        }
-    }
-    fn more(&mut self) -> &mut More {
-        self.more.get_or_insert_with(Box::default)
-    }
 }
 
 /// A safety limit that the plan exceeds.
