@@ -914,6 +914,44 @@ fn snapshot_pages_past_the_server_size_limit(kind: Kind) {
     assert_eq!(env.writes(), before);
 }
 
+matrix!(nested_bases_read_each_entry_once: openldap, ds389);
+/// Two bases, one inside the other (`ou=Finance` under the people base):
+/// an entry under both is one account, read once — not two accounts with
+/// one key, which would stop the run.
+fn nested_bases_read_each_entry_once(kind: Kind) {
+    let env = Env::start(kind, "leaver", "");
+    let cfg = std::fs::read_to_string(env.path("dirsync.toml")).expect("read dirsync.toml");
+    let nested = cfg.replace(
+        &format!("base = \"{PEOPLE}\""),
+        &format!("base = [\"{PEOPLE}\", \"ou=Finance,{PEOPLE}\"]"),
+    );
+    assert_ne!(nested, cfg, "the config names the people base");
+    std::fs::write(env.path("dirsync.toml"), nested).expect("write dirsync.toml");
+    let run = env.apply(&[JANE, BOB, ANN]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(env.people(), 3);
+    assert_eq!(dns(&env.user("alee", &["sn"])), [env.user_dn("alee", "Finance")]);
+    // Again: each entry is found once, so nothing is new, absent or written.
+    let before = env.writes();
+    let run = env.apply(&[JANE, BOB, ANN]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("3 unchanged"), "{}", run.stdout);
+    assert_eq!(env.writes(), before, "an unchanged re-run must not write");
+    // A leaver under both bases is one leaver, moved once.
+    let run = env.apply(&[BOB, ANN]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let jane = run.row("jsmith");
+    assert_eq!(
+        (jane.0.as_str(), jane.1.as_str()),
+        ("absent", "done"),
+        "{}",
+        run.results
+    );
+    assert!(jane.2.starts_with("made a leaver"), "{}", run.results);
+    assert!(run.stdout.contains("2 unchanged"), "{}", run.stdout);
+    assert_eq!(env.people(), 3, "the leaver is moved, not copied or lost");
+}
+
 matrix!(posix_groups_and_leaver_by_attribute: openldap, ds389);
 fn posix_groups_and_leaver_by_attribute(kind: Kind) {
     let env = Env::start(kind, "leaver", "");
