@@ -1,7 +1,8 @@
 //! Approving or rejecting the changes a safety limit held back.
 //!
 //! An approval applies exactly the held changes that were shown: it reads
-//! the target again and plans the journaled file again; when the changes of
+//! the target again and plans the journaled file again (the file is read
+//! once, and handed to the pass); when the changes of
 //! the approved classes are no longer the ones journaled as held (more of
 //! them, or different ones), it refuses and says why. Otherwise it records
 //! who approved what, reopens those items, and drives the run through the
@@ -10,8 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::file::read_file;
-use super::pipeline::{drive, Ctx, Finish};
+use super::file::{read_file, FileBytes};
+use super::pipeline::{drive_read, Ctx, Finish};
 use super::resume::{detail, item_id};
 use super::target::{open_backend, read_target, OpenError};
 use super::{RunReport, SyncError};
@@ -182,7 +183,13 @@ pub async fn approve(ctx: &Ctx<'_>, id: i64, classes: &[Class], by: &str) -> Res
         )
         .await?;
     tracing::info!(run_id = id, by = ?by, classes = ?names, "Held changes approved.");
-    match drive(ctx, id).await? {
+    // The pass reads the target again (it applies each change only while
+    // the target still reads as planned); the file it has in hand, checked.
+    let file = FileBytes {
+        bytes,
+        sha256: run.sha256.clone(),
+    };
+    match drive_read(ctx, id, Some(file)).await? {
         Finish::Ended(report) => Ok(Approved::Applied(report)),
         Finish::Stopped => Ok(Approved::Stopped),
     }
