@@ -23,6 +23,7 @@ mod rows;
 mod schema;
 mod snapshot;
 mod stmt;
+mod transact;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -288,13 +289,13 @@ impl SqlBackend {
         let revive = self.revivable(ops);
         let copy = self.copy.load(Ordering::Relaxed);
         let stmts = bulk::statements(&self.map, ops, hashes, &revive, copy);
-        match bulk::run(&self.pool, &stmts).await? {
-            bulk::Ran::Committed => return Ok(vec![Ok(()); ops.len()]),
-            bulk::Ran::RolledBack { copy_refused: true } => {
+        match transact::run(&self.pool, &stmts).await? {
+            transact::Ran::Committed => return Ok(vec![Ok(()); ops.len()]),
+            transact::Ran::RolledBack { copy_refused: true } => {
                 // The table refuses COPY (row-level security, a view): the
                 // same batch as INSERTs, and INSERTs from now on if they go.
                 let stmts = bulk::statements(&self.map, ops, hashes, &revive, false);
-                if let bulk::Ran::Committed = bulk::run(&self.pool, &stmts).await? {
+                if let transact::Ran::Committed = transact::run(&self.pool, &stmts).await? {
                     if self.copy.swap(false, Ordering::Relaxed) {
                         tracing::warn!(
                             table = %self.map.table,
@@ -304,7 +305,7 @@ impl SqlBackend {
                     return Ok(vec![Ok(()); ops.len()]);
                 }
             }
-            bulk::Ran::RolledBack { copy_refused: false } => {}
+            transact::Ran::RolledBack { copy_refused: false } => {}
         }
         self.apply_rows(ops, hashes).await
     }
