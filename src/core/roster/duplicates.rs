@@ -139,7 +139,8 @@ pub(super) fn reject_duplicates(roster: &mut Roster, policy: &Policy) {
     roster.persons = persons;
 }
 
-/// Row `ei`'s folded key, if it has one.
+/// Row `ei`'s folded key, if it has one (an empty key is generated later,
+/// unique by construction).
 fn key_of(roster: &Roster, ei: usize) -> Option<&str> {
     match roster.entries.get(ei)? {
         Entry::Valid(pi) => Some(roster.persons.get(*pi)?.key.folded()).filter(|k| !k.is_empty()),
