@@ -7,8 +7,8 @@
 //! nightly run's time after its writes).
 
 use super::policy::Column;
-use super::report::neutralise;
-use super::roster::{records, Roster, Sheet};
+use super::report::{is_formula, neutralise};
+use super::roster::{record_start, records, Roster, Sheet};
 
 /// What the echo is rendered from (the text shared, not copied), to take
 /// to another thread.
@@ -27,7 +27,7 @@ impl EchoSource {
         EchoSource {
             text: roster.text.clone(),
             body_start: roster.body_start,
-            first_line: roster.text[..roster.body_start].matches('\n').count() as u64 + 1,
+            first_line: roster.first_line(),
             delimiter: roster.delimiter,
             sheet: roster.sheet.clone(),
             width: roster.header.len(),
@@ -61,11 +61,7 @@ impl EchoSource {
     /// from there: the record has no quote, so it is one line, its cells
     /// are its bytes between delimiters, and writing them would quote none.
     fn raw<'b>(&self, body: &'b [u8], rec: &csv::StringRecord) -> Option<&'b [u8]> {
-        // The reported start may point into the previous line's end.
-        let mut at = usize::try_from(rec.position()?.byte()).ok()?;
-        while matches!(body.get(at), Some(b'\n' | b'\r')) {
-            at += 1;
-        }
+        let at = record_start(body, usize::try_from(rec.position()?.byte()).ok()?);
         let rest = body.get(at..)?;
         let raw = &rest[..rest
             .iter()
@@ -88,7 +84,7 @@ impl EchoSource {
             if Some(i) == self.password_col && !cell.is_empty() {
                 out.extend_from_slice(b"(hidden)");
             } else {
-                if matches!(cell.first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')) {
+                if is_formula(cell) {
                     out.push(b'\'');
                 }
                 out.extend_from_slice(cell);

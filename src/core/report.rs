@@ -130,10 +130,17 @@ impl fmt::Display for Summary {
 
 /// Prefix a cell that a spreadsheet would run as a formula.
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    if is_formula(cell.as_bytes()) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
+}
+
+/// Whether a spreadsheet would run the cell as a formula (it starts with
+/// one of `= + - @`, a tab or a carriage return): [`neutralise`] prefixes it.
+pub fn is_formula(cell: &[u8]) -> bool {
+    matches!(cell.first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'))
 }
 
 fn verdict_columns(header: &[String]) -> [String; 3] {

@@ -39,11 +39,8 @@ fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded<'_>, FileError> {
             "the file has no bytes; export it again",
         ));
     }
-    let mut blank = false;
     let text = if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
-        let s = utf8(rest, 3)?;
-        blank = s.trim().is_empty();
-        Decoded::Utf8(s)
+        Decoded::Utf8(utf8(rest, 3)?)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFF, 0xFE]) {
         Decoded::Owned(utf16(rest, u16::from_le_bytes)?)
     } else if let Some(rest) = bytes.strip_prefix(&[0xFE, 0xFF]) {
@@ -58,14 +55,13 @@ fn decoded(bytes: &[u8], encoding: Encoding) -> Result<Decoded<'_>, FileError> {
         let (cow, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
         Decoded::Owned(cow.into_owned())
     } else {
-        let s = utf8(bytes, 0)?;
-        blank = s.trim().is_empty();
-        Decoded::Utf8(s)
+        Decoded::Utf8(utf8(bytes, 0)?)
     };
-    if let Decoded::Owned(s) = &text {
-        blank = s.trim().is_empty();
-    }
-    if blank {
+    let s = match &text {
+        Decoded::Utf8(s) => s,
+        Decoded::Owned(s) => s.as_str(),
+    };
+    if s.trim().is_empty() {
         return Err(file_error(
             FileErrorKind::Empty,
             "the file holds no text (only a byte-order mark or blank lines); export it again",

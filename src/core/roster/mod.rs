@@ -26,7 +26,7 @@ mod workbook_tests;
 pub use decode::decode;
 pub use error::{FileError, FileErrorKind, RowError, RowErrorKind};
 pub use hygiene::{email_problem, is_email};
-pub use records::{records, RecordIter};
+pub use records::{record_start, records, RecordIter};
 pub use sheet::{letter, Sheet, SheetRow};
 pub use text::Text;
 
@@ -103,7 +103,8 @@ impl Roster {
         }
     }
 
-    fn first_line(&self) -> u64 {
+    /// The physical line the first data record starts on.
+    pub(crate) fn first_line(&self) -> u64 {
         self.text[..self.body_start].matches('\n').count() as u64 + 1
     }
 }

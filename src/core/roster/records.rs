@@ -65,19 +65,24 @@ impl<'a> RecordIter<'a> {
 
 impl RecordIter<'_> {
     /// The physical line on which a record starting at byte `at` begins.
-    fn line_at(&mut self, mut at: usize) -> u64 {
-        // After CRLF (and blank lines) the reported offset points into the
-        // previous terminator; a record never starts with CR or LF.
-        while matches!(self.body.get(at), Some(b'\n' | b'\r')) {
-            at += 1;
-        }
-        let at = at.min(self.body.len());
+    fn line_at(&mut self, at: usize) -> u64 {
+        let at = record_start(self.body, at).min(self.body.len());
         if at > self.scanned {
             self.newlines += self.body[self.scanned..at].iter().filter(|b| **b == b'\n').count() as u64;
             self.scanned = at;
         }
         self.first_line + self.newlines
     }
+}
+
+/// Where the record the csv crate reports at byte `at` of `body` starts:
+/// after CRLF (and blank lines) the reported offset points into the
+/// previous terminator, and a record never starts with CR or LF.
+pub fn record_start(body: &[u8], mut at: usize) -> usize {
+    while matches!(body.get(at), Some(b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
 }
 
 /// Records of `body`; blank lines are not records.
